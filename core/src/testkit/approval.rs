@@ -1,0 +1,1 @@
+//! Placeholder: replaced by the approval input sequences and invariant checker.

@@ -1,0 +1,1 @@
+//! Placeholder: replaced by the op_control input sequences and invariant checker.

@@ -1,0 +1,209 @@
+//! Property tests and DESIGN.md figures for the backoff machine.
+
+use core::time::Duration;
+
+use proptest::prelude::*;
+use tether_core::backoff::{Backoff, BackoffAction, BackoffConfig, BackoffPhase};
+use tether_core::testkit::backoff::{run, Op};
+use tether_core::{Machine, Timestamp};
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (0u32..120_000).prop_map(Op::Advance),
+        Just(Op::Wake),
+        Just(Op::Connected),
+        Just(Op::Message),
+        Just(Op::Disconnected),
+        Just(Op::Restart),
+    ]
+}
+
+fn config() -> impl Strategy<Value = BackoffConfig> {
+    (
+        1u64..5_000,
+        1.0f64..3.0,
+        0.0f64..1.0,
+        1u64..120_000,
+        0u64..60_000,
+        any::<u64>(),
+    )
+        .prop_map(|(base, mult, jitter, max, healthy, seed)| BackoffConfig {
+            base: Duration::from_millis(base),
+            multiplier: mult,
+            jitter,
+            max: Duration::from_millis(max),
+            healthy_after: Duration::from_millis(healthy),
+            seed,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// BACKOFF_DELAY_BOUNDED, BACKOFF_DELAY_FLOOR, BACKOFF_RESET_ONLY_WHEN_HEALTHY,
+    /// BACKOFF_NEVER_GIVES_UP and the contract invariants, at the defaults.
+    #[test]
+    fn invariants_hold_at_defaults(seed in any::<u64>(), ops in prop::collection::vec(op(), 0..300)) {
+        if let Err(v) = run(BackoffConfig::with_seed(seed), &ops) {
+            prop_assert!(false, "{v}");
+        }
+    }
+
+    /// The same invariants under arbitrary (even out-of-range) configs.
+    #[test]
+    fn invariants_hold_for_any_config(cfg in config(), ops in prop::collection::vec(op(), 0..300)) {
+        if let Err(v) = run(cfg, &ops) {
+            prop_assert!(false, "{v}");
+        }
+    }
+
+    /// Same seed, same inputs, same outputs.
+    #[test]
+    fn replays_exactly_from_its_seed(seed in any::<u64>(), ops in prop::collection::vec(op(), 0..200)) {
+        let a = run(BackoffConfig::with_seed(seed), &ops).map(|h| h.delays);
+        let b = run(BackoffConfig::with_seed(seed), &ops).map(|h| h.delays);
+        prop_assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn nonsense_config_is_clamped_not_panicking() {
+    let cfg = BackoffConfig {
+        base: Duration::ZERO,
+        multiplier: f64::NAN,
+        jitter: f64::INFINITY,
+        max: Duration::ZERO,
+        healthy_after: Duration::MAX,
+        seed: 0,
+    };
+    let ops = [
+        Op::Disconnected,
+        Op::Wake,
+        Op::Disconnected,
+        Op::Wake,
+        Op::Advance(u32::MAX),
+    ];
+    run(cfg, &ops).expect("clamped config keeps every invariant");
+}
+
+/// Drive a machine against a gateway that accepts and closes every stream,
+/// waking only at reported deadlines; the instants of every attempt.
+fn attempts_against_closing_gateway(seed: u64, horizon: Duration) -> Vec<Timestamp> {
+    let mut b = Backoff::new(BackoffConfig::with_seed(seed));
+    let mut now = Timestamp::ZERO;
+    let end = Timestamp::ZERO + horizon;
+    let mut attempts = Vec::new();
+    b.start(now);
+    loop {
+        while let Some(BackoffAction::Connect { .. }) = b.poll_action() {
+            attempts.push(now);
+            b.on_connected(now);
+            b.on_disconnected(now);
+        }
+        let next = b.poll_timeout().expect("never gives up").at;
+        assert!(next > now, "busy loop");
+        if next > end {
+            return attempts;
+        }
+        now = next;
+        b.handle_timeout(now);
+    }
+}
+
+#[test]
+fn closing_gateway_sees_at_most_9_attempts_a_minute_and_31_in_ten() {
+    let mut worst_minute = 0;
+    let mut worst_ten = 0;
+    for seed in 0..2_000 {
+        let a = attempts_against_closing_gateway(seed, Duration::from_secs(600));
+        let first_minute = a.iter().filter(|t| **t < Timestamp::from_secs(60)).count();
+        worst_minute = worst_minute.max(first_minute);
+        worst_ten = worst_ten.max(a.len());
+    }
+    println!("closing gateway: worst attempts in 1 min = {worst_minute}, in 10 min = {worst_ten}");
+    assert!(
+        worst_minute <= 9,
+        "{worst_minute} attempts in the first minute"
+    );
+    assert!(worst_ten <= 31, "{worst_ten} attempts in ten minutes");
+    // And it does keep trying: at least the un-jittered schedule's worth minus jitter.
+    assert!(worst_ten >= 20, "gave up too early: {worst_ten}");
+}
+
+#[test]
+fn after_100k_failures_every_delay_is_at_most_36s() {
+    let mut b = Backoff::new(BackoffConfig::with_seed(42));
+    let mut now = Timestamp::ZERO;
+    b.start(now);
+    let mut max = Duration::ZERO;
+    for _ in 0..100_000 {
+        assert!(matches!(
+            b.poll_action(),
+            Some(BackoffAction::Connect { .. })
+        ));
+        b.on_disconnected(now);
+        let d = b.last_delay().unwrap();
+        max = max.max(d);
+        now = b.poll_timeout().unwrap().at;
+        b.handle_timeout(now);
+    }
+    assert!(max <= Duration::from_secs(36), "max delay {max:?}");
+    assert!(
+        max >= Duration::from_secs(30),
+        "the cap was never reached: {max:?}"
+    );
+    assert_eq!(b.consecutive_failures(), 100_000);
+}
+
+#[test]
+fn accept_then_close_and_one_message_are_failures_healthy_is_reset() {
+    let mut b = Backoff::new(BackoffConfig::with_seed(5));
+    let t = Timestamp::from_secs(100);
+    b.start(t);
+    b.poll_action();
+    // Accepted, one message, closed after 29 s: not healthy.
+    b.on_connected(t);
+    b.on_message(t);
+    b.on_disconnected(t + Duration::from_secs(29));
+    assert_eq!(b.consecutive_failures(), 1);
+    let now = b.poll_timeout().unwrap().at;
+    b.handle_timeout(now);
+    b.poll_action();
+    // Up 31 s but silent: not healthy.
+    b.on_connected(now);
+    b.on_disconnected(now + Duration::from_secs(31));
+    assert_eq!(b.consecutive_failures(), 2);
+    let now = b.poll_timeout().unwrap().at;
+    b.handle_timeout(now);
+    b.poll_action();
+    // Message and 30 s up: healthy, reset, first retry within [0, base].
+    b.on_connected(now);
+    b.on_message(now + Duration::from_secs(1));
+    b.on_disconnected(now + Duration::from_secs(30));
+    assert_eq!(b.consecutive_failures(), 0);
+    assert!(b.last_delay().unwrap() <= Duration::from_secs(1));
+    assert!(matches!(b.phase(), BackoffPhase::Waiting { .. }));
+}
+
+#[test]
+fn no_jitter_means_exact_schedule() {
+    let cfg = BackoffConfig {
+        jitter: 0.0,
+        ..BackoffConfig::default()
+    };
+    let mut b = Backoff::new(cfg);
+    b.start(Timestamp::ZERO);
+    let mut delays = Vec::new();
+    let mut now = Timestamp::ZERO;
+    for _ in 0..10 {
+        b.poll_action();
+        b.on_disconnected(now);
+        delays.push(b.last_delay().unwrap().as_millis());
+        now = b.poll_timeout().unwrap().at;
+        b.handle_timeout(now);
+    }
+    assert_eq!(
+        delays,
+        vec![1000, 1600, 2560, 4096, 6553, 10485, 16777, 26843, 30000, 30000]
+    );
+}
