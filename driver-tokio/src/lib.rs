@@ -1,0 +1,5 @@
+//! tether-tokio: runs tether's sans-IO machines on tokio and tonic.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod runtime;

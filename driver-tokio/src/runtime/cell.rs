@@ -1,0 +1,204 @@
+//! [`Driven`]: one machine behind a lock, its actions executed outside the
+//! lock in emission order, and one timer task that sleeps until the machine's
+//! next deadline.
+//!
+//! Guarantees: after every input the machine is drained to `None`; the timer
+//! task is woken whenever an input may have moved the deadline (a `Notify`
+//! permit, so no wake-up is lost between reading the deadline and sleeping);
+//! the timer task ends when the cell is dropped or [`TimerTask::stop`] is
+//! called.
+
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+
+use tether_core::Machine;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::Clock;
+
+type Executor<A> = Box<dyn Fn(A) + Send + Sync>;
+
+/// A machine shared between the tasks that feed it and the callers that
+/// query it.
+pub struct Driven<M: Machine> {
+    machine: Mutex<M>,
+    execute: Executor<M::Action>,
+    deadline_moved: Arc<Notify>,
+    clock: Clock,
+}
+
+impl<M> Driven<M>
+where
+    M: Machine + Send + 'static,
+    M::Action: Send,
+{
+    /// Own `machine`, executing its actions with `execute`.
+    pub fn new(
+        machine: M,
+        clock: Clock,
+        execute: impl Fn(M::Action) + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        Arc::new(Driven {
+            machine: Mutex::new(machine),
+            execute: Box::new(execute),
+            deadline_moved: Arc::new(Notify::new()),
+            clock,
+        })
+    }
+
+    /// The clock this cell reads `now` from.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Feed an input: run `f` on the machine with the current time, drain
+    /// and execute every action, and wake the timer task.
+    pub fn with<R>(&self, f: impl FnOnce(&mut M, tether_core::Timestamp) -> R) -> R {
+        let (result, actions) = {
+            let mut m = self.lock();
+            let now = self.clock.now();
+            let result = f(&mut m, now);
+            let mut actions = Vec::new();
+            while let Some(a) = m.poll_action() {
+                actions.push(a);
+            }
+            (result, actions)
+        };
+        for a in actions {
+            (self.execute)(a);
+        }
+        self.deadline_moved.notify_one();
+        result
+    }
+
+    /// Read the machine without feeding it.
+    pub fn read<R>(&self, f: impl FnOnce(&M) -> R) -> R {
+        f(&self.lock())
+    }
+
+    fn lock(&self) -> MutexGuard<'_, M> {
+        // A panic while holding the lock cannot leave a core machine in a
+        // torn state that is worse than stopping; keep serving.
+        self.machine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Spawn the timer task: it sleeps until the machine's next deadline and
+    /// calls `handle_timeout`. It holds only a weak reference, so it ends
+    /// when the last handle to the cell is dropped.
+    pub fn spawn_timer(self: &Arc<Self>) -> TimerTask {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        let stop = Arc::new(Notify::new());
+        let stop2 = stop.clone();
+        let deadline_moved = self.deadline_moved.clone();
+        let clock = self.clock;
+        let handle = tokio::spawn(async move {
+            loop {
+                // Register interest before reading the deadline, so a move in
+                // between is not lost.
+                let moved = deadline_moved.notified();
+                tokio::pin!(moved);
+                moved.as_mut().enable();
+                let Some(cell) = weak.upgrade() else { return };
+                let next = cell.read(|m| m.poll_timeout()).map(|d| d.at);
+                drop(cell);
+                match next {
+                    Some(at) => {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(clock.instant(at)) => {
+                                let Some(cell) = weak.upgrade() else { return };
+                                cell.with(|m, now| m.handle_timeout(now));
+                            }
+                            _ = &mut moved => {}
+                            _ = stop2.notified() => return,
+                        }
+                    }
+                    None => {
+                        tokio::select! {
+                            _ = &mut moved => {}
+                            _ = stop2.notified() => return,
+                        }
+                    }
+                }
+            }
+        });
+        TimerTask {
+            handle: Some(handle),
+            stop,
+        }
+    }
+}
+
+/// The handle of a cell's timer task.
+#[derive(Debug)]
+pub struct TimerTask {
+    handle: Option<JoinHandle<()>>,
+    stop: Arc<Notify>,
+}
+
+impl TimerTask {
+    /// Stop the timer task and wait for it to end.
+    pub async fn stop(mut self) {
+        self.stop.notify_one();
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+impl Drop for TimerTask {
+    fn drop(&mut self) {
+        if let Some(h) = &self.handle {
+            h.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tether_core::backoff::{Backoff, BackoffAction, BackoffConfig};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn timer_task_fires_at_the_reported_deadline_and_executes_actions() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let clock = Clock::new();
+        let cell = Driven::new(Backoff::new(BackoffConfig::with_seed(9)), clock, move |a| {
+            let _ = tx.send((a, Clock::now(&clock)));
+        });
+        let timer = cell.spawn_timer();
+        cell.with(|m, now| m.start(now));
+        let (first, t0) = rx.recv().await.unwrap();
+        assert_eq!(first, BackoffAction::Connect { attempt: 1 });
+        cell.with(|m, now| m.on_disconnected(now));
+        let due = cell.read(|m| m.poll_timeout()).unwrap().at;
+        let (second, t1) = rx.recv().await.unwrap();
+        assert_eq!(second, BackoffAction::Connect { attempt: 2 });
+        // Never early; tokio's timer wheel rounds up to the millisecond.
+        assert!(
+            t1 >= due && t1 - due <= Duration::from_millis(1),
+            "{t1:?} vs {due:?}"
+        );
+        assert!(t1 - t0 >= Duration::from_millis(800));
+        // Idle machine: no further wake-ups, even a long time later.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        assert!(rx.try_recv().is_err());
+        timer.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timer_task_ends_when_the_cell_is_dropped() {
+        let clock = Clock::new();
+        let cell = Driven::new(Backoff::new(BackoffConfig::default()), clock, |_| {});
+        let mut timer = cell.spawn_timer();
+        drop(cell);
+        let handle = timer.handle.take().unwrap();
+        tokio::time::timeout(Duration::from_secs(1), handle)
+            .await
+            .expect("timer task ended")
+            .unwrap();
+    }
+}
