@@ -3,3 +3,6 @@
 #![deny(missing_docs)]
 
 pub mod runtime;
+
+#[cfg(feature = "gateway")]
+pub mod gateway;

@@ -1,0 +1,267 @@
+//! The gateway side of the invalidation stream: per-subscriber sequence
+//! numbers, a replay ring, acks that trim it, and live delivery.
+//!
+//! Guarantees:
+//! - each subscriber (`assembly_id`) sees its own sequence, from 1, rising
+//!   by one per event, for the life of this hub (a restarted gateway is a
+//!   new hub and starts at 1 again, as the Agent Assembly gateway does);
+//! - on subscribe, every buffered event with `seq > last_seq_seen` is
+//!   replayed before any live event, with no event in between lost or
+//!   duplicated (the snapshot and the switch to live happen under one lock);
+//! - the ring holds at most `ring_capacity` events per subscriber; acks trim
+//!   it; an event pushed out of a full ring is gone for a subscriber that is
+//!   away (it will see an unreplayable gap);
+//! - a subscriber that falls behind its live channel has its stream
+//!   **closed**, never silently skipped, so it resubscribes and replays;
+//! - a newer stream of the same subscriber replaces the older one.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use tokio::sync::mpsc;
+
+/// The Agent Assembly gateway's replay buffer size per subscriber.
+pub const DEFAULT_RING_CAPACITY: usize = 1024;
+/// The Agent Assembly gateway's live channel size per subscriber.
+pub const DEFAULT_LIVE_CAPACITY: usize = 1024;
+
+/// One subscriber's view, for `ListSubscribers` and `tether ctl status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SubscriberInfo {
+    /// The subscriber's `assembly_id`.
+    pub assembly_id: String,
+    /// The team (tenant) it belongs to.
+    pub team_id: String,
+    /// The last sequence number assigned to it.
+    pub last_seq: u64,
+    /// The highest sequence it acknowledged.
+    pub acked_seq: u64,
+    /// Events assigned but not yet acknowledged.
+    pub lag: u64,
+    /// Events held in its replay ring.
+    pub ring_len: u64,
+    /// Whether a stream is open.
+    pub connected: bool,
+    /// Streams closed because it fell behind.
+    pub lag_closes: u64,
+}
+
+struct Subscriber<E> {
+    team_id: String,
+    next_seq: u64,
+    acked: u64,
+    ring: VecDeque<(u64, E)>,
+    live: Option<(u64, mpsc::Sender<(u64, E)>)>,
+    lag_closes: u64,
+}
+
+struct State<E> {
+    subscribers: BTreeMap<String, Subscriber<E>>,
+    next_stream: u64,
+}
+
+/// Per-subscriber sequencing, replay and live fan-out of invalidation events.
+pub struct InvalidationHub<E> {
+    state: Mutex<State<E>>,
+    ring_capacity: usize,
+    live_capacity: usize,
+}
+
+/// An open subscription: its id (for acks and disconnect) and its events.
+#[derive(Debug)]
+pub struct HubStream<E> {
+    /// Identifies this stream among the subscriber's successive streams.
+    pub stream_id: u64,
+    /// Replayed events, then live ones, as `(seq, event)`.
+    pub events: mpsc::Receiver<(u64, E)>,
+}
+
+impl<E: Clone> InvalidationHub<E> {
+    /// A hub with the given ring and live-channel sizes (at least 1 each).
+    pub fn new(ring_capacity: usize, live_capacity: usize) -> Self {
+        InvalidationHub {
+            state: Mutex::new(State {
+                subscribers: BTreeMap::new(),
+                next_stream: 1,
+            }),
+            ring_capacity: ring_capacity.max(1),
+            live_capacity: live_capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<E>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Open a stream for `assembly_id` (of `team_id`), replaying every
+    /// buffered event after `last_seq_seen`.
+    pub fn subscribe(&self, assembly_id: &str, team_id: &str, last_seq_seen: u64) -> HubStream<E> {
+        let mut st = self.lock();
+        let stream_id = st.next_stream;
+        st.next_stream += 1;
+        let sub = st
+            .subscribers
+            .entry(assembly_id.to_owned())
+            .or_insert_with(|| Subscriber {
+                team_id: team_id.to_owned(),
+                next_seq: 1,
+                acked: 0,
+                ring: VecDeque::new(),
+                live: None,
+                lag_closes: 0,
+            });
+        sub.team_id = team_id.to_owned();
+        let (tx, rx) = mpsc::channel(self.ring_capacity + self.live_capacity);
+        for (seq, ev) in sub.ring.iter().filter(|(s, _)| *s > last_seq_seen) {
+            // Capacity covers the whole ring, so this cannot be full.
+            let _ = tx.try_send((*seq, ev.clone()));
+        }
+        sub.live = Some((stream_id, tx));
+        HubStream {
+            stream_id,
+            events: rx,
+        }
+    }
+
+    /// The subscriber acknowledged `seq`: trim its ring up to it.
+    pub fn ack(&self, assembly_id: &str, seq: u64) {
+        let mut st = self.lock();
+        if let Some(sub) = st.subscribers.get_mut(assembly_id) {
+            if seq < sub.next_seq {
+                sub.acked = sub.acked.max(seq);
+                while sub.ring.front().is_some_and(|(s, _)| *s <= sub.acked) {
+                    sub.ring.pop_front();
+                }
+            }
+        }
+    }
+
+    /// The stream `stream_id` of `assembly_id` ended.
+    pub fn disconnect(&self, assembly_id: &str, stream_id: u64) {
+        let mut st = self.lock();
+        if let Some(sub) = st.subscribers.get_mut(assembly_id) {
+            if sub.live.as_ref().is_some_and(|(id, _)| *id == stream_id) {
+                sub.live = None;
+            }
+        }
+    }
+
+    /// Publish `event` to every subscriber of `team_id` (all subscribers
+    /// when `None`). Returns how many subscribers it was sequenced for.
+    pub fn publish(&self, team_id: Option<&str>, event: E) -> usize {
+        let mut st = self.lock();
+        let mut n = 0;
+        for sub in st.subscribers.values_mut() {
+            if team_id.is_some_and(|t| t != sub.team_id) {
+                continue;
+            }
+            n += 1;
+            let seq = sub.next_seq;
+            sub.next_seq += 1;
+            if sub.ring.len() >= self.ring_capacity {
+                sub.ring.pop_front();
+            }
+            sub.ring.push_back((seq, event.clone()));
+            if let Some((_, tx)) = &sub.live {
+                match tx.try_send((seq, event.clone())) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // Lagging: close the stream so the client notices and
+                        // resubscribes from what it applied.
+                        sub.live = None;
+                        sub.lag_closes += 1;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => sub.live = None,
+                }
+            }
+        }
+        n
+    }
+
+    /// A snapshot of every subscriber.
+    pub fn subscribers(&self) -> Vec<SubscriberInfo> {
+        let st = self.lock();
+        st.subscribers
+            .iter()
+            .map(|(id, s)| {
+                let last_seq = s.next_seq - 1;
+                SubscriberInfo {
+                    assembly_id: id.clone(),
+                    team_id: s.team_id.clone(),
+                    last_seq,
+                    acked_seq: s.acked,
+                    lag: last_seq.saturating_sub(s.acked),
+                    ring_len: s.ring.len() as u64,
+                    connected: s.live.as_ref().is_some_and(|(_, tx)| !tx.is_closed()),
+                    lag_closes: s.lag_closes,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drain(rx: &mut mpsc::Receiver<(u64, u32)>) -> Vec<(u64, u32)> {
+        let mut v = Vec::new();
+        while let Ok(x) = rx.try_recv() {
+            v.push(x);
+        }
+        v
+    }
+
+    #[test]
+    fn sequences_per_subscriber_and_replays_after_last_seen() {
+        let hub = InvalidationHub::new(4, 8);
+        let mut a = hub.subscribe("a", "t1", 0);
+        hub.publish(None, 10);
+        hub.publish(None, 11);
+        assert_eq!(drain(&mut a.events), vec![(1, 10), (2, 11)]);
+        let mut b = hub.subscribe("b", "t2", 0);
+        hub.publish(Some("t2"), 12);
+        assert!(drain(&mut a.events).is_empty(), "other team's event");
+        assert_eq!(drain(&mut b.events), vec![(1, 12)]);
+        // Reconnect a after applying seq 1: replay 2 only, then live 3.
+        let mut a2 = hub.subscribe("a", "t1", 1);
+        hub.publish(None, 13);
+        assert_eq!(drain(&mut a2.events), vec![(2, 11), (3, 13)]);
+    }
+
+    #[test]
+    fn acks_trim_the_ring_and_a_full_ring_forgets_the_oldest() {
+        let hub = InvalidationHub::new(3, 8);
+        let _s = hub.subscribe("a", "t", 0);
+        for i in 0..5 {
+            hub.publish(None, i);
+        }
+        let info = &hub.subscribers()[0];
+        assert_eq!((info.last_seq, info.ring_len, info.lag), (5, 3, 5));
+        hub.ack("a", 4);
+        let info = &hub.subscribers()[0];
+        assert_eq!((info.acked_seq, info.ring_len, info.lag), (4, 1, 1));
+        hub.ack("a", 99); // an ack past the end is ignored
+        assert_eq!(hub.subscribers()[0].acked_seq, 4);
+        let mut again = hub.subscribe("a", "t", 0);
+        assert_eq!(drain(&mut again.events), vec![(5, 4)]);
+    }
+
+    #[test]
+    fn a_lagging_subscriber_is_closed_not_skipped() {
+        let hub = InvalidationHub::new(1, 1);
+        let mut s = hub.subscribe("a", "t", 0);
+        // Channel capacity is ring + live = 2: the third event overflows.
+        for i in 0..3 {
+            hub.publish(None, i);
+        }
+        assert_eq!(drain(&mut s.events), vec![(1, 0), (2, 1)]);
+        assert!(s.events.try_recv().is_err());
+        assert!(
+            s.events.is_closed(),
+            "stream closed, so the client resubscribes"
+        );
+        let info = &hub.subscribers()[0];
+        assert_eq!((info.lag_closes, info.connected), (1, false));
+    }
+}

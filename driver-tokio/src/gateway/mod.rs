@@ -1,0 +1,5 @@
+//! The reference gateway: enough of the Agent Assembly gateway for the demo,
+//! the tests and small deployments.
+
+pub mod hub;
+pub mod ops;
