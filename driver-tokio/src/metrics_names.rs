@@ -1,0 +1,43 @@
+//! The names of every metric tether records through the `metrics` facade.
+//! Install any `metrics` recorder (for example
+//! `metrics-exporter-prometheus`) to collect them.
+
+/// Counter: invalidation events applied. Label `stream`.
+pub const EVENTS_APPLIED: &str = "tether_events_applied_total";
+/// Counter: duplicate events dropped. Label `stream`.
+pub const DUPLICATES: &str = "tether_duplicates_total";
+/// Counter: sequence gaps seen (each forces a resubscribe).
+pub const GAPS: &str = "tether_gaps_total";
+/// Counter: gateway restarts detected (each invalidates everything).
+pub const RESTARTS: &str = "tether_gateway_restarts_total";
+/// Counter: unreplayable gaps (each invalidates everything).
+pub const UNREPLAYABLE_GAPS: &str = "tether_unreplayable_gaps_total";
+/// Counter: stream connection attempts after the first. Label `stream`.
+pub const RECONNECTS: &str = "tether_reconnects_total";
+/// Gauge: 1 while a stream is connected. Label `stream`.
+pub const CONNECTED: &str = "tether_stream_connected";
+/// Histogram (seconds): push-to-apply latency of invalidation events,
+/// measured from stream receipt to the cache being updated.
+pub const PUSH_TO_APPLY_SECONDS: &str = "tether_push_to_apply_seconds";
+/// Histogram (seconds): `check` latency. Label `verdict` (see
+/// `Verdict::label`).
+pub const CHECK_SECONDS: &str = "tether_check_seconds";
+/// Counter: op-control signals applied. Label `signal`.
+pub const OP_SIGNALS: &str = "tether_op_signals_total";
+/// Counter: UNAUTHENTICATED answers that made the client refresh its token.
+pub const AUTH_REFRESHES: &str = "tether_auth_refreshes_total";
+
+/// Every metric name, for documentation and the CLI's metrics test.
+pub const ALL: &[&str] = &[
+    EVENTS_APPLIED,
+    DUPLICATES,
+    GAPS,
+    RESTARTS,
+    UNREPLAYABLE_GAPS,
+    RECONNECTS,
+    CONNECTED,
+    PUSH_TO_APPLY_SECONDS,
+    CHECK_SECONDS,
+    OP_SIGNALS,
+    AUTH_REFRESHES,
+];
