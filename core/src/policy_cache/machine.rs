@@ -131,6 +131,14 @@ impl<V: Clone> PolicyCache<V> {
         }
     }
 
+    /// The cached value of `key` and its expiry, whatever the TTL and the
+    /// stream, without counting a lookup. For invariant checkers only: never
+    /// a decision.
+    #[cfg(feature = "testkit")]
+    pub fn inspect(&self, key: &CacheKey) -> Option<(&V, Timestamp)> {
+        self.entries.get(key).map(|e| (&e.value, e.expires_at))
+    }
+
     /// Look up a decision. Only [`Lookup::Hit`] may be used; it is returned
     /// only for an entry within its TTL while the cache is serving.
     pub fn get(&mut self, now: Timestamp, key: &CacheKey) -> Lookup<&V> {

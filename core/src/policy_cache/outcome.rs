@@ -30,6 +30,18 @@ impl<T> Lookup<T> {
     }
 }
 
+impl<T: Clone> Lookup<&T> {
+    /// The same answer with an owned copy of the decision.
+    pub fn cloned(self) -> Lookup<T> {
+        match self {
+            Lookup::Hit(v) => Lookup::Hit(v.clone()),
+            Lookup::Miss => Lookup::Miss,
+            Lookup::Expired => Lookup::Expired,
+            Lookup::Stale => Lookup::Stale,
+        }
+    }
+}
+
 /// A fetch result that was stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stored {
