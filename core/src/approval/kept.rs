@@ -98,8 +98,14 @@ mod tests {
         let mut k = KeptVerdicts::new(Duration::from_secs(10), 2);
         let t = Timestamp::from_secs(1);
         assert_eq!(k.insert(t, "a", Verdict::Approved), 0);
-        assert_eq!(k.insert(t + Duration::from_secs(1), "b", Verdict::Denied), 0);
-        assert_eq!(k.insert(t + Duration::from_secs(2), "c", Verdict::Denied), 1);
+        assert_eq!(
+            k.insert(t + Duration::from_secs(1), "b", Verdict::Denied),
+            0
+        );
+        assert_eq!(
+            k.insert(t + Duration::from_secs(2), "c", Verdict::Denied),
+            1
+        );
         assert_eq!(k.get("a", t), None);
         assert_eq!(k.get("b", t), Some(Verdict::Denied));
         assert_eq!(k.get("b", t + Duration::from_secs(11)), None);

@@ -125,7 +125,10 @@ mod tests {
         assert_eq!(e.tracked(), 2);
         assert_eq!(e.overflows(), 1);
         assert!(e.refuses(t0, "a"), "still refused after being forgotten");
-        assert!(e.refuses(t0, "z"), "conservative for everyone before the floor");
+        assert!(
+            e.refuses(t0, "z"),
+            "conservative for everyone before the floor"
+        );
         assert!(!e.refuses(t1, "a"));
         assert!(!e.refuses(e.current(), "c"));
     }

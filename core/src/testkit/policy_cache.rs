@@ -33,7 +33,10 @@ pub const MAX_IN_FLIGHT: usize = 8;
 /// The key numbered `k` (any `u8` is valid).
 pub fn key(k: u8) -> CacheKey {
     let k = usize::from(k);
-    CacheKey::new(AGENTS[k % AGENTS.len()], ACTIONS[(k / AGENTS.len()) % ACTIONS.len()])
+    CacheKey::new(
+        AGENTS[k % AGENTS.len()],
+        ACTIONS[(k / AGENTS.len()) % ACTIONS.len()],
+    )
 }
 
 /// Every key of the key space.
@@ -329,7 +332,10 @@ impl Harness {
                 m.last_inv_agent.insert(String::from(a), idx);
                 let before = m.entries.len();
                 m.entries.retain(|k, _| k.agent_id != a);
-                (InvalidationScope::Agent(String::from(a)), before - m.entries.len())
+                (
+                    InvalidationScope::Agent(String::from(a)),
+                    before - m.entries.len(),
+                )
             }
         };
         expected.push(PolicyCacheAction::Invalidated { scope, dropped });
@@ -555,8 +561,7 @@ impl Harness {
         );
         self.last_version = version;
         ensure_invariant!(
-            self.machine.len() <= cfg.max_entries
-                && stats.tracked_agents <= cfg.max_tracked_agents,
+            self.machine.len() <= cfg.max_entries && stats.tracked_agents <= cfg.max_tracked_agents,
             "CACHE_BOUNDED",
             "len {} / {}, tracked agents {} / {}",
             self.machine.len(),
