@@ -166,7 +166,7 @@ impl<V: Clone> PolicyCache<V> {
 
     /// A fetch of `key` from the gateway begins: the ticket records the
     /// current invalidation epoch and the start time.
-    pub fn begin_fetch(&mut self, now: Timestamp, key: &CacheKey) -> FetchTicket {
+    pub fn begin_fetch(&self, now: Timestamp, key: &CacheKey) -> FetchTicket {
         FetchTicket {
             epoch: self.epochs.current(),
             begun_at: now,
