@@ -1,0 +1,56 @@
+//! Approval-waiting parameters and their defaults, each with the reason it
+//! was chosen.
+
+use core::time::Duration;
+
+/// Most waiters at once, counting resolutions not yet drained: 4,096. Each
+/// waiter is a tool call held for a human; an agent host has a handful, a
+/// large multi-agent host a few hundred. The bound caps memory (a waiter
+/// costs well under 1 KiB) while leaving an order of magnitude of headroom.
+pub const DEFAULT_MAX_WAITERS: usize = 4_096;
+
+/// How long a verdict is kept for waiters that arrive after it: 60 s. The
+/// verdict can reach the invalidation stream before the CheckAction answer
+/// that names its `approval_id` has been processed (or be replayed after a
+/// reconnect); that race lasts milliseconds to a few seconds. A minute
+/// covers a slow response and a retry, and bounds how long a verdict about
+/// an abandoned call lingers.
+pub const DEFAULT_KEEP_VERDICT_FOR: Duration = Duration::from_secs(60);
+
+/// Most verdicts kept at once: 1,024, the gateway's replay buffer: a full
+/// replay of verdict events after a reconnect fits. At the bound the verdict
+/// expiring soonest (the oldest) is dropped.
+pub const DEFAULT_MAX_KEPT_VERDICTS: usize = 1_024;
+
+/// Longest request id, in bytes: 256. Approval ids are UUIDs or similar
+/// (under 64 bytes); the bound keeps one hostile id from costing unbounded
+/// memory. A longer id is refused by `wait` and ignored in a verdict.
+pub const DEFAULT_MAX_REQUEST_ID_LEN: usize = 256;
+
+/// Parameters of [`ApprovalWaiters`](super::ApprovalWaiters).
+///
+/// Every value is valid: `max_waiters == 0` refuses every wait,
+/// `max_kept_verdicts == 0` or a zero `keep_verdict_for` keeps no verdict
+/// (a verdict then reaches only the waiters present when it arrives).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalConfig {
+    /// Most waiters at once, counting resolutions not yet drained.
+    pub max_waiters: usize,
+    /// How long a verdict is kept for late waiters.
+    pub keep_verdict_for: Duration,
+    /// Most verdicts kept at once.
+    pub max_kept_verdicts: usize,
+    /// Longest request id, in bytes.
+    pub max_request_id_len: usize,
+}
+
+impl Default for ApprovalConfig {
+    fn default() -> Self {
+        ApprovalConfig {
+            max_waiters: DEFAULT_MAX_WAITERS,
+            keep_verdict_for: DEFAULT_KEEP_VERDICT_FOR,
+            max_kept_verdicts: DEFAULT_MAX_KEPT_VERDICTS,
+            max_request_id_len: DEFAULT_MAX_REQUEST_ID_LEN,
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Waiter identities and why a wait can be refused.
+
+/// One waiter, as returned by
+/// [`ApprovalWaiters::wait`](super::ApprovalWaiters::wait). Ids are issued in
+/// increasing order and never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WaiterId(pub(crate) u64);
+
+impl WaiterId {
+    /// The id as a number (for logs and maps in the driver).
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+/// Why [`ApprovalWaiters::wait`](super::ApprovalWaiters::wait) refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitError {
+    /// `max_waiters` waiters exist (counting resolutions not yet drained).
+    Full,
+    /// The request id is empty.
+    EmptyRequestId,
+    /// The request id is longer than `max_request_id_len`.
+    RequestIdTooLong,
+    /// Every waiter id has been issued (2^64 - 1 waits): ids are never
+    /// reused, so no more waits are possible.
+    IdsExhausted,
+}
