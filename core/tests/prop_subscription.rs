@@ -515,3 +515,22 @@ fn ops_harness_smoke_covers_every_rule() {
     assert!(st.gaps >= 1 && st.restarts >= 1, "{st:?}");
     assert!(st.duplicates >= 1 && st.ignored >= 1, "{st:?}");
 }
+
+/// Found by the fuzzer (a harness bug, kept as a regression): a forged
+/// "restart" as the first event of a stream makes the client adopt a lower
+/// sequence; the real events it then re-applies were invalidated first.
+#[test]
+fn forged_restart_then_real_replay_keeps_every_invariant() {
+    use Op::*;
+    let ops = [
+        Connected,
+        Publish(3),
+        Deliver(31),
+        Disconnected,
+        Wake,
+        Connected,
+        Forge(Forged::Duplicate(2)),
+    ];
+    let h = run_and_settle(HarnessConfig::with_seed(2), &ops).expect("invariants hold");
+    assert_eq!(h.machine.stats().restarts, 1);
+}

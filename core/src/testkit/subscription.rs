@@ -651,7 +651,7 @@ impl Harness {
             self.record(&got[i]);
             match &got[i] {
                 SubscriptionAction::InvalidateAll { reason } => {
-                    let Some(SubscriptionAction::Apply { seq, .. }) = got.get(i + 1) else {
+                    let Some(SubscriptionAction::Apply { seq, event }) = got.get(i + 1) else {
                         return Err(Violation::new(
                             "SUB_NO_SILENT_LOSS",
                             format!("InvalidateAll not directly followed by Apply: {got:?}"),
@@ -670,6 +670,10 @@ impl Harness {
                             "InvalidateAll(UnreplayableGap) before seq {seq} with last {last}"
                         ),
                     }
+                    // Once forged events were adopted (this one included),
+                    // real events may legitimately be re-applied after an
+                    // InvalidateAll: the cache they touched was emptied.
+                    self.forged_applied |= event.is_forged();
                     if self.forged_applied {
                         self.prev_real = None;
                     }
