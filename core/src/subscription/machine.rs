@@ -73,8 +73,11 @@ pub enum SubscriptionAction<E> {
         /// Why.
         reason: InvalidateReason,
     },
-    /// Drop the current stream without reporting its end: the machine already
-    /// considers it gone and has scheduled the resubscribe.
+    /// Drop the current stream (or abort the attempt in flight) without
+    /// reporting its end: the machine already considers it gone and has
+    /// scheduled the resubscribe. An `on_disconnected` for it before the next
+    /// `Connect` is handed out is ignored; one after would count against the
+    /// new attempt, so a driver must not send it.
     CloseStream {
         /// Why.
         reason: CloseReason,
