@@ -1,1 +1,836 @@
-//! Placeholder: replaced by the subscription input sequences and invariant checker.
+//! Input sequences for the subscription machine, a model of the gateway's
+//! invalidation hub (WIRE.md, `InvalidationService`), and the invariant
+//! checker.
+//!
+//! The [`Harness`] plays the driver: it executes every action the machine
+//! emits against a [`ModelGateway`] (per-subscriber sequence, replay ring,
+//! live channel that skips a lagging subscriber, restart), and after every
+//! [`Op`] it checks the named invariants of [`crate::subscription`] plus the
+//! contract invariants. It checks them twice over: as properties of the
+//! action stream (`SUB_NO_SILENT_LOSS`, `SUB_ACK_AFTER_APPLY`, ...), and
+//! against a reference model of the rules that predicts, for every input, the
+//! exact actions and counters (`SUB_MODEL_AGREES` when a mismatch has no more
+//! specific name).
+//!
+//! Events carry a [`Tag`] naming the gateway lifetime (epoch) that sent them,
+//! so `SUB_APPLY_EXACTLY_ONCE` is checked per lifetime: no event applied
+//! twice, lifetimes in order, and [`Harness::settle`] checks that a client
+//! left alone catches up with the gateway's latest event (`SUB_CATCHES_UP`).
+//! [`Op::Forge`] injects events the gateway never sent (a lying or buggy
+//! peer): those must keep every machine-level invariant, and after one has
+//! been applied an `InvalidateAll` resets the per-lifetime ledger (the cache
+//! was emptied, so re-applying is harmless).
+
+use alloc::collections::VecDeque;
+use alloc::format;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::contract::{drain, timeout_checked};
+use super::Violation;
+use crate::machine::Machine;
+use crate::subscription::{
+    CloseReason, InvalidateReason, Subscription, SubscriptionAction, SubscriptionConfig,
+    SubscriptionStats,
+};
+use crate::time::Timestamp;
+
+/// The epoch of forged events (sent by no gateway lifetime).
+pub const FORGED_EPOCH: u64 = u64::MAX;
+
+/// The real gateway's replay ring and live channel: 1,024 events each.
+pub const GATEWAY_BUFFER: usize = 1_024;
+
+/// Largest ring or channel a model gateway accepts (keeps fuzz runs small).
+pub const MAX_MODEL_BUFFER: usize = 4_096;
+
+/// Payload of model events: which gateway lifetime sent which sequence
+/// number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Tag {
+    /// The gateway lifetime, from 0; [`FORGED_EPOCH`] for forged events.
+    pub epoch: u64,
+    /// The sequence number the event was sent with.
+    pub seq: u64,
+}
+
+impl Tag {
+    /// Whether no gateway lifetime sent this event.
+    pub fn is_forged(&self) -> bool {
+        self.epoch == FORGED_EPOCH
+    }
+}
+
+/// One subscriber's state in a model of the gateway's invalidation hub:
+/// sequence numbers from 1 per lifetime, a replay ring of the last
+/// `replay_ring` events, a live channel of `live_channel` messages that skips
+/// events when full (the subscriber must notice the gap), and restarts that
+/// begin a new lifetime at seq 1 with an empty ring and no filtering by
+/// `last_seq_seen`.
+#[derive(Clone, Debug)]
+pub struct ModelGateway {
+    epoch: u64,
+    head: u64,
+    ring: VecDeque<u64>,
+    ring_cap: usize,
+    live_cap: usize,
+    stream: Option<VecDeque<Tag>>,
+    acked: u64,
+}
+
+impl ModelGateway {
+    /// A gateway in lifetime 0 with no events; both sizes are clamped to
+    /// `[1, MAX_MODEL_BUFFER]`.
+    pub fn new(replay_ring: usize, live_channel: usize) -> Self {
+        ModelGateway {
+            epoch: 0,
+            head: 0,
+            ring: VecDeque::new(),
+            ring_cap: replay_ring.clamp(1, MAX_MODEL_BUFFER),
+            live_cap: live_channel.clamp(1, MAX_MODEL_BUFFER),
+            stream: None,
+            acked: 0,
+        }
+    }
+
+    /// The current lifetime, from 0.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// The last sequence number of the current lifetime (0 before any event).
+    pub fn head(&self) -> u64 {
+        self.head
+    }
+
+    /// The latest event of the current lifetime, if any.
+    pub fn latest(&self) -> Option<Tag> {
+        (self.head > 0).then_some(Tag {
+            epoch: self.epoch,
+            seq: self.head,
+        })
+    }
+
+    /// Whether a stream to this subscriber is open.
+    pub fn is_streaming(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Messages queued on the open stream.
+    pub fn pending(&self) -> usize {
+        self.stream.as_ref().map_or(0, VecDeque::len)
+    }
+
+    /// The highest sequence number acked in this lifetime.
+    pub fn acked(&self) -> u64 {
+        self.acked
+    }
+
+    /// Open a stream (replacing any): queue every buffered event with
+    /// `seq > last_seq_seen`, then live events.
+    pub fn subscribe(&mut self, last_seq_seen: u64) {
+        let epoch = self.epoch;
+        let replay = self
+            .ring
+            .iter()
+            .filter(|&&seq| seq > last_seq_seen)
+            .map(|&seq| Tag { epoch, seq })
+            .collect();
+        self.stream = Some(replay);
+    }
+
+    /// A new event: buffered, and queued on the open stream unless its live
+    /// channel is full (then this subscriber silently misses it).
+    pub fn publish(&mut self) -> Tag {
+        let tag = self.buffer_next();
+        let live_cap = self.live_cap;
+        if let Some(out) = self.stream.as_mut() {
+            if out.len() < live_cap {
+                out.push_back(tag);
+            }
+        }
+        tag
+    }
+
+    /// A new event that the live channel skips for this subscriber (it lags);
+    /// it stays in the replay ring.
+    pub fn publish_lagging(&mut self) -> Tag {
+        self.buffer_next()
+    }
+
+    /// Restart: a new lifetime at seq 1 with an empty ring. Returns whether a
+    /// stream was open (it ends).
+    pub fn restart(&mut self) -> bool {
+        self.epoch = self.epoch.saturating_add(1);
+        self.head = 0;
+        self.acked = 0;
+        self.ring.clear();
+        self.stream.take().is_some()
+    }
+
+    /// Drop the open stream. Returns whether one was open.
+    pub fn close(&mut self) -> bool {
+        self.stream.take().is_some()
+    }
+
+    /// The next message on the open stream.
+    pub fn next_message(&mut self) -> Option<Tag> {
+        self.stream.as_mut().and_then(VecDeque::pop_front)
+    }
+
+    /// The subscriber acked `seq`.
+    pub fn ack(&mut self, seq: u64) {
+        self.acked = self.acked.max(seq);
+    }
+
+    fn buffer_next(&mut self) -> Tag {
+        self.head = self.head.saturating_add(1);
+        if self.ring.len() >= self.ring_cap {
+            self.ring.pop_front();
+        }
+        self.ring.push_back(self.head);
+        Tag {
+            epoch: self.epoch,
+            seq: self.head,
+        }
+    }
+}
+
+/// How a forged event picks its sequence number, relative to the machine's
+/// `last_seq_seen`.
+#[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]
+pub enum Forged {
+    /// `last + 1`.
+    Next,
+    /// `last - k` (0, an invalid seq, when that underflows).
+    Duplicate(u8),
+    /// `last + 2 + k`: a gap.
+    Gap(u8),
+    /// `1 + k`: what a restarted gateway sends.
+    Small(u8),
+    /// Any value, 0 and `u64::MAX` included.
+    Raw(u64),
+    /// 0, never valid.
+    Zero,
+}
+
+/// One input to the harness.
+#[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]
+pub enum Op {
+    /// Advance time by this many milliseconds (then fire due timers).
+    Advance(u32),
+    /// Jump to the next reported deadline and fire it.
+    Wake,
+    /// The pending attempt connected (the gateway accepts the stream).
+    Connected,
+    /// The attempt failed or the stream ended (error, clean end, cancel...).
+    Disconnected,
+    /// The gateway publishes `1 + n % 8` events.
+    Publish(u8),
+    /// Deliver up to `1 + n % 32` messages of the open stream, draining after
+    /// each.
+    Deliver(u8),
+    /// The gateway publishes `1 + n % 4` events its live channel skips.
+    Lag(u8),
+    /// The gateway restarts (an open stream ends).
+    GatewayRestart,
+    /// A forged event arrives (on the open stream, or with none open).
+    Forge(Forged),
+    /// Deliver up to `n` messages without draining in between (a slow
+    /// driver), then drain.
+    Burst(u8),
+    /// Stop the machine.
+    Stop,
+    /// Start the machine.
+    Start,
+}
+
+/// Parameters of a [`Harness`].
+#[derive(Clone, Debug)]
+pub struct HarnessConfig {
+    /// The machine's config.
+    pub subscription: SubscriptionConfig,
+    /// The model gateway's replay ring.
+    pub replay_ring: usize,
+    /// The model gateway's live channel.
+    pub live_channel: usize,
+}
+
+impl Default for HarnessConfig {
+    fn default() -> Self {
+        HarnessConfig {
+            subscription: SubscriptionConfig::default(),
+            replay_ring: GATEWAY_BUFFER,
+            live_channel: GATEWAY_BUFFER,
+        }
+    }
+}
+
+impl HarnessConfig {
+    /// The defaults with a given jitter seed.
+    pub fn with_seed(seed: u64) -> Self {
+        HarnessConfig {
+            subscription: SubscriptionConfig::with_seed(seed),
+            ..Self::default()
+        }
+    }
+}
+
+/// The reference model's view of the machine's stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Stopped,
+    Waiting,
+    Connecting { last_seq_seen: u64 },
+    Open { fresh: bool },
+}
+
+type Action = SubscriptionAction<Tag>;
+
+/// Drives a [`Subscription`] against a [`ModelGateway`] with [`Op`]s and
+/// checks every invariant after each.
+#[derive(Debug)]
+pub struct Harness {
+    /// The machine under test.
+    pub machine: Subscription<Tag>,
+    /// The gateway the harness executes the machine's actions against.
+    pub gateway: ModelGateway,
+    /// Simulated now.
+    pub now: Timestamp,
+    /// The last applied event, as executed.
+    pub last_applied: Option<Tag>,
+    /// Times a new lifetime's events were applied with no `InvalidateAll`:
+    /// the restart was invisible to sequence numbers (see the module docs of
+    /// [`crate::subscription`]).
+    pub undetectable_restarts: u64,
+    /// A digest of every action with the instant it was drained: equal
+    /// digests mean equal outputs.
+    pub digest: u64,
+    max_queued: usize,
+    link: Link,
+    last: u64,
+    executed_last: u64,
+    expected: VecDeque<(Action, &'static str)>,
+    want: SubscriptionStats,
+    connects: u64,
+    prev_real: Option<Tag>,
+    forged_applied: bool,
+}
+
+impl Harness {
+    /// A started machine with `config`, its first `Connect` executed.
+    pub fn new(config: HarnessConfig) -> Result<Self, Violation> {
+        let machine = Subscription::new(config.subscription);
+        let max_queued = machine.config().max_queued_actions;
+        let mut h = Harness {
+            machine,
+            gateway: ModelGateway::new(config.replay_ring, config.live_channel),
+            now: Timestamp::ZERO,
+            last_applied: None,
+            undetectable_restarts: 0,
+            digest: 0xCBF2_9CE4_8422_2325,
+            max_queued,
+            link: Link::Stopped,
+            last: 0,
+            executed_last: 0,
+            expected: VecDeque::new(),
+            want: SubscriptionStats::default(),
+            connects: 0,
+            prev_real: None,
+            forged_applied: false,
+        };
+        h.apply(Op::Start)?;
+        Ok(h)
+    }
+
+    /// Apply one input and check every invariant.
+    pub fn apply(&mut self, op: Op) -> Result<(), Violation> {
+        match op {
+            Op::Advance(ms) => {
+                self.now = self.now + Duration::from_millis(u64::from(ms));
+                self.fire_timeout()?;
+            }
+            Op::Wake => {
+                if let Some(d) = self.machine.poll_timeout() {
+                    self.now = self.now.max(d.at);
+                }
+                self.fire_timeout()?;
+            }
+            Op::Connected => {
+                self.machine.on_connected(self.now);
+                if let Link::Connecting { last_seq_seen } = self.link {
+                    self.gateway.subscribe(last_seq_seen);
+                    self.link = Link::Open { fresh: true };
+                }
+                self.after_input("SUB_MODEL_AGREES")?;
+                self.drain_checked()?;
+            }
+            Op::Disconnected => {
+                self.machine.on_disconnected(self.now);
+                if matches!(self.link, Link::Open { .. } | Link::Connecting { .. }) {
+                    self.gateway.close();
+                    self.link = Link::Waiting;
+                }
+                self.after_input("SUB_MODEL_AGREES")?;
+                self.drain_checked()?;
+            }
+            Op::Publish(n) => {
+                for _ in 0..=(n % 8) {
+                    self.gateway.publish();
+                }
+            }
+            Op::Lag(n) => {
+                for _ in 0..=(n % 4) {
+                    self.gateway.publish_lagging();
+                }
+            }
+            Op::Deliver(n) => {
+                for _ in 0..=(n % 32) {
+                    let Some(tag) = self.gateway.next_message() else {
+                        break;
+                    };
+                    self.event(tag.seq, tag)?;
+                    self.drain_checked()?;
+                }
+            }
+            Op::Burst(n) => {
+                for _ in 0..n {
+                    let Some(tag) = self.gateway.next_message() else {
+                        break;
+                    };
+                    self.event(tag.seq, tag)?;
+                }
+                self.drain_checked()?;
+            }
+            Op::GatewayRestart => {
+                if self.gateway.restart() {
+                    // The stream ends with the old lifetime.
+                    self.machine.on_disconnected(self.now);
+                    self.link = Link::Waiting;
+                    self.after_input("SUB_MODEL_AGREES")?;
+                    self.drain_checked()?;
+                }
+            }
+            Op::Forge(f) => {
+                let last = self.last;
+                let seq = match f {
+                    Forged::Next => last.saturating_add(1),
+                    Forged::Duplicate(k) => last.saturating_sub(u64::from(k)),
+                    Forged::Gap(k) => last.saturating_add(2).saturating_add(u64::from(k)),
+                    Forged::Small(k) => 1 + u64::from(k),
+                    Forged::Raw(x) => x,
+                    Forged::Zero => 0,
+                };
+                let tag = Tag {
+                    epoch: FORGED_EPOCH,
+                    seq,
+                };
+                self.event(seq, tag)?;
+                self.drain_checked()?;
+            }
+            Op::Stop => {
+                self.machine.stop();
+                if matches!(self.link, Link::Open { .. } | Link::Connecting { .. }) {
+                    self.expect(
+                        SubscriptionAction::CloseStream {
+                            reason: CloseReason::Stopped,
+                        },
+                        "SUB_MODEL_AGREES",
+                    );
+                }
+                self.link = Link::Stopped;
+                self.after_input("SUB_MODEL_AGREES")?;
+                self.drain_checked()?;
+            }
+            Op::Start => {
+                self.machine.start(self.now);
+                if self.link == Link::Stopped {
+                    self.expect_connect();
+                }
+                self.after_input("SUB_NEVER_GIVES_UP")?;
+                self.drain_checked()?;
+            }
+        }
+        self.check_state()
+    }
+
+    /// Leave the client alone with a well-behaved gateway: reconnect, publish
+    /// and deliver until the client has applied the gateway's latest event.
+    /// Fails with `SUB_CATCHES_UP` if it does not within a few rounds.
+    pub fn settle(&mut self) -> Result<(), Violation> {
+        if self.link == Link::Stopped {
+            self.apply(Op::Start)?;
+        }
+        if matches!(self.link, Link::Open { .. }) {
+            self.apply(Op::Disconnected)?;
+        }
+        for _round in 0..8 {
+            self.apply(Op::Publish(0))?;
+            for _ in 0..2 {
+                if self.link == Link::Waiting {
+                    self.apply(Op::Wake)?;
+                }
+            }
+            if matches!(self.link, Link::Connecting { .. }) {
+                self.apply(Op::Connected)?;
+            }
+            while matches!(self.link, Link::Open { .. }) && self.gateway.pending() > 0 {
+                self.apply(Op::Deliver(31))?;
+            }
+            if self.last_applied.is_some() && self.last_applied == self.gateway.latest() {
+                return Ok(());
+            }
+        }
+        Err(Violation::new(
+            "SUB_CATCHES_UP",
+            format!(
+                "after 8 rounds the client is at {:?}, the gateway at {:?}",
+                self.last_applied,
+                self.gateway.latest()
+            ),
+        ))
+    }
+
+    /// Feed one event to the machine and to the reference model.
+    fn event(&mut self, seq: u64, tag: Tag) -> Result<(), Violation> {
+        self.machine.on_event(self.now, seq, tag);
+        let name = self.model_event(seq, tag);
+        self.after_input(name)
+    }
+
+    /// The rules, as the reference model: update the model and queue the
+    /// expected actions. Returns the invariant the input exercises.
+    fn model_event(&mut self, seq: u64, tag: Tag) -> &'static str {
+        let fresh = match self.link {
+            Link::Open { fresh } if seq != 0 => fresh,
+            _ => {
+                self.want.ignored += 1;
+                return "SUB_BAD_INPUT_COUNTED";
+            }
+        };
+        let last = self.last;
+        let next = last.saturating_add(1);
+        let (invalidate, name) = if fresh {
+            if last > 0 && seq <= last {
+                (Some(InvalidateReason::Restart), "SUB_RESTART_NEVER_DROPPED")
+            } else if seq > next {
+                (
+                    Some(InvalidateReason::UnreplayableGap),
+                    "SUB_UNREPLAYABLE_INVALIDATES",
+                )
+            } else {
+                (None, "SUB_APPLY_EXACTLY_ONCE")
+            }
+        } else if seq <= last {
+            self.want.duplicates += 1;
+            return "SUB_DUPLICATE_DROPPED";
+        } else if seq > next {
+            self.want.gaps += 1;
+            self.link = Link::Waiting;
+            let reason = CloseReason::Gap {
+                last_seq_seen: last,
+                got: seq,
+            };
+            self.expect(
+                SubscriptionAction::CloseStream { reason },
+                "SUB_NOTHING_AFTER_GAP",
+            );
+            return "SUB_NOTHING_AFTER_GAP";
+        } else {
+            (None, "SUB_APPLY_EXACTLY_ONCE")
+        };
+        let needed = if invalidate.is_some() { 3 } else { 2 };
+        if self.expected.len() + needed > self.max_queued {
+            self.want.backlog_closes += 1;
+            self.link = Link::Waiting;
+            self.expect(
+                SubscriptionAction::CloseStream {
+                    reason: CloseReason::Backlog,
+                },
+                "SUB_BOUNDED_QUEUE",
+            );
+            return "SUB_BOUNDED_QUEUE";
+        }
+        if let Some(reason) = invalidate {
+            match reason {
+                InvalidateReason::Restart => self.want.restarts += 1,
+                InvalidateReason::UnreplayableGap => self.want.unreplayable_gaps += 1,
+            }
+            self.expect(SubscriptionAction::InvalidateAll { reason }, name);
+        }
+        self.last = seq;
+        self.want.applied += 1;
+        self.link = Link::Open { fresh: false };
+        self.expect(SubscriptionAction::Apply { seq, event: tag }, name);
+        self.expect(SubscriptionAction::Ack { seq }, "SUB_ACK_AFTER_APPLY");
+        name
+    }
+
+    fn expect(&mut self, action: Action, invariant: &'static str) {
+        self.expected.push_back((action, invariant));
+    }
+
+    fn expect_connect(&mut self) {
+        self.link = Link::Connecting {
+            last_seq_seen: self.last,
+        };
+        self.expect(
+            SubscriptionAction::Connect {
+                last_seq_seen: self.last,
+            },
+            "SUB_RESUME_FROM_LAST",
+        );
+    }
+
+    /// After one input: the machine queued exactly what the model expects,
+    /// and no more than its bound allows.
+    fn after_input(&self, invariant: &'static str) -> Result<(), Violation> {
+        let queued = self.machine.queued_actions();
+        if queued > self.max_queued.saturating_add(2) {
+            return Err(Violation::new(
+                "SUB_BOUNDED_QUEUE",
+                format!("{queued} actions queued, bound {}", self.max_queued),
+            ));
+        }
+        if queued != self.expected.len() {
+            return Err(Violation::new(
+                invariant,
+                format!(
+                    "machine queued {queued} action(s), model expects {:?}",
+                    self.expected
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn fire_timeout(&mut self) -> Result<(), Violation> {
+        let due = matches!(self.machine.poll_timeout(), Some(d) if d.at <= self.now);
+        if due && self.link == Link::Waiting {
+            self.expect_connect();
+        }
+        let got = timeout_checked(&mut self.machine, self.now)?;
+        self.settle_batch(got)
+    }
+
+    fn drain_checked(&mut self) -> Result<(), Violation> {
+        let got = drain(&mut self.machine)?;
+        self.settle_batch(got)
+    }
+
+    /// Check a drained batch as a property of the action stream, execute it
+    /// against the gateway, then compare it with the model's prediction.
+    fn settle_batch(&mut self, got: Vec<Action>) -> Result<(), Violation> {
+        self.execute(&got)?;
+        let expected: Vec<(Action, &'static str)> = self.expected.drain(..).collect();
+        for i in 0..got.len().max(expected.len()) {
+            match (got.get(i), expected.get(i)) {
+                (Some(g), Some((e, _))) if g == e => {}
+                (g, Some((e, inv))) => {
+                    return Err(Violation::new(
+                        inv,
+                        format!("action {i}: expected {e:?}, got {g:?} (batch {got:?})"),
+                    ))
+                }
+                (g, None) => {
+                    return Err(Violation::new(
+                        "SUB_MODEL_AGREES",
+                        format!("unexpected action {i}: {g:?} (batch {got:?})"),
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The action-stream properties, and the driver's side effects.
+    fn execute(&mut self, got: &[Action]) -> Result<(), Violation> {
+        let mut invalidated: Option<InvalidateReason> = None;
+        let mut i = 0;
+        while i < got.len() {
+            self.record(&got[i]);
+            match &got[i] {
+                SubscriptionAction::InvalidateAll { reason } => {
+                    let Some(SubscriptionAction::Apply { seq, event }) = got.get(i + 1) else {
+                        return Err(Violation::new(
+                            "SUB_NO_SILENT_LOSS",
+                            format!("InvalidateAll not directly followed by Apply: {got:?}"),
+                        ));
+                    };
+                    let last = self.executed_last;
+                    match reason {
+                        InvalidateReason::Restart => crate::ensure_invariant!(
+                            last > 0 && *seq <= last,
+                            "SUB_RESTART_NEVER_DROPPED",
+                            "InvalidateAll(Restart) before seq {seq} with last {last}"
+                        ),
+                        InvalidateReason::UnreplayableGap => crate::ensure_invariant!(
+                            *seq > last.saturating_add(1),
+                            "SUB_UNREPLAYABLE_INVALIDATES",
+                            "InvalidateAll(UnreplayableGap) before seq {seq} with last {last}"
+                        ),
+                    }
+                    // Once forged events were adopted (this one included),
+                    // real events may legitimately be re-applied after an
+                    // InvalidateAll: the cache they touched was emptied.
+                    self.forged_applied |= event.is_forged();
+                    if self.forged_applied {
+                        self.prev_real = None;
+                    }
+                    invalidated = Some(*reason);
+                }
+                SubscriptionAction::Apply { seq, event } => {
+                    let last = self.executed_last;
+                    crate::ensure_invariant!(
+                        invalidated.is_some() || *seq == last.saturating_add(1),
+                        "SUB_NO_SILENT_LOSS",
+                        "Apply {seq} after {last} without InvalidateAll"
+                    );
+                    crate::ensure_invariant!(
+                        matches!(got.get(i + 1), Some(SubscriptionAction::Ack { seq: s }) if s == seq),
+                        "SUB_ACK_AFTER_APPLY",
+                        "Apply {seq} not directly followed by its Ack: {got:?}"
+                    );
+                    crate::ensure_invariant!(
+                        event.seq == *seq,
+                        "SUB_APPLY_EXACTLY_ONCE",
+                        "Apply {seq} carries the payload of {event:?}"
+                    );
+                    self.ledger(*event, invalidated.is_some())?;
+                    self.executed_last = *seq;
+                    self.last_applied = Some(*event);
+                    invalidated = None;
+                    // The Ack, checked above.
+                    self.gateway.ack(*seq);
+                    i += 1;
+                    if let Some(ack) = got.get(i) {
+                        self.record(ack);
+                    }
+                }
+                SubscriptionAction::Ack { seq } => {
+                    return Err(Violation::new(
+                        "SUB_ACK_AFTER_APPLY",
+                        format!("Ack {seq} without its Apply: {got:?}"),
+                    ));
+                }
+                SubscriptionAction::Connect { last_seq_seen } => {
+                    crate::ensure_invariant!(
+                        *last_seq_seen == self.executed_last,
+                        "SUB_RESUME_FROM_LAST",
+                        "Connect from {last_seq_seen}, last applied {}",
+                        self.executed_last
+                    );
+                    self.connects += 1;
+                }
+                SubscriptionAction::CloseStream { .. } => {
+                    self.gateway.close();
+                }
+            }
+            i += 1;
+        }
+        Ok(())
+    }
+
+    /// `SUB_APPLY_EXACTLY_ONCE` per gateway lifetime.
+    fn ledger(&mut self, tag: Tag, invalidated: bool) -> Result<(), Violation> {
+        if tag.is_forged() {
+            self.forged_applied = true;
+            return Ok(());
+        }
+        if let Some(prev) = self.prev_real {
+            crate::ensure_invariant!(
+                tag > prev,
+                "SUB_APPLY_EXACTLY_ONCE",
+                "applied {tag:?} after {prev:?}"
+            );
+            if tag.epoch != prev.epoch && !invalidated {
+                self.undetectable_restarts += 1;
+            }
+        }
+        self.prev_real = Some(tag);
+        Ok(())
+    }
+
+    fn record(&mut self, a: &Action) {
+        let (kind, x, y) = match a {
+            SubscriptionAction::Connect { last_seq_seen } => (1, *last_seq_seen, 0),
+            SubscriptionAction::Apply { seq, event } => (2, *seq, event.epoch),
+            SubscriptionAction::Ack { seq } => (3, *seq, 0),
+            SubscriptionAction::InvalidateAll { reason } => (4, *reason as u64, 0),
+            SubscriptionAction::CloseStream { reason } => match reason {
+                CloseReason::Gap { last_seq_seen, got } => (5, *last_seq_seen, *got),
+                CloseReason::Backlog => (6, 0, 0),
+                CloseReason::Stopped => (7, 0, 0),
+            },
+        };
+        for v in [self.now.as_nanos(), kind, x, y] {
+            self.digest = (self.digest ^ v).wrapping_mul(0x0000_0100_0000_01B3);
+        }
+    }
+
+    fn check_state(&self) -> Result<(), Violation> {
+        let deadline = self.machine.poll_timeout();
+        match self.link {
+            Link::Stopped => crate::ensure_invariant!(
+                !self.machine.is_started() && deadline.is_none(),
+                "SUB_MODEL_AGREES",
+                "a stopped machine is started or holds a deadline {deadline:?}"
+            ),
+            Link::Waiting => crate::ensure_invariant!(
+                self.machine.is_started() && deadline.is_some(),
+                "SUB_NEVER_GIVES_UP",
+                "a started machine with no stream holds no resubscribe deadline"
+            ),
+            Link::Connecting { .. } | Link::Open { .. } => crate::ensure_invariant!(
+                self.machine.is_started() && deadline.is_none(),
+                "SUB_MODEL_AGREES",
+                "connecting or connected, yet deadline {deadline:?}"
+            ),
+        }
+        let open = matches!(self.link, Link::Open { .. });
+        crate::ensure_invariant!(
+            self.machine.is_connected() == open && self.gateway.is_streaming() == open,
+            "SUB_MODEL_AGREES",
+            "machine connected: {}, gateway streaming: {}, model {:?}",
+            self.machine.is_connected(),
+            self.gateway.is_streaming(),
+            self.link
+        );
+        let want = SubscriptionStats {
+            last_seq: self.last,
+            reconnects: self.connects.saturating_sub(1),
+            ..self.want
+        };
+        let stats = self.machine.stats();
+        crate::ensure_invariant!(
+            stats == want,
+            "SUB_STATS_CONSISTENT",
+            "stats {stats:?}, expected {want:?}"
+        );
+        crate::ensure_invariant!(
+            self.machine.last_seq_seen() == self.last && self.executed_last == self.last,
+            "SUB_STATS_CONSISTENT",
+            "last_seq_seen {} executed {} model {}",
+            self.machine.last_seq_seen(),
+            self.executed_last,
+            self.last
+        );
+        Ok(())
+    }
+}
+
+/// Run a whole sequence from a fresh machine; the first violation, if any.
+pub fn run(config: HarnessConfig, ops: &[Op]) -> Result<Harness, Violation> {
+    let mut h = Harness::new(config)?;
+    for op in ops {
+        h.apply(*op)?;
+    }
+    Ok(h)
+}
+
+/// [`run`], then [`Harness::settle`]: the client must also catch up.
+pub fn run_and_settle(config: HarnessConfig, ops: &[Op]) -> Result<Harness, Violation> {
+    let mut h = run(config, ops)?;
+    h.settle()?;
+    Ok(h)
+}

@@ -1,0 +1,380 @@
+//! The subscription machine: sequence rules, acks, gap and restart detection
+//! for the invalidation stream.
+//!
+//! Guarantees: see the module docs of [`crate::subscription`]. In short, each
+//! event is applied exactly once per gateway lifetime and acked right after
+//! it is applied; a gap closes the stream and resubscribes from the last
+//! applied event; a gap the gateway can no longer replay, or a gateway
+//! restart, invalidates everything before the first event is adopted.
+
+use alloc::collections::VecDeque;
+
+use super::config::SubscriptionConfig;
+use super::stats::SubscriptionStats;
+use crate::backoff::{Backoff, BackoffAction};
+use crate::machine::Machine;
+use crate::time::{Deadline, Timestamp};
+
+/// Why every cached decision must be dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InvalidateReason {
+    /// The first event of a new stream was at or below `last_seq_seen`: it
+    /// cannot be a replay, so the gateway restarted and its sequence began
+    /// again. What it sent before this stream is unknown.
+    Restart,
+    /// The first event of a new stream was past `last_seq_seen + 1`: the
+    /// gateway can no longer replay the missing events.
+    UnreplayableGap,
+}
+
+/// Why the machine asks the driver to drop the current stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// An event skipped ahead mid-stream (the gateway dropped events for this
+    /// subscriber); nothing after it was applied.
+    Gap {
+        /// The last applied sequence number, from which the machine resubscribes.
+        last_seq_seen: u64,
+        /// The sequence number that arrived instead of `last_seq_seen + 1`.
+        got: u64,
+    },
+    /// The driver let the action queue reach its bound; the event that did
+    /// not fit was not applied.
+    Backlog,
+    /// [`Subscription::stop`] was called.
+    Stopped,
+}
+
+/// What the subscription machine asks its driver to do, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubscriptionAction<E> {
+    /// Open a stream whose first message is `initial.last_seq_seen`, then
+    /// report [`Subscription::on_connected`] or [`Subscription::on_disconnected`].
+    Connect {
+        /// The sequence number to resume after (0 on a cold start).
+        last_seq_seen: u64,
+    },
+    /// Apply this event (e.g. drop the cached decisions it invalidates).
+    Apply {
+        /// The event's sequence number.
+        seq: u64,
+        /// The event's payload, as given to [`Subscription::on_event`].
+        event: E,
+    },
+    /// Send an ack for `seq` on the current stream. Always directly follows
+    /// the `Apply` of the same `seq`.
+    Ack {
+        /// The sequence number of the event just applied.
+        seq: u64,
+    },
+    /// Drop every cached decision. Always directly precedes the `Apply` of
+    /// the event that caused it.
+    InvalidateAll {
+        /// Why.
+        reason: InvalidateReason,
+    },
+    /// Drop the current stream (or abort the attempt in flight) without
+    /// reporting its end: the machine already considers it gone and has
+    /// scheduled the resubscribe. An `on_disconnected` for it before the next
+    /// `Connect` is handed out is ignored; one after would count against the
+    /// new attempt, so a driver must not send it.
+    CloseStream {
+        /// Why.
+        reason: CloseReason,
+    },
+}
+
+/// Why the subscription machine wants to be woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubscriptionTimer {
+    /// The backoff delay has elapsed: resubscribe.
+    Resubscribe,
+}
+
+/// The stream as the machine sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    /// Not started, or stopped.
+    Stopped,
+    /// A `Connect` is queued (`issued == false`) or was handed to the driver.
+    Connecting { issued: bool },
+    /// A stream is open; `fresh` until its first valid event.
+    Open { fresh: bool },
+    /// Waiting for the backoff deadline.
+    Waiting,
+}
+
+/// The resumable invalidation-stream subscription as a sans-IO machine,
+/// generic over the event payload `E`.
+///
+/// ```
+/// use tether_core::subscription::{
+///     InvalidateReason, Subscription, SubscriptionAction as A, SubscriptionConfig,
+/// };
+/// use tether_core::{Machine, Timestamp};
+///
+/// let mut s = Subscription::new(SubscriptionConfig::with_seed(1));
+/// let t = Timestamp::ZERO;
+/// s.start(t);
+/// assert_eq!(s.poll_action(), Some(A::Connect { last_seq_seen: 0 }));
+/// s.on_connected(t);
+/// s.on_event(t, 1, "policy changed");
+/// assert_eq!(s.poll_action(), Some(A::Apply { seq: 1, event: "policy changed" }));
+/// assert_eq!(s.poll_action(), Some(A::Ack { seq: 1 }));
+/// s.on_disconnected(t);
+/// let at = s.poll_timeout().unwrap().at;
+/// s.handle_timeout(at);
+/// assert_eq!(s.poll_action(), Some(A::Connect { last_seq_seen: 1 }));
+/// s.on_connected(at);
+/// // The gateway restarted: seq 1 again is not a duplicate.
+/// s.on_event(at, 1, "after restart");
+/// assert_eq!(s.poll_action(), Some(A::InvalidateAll { reason: InvalidateReason::Restart }));
+/// assert_eq!(s.poll_action(), Some(A::Apply { seq: 1, event: "after restart" }));
+/// assert_eq!(s.poll_action(), Some(A::Ack { seq: 1 }));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Subscription<E> {
+    config: SubscriptionConfig,
+    backoff: Backoff,
+    link: Link,
+    last_seq_seen: u64,
+    connects: u64,
+    stats: SubscriptionStats,
+    actions: VecDeque<SubscriptionAction<E>>,
+}
+
+impl<E> Subscription<E> {
+    /// A stopped machine with `config` (clamped into range), cold
+    /// (`last_seq_seen == 0`).
+    pub fn new(config: SubscriptionConfig) -> Self {
+        let config = config.clamped();
+        Subscription {
+            backoff: Backoff::new(config.backoff.clone()),
+            config,
+            link: Link::Stopped,
+            last_seq_seen: 0,
+            connects: 0,
+            stats: SubscriptionStats::default(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    /// The effective (clamped) configuration.
+    pub fn config(&self) -> &SubscriptionConfig {
+        &self.config
+    }
+
+    /// The embedded reconnect backoff (phase, failure count, last delay).
+    pub fn backoff(&self) -> &Backoff {
+        &self.backoff
+    }
+
+    /// Begin: request the first `Connect` at once. Does nothing if already
+    /// started.
+    pub fn start(&mut self, now: Timestamp) {
+        if self.link == Link::Stopped {
+            self.backoff.start(now);
+            self.pull_backoff();
+        }
+    }
+
+    /// Stop: no further connects or timers until [`Subscription::start`].
+    /// Emits `CloseStream { Stopped }` if a stream is open or an attempt was
+    /// handed out; a `Connect` not yet handed out is withdrawn. Applied
+    /// events still queued (`Apply`, `Ack`) are kept: they were adopted.
+    pub fn stop(&mut self) {
+        match self.link {
+            Link::Open { .. } | Link::Connecting { issued: true } => {
+                self.actions.push_back(SubscriptionAction::CloseStream {
+                    reason: CloseReason::Stopped,
+                });
+            }
+            Link::Connecting { issued: false } => {
+                self.actions
+                    .retain(|a| !matches!(a, SubscriptionAction::Connect { .. }));
+            }
+            Link::Stopped | Link::Waiting => {}
+        }
+        self.backoff.stop();
+        self.link = Link::Stopped;
+    }
+
+    /// The stream requested by the last `Connect` is open. Ignored unless
+    /// that `Connect` was handed out by [`Machine::poll_action`] and has not
+    /// connected or failed yet.
+    pub fn on_connected(&mut self, now: Timestamp) {
+        if self.link == (Link::Connecting { issued: true }) {
+            self.backoff.on_connected(now);
+            self.link = Link::Open { fresh: true };
+        }
+    }
+
+    /// The attempt failed or the stream ended, for whatever cause (an error,
+    /// a clean end, a cancel, an unavailable). Schedules the resubscribe
+    /// through the backoff. Ignored when no attempt was handed out and no
+    /// stream is open (e.g. the end of a stream the machine already closed
+    /// with `CloseStream`).
+    pub fn on_disconnected(&mut self, now: Timestamp) {
+        if matches!(
+            self.link,
+            Link::Open { .. } | Link::Connecting { issued: true }
+        ) {
+            self.lose_stream(now);
+        }
+    }
+
+    /// An event arrived on the open stream. See the module docs for the
+    /// rules; an event with no open stream, or with `seq == 0`, is dropped
+    /// and counted in [`SubscriptionStats::ignored`].
+    pub fn on_event(&mut self, now: Timestamp, seq: u64, event: E) {
+        let fresh = match self.link {
+            Link::Open { fresh } => fresh,
+            _ => {
+                self.stats.ignored = self.stats.ignored.saturating_add(1);
+                return;
+            }
+        };
+        if seq == 0 {
+            self.stats.ignored = self.stats.ignored.saturating_add(1);
+            return;
+        }
+        self.backoff.on_message(now);
+        let last = self.last_seq_seen;
+        let next = last.saturating_add(1);
+        let invalidate = if fresh {
+            if last > 0 && seq <= last {
+                Some(InvalidateReason::Restart)
+            } else if seq > next {
+                Some(InvalidateReason::UnreplayableGap)
+            } else {
+                None
+            }
+        } else if seq <= last {
+            self.stats.duplicates = self.stats.duplicates.saturating_add(1);
+            return;
+        } else if seq > next {
+            self.stats.gaps = self.stats.gaps.saturating_add(1);
+            self.close(
+                now,
+                CloseReason::Gap {
+                    last_seq_seen: last,
+                    got: seq,
+                },
+            );
+            return;
+        } else {
+            None
+        };
+        let needed = if invalidate.is_some() { 3 } else { 2 };
+        if self.actions.len().saturating_add(needed) > self.config.max_queued_actions {
+            self.stats.backlog_closes = self.stats.backlog_closes.saturating_add(1);
+            self.close(now, CloseReason::Backlog);
+            return;
+        }
+        if let Some(reason) = invalidate {
+            match reason {
+                InvalidateReason::Restart => {
+                    self.stats.restarts = self.stats.restarts.saturating_add(1);
+                }
+                InvalidateReason::UnreplayableGap => {
+                    self.stats.unreplayable_gaps = self.stats.unreplayable_gaps.saturating_add(1);
+                }
+            }
+            self.actions
+                .push_back(SubscriptionAction::InvalidateAll { reason });
+        }
+        self.last_seq_seen = seq;
+        self.stats.applied = self.stats.applied.saturating_add(1);
+        self.link = Link::Open { fresh: false };
+        self.actions
+            .push_back(SubscriptionAction::Apply { seq, event });
+        self.actions.push_back(SubscriptionAction::Ack { seq });
+    }
+
+    /// The sequence number of the last applied event (0 on a cold start).
+    pub fn last_seq_seen(&self) -> u64 {
+        self.last_seq_seen
+    }
+
+    /// Whether a stream is open (connected and not closed by the machine).
+    pub fn is_connected(&self) -> bool {
+        matches!(self.link, Link::Open { .. })
+    }
+
+    /// Whether the machine is started (connecting, connected or waiting).
+    pub fn is_started(&self) -> bool {
+        self.link != Link::Stopped
+    }
+
+    /// Counters since construction.
+    pub fn stats(&self) -> SubscriptionStats {
+        SubscriptionStats {
+            last_seq: self.last_seq_seen,
+            reconnects: self.connects.saturating_sub(1),
+            ..self.stats
+        }
+    }
+
+    /// Actions queued and not yet drained.
+    pub fn queued_actions(&self) -> usize {
+        self.actions.len()
+    }
+
+    /// Ask the driver to drop the stream and schedule the resubscribe.
+    fn close(&mut self, now: Timestamp, reason: CloseReason) {
+        self.actions
+            .push_back(SubscriptionAction::CloseStream { reason });
+        self.lose_stream(now);
+    }
+
+    /// The stream or attempt is gone: a disconnect for the backoff.
+    fn lose_stream(&mut self, now: Timestamp) {
+        self.backoff.on_disconnected(now);
+        self.link = Link::Waiting;
+        self.pull_backoff();
+    }
+
+    /// Turn the backoff's connect requests into `Connect` actions carrying
+    /// the current `last_seq_seen`.
+    fn pull_backoff(&mut self) {
+        while let Some(BackoffAction::Connect { .. }) = self.backoff.poll_action() {
+            self.link = Link::Connecting { issued: false };
+            self.actions.push_back(SubscriptionAction::Connect {
+                last_seq_seen: self.last_seq_seen,
+            });
+        }
+    }
+}
+
+impl<E> Machine for Subscription<E> {
+    type Action = SubscriptionAction<E>;
+    type TimerReason = SubscriptionTimer;
+
+    fn poll_action(&mut self) -> Option<SubscriptionAction<E>> {
+        let action = self.actions.pop_front()?;
+        if let SubscriptionAction::Connect { .. } = action {
+            self.connects = self.connects.saturating_add(1);
+            if self.link == (Link::Connecting { issued: false }) {
+                self.link = Link::Connecting { issued: true };
+            }
+        }
+        Some(action)
+    }
+
+    fn poll_timeout(&self) -> Option<Deadline<SubscriptionTimer>> {
+        match self.link {
+            Link::Waiting => self
+                .backoff
+                .poll_timeout()
+                .map(|d| Deadline::new(d.at, SubscriptionTimer::Resubscribe)),
+            _ => None,
+        }
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp) {
+        if self.link == Link::Waiting {
+            self.backoff.handle_timeout(now);
+            self.pull_backoff();
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! Counters a subscription keeps for metrics, logs and tests.
+
+/// What a [`Subscription`](super::Subscription) has seen since it was built.
+///
+/// Every counter saturates at `u64::MAX`; none ever wraps or panics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubscriptionStats {
+    /// Events applied (one `Apply` and one `Ack` each).
+    pub applied: u64,
+    /// Events dropped as duplicates (`seq <= last_seq_seen` mid-stream).
+    pub duplicates: u64,
+    /// Streams closed because an event skipped ahead mid-stream.
+    pub gaps: u64,
+    /// Gateway restarts detected (first event of a stream at or below
+    /// `last_seq_seen`), each answered with `InvalidateAll`.
+    pub restarts: u64,
+    /// Gaps the gateway could no longer replay (first event of a stream past
+    /// `last_seq_seen + 1`), each answered with `InvalidateAll`.
+    pub unreplayable_gaps: u64,
+    /// Events dropped because no stream was open or their `seq` was 0.
+    pub ignored: u64,
+    /// Streams closed because the driver let the action queue fill up.
+    pub backlog_closes: u64,
+    /// `Connect` actions handed to the driver after the first one.
+    pub reconnects: u64,
+    /// The sequence number of the last applied event (`last_seq_seen`).
+    pub last_seq: u64,
+}

@@ -1,0 +1,312 @@
+//! Whole-scenario simulations of subscription clients against a model
+//! gateway (see `sim/mod.rs`), holding the DESIGN.md figures.
+
+mod sim;
+
+use core::time::Duration;
+
+use sim::{busiest_window, max_attempts_within, Accept, GatewayEvent, Sim, SimError};
+use tether_core::backoff::BackoffConfig;
+use tether_core::subscription::{CloseReason, InvalidateReason, Subscription};
+use tether_core::testkit::subscription::Tag;
+use tether_core::{Machine, Timestamp};
+
+fn ok<T>(r: Result<T, SimError>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn secs(s: u64) -> Timestamp {
+    Timestamp::from_secs(s)
+}
+
+/// (a) A gateway that accepts and closes every stream: the attempts in the
+/// first minute, ten minutes and hour stay within what the backoff schedule
+/// allows, computed from the config (9, 31 and 31 + ⌈3000 / 24⌉ at the
+/// defaults), and the client never gives up.
+#[test]
+fn closing_gateway_attempts_stay_within_the_backoff_schedule() {
+    let cfg = BackoffConfig::default();
+    let bounds = [60, 600, 3_600].map(|s| max_attempts_within(&cfg, Duration::from_secs(s)));
+    assert_eq!(bounds, [9, 31, 31 + 3_000u64.div_ceil(24)]);
+    let floor = 3_600 / cfg.max_delay().as_secs();
+    let mut worst = [0u64; 3];
+    let mut fewest = u64::MAX;
+    for seed in 0..200u64 {
+        let mut sim = Sim::with_defaults(1, seed.wrapping_mul(0x9E37_79B9));
+        sim.accept = Accept::CloseAtOnce;
+        ok(sim.drive_until(secs(3_600), 10_000));
+        let c = &sim.clients[0];
+        let counts =
+            [60, 600, 3_600].map(|s| c.connects.iter().filter(|t| **t <= secs(s)).count() as u64);
+        for (w, n) in worst.iter_mut().zip(counts) {
+            *w = (*w).max(n);
+        }
+        fewest = fewest.min(counts[2]);
+        let st = c.machine.stats();
+        assert_eq!(st.reconnects + 1, c.connects.len() as u64);
+        assert_eq!(st.applied, 0);
+        assert!(never_gave_up(&c.machine));
+    }
+    println!(
+        "closing gateway: worst attempts in 1 min / 10 min / 1 h = {worst:?}, bounds {bounds:?}; fewest in 1 h = {fewest}"
+    );
+    for (w, b) in worst.iter().zip(bounds) {
+        assert!(*w <= b, "{worst:?} above {bounds:?}");
+    }
+    assert!(fewest >= floor, "gave up: {fewest} attempts in an hour");
+}
+
+/// `SUB_NEVER_GIVES_UP`: started, and connected or holding a deadline.
+fn never_gave_up(m: &Subscription<Tag>) -> bool {
+    m.is_started() && (m.poll_timeout().is_some() || m.is_connected())
+}
+
+/// (b) A gateway restart mid-stream: the client invalidates everything right
+/// before the first event of the new lifetime, applies every event of the
+/// old lifetime exactly once in order, and from then on every event of the
+/// new one; what it missed was published before it resubscribed.
+#[test]
+fn gateway_restart_mid_stream_invalidates_and_loses_nothing_per_lifetime() {
+    for seed in 0..20 {
+        let mut sim = Sim::with_defaults(1, seed);
+        sim.publish_every(secs(1), Duration::from_millis(50), 2_000);
+        sim.schedule(
+            Timestamp::from_millis(40_025),
+            GatewayEvent::Restart {
+                down_for: Duration::from_secs(3),
+            },
+        );
+        ok(sim.drive_until(secs(200), 100_000));
+        let c = &sim.clients[0];
+        c.check_lifetimes().unwrap();
+        let (pub0, app0) = c.lifetime(0);
+        assert_eq!(app0, pub0, "first lifetime: every event once, in order");
+        assert_eq!(pub0.len(), 781);
+        let (pub1, app1) = c.lifetime(1);
+        let missed = pub1.len() - app1.len();
+        assert_eq!(
+            app1,
+            pub1[missed..],
+            "second lifetime: a gap-free run to the end"
+        );
+        assert_eq!(c.accepted.len(), 2);
+        let resub = c.accepted[1];
+        assert_eq!(resub.last_seq_seen, 781);
+        assert_eq!(missed as u64, resub.head.map_or(0, |t| t.seq));
+        assert_eq!(c.invalidations, [(781, InvalidateReason::Restart)]);
+        let st = c.machine.stats();
+        assert_eq!(
+            (st.restarts, st.unreplayable_gaps, st.duplicates),
+            (1, 0, 0)
+        );
+        assert_eq!(c.applied.last(), c.published.last());
+    }
+}
+
+/// (c) A client offline for more than the 1,024-event replay ring: the
+/// first replayed event is past `last + 1`, so everything is invalidated
+/// (`UnreplayableGap`) and the ring's oldest event is adopted; nothing after
+/// it is lost.
+#[test]
+fn offline_past_the_replay_window_invalidates_as_unreplayable() {
+    for seed in 0..10 {
+        let mut sim = Sim::with_defaults(1, seed);
+        sim.publish_every(secs(1), Duration::from_millis(10), 3_000);
+        sim.schedule(
+            Timestamp::from_millis(5_005),
+            GatewayEvent::Isolate {
+                client: 0,
+                offline_for: Duration::from_secs(20),
+            },
+        );
+        ok(sim.drive_until(secs(120), 100_000));
+        let c = &sim.clients[0];
+        c.check_lifetimes().unwrap();
+        assert_eq!(c.accepted.len(), 2);
+        let back = c.accepted[1];
+        let before = back.last_seq_seen;
+        let head = back.head.expect("events while offline").seq;
+        assert_eq!(before, 401);
+        assert!(
+            head - before > 1_024,
+            "offline for {} events",
+            head - before
+        );
+        assert_eq!(
+            c.invalidations,
+            [(before as usize, InvalidateReason::UnreplayableGap)]
+        );
+        let oldest_in_ring = head - 1_023;
+        let expected: Vec<u64> = (1..=before).chain(oldest_in_ring..=3_000).collect();
+        assert_eq!(c.lifetime(0).1, expected);
+    }
+}
+
+/// (c') Offline for fewer events than the ring holds: a full replay, no
+/// invalidation, every event exactly once.
+#[test]
+fn offline_within_the_replay_window_replays_everything() {
+    let mut sim = Sim::with_defaults(1, 11);
+    sim.publish_every(secs(1), Duration::from_millis(10), 3_000);
+    sim.schedule(
+        Timestamp::from_millis(5_005),
+        GatewayEvent::Isolate {
+            client: 0,
+            offline_for: Duration::from_secs(5),
+        },
+    );
+    ok(sim.drive_until(secs(120), 100_000));
+    let c = &sim.clients[0];
+    let (published, applied) = c.lifetime(0);
+    assert_eq!(applied, published);
+    assert!(c.invalidations.is_empty());
+    let back = c.accepted[1];
+    assert!(back.head.unwrap().seq - back.last_seq_seen > 400);
+}
+
+/// (d) 10,000 clients, healthy, dropped at the same instant: the busiest
+/// 100 ms window of their reconnects holds at most twice an even spread's
+/// share and at most 15 % of them; without jitter, all of them.
+#[test]
+fn ten_thousand_clients_dropped_together_spread_their_reconnects() {
+    const N: usize = 10_000;
+    let window = Duration::from_millis(100);
+    let run = |jitter: f64| {
+        let backoff = BackoffConfig {
+            jitter,
+            ..BackoffConfig::default()
+        };
+        let mut sim = Sim::with_backoff(N, backoff, 1);
+        sim.schedule(secs(1), GatewayEvent::Publish);
+        sim.schedule(secs(60), GatewayEvent::DropStreams);
+        ok(sim.drive_until(secs(70), 100_000));
+        let reconnects: Vec<Timestamp> = sim
+            .clients
+            .iter()
+            .map(|c| {
+                assert_eq!(c.connects.len(), 2);
+                assert_eq!(c.applied.len(), 1);
+                c.connects[1]
+            })
+            .collect();
+        assert!(reconnects.iter().all(|t| (secs(60)..=secs(61)).contains(t)));
+        busiest_window(&reconnects, window)
+    };
+    let busiest = run(0.2);
+    let unjittered = run(0.0);
+    let base = BackoffConfig::default().base;
+    let even = N as f64 * window.as_secs_f64() / base.as_secs_f64();
+    println!(
+        "10,000 clients dropped at once: busiest 100 ms window = {busiest} reconnects ({:.1} %), \
+         even spread = {even:.0}; without jitter = {unjittered} ({:.1} %)",
+        100.0 * busiest as f64 / N as f64,
+        100.0 * unjittered as f64 / N as f64,
+    );
+    assert!(busiest as f64 <= 2.0 * even, "{busiest} > 2 x {even}");
+    assert!(busiest as f64 <= 0.15 * N as f64, "{busiest} > 15 %");
+    assert_eq!(unjittered, N);
+}
+
+/// (e) A lagging subscriber: the live channel skips events, the client
+/// notices the gap, closes, resubscribes and gets them from the ring.
+#[test]
+fn lagging_subscriber_notices_the_gap_and_loses_nothing() {
+    let mut sim = Sim::with_defaults(1, 3);
+    sim.publish_every(secs(1), Duration::from_millis(100), 300);
+    for k in 0..5 {
+        sim.schedule(
+            Timestamp::from_millis(10_050 + k),
+            GatewayEvent::PublishLagging,
+        );
+    }
+    ok(sim.drive_until(secs(120), 100_000));
+    let c = &sim.clients[0];
+    c.check_lifetimes().unwrap();
+    let (published, applied) = c.lifetime(0);
+    assert_eq!(published.len(), 305);
+    assert_eq!(applied, published);
+    assert!(c.invalidations.is_empty());
+    assert!(matches!(
+        c.closes[..],
+        [(
+            _,
+            CloseReason::Gap {
+                last_seq_seen: 91,
+                got: 97
+            }
+        )]
+    ));
+}
+
+/// What sequence numbers cannot reveal (see the `subscription` module docs):
+/// a gateway that restarted and published more than `last_seq_seen` events
+/// before the client resubscribed replays from `last_seq_seen + 1` of its new
+/// lifetime, which looks exactly like a resume. This pins the behaviour so a
+/// change is noticed; the fix belongs in the protocol (a lifetime id).
+#[test]
+fn a_restart_that_outruns_last_seq_seen_is_invisible_to_sequence_numbers() {
+    let mut sim = Sim::with_defaults(1, 5);
+    sim.publish_every(secs(1), Duration::from_secs(1), 3);
+    sim.schedule(
+        secs(10),
+        GatewayEvent::Restart {
+            down_for: Duration::from_millis(500),
+        },
+    );
+    sim.publish_every(
+        Timestamp::from_millis(10_510),
+        Duration::from_millis(10),
+        10,
+    );
+    ok(sim.drive_until(secs(60), 10_000));
+    let c = &sim.clients[0];
+    assert!(c.accepted[1].at >= Timestamp::from_millis(10_800));
+    assert!(c.invalidations.is_empty());
+    assert_eq!(c.lifetime(1), ((1..=10).collect(), (4..=10).collect()));
+}
+
+/// The same seeds and schedule replay the same run.
+#[test]
+fn simulations_replay_exactly_from_their_seeds() {
+    let run = || {
+        let mut sim = Sim::with_defaults(20, 99);
+        sim.publish_every(secs(1), Duration::from_millis(250), 200);
+        sim.schedule(secs(20), GatewayEvent::DropStreams);
+        sim.schedule(
+            secs(30),
+            GatewayEvent::Restart {
+                down_for: Duration::from_secs(4),
+            },
+        );
+        ok(sim.drive_until(secs(90), 100_000));
+        sim.clients
+            .iter()
+            .map(|c| {
+                (
+                    c.connects.clone(),
+                    c.applied.clone(),
+                    c.invalidations.clone(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(run(), run());
+}
+
+/// The harness itself fails on a step limit and on unbounded work at one
+/// instant instead of spinning.
+#[test]
+fn the_harness_reports_step_limits_and_livelocks() {
+    let mut sim = Sim::with_defaults(1, 0);
+    sim.accept = Accept::CloseAtOnce;
+    let err = sim.drive_until(secs(3_600), 10).unwrap_err();
+    assert!(
+        matches!(err, SimError::StepLimit { steps: 10, .. }),
+        "{err}"
+    );
+
+    let mut sim = Sim::with_defaults(100, 0);
+    sim.max_actions_per_instant = 50;
+    let err = sim.drive_until(secs(1), 10).unwrap_err();
+    assert!(matches!(err, SimError::Livelock { .. }), "{err}");
+}

@@ -1,0 +1,162 @@
+//! How a [`Tether`](super::Tether) client is configured.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tether_core::approval::ApprovalConfig;
+use tether_core::backoff::BackoffConfig;
+use tether_core::policy_cache::PolicyCacheConfig;
+
+use super::credentials::{CredentialProvider, StaticToken};
+use super::verdict::Decision;
+
+/// Connect timeout: 5 s, long enough for a TLS handshake over a slow link,
+/// short enough that a dead address falls through to backoff quickly.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// CheckAction timeout: 10 s (a held approval call gets its own, longer
+/// deadline: the approval deadline).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 keepalive ping interval: 10 s, so a silently dead peer (a
+/// pulled cable, a dropped NAT entry) is noticed within about 15 s.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+/// How long a keepalive ping may go unanswered: 5 s.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `check` waits for a reviewer on a PENDING answer: 60 s.
+pub const DEFAULT_APPROVAL_DEADLINE: Duration = Duration::from_secs(60);
+
+/// The agent's composite identity, as the gateway knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct AgentIdentity {
+    /// Organisation.
+    pub org_id: String,
+    /// Team (tenant).
+    pub team_id: String,
+    /// Agent.
+    pub agent_id: String,
+}
+
+impl AgentIdentity {
+    /// An identity from its three parts.
+    pub fn new(org: impl Into<String>, team: impl Into<String>, agent: impl Into<String>) -> Self {
+        AgentIdentity {
+            org_id: org.into(),
+            team_id: team.into(),
+            agent_id: agent.into(),
+        }
+    }
+}
+
+/// TLS settings for an `https` gateway URL.
+#[derive(Clone, Debug, Default)]
+pub struct TlsSettings {
+    /// PEM of a CA to trust in addition to (or instead of) the system roots.
+    pub ca_pem: Option<Vec<u8>>,
+    /// The server name to verify, if not the URL's host.
+    pub domain: Option<String>,
+}
+
+/// Everything a [`Tether`](super::Tether) client needs.
+#[derive(Clone)]
+pub struct TetherConfig {
+    /// The gateway, e.g. `http://127.0.0.1:50051` (TLS when `https`).
+    pub gateway_url: String,
+    /// Who this runtime is.
+    pub agent: AgentIdentity,
+    /// The subscriber id of the invalidation stream.
+    pub assembly_id: String,
+    /// Where the credential comes from.
+    pub credentials: Arc<dyn CredentialProvider>,
+    /// TLS settings (used when the URL is `https`).
+    pub tls: TlsSettings,
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// CheckAction timeout.
+    pub request_timeout: Duration,
+    /// HTTP/2 keepalive interval.
+    pub keepalive_interval: Duration,
+    /// HTTP/2 keepalive timeout.
+    pub keepalive_timeout: Duration,
+    /// Reconnect backoff of both streams (each gets its own seed from
+    /// [`TetherConfig::seed`]).
+    pub backoff: BackoffConfig,
+    /// The policy cache.
+    pub cache: PolicyCacheConfig,
+    /// The approval waiters.
+    pub approvals: ApprovalConfig,
+    /// The op-control machine.
+    pub ops: tether_core::op_control::OpControlConfig,
+    /// How long `check` waits for a reviewer on a PENDING answer.
+    pub approval_deadline: Duration,
+    /// What `check` answers when that deadline passes with no verdict (the
+    /// approval is still pending; this is a local decision, not a denial by
+    /// anyone). Defaults to deny, the safe side.
+    pub approval_fallback: Decision,
+    /// Seed of every jitter generator, so a run can be replayed.
+    pub seed: u64,
+}
+
+impl std::fmt::Debug for TetherConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TetherConfig")
+            .field("gateway_url", &self.gateway_url)
+            .field("agent", &self.agent)
+            .field("assembly_id", &self.assembly_id)
+            .field("approval_deadline", &self.approval_deadline)
+            .field("approval_fallback", &self.approval_fallback)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TetherConfig {
+    /// A config with the defaults for everything but the gateway, the agent
+    /// and the subscriber id; no credential.
+    pub fn new(
+        gateway_url: impl Into<String>,
+        agent: AgentIdentity,
+        assembly_id: impl Into<String>,
+    ) -> Self {
+        TetherConfig {
+            gateway_url: gateway_url.into(),
+            agent,
+            assembly_id: assembly_id.into(),
+            credentials: Arc::new(StaticToken::none()),
+            tls: TlsSettings::default(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            backoff: BackoffConfig::default(),
+            cache: PolicyCacheConfig::default(),
+            approvals: ApprovalConfig::default(),
+            ops: Default::default(),
+            approval_deadline: DEFAULT_APPROVAL_DEADLINE,
+            approval_fallback: Decision::Deny,
+            seed: 0,
+        }
+    }
+
+    /// Use a static token.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.credentials = Arc::new(StaticToken::new(token));
+        self
+    }
+
+    /// Use a credential provider.
+    pub fn with_credentials(mut self, provider: Arc<dyn CredentialProvider>) -> Self {
+        self.credentials = provider;
+        self
+    }
+
+    /// Set the approval deadline and the fallback decision when it passes.
+    pub fn with_approval_deadline(mut self, deadline: Duration, fallback: Decision) -> Self {
+        self.approval_deadline = deadline;
+        self.approval_fallback = fallback;
+        self
+    }
+
+    /// Set the jitter seed.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}

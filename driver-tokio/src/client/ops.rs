@@ -1,0 +1,194 @@
+//! [`Ops`]: the kill switch as the runtime sees it, driven by the core's
+//! `OpControl` machine.
+//!
+//! Guarantees: a terminated op is denied at once and stays terminated; a
+//! paused op's check waits until resume or terminate (never resumes by
+//! itself, even when the control stream is down); a wait future dropped
+//! early leaves nothing behind; every applied signal bumps a change counter
+//! that lets a `check` blocked elsewhere (on CheckAction, on an approval)
+//! notice a terminate at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+pub use tether_core::op_control::{DenyReason, OpState, OutagePolicy, WaitOutcome};
+use tether_core::op_control::{
+    CheckOutcome, OpControl, OpControlAction, OpControlConfig, Signal, SignalOutcome, WaiterId,
+};
+use tokio::sync::{oneshot, watch};
+
+use crate::runtime::{Clock, Driven, TimerTask};
+
+type Senders = Arc<Mutex<HashMap<WaiterId, oneshot::Sender<WaitOutcome>>>>;
+
+/// Why an op may not run.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OpBlocked {
+    /// The op was terminated (directly, for its agent, or fleet-wide).
+    #[error("op is terminated")]
+    Terminated,
+    /// The control stream has been down past its grace and the outage
+    /// policy denies.
+    #[error("op-control stream is down and the outage policy denies")]
+    OutageDeny,
+    /// Failed closed: a paused entry was evicted, the table is saturated,
+    /// too many waiters, or the op id is invalid.
+    #[error("failed closed: {0}")]
+    FailedClosed(String),
+}
+
+/// The op-control state of this runtime's agent, cheap to clone.
+#[derive(Clone)]
+pub struct Ops {
+    cell: Arc<Driven<OpControl>>,
+    senders: Senders,
+    changes: Arc<watch::Sender<u64>>,
+    agent: Arc<str>,
+    _timer: Arc<TimerTask>,
+}
+
+impl std::fmt::Debug for Ops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ops").field("agent", &self.agent).finish()
+    }
+}
+
+impl Ops {
+    /// Start the machine and its timer for `agent` on the current runtime.
+    pub fn new(config: OpControlConfig, agent: &str, clock: Clock) -> Self {
+        let senders: Senders = Arc::default();
+        let exec = senders.clone();
+        let machine = OpControl::new(config, clock.now());
+        let cell = Driven::new(machine, clock, move |a: OpControlAction| match a {
+            OpControlAction::Release { waiter, outcome } => {
+                let tx = exec.lock().unwrap_or_else(|e| e.into_inner()).remove(&waiter);
+                if let Some(tx) = tx {
+                    let _ = tx.send(outcome);
+                }
+            }
+            OpControlAction::OutageStarted { .. } => {
+                tracing::warn!("op-control outage: the stream has been down past its grace");
+            }
+            OpControlAction::OutageEnded { .. } => {
+                tracing::info!("op-control outage over");
+            }
+        });
+        let timer = Arc::new(cell.spawn_timer());
+        Ops {
+            cell,
+            senders,
+            changes: Arc::new(watch::channel(0).0),
+            agent: agent.into(),
+            _timer: timer,
+        }
+    }
+
+    /// The op's current state.
+    pub fn state(&self, op_id: &str) -> OpState {
+        self.cell.read(|m| m.state(&self.agent, op_id))
+    }
+
+    /// Resolve when the op may run; fail when it may not. Waits while the op
+    /// is paused (or while the outage policy holds). Cancellation-safe.
+    pub async fn wait_runnable(&self, op_id: &str) -> Result<(), OpBlocked> {
+        loop {
+            let (tx, rx) = oneshot::channel();
+            let senders = self.senders.clone();
+            let outcome = self.cell.with(|m, now| {
+                let out = m.check(now, &self.agent, op_id);
+                if let CheckOutcome::Wait(id) = out {
+                    senders
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, tx);
+                }
+                out
+            });
+            let id = match outcome {
+                CheckOutcome::Run => return Ok(()),
+                CheckOutcome::Deny(reason) => return Err(blocked(reason)),
+                CheckOutcome::Wait(id) => id,
+            };
+            let mut guard = CancelOnDrop { ops: self, id: Some(id) };
+            let released = rx.await;
+            guard.id = None;
+            match released {
+                Ok(o) if o.runs() => continue, // re-check: it may be paused again
+                Ok(WaitOutcome::Terminated) => return Err(OpBlocked::Terminated),
+                Ok(WaitOutcome::OutageDeny) => return Err(OpBlocked::OutageDeny),
+                Ok(other) => return Err(OpBlocked::FailedClosed(format!("{other:?}"))),
+                Err(_) => return Err(OpBlocked::FailedClosed("shut down".into())),
+            }
+        }
+    }
+
+    /// Resolve once the op is terminated (used to cut short a check that is
+    /// waiting elsewhere). Never resolves otherwise.
+    pub async fn terminated(&self, op_id: &str) {
+        let mut rx = self.changes.subscribe();
+        loop {
+            if self.state(op_id) == OpState::Terminated {
+                return;
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// The runtime finished this op: its terminated entry may be forgotten.
+    pub fn finished(&self, op_id: &str) {
+        self.cell.with(|m, _| m.on_op_finished(&self.agent, op_id));
+    }
+
+    /// Feed a signal from the op-control stream.
+    pub fn on_signal(&self, op_id: &str, signal: i32, sequence: u64) -> SignalOutcome {
+        let out = self
+            .cell
+            .with(|m, now| m.on_signal(now, op_id, Signal::from_wire(signal), sequence));
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        out
+    }
+
+    /// The control stream is up.
+    pub fn on_stream_up(&self) {
+        self.cell.with(|m, now| m.on_stream_up(now));
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The control stream is down.
+    pub fn on_stream_down(&self) {
+        self.cell.with(|m, now| m.on_stream_down(now));
+    }
+
+    /// Checks currently waiting.
+    pub fn waiting(&self) -> usize {
+        self.cell.read(|m| m.stats().waiters)
+    }
+}
+
+fn blocked(reason: DenyReason) -> OpBlocked {
+    match reason {
+        DenyReason::Terminated => OpBlocked::Terminated,
+        DenyReason::StreamDown => OpBlocked::OutageDeny,
+        other => OpBlocked::FailedClosed(format!("{other:?}")),
+    }
+}
+
+struct CancelOnDrop<'a> {
+    ops: &'a Ops,
+    id: Option<WaiterId>,
+}
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            self.ops.cell.with(|m, _| m.cancel(id));
+            self.ops
+                .senders
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&id);
+        }
+    }
+}

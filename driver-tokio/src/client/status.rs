@@ -1,0 +1,63 @@
+//! Per-stream connection status, as [`Tether::status`](super::Tether::status)
+//! reports it.
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+/// One stream's state and counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StreamStatus {
+    /// Whether the stream is open now.
+    pub connected: bool,
+    /// When it last became connected or disconnected (wall clock).
+    pub since: Option<SystemTime>,
+    /// The last sequence number applied (invalidation) or seen (op control).
+    pub last_seq: u64,
+    /// Connection attempts after the first.
+    pub reconnects: u64,
+    /// Events applied.
+    pub events_applied: u64,
+    /// Duplicates dropped.
+    pub duplicates: u64,
+    /// Sequence gaps seen (invalidation stream).
+    pub gaps: u64,
+    /// Gateway restarts detected (invalidation stream).
+    pub restarts: u64,
+    /// Gaps the gateway could not replay (invalidation stream).
+    pub unreplayable_gaps: u64,
+    /// The last error that ended a stream or an attempt, if any.
+    pub last_error: Option<String>,
+}
+
+/// Both streams' status.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Status {
+    /// The invalidation stream.
+    pub invalidation: StreamStatus,
+    /// The op-control stream.
+    pub op_control: StreamStatus,
+}
+
+/// Where the stream tasks publish their status.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct StatusBoard {
+    inner: Arc<Mutex<Status>>,
+}
+
+impl StatusBoard {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut Status)) {
+        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    pub(crate) fn get(&self) -> Status {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Mark a stream connected or disconnected, stamping the time of change.
+pub(crate) fn set_connected(s: &mut StreamStatus, connected: bool) {
+    if s.connected != connected || s.since.is_none() {
+        s.since = Some(SystemTime::now());
+    }
+    s.connected = connected;
+}
