@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod client;
+pub mod metrics_names;
 pub mod runtime;
 
 #[cfg(feature = "gateway")]

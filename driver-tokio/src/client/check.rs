@@ -1,0 +1,248 @@
+//! The per-tool-call decision pipeline behind [`Tether::check`](super::Tether::check).
+//!
+//! Order: op control (terminated: deny at once; paused: wait), then the
+//! policy cache, then CheckAction, then (on PENDING) the approval wait.
+//! A terminate reaches the check wherever it is waiting and ends it at once.
+//!
+//! Guarantees: the pipeline only sequences the core machines' answers; the
+//! decisions themselves (state of an op, cache freshness, approval outcome)
+//! are the machines'. A fetch that began before an invalidation is never
+//! cached (the cache machine refuses it). A deadline on an approval gives
+//! the configured fallback with `VerdictSource::ApprovalDeadline`, never an
+//! implicit denial.
+
+use std::time::Duration;
+
+use tether_core::approval::Outcome;
+use tether_core::policy_cache::{CacheKey, Lookup};
+use tether_proto::common::{ActionType, AgentId, Decision as WireDecision};
+use tether_proto::policy::policy_service_client::PolicyServiceClient;
+use tether_proto::policy::{action_context, ActionContext, CheckActionRequest, ToolCallContext};
+use tokio::time::Instant;
+
+use super::error::TetherError;
+use super::ops::OpBlocked;
+use super::shared::{Cached, Shared};
+use super::verdict::{Decision, Verdict, VerdictSource};
+
+/// A tool call to be checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ToolCall {
+    /// The tool's name (what the gateway's rules match).
+    pub tool_name: String,
+    /// Where the tool comes from (an MCP server, a plugin), if known.
+    pub tool_source: String,
+    /// The call's arguments as JSON.
+    pub args_json: Vec<u8>,
+    /// The URL the call will reach, if any.
+    pub target_url: String,
+}
+
+impl ToolCall {
+    /// A call of `tool_name` with no arguments.
+    pub fn new(tool_name: impl Into<String>) -> Self {
+        ToolCall {
+            tool_name: tool_name.into(),
+            ..Default::default()
+        }
+    }
+
+    /// The same call with JSON arguments.
+    pub fn with_args(mut self, args_json: impl Into<Vec<u8>>) -> Self {
+        self.args_json = args_json.into();
+        self
+    }
+
+    /// The cache fingerprint: tool name and exact arguments.
+    fn fingerprint(&self) -> String {
+        format!(
+            "{}\u{0}{}\u{0}{}",
+            self.tool_name,
+            String::from_utf8_lossy(&self.args_json),
+            self.target_url
+        )
+    }
+}
+
+enum Step<T> {
+    Done(T),
+    Terminated,
+}
+
+/// Race `fut` against a terminate of `op_id`.
+async fn unless_terminated<T>(shared: &Shared, op_id: &str, fut: impl std::future::Future<Output = T>) -> Step<T> {
+    tokio::select! {
+        biased;
+        _ = shared.ops.terminated(op_id) => Step::Terminated,
+        v = fut => Step::Done(v),
+    }
+}
+
+pub(crate) async fn check(shared: &Shared, op_id: &str, call: &ToolCall) -> Result<Verdict, TetherError> {
+    let started = Instant::now();
+    let verdict = |decision, source, reason: String| Verdict {
+        decision,
+        source,
+        reason,
+        latency: started.elapsed(),
+    };
+    let terminated = || {
+        verdict(
+            Decision::Deny,
+            VerdictSource::Terminated,
+            format!("op {op_id} was terminated"),
+        )
+    };
+
+    // 1. Op control.
+    match shared.ops.wait_runnable(op_id).await {
+        Ok(()) => {}
+        Err(OpBlocked::Terminated) => return Ok(terminated()),
+        Err(OpBlocked::OutageDeny) => {
+            return Ok(verdict(
+                Decision::Deny,
+                VerdictSource::OutagePolicy,
+                "op-control stream down past its grace; outage policy denies".into(),
+            ))
+        }
+        Err(OpBlocked::FailedClosed(why)) => {
+            return Ok(verdict(
+                Decision::Deny,
+                VerdictSource::OutagePolicy,
+                format!("op control failed closed: {why}"),
+            ))
+        }
+    }
+
+    // 2. The policy cache.
+    let key = CacheKey::new(shared.config.agent.agent_id.clone(), call.fingerprint());
+    let cached = shared.cache.with(|c, now| match c.get(now, &key) {
+        Lookup::Hit(v) => Some(v.clone()),
+        _ => None,
+    });
+    if let Some(hit) = cached {
+        return Ok(verdict(hit.decision, VerdictSource::Cache, hit.reason));
+    }
+
+    // 3. CheckAction, raced with a terminate.
+    let ticket = shared.cache.read(|c| c.begin_fetch(shared.clock.now(), &key));
+    let response = match unless_terminated(shared, op_id, check_action(shared, op_id, call)).await {
+        Step::Terminated => return Ok(terminated()),
+        Step::Done(r) => r?,
+    };
+    let decision = WireDecision::try_from(response.decision).unwrap_or(WireDecision::DecisionUnspecified);
+    let gateway_verdict = match decision {
+        WireDecision::Allow | WireDecision::Redact => Some(Decision::Allow),
+        WireDecision::Deny => Some(Decision::Deny),
+        WireDecision::Pending => None,
+        WireDecision::DecisionUnspecified => {
+            return Err(TetherError::Protocol(format!(
+                "CheckAction answered decision {} for {}",
+                response.decision, call.tool_name
+            )))
+        }
+    };
+    if let Some(d) = gateway_verdict {
+        let value = Cached {
+            decision: d,
+            reason: response.reason.clone(),
+        };
+        let version = ticket.policy_version();
+        let stored = shared
+            .cache
+            .with(|c, now| c.complete_fetch(now, ticket, key, value, version));
+        if let Err(why) = stored {
+            tracing::debug!(?why, "decision not cached");
+        }
+        // A terminate that landed while the answer was in flight still wins.
+        if shared.ops.state(op_id) == tether_core::op_control::OpState::Terminated {
+            return Ok(terminated());
+        }
+        return Ok(verdict(d, VerdictSource::Gateway, response.reason));
+    }
+
+    // 4. PENDING: wait for the reviewer, raced with a terminate.
+    let approval_id = response.approval_id.clone();
+    if approval_id.is_empty() {
+        return Err(TetherError::Protocol("PENDING without an approval_id".into()));
+    }
+    let deadline = shared.config.approval_deadline;
+    let outcome = match unless_terminated(shared, op_id, shared.approvals.wait(&approval_id, deadline)).await {
+        Step::Terminated => return Ok(terminated()),
+        Step::Done(r) => r?,
+    };
+    Ok(match outcome {
+        Outcome::Approved => verdict(
+            Decision::Allow,
+            VerdictSource::Reviewer { approval_id },
+            "approved by a reviewer".into(),
+        ),
+        Outcome::Denied => verdict(
+            Decision::Deny,
+            VerdictSource::Reviewer { approval_id },
+            "denied by a reviewer".into(),
+        ),
+        Outcome::TimedOut => verdict(
+            shared.config.approval_fallback,
+            VerdictSource::ApprovalDeadline { approval_id },
+            format!(
+                "no reviewer answered within {}s; approval still pending, fallback applied",
+                deadline.as_secs_f64()
+            ),
+        ),
+    })
+}
+
+async fn check_action(
+    shared: &Shared,
+    op_id: &str,
+    call: &ToolCall,
+) -> Result<tether_proto::policy::CheckActionResponse, TetherError> {
+    let (trace_id, span_id) = op_id.split_once(':').unwrap_or((op_id, ""));
+    let a = &shared.config.agent;
+    let build = |token: Option<&str>| {
+        let mut req = tonic::Request::new(CheckActionRequest {
+            agent_id: Some(AgentId {
+                org_id: a.org_id.clone(),
+                team_id: a.team_id.clone(),
+                agent_id: a.agent_id.clone(),
+            }),
+            credential_token: token.unwrap_or_default().to_owned(),
+            trace_id: trace_id.to_owned(),
+            span_id: span_id.to_owned(),
+            action_type: ActionType::ToolCall as i32,
+            context: Some(ActionContext {
+                action: Some(action_context::Action::ToolCall(ToolCallContext {
+                    tool_name: call.tool_name.clone(),
+                    tool_source: call.tool_source.clone(),
+                    args_json: call.args_json.clone(),
+                    target_url: call.target_url.clone(),
+                })),
+            }),
+        });
+        // A gateway may hold the call open until a reviewer decides.
+        let timeout: Duration = shared.config.request_timeout.max(shared.config.approval_deadline);
+        req.set_timeout(timeout);
+        req
+    };
+    let mut client = PolicyServiceClient::new(shared.channel.clone());
+    for attempt in 0..2 {
+        let token = shared.config.credentials.token().await;
+        let mut req = build(token.as_deref());
+        if let Some(t) = &token {
+            if let Ok(v) = t.parse() {
+                req.metadata_mut().insert("x-aa-credential-token", v);
+            }
+        }
+        match client.check_action(req).await {
+            Ok(resp) => return Ok(resp.into_inner()),
+            Err(status) if status.code() == tonic::Code::Unauthenticated && attempt == 0 => {
+                shared.on_unauthenticated(token.as_deref()).await;
+            }
+            Err(status) => return Err(TetherError::Gateway(status)),
+        }
+    }
+    Err(TetherError::Gateway(tonic::Status::unauthenticated(
+        "credential refused after refresh",
+    )))
+}

@@ -1,0 +1,261 @@
+//! The invalidation stream task: one task owns the core `Subscription`
+//! machine and the tonic bidi stream, feeds events in, and executes the
+//! machine's actions (connect, apply, ack, invalidate all, close).
+//!
+//! Guarantees: the task holds no decision logic: duplicate, gap and restart
+//! handling and reconnect timing are the machine's; every applied event
+//! reaches the policy cache, the approval waiters and the registered sinks
+//! in sequence order; the task ends on shutdown.
+
+use std::sync::Arc;
+
+use tether_core::approval::ReviewerDecision;
+use tether_core::subscription::{
+    InvalidateReason, Subscription, SubscriptionAction, SubscriptionConfig,
+};
+use tether_core::Machine;
+use tether_proto::gateway::invalidation_event::Payload;
+use tether_proto::gateway::invalidation_service_client::InvalidationServiceClient;
+use tether_proto::gateway::{subscribe_request, SubscribeAck, SubscribeInitial, SubscribeRequest};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
+
+use super::shared::Shared;
+use super::sink::{InvalidateAllReason, PolicyChange};
+use super::status::set_connected;
+use crate::metrics_names as m;
+
+const STREAM: &str = "invalidation";
+/// Acks buffered toward the gateway; a full buffer drops an ack, which is
+/// harmless: a later ack covers every earlier sequence.
+const ACK_BUFFER: usize = 1024;
+
+struct Conn {
+    acks: mpsc::Sender<SubscribeRequest>,
+    events: tonic::Streaming<tether_proto::gateway::InvalidationEvent>,
+}
+
+pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    let clock = shared.clock;
+    let mut backoff = shared.config.backoff.clone();
+    backoff.seed = shared.config.seed ^ 0x1a1a_1a1a;
+    let mut sub: Subscription<Option<Payload>> = Subscription::new(SubscriptionConfig {
+        backoff,
+        ..SubscriptionConfig::default()
+    });
+    sub.start(clock.now());
+    let mut conn: Option<Conn> = None;
+    let mut received_at = Instant::now();
+    let mut attempt_span = tracing::Span::none();
+    loop {
+        while let Some(action) = sub.poll_action() {
+            match action {
+                SubscriptionAction::Connect { last_seq_seen } => {
+                    conn = None;
+                    attempt_span = tracing::info_span!(
+                        "invalidation_stream",
+                        assembly_id = %shared.config.assembly_id,
+                        from_seq = last_seq_seen
+                    );
+                    let opened = tokio::select! {
+                        r = open(&shared, last_seq_seen).instrument(attempt_span.clone()) => r,
+                        _ = shutdown.changed() => return,
+                    };
+                    match opened {
+                        Ok(c) => {
+                            conn = Some(c);
+                            sub.on_connected(clock.now());
+                            shared.cache.with(|c, now| c.on_stream_up(now));
+                            shared.status.update(|s| {
+                                set_connected(&mut s.invalidation, true);
+                                s.invalidation.last_error = None;
+                            });
+                            metrics::gauge!(m::CONNECTED, "stream" => STREAM).set(1.0);
+                            attempt_span.in_scope(|| tracing::info!("subscribed"));
+                        }
+                        Err(e) => {
+                            attempt_span.in_scope(|| tracing::warn!(error = %e, "subscribe failed"));
+                            sub.on_disconnected(clock.now());
+                            shared.status.update(|s| s.invalidation.last_error = Some(e));
+                        }
+                    }
+                }
+                SubscriptionAction::Apply { seq, event } => {
+                    apply(&shared, seq, event).await;
+                    metrics::counter!(m::EVENTS_APPLIED, "stream" => STREAM).increment(1);
+                    metrics::histogram!(m::PUSH_TO_APPLY_SECONDS)
+                        .record(received_at.elapsed().as_secs_f64());
+                }
+                SubscriptionAction::Ack { seq } => {
+                    if let Some(c) = &conn {
+                        let _ = c.acks.try_send(SubscribeRequest {
+                            assembly_id: shared.config.assembly_id.clone(),
+                            kind: Some(subscribe_request::Kind::Ack(SubscribeAck { seq })),
+                        });
+                    }
+                }
+                SubscriptionAction::InvalidateAll { reason } => {
+                    let reason = match reason {
+                        InvalidateReason::Restart => {
+                            metrics::counter!(m::RESTARTS).increment(1);
+                            InvalidateAllReason::GatewayRestart
+                        }
+                        InvalidateReason::UnreplayableGap => {
+                            metrics::counter!(m::UNREPLAYABLE_GAPS).increment(1);
+                            InvalidateAllReason::UnreplayableGap
+                        }
+                    };
+                    attempt_span.in_scope(|| tracing::warn!(?reason, "invalidating every cached decision"));
+                    shared.cache.with(|c, now| c.invalidate_all(now));
+                    for sink in shared.sinks() {
+                        sink.invalidate_all(reason).await;
+                    }
+                }
+                SubscriptionAction::CloseStream { reason } => {
+                    attempt_span.in_scope(|| tracing::info!(?reason, "closing stream to resubscribe"));
+                    conn = None;
+                    stream_down(&shared);
+                }
+            }
+        }
+        let stats = sub.stats();
+        shared.status.update(|s| {
+            let st = &mut s.invalidation;
+            st.last_seq = sub.last_seq_seen();
+            st.reconnects = stats.reconnects;
+            st.events_applied = stats.applied;
+            st.duplicates = stats.duplicates;
+            st.gaps = stats.gaps;
+            st.restarts = stats.restarts;
+            st.unreplayable_gaps = stats.unreplayable_gaps;
+        });
+        let deadline = sub.poll_timeout().map(|d| clock.instant(d.at));
+        tokio::select! {
+            msg = next_event(&mut conn) => {
+                received_at = Instant::now();
+                match msg {
+                    Some(Ok(ev)) => {
+                        let before = sub.stats();
+                        sub.on_event(clock.now(), ev.seq, ev.payload);
+                        let after = sub.stats();
+                        if after.duplicates > before.duplicates {
+                            metrics::counter!(m::DUPLICATES, "stream" => STREAM).increment(1);
+                        }
+                        if after.gaps > before.gaps {
+                            metrics::counter!(m::GAPS).increment(1);
+                        }
+                    }
+                    Some(Err(status)) => {
+                        attempt_span.in_scope(|| tracing::warn!(%status, "stream failed"));
+                        if status.code() == tonic::Code::Unauthenticated {
+                            let token = shared.config.credentials.token().await;
+                            shared.on_unauthenticated(token.as_deref()).await;
+                        }
+                        conn = None;
+                        sub.on_disconnected(clock.now());
+                        stream_down(&shared);
+                        shared.status.update(|s| s.invalidation.last_error = Some(status.to_string()));
+                    }
+                    None => {
+                        attempt_span.in_scope(|| tracing::info!("stream ended by the gateway"));
+                        conn = None;
+                        sub.on_disconnected(clock.now());
+                        stream_down(&shared);
+                    }
+                }
+            }
+            _ = sleep_until(deadline) => {
+                let before = sub.stats().reconnects;
+                sub.handle_timeout(clock.now());
+                if sub.stats().reconnects > before {
+                    metrics::counter!(m::RECONNECTS, "stream" => STREAM).increment(1);
+                }
+            }
+            _ = shutdown.changed() => {
+                sub.stop();
+                stream_down(&shared);
+                return;
+            }
+        }
+    }
+}
+
+fn stream_down(shared: &Shared) {
+    shared.cache.with(|c, now| c.on_stream_down(now));
+    shared
+        .status
+        .update(|s| set_connected(&mut s.invalidation, false));
+    metrics::gauge!(m::CONNECTED, "stream" => STREAM).set(0.0);
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn next_event(
+    conn: &mut Option<Conn>,
+) -> Option<Result<tether_proto::gateway::InvalidationEvent, tonic::Status>> {
+    match conn {
+        Some(c) => c.events.message().await.transpose(),
+        None => std::future::pending().await,
+    }
+}
+
+async fn open(shared: &Shared, last_seq_seen: u64) -> Result<Conn, String> {
+    let (tx, rx) = mpsc::channel(ACK_BUFFER);
+    tx.try_send(SubscribeRequest {
+        assembly_id: shared.config.assembly_id.clone(),
+        kind: Some(subscribe_request::Kind::Initial(SubscribeInitial { last_seq_seen })),
+    })
+    .map_err(|e| e.to_string())?;
+    let mut req = tonic::Request::new(ReceiverStream::new(rx));
+    let token = shared.authorize(&mut req).await;
+    let mut client = InvalidationServiceClient::new(shared.channel.clone());
+    match client.subscribe(req).await {
+        Ok(resp) => Ok(Conn {
+            acks: tx,
+            events: resp.into_inner(),
+        }),
+        Err(status) => {
+            if status.code() == tonic::Code::Unauthenticated {
+                shared.on_unauthenticated(token.as_deref()).await;
+            }
+            Err(describe(&status))
+        }
+    }
+}
+
+/// One line for a failed call.
+pub(crate) fn describe(status: &tonic::Status) -> String {
+    format!("{:?}: {}", status.code(), status.message())
+}
+
+async fn apply(shared: &Shared, seq: u64, event: Option<Payload>) {
+    match event {
+        Some(Payload::PolicyInvalidated(p)) => {
+            let agent = (!p.agent_id.is_empty()).then_some(p.agent_id);
+            shared
+                .cache
+                .with(|c, now| c.on_invalidate(now, agent.as_deref(), p.policy_version));
+            let change = PolicyChange {
+                agent_id: agent,
+                policy_version: p.policy_version,
+                seq,
+            };
+            for sink in shared.sinks() {
+                sink.on_policy_change(&change).await;
+            }
+        }
+        Some(Payload::ApprovalResolved(a)) => {
+            shared
+                .approvals
+                .on_verdict(&a.request_id, ReviewerDecision::from_wire(a.decision));
+        }
+        None => tracing::debug!(seq, "event without a payload"),
+    }
+}

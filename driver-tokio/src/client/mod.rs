@@ -1,0 +1,179 @@
+//! The runtime client: [`Tether`] connects to a gateway, keeps the
+//! invalidation and op-control streams alive, and answers
+//! [`Tether::check`] before each tool call.
+//!
+//! ```no_run
+//! use tether_tokio::client::{AgentIdentity, Tether, TetherConfig, ToolCall};
+//!
+//! # async fn run() -> Result<(), tether_tokio::client::TetherError> {
+//! let config = TetherConfig::new(
+//!     "http://127.0.0.1:50051",
+//!     AgentIdentity::new("acme", "support", "agent-7"),
+//!     "runtime-1",
+//! )
+//! .with_token("s3cret");
+//! let tether = Tether::connect(config)?;
+//! let verdict = tether.check("trace-1:span-1", &ToolCall::new("read_file")).await?;
+//! if verdict.allowed() {
+//!     // run the tool
+//! }
+//! tether.shutdown(std::time::Duration::from_secs(5)).await;
+//! # Ok(()) }
+//! ```
+//!
+//! Guarantees: the streams reconnect with the core's backoff until
+//! shutdown; a terminate reaches a `check` wherever it waits; every wait is
+//! a cancellation-safe future; the handle is cheap to clone.
+
+mod approvals;
+mod channel;
+mod check;
+mod config;
+mod credentials;
+mod error;
+mod invalidation;
+mod op_stream;
+mod ops;
+mod shared;
+mod sink;
+mod status;
+mod verdict;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+pub use approvals::{Approvals, Outcome};
+pub use check::ToolCall;
+pub use config::{
+    AgentIdentity, TetherConfig, TlsSettings, DEFAULT_APPROVAL_DEADLINE, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+};
+pub use credentials::{CredentialProvider, StaticToken};
+pub use error::TetherError;
+pub use ops::{DenyReason, OpBlocked, OpState, Ops, OutagePolicy, WaitOutcome};
+pub use sink::{InvalidateAllReason, InvalidationSink, PolicyChange};
+pub use status::{Status, StreamStatus};
+pub use verdict::{Decision, Verdict, VerdictSource};
+
+use shared::{CheckGuard, Shared};
+
+/// A connected runtime client. Cheap to clone; every clone is the same
+/// client.
+#[derive(Clone)]
+pub struct Tether {
+    shared: Arc<Shared>,
+    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl std::fmt::Debug for Tether {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tether")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What [`Tether::shutdown`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Checks still running when the deadline passed (they were abandoned).
+    pub abandoned_checks: usize,
+}
+
+impl Tether {
+    /// Spawn the invalidation and op-control streams on the current tokio
+    /// runtime. Does not wait for the gateway: the streams connect (and
+    /// reconnect) in the background; see [`Tether::status`].
+    pub fn connect(config: TetherConfig) -> Result<Self, TetherError> {
+        let channel = channel::build(&config)?;
+        let shared = Shared::new(config, channel);
+        let inv = tokio::spawn(invalidation::run(shared.clone(), shared.shutdown.subscribe()));
+        let ops = tokio::spawn(op_stream::run(shared.clone(), shared.shutdown.subscribe()));
+        Ok(Tether {
+            shared,
+            tasks: Arc::new(Mutex::new(vec![inv, ops])),
+        })
+    }
+
+    /// Decide whether the tool call `call` of op `op_id` (`"trace:span"`)
+    /// may run. See the module docs of `check` for the order of steps; the
+    /// verdict says which step decided.
+    pub async fn check(&self, op_id: &str, call: &ToolCall) -> Result<Verdict, TetherError> {
+        if self.shared.is_shut_down() {
+            return Err(TetherError::Shutdown);
+        }
+        let _guard = CheckGuard::enter(&self.shared);
+        let result = check::check(&self.shared, op_id, call).await;
+        if let Ok(v) = &result {
+            metrics::histogram!(crate::metrics_names::CHECK_SECONDS, "verdict" => v.label())
+                .record(v.latency.as_secs_f64());
+            tracing::debug!(op_id, tool = %call.tool_name, verdict = v.label(), latency_us = v.latency.as_micros() as u64, "check");
+        }
+        result
+    }
+
+    /// Approval waiting, for runtimes that compose their own pipeline.
+    pub fn approvals(&self) -> &Approvals {
+        &self.shared.approvals
+    }
+
+    /// Op control, for runtimes that compose their own pipeline.
+    pub fn ops(&self) -> &Ops {
+        &self.shared.ops
+    }
+
+    /// Register a cache of your own to be kept fresh by the invalidation
+    /// stream, beside the built-in policy cache.
+    pub fn add_sink(&self, sink: Arc<dyn InvalidationSink>) {
+        self.shared
+            .sinks
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(sink);
+    }
+
+    /// Both streams' state and counters.
+    pub fn status(&self) -> Status {
+        self.shared.status.get()
+    }
+
+    /// Decisions held by the built-in policy cache.
+    pub fn cached_decisions(&self) -> usize {
+        self.shared.cache.read(|c| c.len())
+    }
+
+    /// Stop accepting checks, wait up to `deadline` for checks in flight,
+    /// then stop both streams.
+    pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
+        let _ = self.shared.shutdown.send(true);
+        let waited = tokio::time::timeout(deadline, async {
+            loop {
+                let done = self.shared.checks_done.notified();
+                if self.shared.checks_in_flight.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                done.await;
+            }
+        })
+        .await;
+        let abandoned = if waited.is_ok() {
+            0
+        } else {
+            self.shared.checks_in_flight.load(Ordering::SeqCst)
+        };
+        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().await);
+        for t in tasks {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(1), t).await.is_err() {
+                abort.abort();
+            }
+        }
+        ShutdownReport {
+            abandoned_checks: abandoned,
+        }
+    }
+}

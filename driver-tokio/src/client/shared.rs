@@ -1,0 +1,108 @@
+//! What the client's tasks and handles share.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tether_core::policy_cache::{PolicyCache, PolicyCacheAction};
+use tokio::sync::{watch, Notify};
+use tonic::transport::Channel;
+
+use super::approvals::Approvals;
+use super::config::TetherConfig;
+use super::ops::Ops;
+use super::sink::InvalidationSink;
+use super::status::StatusBoard;
+use super::verdict::Decision;
+use crate::runtime::{Clock, Driven, TimerTask};
+
+/// A cached gateway decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Cached {
+    pub(crate) decision: Decision,
+    pub(crate) reason: String,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: TetherConfig,
+    pub(crate) channel: Channel,
+    pub(crate) clock: Clock,
+    pub(crate) cache: Arc<Driven<PolicyCache<Cached>>>,
+    pub(crate) _cache_timer: TimerTask,
+    pub(crate) approvals: Approvals,
+    pub(crate) ops: Ops,
+    pub(crate) sinks: RwLock<Vec<Arc<dyn InvalidationSink>>>,
+    pub(crate) status: StatusBoard,
+    pub(crate) shutdown: watch::Sender<bool>,
+    pub(crate) checks_in_flight: AtomicUsize,
+    pub(crate) checks_done: Notify,
+}
+
+impl Shared {
+    pub(crate) fn new(config: TetherConfig, channel: Channel) -> Arc<Self> {
+        let clock = Clock::new();
+        let cache = Driven::new(
+            PolicyCache::new(config.cache.clone(), clock.now()),
+            clock,
+            |a: PolicyCacheAction| tracing::debug!(action = ?a, "policy cache"),
+        );
+        let cache_timer = cache.spawn_timer();
+        let approvals = Approvals::new(config.approvals.clone(), clock);
+        let ops = Ops::new(config.ops.clone(), &config.agent.agent_id, clock);
+        Arc::new(Shared {
+            config,
+            channel,
+            clock,
+            cache,
+            _cache_timer: cache_timer,
+            approvals,
+            ops,
+            sinks: RwLock::new(Vec::new()),
+            status: StatusBoard::default(),
+            shutdown: watch::channel(false).0,
+            checks_in_flight: AtomicUsize::new(0),
+            checks_done: Notify::new(),
+        })
+    }
+
+    pub(crate) fn sinks(&self) -> Vec<Arc<dyn InvalidationSink>> {
+        self.sinks.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn is_shut_down(&self) -> bool {
+        *self.shutdown.borrow()
+    }
+
+    /// Attach the current credential to a request.
+    pub(crate) async fn authorize<T>(&self, req: &mut tonic::Request<T>) -> Option<String> {
+        let token = self.config.credentials.token().await?;
+        if let Ok(v) = token.parse() {
+            req.metadata_mut().insert("x-aa-credential-token", v);
+        }
+        Some(token)
+    }
+
+    /// The gateway refused a credential: ask the provider for a fresh one.
+    pub(crate) async fn on_unauthenticated(&self, token: Option<&str>) {
+        metrics::counter!(crate::metrics_names::AUTH_REFRESHES).increment(1);
+        tracing::warn!("gateway refused the credential (UNAUTHENTICATED); refreshing");
+        self.config.credentials.refresh(token.unwrap_or("")).await;
+    }
+}
+
+/// Counts a check in flight for graceful shutdown.
+pub(crate) struct CheckGuard<'a>(pub(crate) &'a Shared);
+
+impl<'a> CheckGuard<'a> {
+    pub(crate) fn enter(shared: &'a Shared) -> Self {
+        shared.checks_in_flight.fetch_add(1, Ordering::SeqCst);
+        CheckGuard(shared)
+    }
+}
+
+impl Drop for CheckGuard<'_> {
+    fn drop(&mut self) {
+        if self.0.checks_in_flight.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.checks_done.notify_waiters();
+        }
+    }
+}
