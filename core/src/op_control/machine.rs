@@ -382,6 +382,15 @@ impl OpControl {
             self.stats.late_signals = self.stats.late_signals.saturating_add(1);
             return SignalOutcome::LateForFinishedOp;
         }
+        if command != Command::Resume
+            && self.saturation != Saturation::Clear
+            && !self.table.has_entry(op)
+        {
+            // Saturated: every op without an entry may be the one whose
+            // signal was lost, so none may gain an entry (which would make
+            // its state exact again, lifting the lost terminate).
+            return self.saturate(Saturation::Ops);
+        }
         let change = match command {
             Command::Pause => self.table.pause(op),
             Command::Terminate => self.table.terminate(op),

@@ -32,7 +32,8 @@
 //!   (table full of terminated entries, or of paused ones with every marker
 //!   used; or the agent table full) is never dropped: the machine saturates
 //!   and covers it by failing closed. [`Saturation::Ops`]: every op without
-//!   a table entry is `Terminated` until `on_all_ops_finished`;
+//!   a table entry is `Terminated` (and gains no entry) until
+//!   `on_all_ops_finished`;
 //!   [`Saturation::Fleet`] (agent table full): every op is `Terminated`,
 //!   forever. Saturation never lifts by itself, because the lost signal's
 //!   op is unknown and lifting it would lift a terminate.

@@ -22,6 +22,12 @@ pub enum OpState {
 pub struct WaiterId(pub(crate) u64);
 
 impl WaiterId {
+    /// A waiter id from its raw number (for drivers that keep ids as
+    /// numbers; an id that was never issued is simply not found).
+    pub const fn from_raw(raw: u64) -> Self {
+        WaiterId(raw)
+    }
+
     /// The raw number (unique among live waiters).
     pub const fn get(self) -> u64 {
         self.0
@@ -173,7 +179,9 @@ pub struct OpControlStats {
     pub late_signals: u64,
     /// Paused entries evicted.
     pub evictions: u64,
-    /// Signals that found no room (each one saturates the machine).
+    /// Pause or terminate signals covered by saturation instead of stored:
+    /// the one that found no room, and any later one for an op without an
+    /// entry while saturated.
     pub saturation_events: u64,
     /// Checks denied at the waiter bound.
     pub waiter_limit_hits: u64,
