@@ -1,0 +1,220 @@
+//! The bounded table of plain op entries and evicted-paused markers.
+//!
+//! Guarantees:
+//! - at most `max_entries` entries and `max_evicted` markers, ever;
+//! - only paused entries are ever evicted (oldest first), and an evicted
+//!   entry always leaves a marker: the op stays not runnable;
+//! - a terminated entry leaves only through [`OpTable::remove`] (the op
+//!   finished) or [`OpTable::clear`] (every op finished).
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::string::{String, ToString};
+
+/// A stored entry's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryState {
+    Paused,
+    Terminated,
+}
+
+/// What the table knows about one op id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Own {
+    /// No entry, no marker: running as far as the op itself goes.
+    None,
+    Paused,
+    Terminated,
+    /// A paused entry that was evicted.
+    Evicted,
+}
+
+/// The table is full and nothing in it may be evicted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Full;
+
+/// The result of a change that needed room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Nothing to do.
+    Unchanged,
+    /// Done; `evicted` names the paused op evicted to make room, if any.
+    Done { evicted: Option<String> },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    state: EntryState,
+    /// Insertion order of a paused entry (its key in `paused_by_age`).
+    age: u64,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct OpTable {
+    entries: BTreeMap<String, Entry>,
+    paused_by_age: BTreeMap<u64, String>,
+    evicted: BTreeSet<String>,
+    next_age: u64,
+    max_entries: usize,
+    max_evicted: usize,
+}
+
+impl OpTable {
+    pub(crate) fn new(max_entries: usize, max_evicted: usize) -> Self {
+        OpTable {
+            entries: BTreeMap::new(),
+            paused_by_age: BTreeMap::new(),
+            evicted: BTreeSet::new(),
+            next_age: 0,
+            max_entries,
+            max_evicted,
+        }
+    }
+
+    pub(crate) fn own(&self, op: &str) -> Own {
+        match self.entries.get(op) {
+            Some(Entry {
+                state: EntryState::Paused,
+                ..
+            }) => Own::Paused,
+            Some(Entry {
+                state: EntryState::Terminated,
+                ..
+            }) => Own::Terminated,
+            None if self.evicted.contains(op) => Own::Evicted,
+            None => Own::None,
+        }
+    }
+
+    /// Whether `op` has a table entry (a marker is not an entry).
+    pub(crate) fn has_entry(&self, op: &str) -> bool {
+        self.entries.contains_key(op)
+    }
+
+    /// Pause `op`. A paused, terminated or evicted op is unchanged.
+    pub(crate) fn pause(&mut self, op: &str) -> Result<Change, Full> {
+        if self.own(op) != Own::None {
+            return Ok(Change::Unchanged);
+        }
+        let evicted = self.make_room()?;
+        let age = self.next_age;
+        self.next_age = self.next_age.wrapping_add(1);
+        self.entries.insert(
+            op.to_string(),
+            Entry {
+                state: EntryState::Paused,
+                age,
+            },
+        );
+        self.paused_by_age.insert(age, op.to_string());
+        Ok(Change::Done { evicted })
+    }
+
+    /// Terminate `op`: a paused entry turns terminated in place; a missing or
+    /// evicted op needs room.
+    pub(crate) fn terminate(&mut self, op: &str) -> Result<Change, Full> {
+        match self.entries.get_mut(op) {
+            Some(e) if e.state == EntryState::Terminated => Ok(Change::Unchanged),
+            Some(e) => {
+                e.state = EntryState::Terminated;
+                let age = e.age;
+                self.paused_by_age.remove(&age);
+                Ok(Change::Done { evicted: None })
+            }
+            None => {
+                let evicted = self.make_room()?;
+                self.evicted.remove(op);
+                self.entries.insert(
+                    op.to_string(),
+                    Entry {
+                        state: EntryState::Terminated,
+                        age: 0,
+                    },
+                );
+                Ok(Change::Done { evicted })
+            }
+        }
+    }
+
+    /// Resume `op`: a paused entry or a marker goes; a terminated entry
+    /// stays. Whether anything changed.
+    pub(crate) fn resume(&mut self, op: &str) -> bool {
+        match self.own(op) {
+            Own::Paused => self.remove(op),
+            Own::Evicted => self.evicted.remove(op),
+            Own::None | Own::Terminated => false,
+        }
+    }
+
+    /// Forget `op` (its entry or marker) whatever its state: the op finished.
+    pub(crate) fn remove(&mut self, op: &str) -> bool {
+        if let Some(e) = self.entries.remove(op) {
+            if e.state == EntryState::Paused {
+                self.paused_by_age.remove(&e.age);
+            }
+            return true;
+        }
+        self.evicted.remove(op)
+    }
+
+    /// Forget every entry and marker: every op finished.
+    pub(crate) fn clear(&mut self) {
+        self.entries.clear();
+        self.paused_by_age.clear();
+        self.evicted.clear();
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn paused(&self) -> usize {
+        self.paused_by_age.len()
+    }
+
+    pub(crate) fn evicted(&self) -> usize {
+        self.evicted.len()
+    }
+
+    /// Room for one more entry: free, or made by evicting the oldest paused
+    /// entry into a marker (if a marker fits). The evicted op, if any.
+    fn make_room(&mut self) -> Result<Option<String>, Full> {
+        if self.entries.len() < self.max_entries {
+            return Ok(None);
+        }
+        if self.evicted.len() >= self.max_evicted {
+            return Err(Full);
+        }
+        let Some((_, op)) = self.paused_by_age.pop_first() else {
+            return Err(Full);
+        };
+        self.entries.remove(&op);
+        self.evicted.insert(op.clone());
+        Ok(Some(op))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evicts_oldest_paused_into_a_marker_and_never_a_terminated_entry() {
+        let mut t = OpTable::new(2, 1);
+        assert!(matches!(t.terminate("t"), Ok(Change::Done { evicted: None })));
+        assert!(matches!(t.pause("p1"), Ok(Change::Done { evicted: None })));
+        match t.pause("p2") {
+            Ok(Change::Done { evicted: Some(op) }) => assert_eq!(op, "p1"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(t.own("p1"), Own::Evicted);
+        assert_eq!(t.own("t"), Own::Terminated);
+        // The marker set is full: nothing more is evictable.
+        assert_eq!(t.pause("p3"), Err(Full));
+        assert_eq!(t.own("p3"), Own::None);
+        assert!(t.resume("p1"));
+        assert_eq!(t.own("p1"), Own::None);
+        assert!(matches!(t.pause("p3"), Ok(Change::Done { evicted: Some(_) })));
+        assert!(!t.resume("t"));
+        assert_eq!(t.own("t"), Own::Terminated);
+    }
+}
