@@ -10,7 +10,7 @@ use super::config::TetherConfig;
 use super::error::TetherError;
 
 /// A lazily connecting channel for `config`.
-pub fn build(config: &TetherConfig) -> Result<Channel, TetherError> {
+pub(super) fn build(config: &TetherConfig) -> Result<Channel, TetherError> {
     let mut ep = Endpoint::from_shared(config.gateway_url.clone()).map_err(|e| {
         TetherError::InvalidConfig(format!("gateway URL {:?}: {e}", config.gateway_url))
     })?;

@@ -130,12 +130,12 @@ pub(crate) async fn check(shared: &Shared, op_id: &str, call: &ToolCall) -> Resu
         Step::Terminated => return Ok(terminated()),
         Step::Done(r) => r?,
     };
-    let decision = WireDecision::try_from(response.decision).unwrap_or(WireDecision::DecisionUnspecified);
+    let decision = WireDecision::try_from(response.decision).unwrap_or(WireDecision::Unspecified);
     let gateway_verdict = match decision {
         WireDecision::Allow | WireDecision::Redact => Some(Decision::Allow),
         WireDecision::Deny => Some(Decision::Deny),
         WireDecision::Pending => None,
-        WireDecision::DecisionUnspecified => {
+        WireDecision::Unspecified => {
             return Err(TetherError::Protocol(format!(
                 "CheckAction answered decision {} for {}",
                 response.decision, call.tool_name
