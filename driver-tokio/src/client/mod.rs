@@ -141,6 +141,13 @@ impl Tether {
         self.shared.status.get()
     }
 
+    /// A receiver that sees every change of [`Tether::status`], for
+    /// dashboards and for waiting on a condition without polling:
+    /// `tether.watch_status().wait_for(|s| s.invalidation.connected).await`.
+    pub fn watch_status(&self) -> tokio::sync::watch::Receiver<Status> {
+        self.shared.status.watch()
+    }
+
     /// Decisions held by the built-in policy cache.
     pub fn cached_decisions(&self) -> usize {
         self.shared.cache.read(|c| c.len())

@@ -1,8 +1,10 @@
 //! Per-stream connection status, as [`Tether::status`](super::Tether::status)
 //! reports it.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
+
+use tokio::sync::watch;
 
 /// One stream's state and counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -39,18 +41,35 @@ pub struct Status {
 }
 
 /// Where the stream tasks publish their status.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct StatusBoard {
-    inner: Arc<Mutex<Status>>,
+    inner: Arc<watch::Sender<Status>>,
+}
+
+impl Default for StatusBoard {
+    fn default() -> Self {
+        StatusBoard {
+            inner: Arc::new(watch::channel(Status::default()).0),
+        }
+    }
 }
 
 impl StatusBoard {
+    /// Change the status; watchers are woken only if something changed.
     pub(crate) fn update(&self, f: impl FnOnce(&mut Status)) {
-        f(&mut self.inner.lock().unwrap_or_else(|e| e.into_inner()));
+        self.inner.send_if_modified(|s| {
+            let before = s.clone();
+            f(s);
+            *s != before
+        });
     }
 
     pub(crate) fn get(&self) -> Status {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.borrow().clone()
+    }
+
+    pub(crate) fn watch(&self) -> watch::Receiver<Status> {
+        self.inner.subscribe()
     }
 }
 
