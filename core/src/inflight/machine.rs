@@ -150,6 +150,7 @@ impl<S: Ord + Clone> InFlight<S> {
             None => self.poke_global(now),
             Some(s) => self.poke_session(now, s),
         };
+        self.pump(now);
         self.refresh_idle(now);
         outcome
     }

@@ -27,7 +27,9 @@
 //!   never dropped; any other result resets the count;
 //! - `INFLIGHT_STALE_CHANGES_NOTHING`: a stale, duplicate or mismatched
 //!   report returns a typed [`InFlightError`] and changes nothing but the
-//!   `stale` counter;
+//!   `stale` counter, while every valid report is accepted;
+//! - `INFLIGHT_FRESH_TOKENS`: every drive carries a token never issued
+//!   before;
 //! - `INFLIGHT_IDLE_NO_TIMER`: an idle machine reports no deadline, unless a
 //!   recovery poll is configured, and then only the poll, every
 //!   `recovery_poll` while idle;
