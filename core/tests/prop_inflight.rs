@@ -4,8 +4,8 @@ use core::time::Duration;
 
 use proptest::prelude::*;
 use tether_core::inflight::{
-    DriveReason, DriveToken, GlobalStatus, InFlight, InFlightAction, InFlightConfig,
-    InFlightError, InFlightTimer, PokeOutcome, SessionStatus,
+    DriveReason, DriveToken, GlobalStatus, InFlight, InFlightAction, InFlightConfig, InFlightError,
+    InFlightTimer, PokeOutcome, SessionStatus,
 };
 use tether_core::testkit::inflight::{run, Op, Tok};
 use tether_core::{Machine, Timestamp};
@@ -36,7 +36,11 @@ fn op() -> impl Strategy<Value = Op> {
 fn config() -> impl Strategy<Value = InFlightConfig> {
     (
         (0usize..5, 0usize..5, 0u64..30_000),
-        (0u64..3_000, 0u64..40_000, prop_oneof![Just(0.0), 0.0f64..1.0]),
+        (
+            0u64..3_000,
+            0u64..40_000,
+            prop_oneof![Just(0.0), 0.0f64..1.0],
+        ),
         proptest::option::weighted(0.3, 0u64..20_000),
         any::<u64>(),
     )
@@ -145,7 +149,10 @@ fn seed_semantics() {
     m.on_complete(t(5), a1).unwrap();
     let (g, s, r) = one(&mut m);
     assert_eq!((s, r), (None, DriveReason::Poked));
-    assert_eq!(m.session(&"a"), Some(SessionStatus::Pending(DriveReason::Completed)));
+    assert_eq!(
+        m.session(&"a"),
+        Some(SessionStatus::Pending(DriveReason::Completed))
+    );
     m.on_idle(t(6), g).unwrap();
     let d = drives(&mut m);
     assert_eq!(
@@ -211,7 +218,10 @@ fn lease_recovers_a_lost_completion_and_the_late_one_is_stale() {
     assert_eq!(m.stats().lease_recoveries, 1);
     // The late completion of the old drive is stale and changes nothing.
     let before = m.clone();
-    assert_eq!(m.on_complete(t(62_000), old), Err(InFlightError::StaleToken));
+    assert_eq!(
+        m.on_complete(t(62_000), old),
+        Err(InFlightError::StaleToken)
+    );
     assert_eq!(
         m.on_complete_session(t(62_000), &"a"),
         Err(InFlightError::NotSubmitted)
@@ -223,7 +233,10 @@ fn lease_recovers_a_lost_completion_and_the_late_one_is_stale() {
     m.on_submitted(t(62_000), new, "a").unwrap();
     m.renew_lease(t(100_000), new).unwrap();
     assert_eq!(m.poll_timeout().unwrap().at, t(160_000));
-    assert_eq!(m.renew_lease(t(100_000), old), Err(InFlightError::StaleToken));
+    assert_eq!(
+        m.renew_lease(t(100_000), old),
+        Err(InFlightError::StaleToken)
+    );
 }
 
 #[test]
@@ -326,10 +339,7 @@ fn recovery_poll_fires_every_interval_while_idle() {
     let (tok, _, _) = one(&mut m);
     assert_eq!(m.poll_timeout().unwrap().reason, InFlightTimer::Lease);
     m.on_idle(now + Duration::from_secs(1), tok).unwrap();
-    assert_eq!(
-        m.poll_timeout().unwrap().at,
-        now + Duration::from_secs(31)
-    );
+    assert_eq!(m.poll_timeout().unwrap().at, now + Duration::from_secs(31));
 }
 
 #[test]

@@ -224,7 +224,8 @@ fn failures_back_off_1_2_4_8_16_30_then_success_resets() {
     s.handle_timeout(d.at);
     let st = one(&mut s);
     assert_eq!((st.reason, st.at), (RunReason::Scheduled, secs(240)));
-    s.on_tick_finished(secs(241), st.run, Outcome::Failure).unwrap();
+    s.on_tick_finished(secs(241), st.run, Outcome::Failure)
+        .unwrap();
     assert_eq!(s.poll_timeout().unwrap().at, secs(242));
 }
 
@@ -261,13 +262,15 @@ fn missed_ticks_are_skipped_by_default() {
     let st = one(&mut s);
     assert_eq!((st.at, st.reason), (secs(10), RunReason::Scheduled));
     assert_eq!(s.stats().skipped, 9);
-    s.on_tick_finished(ms(10_600), st.run, Outcome::Success).unwrap();
+    s.on_tick_finished(ms(10_600), st.run, Outcome::Success)
+        .unwrap();
     assert!(started(&mut s).is_empty());
     assert_eq!(s.poll_timeout().unwrap().at, secs(11));
     // A tick that outlasts several slots: one run after it, for the latest.
     s.handle_timeout(secs(11));
     let st = one(&mut s);
-    s.on_tick_finished(ms(14_200), st.run, Outcome::Success).unwrap();
+    s.on_tick_finished(ms(14_200), st.run, Outcome::Success)
+        .unwrap();
     let st = one(&mut s);
     assert_eq!((st.at, st.reason), (secs(14), RunReason::Scheduled));
 }
@@ -283,11 +286,13 @@ fn delay_policy_reanchors_at_the_late_instant() {
     s.handle_timeout(secs(10));
     let st = one(&mut s);
     assert_eq!(st.at, secs(10));
-    s.on_tick_finished(secs(11), st.run, Outcome::Success).unwrap();
+    s.on_tick_finished(secs(11), st.run, Outcome::Success)
+        .unwrap();
     s.handle_timeout(ms(23_500)); // late by 3.5 s
     let st = one(&mut s);
     assert_eq!(st.at, ms(23_500));
-    s.on_tick_finished(ms(24_000), st.run, Outcome::Success).unwrap();
+    s.on_tick_finished(ms(24_000), st.run, Outcome::Success)
+        .unwrap();
     assert_eq!(s.poll_timeout().unwrap().at, ms(33_500));
     assert_eq!(s.job(&1).unwrap().anchor, ms(23_500));
 }
@@ -321,7 +326,8 @@ fn hot_swap_waits_for_the_old_tick_and_ignores_its_result() {
     assert_eq!(s.stats().failures, 0);
     assert_eq!(s.stats().coalesced, 1);
     // v2's grid: 12 + 5k; slots up to 18 were served by the manual run.
-    s.on_tick_finished(secs(19), st.run, Outcome::Success).unwrap();
+    s.on_tick_finished(secs(19), st.run, Outcome::Success)
+        .unwrap();
     assert!(started(&mut s).is_empty());
     assert_eq!(s.poll_timeout().unwrap().at, secs(22));
     // A duplicate is unknown and changes nothing.

@@ -12,11 +12,11 @@ use core::time::Duration;
 
 use super::contract::{drain, timeout_checked};
 use super::Violation;
-use crate::inflight::{
-    retry_delay, DriveToken, GlobalStatus, InFlight, InFlightAction, InFlightConfig,
-    InFlightError, InFlightTimer, PokeOutcome, SessionStatus, MIN_DELAY,
-};
 use crate::ensure_invariant;
+use crate::inflight::{
+    retry_delay, DriveToken, GlobalStatus, InFlight, InFlightAction, InFlightConfig, InFlightError,
+    InFlightTimer, PokeOutcome, SessionStatus, MIN_DELAY,
+};
 use crate::machine::Machine;
 use crate::time::Timestamp;
 
@@ -268,7 +268,7 @@ impl Harness {
         }
         let acts = drain(&mut self.machine)?;
         ensure_invariant!(
-            (outcome == PokeOutcome::Driving) == !acts.is_empty(),
+            (outcome == PokeOutcome::Driving) != acts.is_empty(),
             "INFLIGHT_COALESCE_ONE",
             "poke {s:?} gave {outcome:?} with {} drive(s)",
             acts.len()
@@ -280,7 +280,11 @@ impl Harness {
         match tok {
             Tok::Live(i) if !self.out.is_empty() => {
                 let i = usize::from(i) % self.out.len();
-                self.out.keys().nth(i).copied().unwrap_or(DriveToken::from_raw(0))
+                self.out
+                    .keys()
+                    .nth(i)
+                    .copied()
+                    .unwrap_or(DriveToken::from_raw(0))
             }
             Tok::Old(i) if !self.old.is_empty() => self.old[usize::from(i) % self.old.len()],
             Tok::Live(i) | Tok::Old(i) => DriveToken::from_raw(u64::from(i)),
@@ -373,7 +377,9 @@ impl Harness {
         let got = self.machine.on_complete_session(self.now, &s);
         let acts = drain(&mut self.machine)?;
         match (found, got) {
-            (Some((t, true)), Ok(g)) if g == t => self.accepted(t, Report::Complete, Some(s), &acts),
+            (Some((t, true)), Ok(g)) if g == t => {
+                self.accepted(t, Report::Complete, Some(s), &acts)
+            }
             (Some((_, false)), Err(InFlightError::NotSubmitted))
             | (None, Err(InFlightError::NotInFlight)) => self.check_unchanged(&before, &acts),
             (f, g) => Err(Violation::new(
@@ -461,7 +467,12 @@ impl Harness {
                 self.observe(acts)?;
                 match d.and_then(|d| d.session) {
                     Some(s) => {
-                        let f = self.failures.get(&s).copied().unwrap_or(0).saturating_add(1);
+                        let f = self
+                            .failures
+                            .get(&s)
+                            .copied()
+                            .unwrap_or(0)
+                            .saturating_add(1);
                         self.failures.insert(s, f);
                         ensure_invariant!(
                             count_drives(acts, s) == 0,

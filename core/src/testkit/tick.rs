@@ -254,7 +254,10 @@ impl Harness {
                 } else {
                     "TICK_JOBS_BOUNDED"
                 },
-                format!("upsert of job {job} ({} held): expected {e:?}, got {g:?}", held.len()),
+                format!(
+                    "upsert of job {job} ({} held): expected {e:?}, got {g:?}",
+                    held.len()
+                ),
             )),
         }
     }
@@ -368,7 +371,11 @@ impl Harness {
         match tok {
             Tok::Live(i) if !self.runs.is_empty() => {
                 let i = usize::from(i) % self.runs.len();
-                self.runs.keys().nth(i).copied().unwrap_or(RunToken::from_raw(0))
+                self.runs
+                    .keys()
+                    .nth(i)
+                    .copied()
+                    .unwrap_or(RunToken::from_raw(0))
             }
             Tok::Old(i) if !self.old.is_empty() => self.old[usize::from(i) % self.old.len()],
             Tok::Live(i) | Tok::Old(i) => RunToken::from_raw(u64::from(i)),
@@ -407,7 +414,9 @@ impl Harness {
                 self.retire(t);
                 let (b, a) = (before.stats(), self.machine.stats());
                 ensure_invariant!(
-                    a.successes == b.successes && a.failures == b.failures && a.stale == b.stale + 1,
+                    a.successes == b.successes
+                        && a.failures == b.failures
+                        && a.stale == b.stale + 1,
                     "TICK_STALE_CHANGES_NOTHING",
                     "an old version's outcome was counted: {b:?} -> {a:?}"
                 );

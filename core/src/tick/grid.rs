@@ -59,7 +59,10 @@ mod tests {
         assert_eq!(slot_after(S(10), D(5), S(10)), S(15));
         assert_eq!(slot_after(S(10), D(5), S(24)), S(25));
         assert_eq!(slot_after(S(10), D(5), S(25)), S(30));
-        assert_eq!(slot_after(Timestamp::MAX, D(5), Timestamp::MAX), Timestamp::MAX);
+        assert_eq!(
+            slot_after(Timestamp::MAX, D(5), Timestamp::MAX),
+            Timestamp::MAX
+        );
         assert_eq!(slot_after(S(0), Duration::MAX, S(1)), Timestamp::MAX);
         assert!(on_grid(S(10), D(5), S(25)) && !on_grid(S(10), D(5), S(26)));
         assert!(!on_grid(S(10), D(5), S(5)));

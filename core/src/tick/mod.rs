@@ -30,8 +30,9 @@
 //!   once per missed slot;
 //! - `TICK_JOBS_BOUNDED`: at most `max_jobs` jobs are held (removed jobs whose
 //!   tick still runs included); an upsert of a new job at the bound is
-//!   refused ([`TickError::TooManyJobs`]), as is a zero interval
-//!   ([`TickError::ZeroInterval`]), and nothing changes;
+//!   refused ([`TickError::TooManyJobs`]) and nothing changes;
+//! - `TICK_ZERO_INTERVAL_REFUSED`: a zero interval (a busy loop) is refused
+//!   ([`TickError::ZeroInterval`]) and nothing changes;
 //! - `TICK_NEVER_STALLS`: every job that is enabled and idle (its next slot
 //!   or retry), and every running tick with a timeout, has its wake-up in the
 //!   timer set, so the reported deadline is never later than any of them.
