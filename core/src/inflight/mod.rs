@@ -9,7 +9,11 @@
 //! - `INFLIGHT_GLOBAL_EXCLUSIVE`: a global drive is issued only when nothing
 //!   is in flight, and no session drive is issued while a global drive is
 //!   outstanding. A wanted global drive is a barrier: no new session drive
-//!   starts until it has been issued, so it cannot starve;
+//!   starts until it has been issued, so it cannot starve. A global drive
+//!   that submits a session continues the sweep (another global drive once
+//!   nothing is in flight) until one finds nothing, so a sweep picks up all
+//!   queued work, one session at a time (the price of not knowing which
+//!   sessions the runtime will pick);
 //! - `INFLIGHT_COALESCE_ONE`: any number of pokes for a session in flight
 //!   yield exactly one re-drive after it (a completion always re-drives the
 //!   session once; a drive that found nothing re-drives once only if poked
