@@ -1,1 +1,702 @@
-//! Placeholder: replaced by the inflight input sequences and invariant checker.
+//! Input sequences for the in-flight machine and its invariant checker.
+//!
+//! The [`Harness`] keeps its own model of the outstanding drives (tokens,
+//! sessions, leases, pokes) and checks every named invariant of
+//! [`crate::inflight`] after every step; [`Harness::finish`] checks liveness
+//! (`INFLIGHT_EVERY_POKE_DRIVEN`).
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::contract::{drain, timeout_checked};
+use super::Violation;
+use crate::ensure_invariant;
+use crate::inflight::{
+    retry_delay, DriveToken, GlobalStatus, InFlight, InFlightAction, InFlightConfig, InFlightError,
+    InFlightTimer, PokeOutcome, SessionStatus, MIN_DELAY,
+};
+use crate::machine::Machine;
+use crate::time::Timestamp;
+
+/// Sessions are `0..SESSIONS`: a small space so that inputs collide.
+pub const SESSIONS: u8 = 4;
+
+/// How an input names a drive token.
+#[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]
+pub enum Tok {
+    /// The n-th outstanding drive (modulo their count); a made-up token if
+    /// none is outstanding.
+    Live(u8),
+    /// The n-th drive that is no longer outstanding (stale).
+    Old(u8),
+    /// Any number at all.
+    MadeUp(u64),
+}
+
+/// One input to the in-flight machine.
+#[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]
+pub enum Op {
+    /// Advance time by this many milliseconds (then fire due timers).
+    Advance(u32),
+    /// Jump to the next reported deadline and fire it.
+    Wake,
+    /// Poke a session (modulo [`SESSIONS`]), or `None`: a global poke.
+    Poke(Option<u8>),
+    /// Report `submitted` for a drive, naming `session` (`None`: the drive's
+    /// own session, or session 0 for a global drive).
+    Submit {
+        /// The drive.
+        tok: Tok,
+        /// The session named.
+        session: Option<u8>,
+    },
+    /// Report `idle` for a drive.
+    Idle(Tok),
+    /// Report `failed` for a drive.
+    Fail(Tok),
+    /// Report the completion of a drive's turn.
+    Complete(Tok),
+    /// Report the completion of a session's turn.
+    CompleteSession(u8),
+    /// Renew a drive's lease.
+    Renew(Tok),
+}
+
+/// What the harness believes about one outstanding drive.
+#[derive(Clone, Copy, Debug)]
+struct ModelDrive {
+    session: Option<u8>,
+    submitted: bool,
+    lease_until: Timestamp,
+    /// Pokes of its session while it was deciding (not yet submitted).
+    pokes: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Report {
+    Submit(Option<u8>),
+    Idle,
+    Fail,
+    Complete,
+    Renew,
+}
+
+/// Drives an [`InFlight`] with [`Op`]s and checks every invariant after each.
+#[derive(Debug)]
+pub struct Harness {
+    /// The machine under test.
+    pub machine: InFlight<u8>,
+    /// Simulated now.
+    pub now: Timestamp,
+    /// Every action, with the instant it was drained.
+    pub log: Vec<(Timestamp, InFlightAction<u8>)>,
+    out: BTreeMap<DriveToken, ModelDrive>,
+    old: Vec<DriveToken>,
+    highest: Option<DriveToken>,
+    awaiting: BTreeSet<u8>,
+    awaiting_global: bool,
+    failures: BTreeMap<u8, u32>,
+    global_failures: u32,
+}
+
+impl Harness {
+    /// A fresh machine with `config`.
+    pub fn new(config: InFlightConfig) -> Self {
+        Harness {
+            machine: InFlight::new(config),
+            now: Timestamp::ZERO,
+            log: Vec::new(),
+            out: BTreeMap::new(),
+            old: Vec::new(),
+            highest: None,
+            awaiting: BTreeSet::new(),
+            awaiting_global: false,
+            failures: BTreeMap::new(),
+            global_failures: 0,
+        }
+    }
+
+    /// Apply one input and check every invariant.
+    pub fn apply(&mut self, op: Op) -> Result<(), Violation> {
+        match op {
+            Op::Advance(ms) => {
+                self.advance_to(self.now + Duration::from_millis(u64::from(ms)))?;
+            }
+            Op::Wake => {
+                let to = self.machine.poll_timeout().map_or(self.now, |d| d.at);
+                self.advance_to(self.now.max(to))?;
+            }
+            Op::Poke(s) => self.poke(s.map(|s| s % SESSIONS))?,
+            Op::Submit { tok, session } => {
+                let t = self.resolve(tok);
+                self.report(t, Report::Submit(session.map(|s| s % SESSIONS)))?;
+            }
+            Op::Idle(tok) => self.report(self.resolve(tok), Report::Idle)?,
+            Op::Fail(tok) => self.report(self.resolve(tok), Report::Fail)?,
+            Op::Complete(tok) => self.report(self.resolve(tok), Report::Complete)?,
+            Op::Renew(tok) => self.report(self.resolve(tok), Report::Renew)?,
+            Op::CompleteSession(s) => self.complete_session(s % SESSIONS)?,
+        }
+        self.check_state()
+    }
+
+    /// Liveness: stop poking, answer every drive (idle, or complete once
+    /// submitted), wake at every deadline, and require that the machine
+    /// drains to idle with no poke left undriven (`INFLIGHT_EVERY_POKE_DRIVEN`).
+    pub fn finish(&mut self) -> Result<(), Violation> {
+        for _ in 0..10_000 {
+            if self.out.is_empty() && self.machine.is_idle() {
+                break;
+            }
+            if self.out.is_empty() {
+                let Some(d) = self.machine.poll_timeout() else {
+                    return Err(Violation::new(
+                        "INFLIGHT_EVERY_POKE_DRIVEN",
+                        format!(
+                            "stuck: nothing outstanding, not idle, no deadline: {:?}",
+                            self.machine.stats()
+                        ),
+                    ));
+                };
+                self.advance_to(self.now.max(d.at))?;
+                self.check_state()?;
+                continue;
+            }
+            let answers: Vec<(DriveToken, bool)> =
+                self.out.iter().map(|(t, d)| (*t, d.submitted)).collect();
+            for (t, submitted) in answers {
+                if !self.out.contains_key(&t) {
+                    continue;
+                }
+                let r = if submitted {
+                    Report::Complete
+                } else {
+                    Report::Idle
+                };
+                self.report(t, r)?;
+                self.check_state()?;
+            }
+        }
+        if !self.machine.is_idle() || !self.out.is_empty() {
+            return Err(Violation::new(
+                "INFLIGHT_EVERY_POKE_DRIVEN",
+                format!("did not drain to idle: {:?}", self.machine.stats()),
+            ));
+        }
+        if !self.awaiting.is_empty() || self.awaiting_global {
+            return Err(Violation::new(
+                "INFLIGHT_EVERY_POKE_DRIVEN",
+                format!(
+                    "pokes never driven: sessions {:?}, global {}",
+                    self.awaiting, self.awaiting_global
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    // ---- inputs -------------------------------------------------------
+
+    fn advance_to(&mut self, now: Timestamp) -> Result<(), Violation> {
+        self.now = now;
+        let lease_expired: Vec<DriveToken> = self
+            .out
+            .iter()
+            .filter(|(_, d)| d.lease_until != Timestamp::MAX && d.lease_until <= now)
+            .map(|(t, _)| *t)
+            .collect();
+        let recovered: Vec<Option<u8>> = lease_expired
+            .iter()
+            .filter_map(|t| self.out.remove(t).map(|d| d.session))
+            .collect();
+        self.old.extend(lease_expired.iter().copied());
+        let fired = timeout_checked(&mut self.machine, now)?;
+        for t in &lease_expired {
+            ensure_invariant!(
+                !self.machine.is_outstanding(*t),
+                "INFLIGHT_LEASE_RECOVERS",
+                "drive {t:?} still outstanding after its lease expired at {now:?}"
+            );
+        }
+        self.observe(&fired)?;
+        for s in recovered {
+            match s {
+                Some(s) => self.check_redriven_once(s, &fired, "INFLIGHT_LEASE_RECOVERS")?,
+                None => {
+                    let ok = fired
+                        .iter()
+                        .any(|a| matches!(a, InFlightAction::Drive { session: None, .. }))
+                        || matches!(self.machine.global(), GlobalStatus::Wanted(_));
+                    ensure_invariant!(
+                        ok,
+                        "INFLIGHT_LEASE_RECOVERS",
+                        "a recovered global drive was not re-driven"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn poke(&mut self, s: Option<u8>) -> Result<(), Violation> {
+        let in_flight = s.and_then(|s| {
+            self.out
+                .iter()
+                .find(|(_, d)| d.session == Some(s))
+                .map(|(t, _)| *t)
+        });
+        let outcome = self.machine.on_poke(self.now, s);
+        match s {
+            Some(s) => {
+                self.awaiting.insert(s);
+            }
+            None => self.awaiting_global = true,
+        }
+        if let Some(t) = in_flight {
+            ensure_invariant!(
+                outcome == PokeOutcome::Coalesced,
+                "INFLIGHT_NEVER_TWICE",
+                "poke of in-flight session {s:?} gave {outcome:?}"
+            );
+            if let Some(d) = self.out.get_mut(&t) {
+                if !d.submitted {
+                    d.pokes += 1;
+                }
+            }
+        }
+        let acts = drain(&mut self.machine)?;
+        ensure_invariant!(
+            (outcome == PokeOutcome::Driving) != acts.is_empty(),
+            "INFLIGHT_COALESCE_ONE",
+            "poke {s:?} gave {outcome:?} with {} drive(s)",
+            acts.len()
+        );
+        self.observe(&acts)
+    }
+
+    fn resolve(&self, tok: Tok) -> DriveToken {
+        match tok {
+            Tok::Live(i) if !self.out.is_empty() => {
+                let i = usize::from(i) % self.out.len();
+                self.out
+                    .keys()
+                    .nth(i)
+                    .copied()
+                    .unwrap_or(DriveToken::from_raw(0))
+            }
+            Tok::Old(i) if !self.old.is_empty() => self.old[usize::from(i) % self.old.len()],
+            Tok::Live(i) | Tok::Old(i) => DriveToken::from_raw(u64::from(i)),
+            Tok::MadeUp(x) => DriveToken::from_raw(x),
+        }
+    }
+
+    /// The error the machine must return for `r` on `t`, if any.
+    fn expected(&self, t: DriveToken, r: Report) -> Result<Option<u8>, InFlightError> {
+        let Some(d) = self.out.get(&t) else {
+            return Err(InFlightError::StaleToken);
+        };
+        match r {
+            Report::Renew => Ok(d.session),
+            Report::Complete => {
+                if d.submitted {
+                    Ok(d.session)
+                } else {
+                    Err(InFlightError::NotSubmitted)
+                }
+            }
+            Report::Idle | Report::Fail => {
+                if d.submitted {
+                    Err(InFlightError::AlreadySubmitted)
+                } else {
+                    Ok(d.session)
+                }
+            }
+            Report::Submit(named) => {
+                if d.submitted {
+                    return Err(InFlightError::AlreadySubmitted);
+                }
+                match d.session {
+                    Some(own) if named.is_some_and(|n| n != own) => {
+                        Err(InFlightError::WrongSession)
+                    }
+                    Some(own) => Ok(Some(own)),
+                    None => Ok(Some(named.unwrap_or(0))),
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, t: DriveToken, r: Report) -> Result<(), Violation> {
+        let expect = self.expected(t, r);
+        let before = self.machine.clone();
+        let now = self.now;
+        let got = match r {
+            Report::Submit(named) => {
+                let s = match expect {
+                    Ok(Some(s)) => s,
+                    _ => named.unwrap_or(0),
+                };
+                self.machine.on_submitted(now, t, s)
+            }
+            Report::Idle => self.machine.on_idle(now, t),
+            Report::Fail => self.machine.on_failed(now, t),
+            Report::Complete => self.machine.on_complete(now, t),
+            Report::Renew => self.machine.renew_lease(now, t),
+        };
+        let acts = drain(&mut self.machine)?;
+        match (expect, got) {
+            (Err(e), Err(g)) => {
+                ensure_invariant!(
+                    e == g,
+                    "INFLIGHT_STALE_CHANGES_NOTHING",
+                    "{r:?} on {t:?}: expected {e:?}, got {g:?}"
+                );
+                self.check_unchanged(&before, &acts)
+            }
+            (Ok(_), Err(g)) => Err(Violation::new(
+                "INFLIGHT_STALE_CHANGES_NOTHING",
+                format!("a valid {r:?} on {t:?} was refused: {g:?}"),
+            )),
+            (Err(e), Ok(())) => Err(Violation::new(
+                "INFLIGHT_STALE_CHANGES_NOTHING",
+                format!("{r:?} on {t:?} was accepted, expected {e:?}"),
+            )),
+            (Ok(session), Ok(())) => self.accepted(t, r, session, &acts),
+        }
+    }
+
+    fn complete_session(&mut self, s: u8) -> Result<(), Violation> {
+        let found = self
+            .out
+            .iter()
+            .find(|(_, d)| d.session == Some(s))
+            .map(|(t, d)| (*t, d.submitted));
+        let before = self.machine.clone();
+        let got = self.machine.on_complete_session(self.now, &s);
+        let acts = drain(&mut self.machine)?;
+        match (found, got) {
+            (Some((t, true)), Ok(g)) if g == t => {
+                self.accepted(t, Report::Complete, Some(s), &acts)
+            }
+            (Some((_, false)), Err(InFlightError::NotSubmitted))
+            | (None, Err(InFlightError::NotInFlight)) => self.check_unchanged(&before, &acts),
+            (f, g) => Err(Violation::new(
+                "INFLIGHT_STALE_CHANGES_NOTHING",
+                format!("complete_session({s}) with model {f:?} gave {g:?}"),
+            )),
+        }
+    }
+
+    fn check_unchanged(
+        &self,
+        before: &InFlight<u8>,
+        acts: &[InFlightAction<u8>],
+    ) -> Result<(), Violation> {
+        let mut expect = before.clone();
+        expect.counters.stale = expect.counters.stale.saturating_add(1);
+        ensure_invariant!(
+            acts.is_empty() && self.machine == expect,
+            "INFLIGHT_STALE_CHANGES_NOTHING",
+            "a refused report changed the machine ({} action(s))",
+            acts.len()
+        );
+        Ok(())
+    }
+
+    /// Update the model after an accepted report and check its effects.
+    fn accepted(
+        &mut self,
+        t: DriveToken,
+        r: Report,
+        session: Option<u8>,
+        acts: &[InFlightAction<u8>],
+    ) -> Result<(), Violation> {
+        let lease = self.machine.config().lease;
+        let now = self.now;
+        match r {
+            Report::Renew => {
+                if let Some(d) = self.out.get_mut(&t) {
+                    d.lease_until = now.saturating_add(lease);
+                }
+                self.observe(acts)
+            }
+            Report::Submit(_) => {
+                if let Some(d) = self.out.get_mut(&t) {
+                    if d.session.is_none() {
+                        self.global_failures = 0;
+                    }
+                    d.session = session;
+                    d.submitted = true;
+                    d.lease_until = now.saturating_add(lease);
+                    d.pokes = 0;
+                }
+                if let Some(s) = session {
+                    self.failures.insert(s, 0);
+                }
+                self.observe(acts)
+            }
+            Report::Idle => {
+                let d = self.retire(t);
+                self.observe(acts)?;
+                match d.and_then(|d| d.session.map(|s| (s, d.pokes))) {
+                    Some((s, pokes)) => {
+                        self.failures.insert(s, 0);
+                        if pokes > 0 {
+                            self.check_redriven_once(s, acts, "INFLIGHT_COALESCE_ONE")
+                        } else {
+                            let driven = count_drives(acts, s);
+                            ensure_invariant!(
+                                driven == 0 && self.machine.session(&s).is_none(),
+                                "INFLIGHT_COALESCE_ONE",
+                                "an unpoked idle session {s} was driven {driven} time(s) / kept as {:?}",
+                                self.machine.session(&s)
+                            );
+                            Ok(())
+                        }
+                    }
+                    None => {
+                        self.global_failures = 0;
+                        Ok(())
+                    }
+                }
+            }
+            Report::Fail => {
+                let d = self.retire(t);
+                self.observe(acts)?;
+                match d.and_then(|d| d.session) {
+                    Some(s) => {
+                        let f = self
+                            .failures
+                            .get(&s)
+                            .copied()
+                            .unwrap_or(0)
+                            .saturating_add(1);
+                        self.failures.insert(s, f);
+                        ensure_invariant!(
+                            count_drives(acts, s) == 0,
+                            "INFLIGHT_RETRY_BACKOFF",
+                            "failed session {s} re-driven at once"
+                        );
+                        match self.machine.session(&s) {
+                            Some(SessionStatus::Retrying { until, failures }) => {
+                                ensure_invariant!(
+                                    failures == f,
+                                    "INFLIGHT_RETRY_BACKOFF",
+                                    "session {s}: {failures} failures counted, expected {f}"
+                                );
+                                self.check_delay(until, f)
+                            }
+                            None => {
+                                self.failures.insert(s, 0);
+                                ensure_invariant!(
+                                    self.machine.global() != GlobalStatus::Idle,
+                                    "INFLIGHT_RETRY_BACKOFF",
+                                    "failed session {s} dropped without folding into a global poke"
+                                );
+                                Ok(())
+                            }
+                            other => Err(Violation::new(
+                                "INFLIGHT_RETRY_BACKOFF",
+                                format!("failed session {s} is {other:?}"),
+                            )),
+                        }
+                    }
+                    None => {
+                        self.global_failures = self.global_failures.saturating_add(1);
+                        match self.machine.global() {
+                            GlobalStatus::Retrying { until } => {
+                                self.check_delay(until, self.global_failures)
+                            }
+                            g => Err(Violation::new(
+                                "INFLIGHT_RETRY_BACKOFF",
+                                format!("a failed global drive left {g:?}"),
+                            )),
+                        }
+                    }
+                }
+            }
+            Report::Complete => {
+                let d = self.retire(t);
+                self.observe(acts)?;
+                match d.and_then(|d| d.session) {
+                    Some(s) => self.check_redriven_once(s, acts, "INFLIGHT_COALESCE_ONE"),
+                    None => Err(Violation::new(
+                        "INFLIGHT_STALE_CHANGES_NOTHING",
+                        "a completion accepted for a drive with no session",
+                    )),
+                }
+            }
+        }
+    }
+
+    fn retire(&mut self, t: DriveToken) -> Option<ModelDrive> {
+        let d = self.out.remove(&t);
+        self.old.push(t);
+        if self.old.len() > 64 {
+            self.old.remove(0);
+        }
+        d
+    }
+
+    fn check_delay(&self, until: Timestamp, failures: u32) -> Result<(), Violation> {
+        let c = self.machine.config();
+        let d = retry_delay(c.retry_base, c.retry_max, failures).as_nanos() as f64;
+        let lo = (d * (1.0 - c.retry_jitter) - 1_000.0).max(MIN_DELAY.as_nanos() as f64);
+        let hi = d * (1.0 + c.retry_jitter) + 1_000.0;
+        let got = until.saturating_duration_since(self.now).as_nanos() as f64;
+        let saturated = until == Timestamp::MAX;
+        ensure_invariant!(
+            saturated || (lo <= got && got <= hi.max(lo)),
+            "INFLIGHT_RETRY_BACKOFF",
+            "retry after {failures} failure(s) in {got} ns, expected [{lo}, {hi}]"
+        );
+        Ok(())
+    }
+
+    /// `s` was released and must be driven exactly once more: now, or later
+    /// from the pending set, or through the global-poke flag it folded into.
+    fn check_redriven_once(
+        &self,
+        s: u8,
+        acts: &[InFlightAction<u8>],
+        invariant: &'static str,
+    ) -> Result<(), Violation> {
+        let driven = count_drives(acts, s);
+        let status = self.machine.session(&s);
+        let ok = match driven {
+            1 => matches!(status, Some(SessionStatus::Driving(_))),
+            0 => match status {
+                Some(SessionStatus::Pending(_)) => true,
+                None => self.machine.global() != GlobalStatus::Idle,
+                _ => false,
+            },
+            _ => false,
+        };
+        ensure_invariant!(
+            ok,
+            invariant,
+            "session {s} re-driven {driven} time(s), now {status:?} (global {:?})",
+            self.machine.global()
+        );
+        Ok(())
+    }
+
+    // ---- checks -------------------------------------------------------
+
+    /// Check every drive issued against the model, then record it.
+    fn observe(&mut self, acts: &[InFlightAction<u8>]) -> Result<(), Violation> {
+        let lease = self.machine.config().lease;
+        let max = self.machine.config().max_in_flight;
+        for a in acts {
+            self.log.push((self.now, a.clone()));
+            let InFlightAction::Drive { token, session, .. } = a;
+            ensure_invariant!(
+                self.highest.is_none_or(|h| *token > h),
+                "INFLIGHT_FRESH_TOKENS",
+                "token {token:?} not above every earlier one ({:?})",
+                self.highest
+            );
+            self.highest = Some(*token);
+            match session {
+                Some(s) => {
+                    ensure_invariant!(
+                        !self.out.values().any(|d| d.session == Some(*s)),
+                        "INFLIGHT_NEVER_TWICE",
+                        "session {s} driven while a drive of it is outstanding"
+                    );
+                    ensure_invariant!(
+                        !self.out.values().any(|d| d.session.is_none()),
+                        "INFLIGHT_GLOBAL_EXCLUSIVE",
+                        "session {s} driven while a global drive is outstanding"
+                    );
+                    ensure_invariant!(
+                        self.out.len() < max,
+                        "INFLIGHT_BOUNDED",
+                        "a drive beyond max_in_flight {max}"
+                    );
+                    self.awaiting.remove(s);
+                }
+                None => {
+                    ensure_invariant!(
+                        self.out.is_empty(),
+                        "INFLIGHT_GLOBAL_EXCLUSIVE",
+                        "global drive while {} drive(s) are outstanding",
+                        self.out.len()
+                    );
+                    self.awaiting_global = false;
+                    let m = &self.machine;
+                    self.awaiting.retain(|s| m.session(s).is_some());
+                }
+            }
+            self.out.insert(
+                *token,
+                ModelDrive {
+                    session: *session,
+                    submitted: false,
+                    lease_until: self.now.saturating_add(lease),
+                    pokes: 0,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn check_state(&mut self) -> Result<(), Violation> {
+        let c = self.machine.config();
+        let st = self.machine.stats();
+        ensure_invariant!(
+            st.in_flight <= c.max_in_flight && st.pending + st.retrying <= c.max_pending,
+            "INFLIGHT_BOUNDED",
+            "{st:?} beyond max_in_flight {} / max_pending {}",
+            c.max_in_flight,
+            c.max_pending
+        );
+        ensure_invariant!(
+            st.in_flight == self.out.len()
+                && self.out.keys().all(|t| self.machine.is_outstanding(*t)),
+            "INFLIGHT_LEASE_RECOVERS",
+            "machine has {} drive(s) outstanding, model {:?}",
+            st.in_flight,
+            self.out
+        );
+        if self.machine.is_idle() {
+            let d = self.machine.poll_timeout();
+            let ok = match c.recovery_poll {
+                None => d.is_none(),
+                Some(every) => d.is_some_and(|d| {
+                    d.reason == InFlightTimer::RecoveryPoll
+                        && (d.at <= self.now.saturating_add(every) || d.at == Timestamp::MAX)
+                }),
+            };
+            ensure_invariant!(
+                ok,
+                "INFLIGHT_IDLE_NO_TIMER",
+                "idle with deadline {d:?} (recovery poll {:?})",
+                c.recovery_poll
+            );
+        }
+        // The machine forgets the failure count of a session it no longer holds.
+        let m = &self.machine;
+        self.failures.retain(|s, _| m.session(s).is_some());
+        Ok(())
+    }
+}
+
+fn count_drives(acts: &[InFlightAction<u8>], s: u8) -> usize {
+    acts.iter()
+        .filter(|a| matches!(a, InFlightAction::Drive { session: Some(x), .. } if *x == s))
+        .count()
+}
+
+/// Run a whole sequence from a fresh machine, then the liveness check; the
+/// first violation, if any.
+pub fn run(config: InFlightConfig, ops: &[Op]) -> Result<Harness, Violation> {
+    let mut h = Harness::new(config);
+    for op in ops {
+        h.apply(*op)?;
+    }
+    h.finish()?;
+    Ok(h)
+}

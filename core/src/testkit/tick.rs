@@ -1,1 +1,700 @@
-//! Placeholder: replaced by the tick input sequences and invariant checker.
+//! Input sequences for the tick schedule and its invariant checker.
+//!
+//! The [`Harness`] keeps its own model of the jobs (versions, grids,
+//! failures) and of the running ticks, and checks every named invariant of
+//! [`crate::tick`] after every step.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::format;
+use alloc::vec::Vec;
+use core::time::Duration;
+
+use super::contract::{drain, timeout_checked};
+use super::Violation;
+use crate::ensure_invariant;
+use crate::machine::Machine;
+use crate::tick::{
+    failure_delay, on_grid, JobSpec, MissedTicks, Outcome, RunReason, RunToken, StaleRun,
+    TickAction, TickConfig, TickError, TickNow, TickSchedule, Version,
+};
+use crate::time::Timestamp;
+
+/// Jobs are `0..JOBS`: a small space so that inputs collide.
+pub const JOBS: u8 = 4;
+
+/// How an input names a run token.
+#[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]
+pub enum Tok {
+    /// The n-th running tick (modulo their count); a made-up token if none
+    /// runs.
+    Live(u8),
+    /// The n-th tick that no longer runs (stale).
+    Old(u8),
+    /// Any number at all.
+    MadeUp(u64),
+}
+
+/// One input to the tick schedule.
+#[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]
+pub enum Op {
+    /// Advance time by this many milliseconds (then fire due timers).
+    Advance(u32),
+    /// Jump to the next reported deadline and fire it.
+    Wake,
+    /// Add or update a job (modulo [`JOBS`]); `interval_ms` 0 must be
+    /// refused; `first_at_ms` is relative to now (negative: in the past).
+    Upsert {
+        /// The job.
+        job: u8,
+        /// Its interval in milliseconds.
+        interval_ms: u16,
+        /// Whether it is enabled.
+        enabled: bool,
+        /// Its first slot, relative to now, if any.
+        first_at_ms: Option<i16>,
+    },
+    /// Remove a job.
+    Remove(u8),
+    /// Enable or disable a job.
+    SetEnabled(u8, bool),
+    /// Tick a job now.
+    TickNow(u8),
+    /// Report a tick's result.
+    Finish {
+        /// The run.
+        tok: Tok,
+        /// Success or failure.
+        success: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ModelJob {
+    version: Version,
+    interval: Duration,
+    anchor: Timestamp,
+    enabled: bool,
+    failures: u32,
+    retry_at: Option<Timestamp>,
+    last_scheduled: Option<Timestamp>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ModelRun {
+    job: u8,
+    version: Version,
+    give_up_at: Option<Timestamp>,
+}
+
+/// Drives a [`TickSchedule`] with [`Op`]s and checks every invariant after
+/// each.
+#[derive(Debug)]
+pub struct Harness {
+    /// The machine under test.
+    pub machine: TickSchedule<u8>,
+    /// Simulated now.
+    pub now: Timestamp,
+    /// Every action, with the instant it was drained.
+    pub log: Vec<(Timestamp, TickAction<u8>)>,
+    jobs: BTreeMap<u8, ModelJob>,
+    runs: BTreeMap<RunToken, ModelRun>,
+    old: Vec<RunToken>,
+    highest_run: Option<RunToken>,
+    highest_version: Option<Version>,
+}
+
+impl Harness {
+    /// An empty schedule with `config`.
+    pub fn new(config: TickConfig) -> Self {
+        Harness {
+            machine: TickSchedule::new(config),
+            now: Timestamp::ZERO,
+            log: Vec::new(),
+            jobs: BTreeMap::new(),
+            runs: BTreeMap::new(),
+            old: Vec::new(),
+            highest_run: None,
+            highest_version: None,
+        }
+    }
+
+    /// Apply one input and check every invariant.
+    pub fn apply(&mut self, op: Op) -> Result<(), Violation> {
+        match op {
+            Op::Advance(ms) => self.advance_to(self.now + Duration::from_millis(u64::from(ms)))?,
+            Op::Wake => {
+                let to = self.machine.poll_timeout().map_or(self.now, |d| d.at);
+                self.advance_to(self.now.max(to))?;
+            }
+            Op::Upsert {
+                job,
+                interval_ms,
+                enabled,
+                first_at_ms,
+            } => {
+                let first_at = first_at_ms.map(|ms| {
+                    let d = Duration::from_millis(u64::from(ms.unsigned_abs()));
+                    if ms < 0 {
+                        self.now - d
+                    } else {
+                        self.now + d
+                    }
+                });
+                let spec = JobSpec {
+                    interval: Duration::from_millis(u64::from(interval_ms)),
+                    enabled,
+                    first_at,
+                };
+                self.upsert(job % JOBS, spec)?;
+            }
+            Op::Remove(job) => self.remove(job % JOBS)?,
+            Op::SetEnabled(job, on) => self.set_enabled(job % JOBS, on)?,
+            Op::TickNow(job) => self.tick_now(job % JOBS)?,
+            Op::Finish { tok, success } => {
+                let outcome = if success {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                };
+                self.finish(self.resolve(tok), outcome)?;
+            }
+        }
+        self.check_state()
+    }
+
+    // ---- inputs -------------------------------------------------------
+
+    fn advance_to(&mut self, now: Timestamp) -> Result<(), Violation> {
+        self.now = now;
+        let given_up: Vec<RunToken> = self
+            .runs
+            .iter()
+            .filter(|(_, r)| r.give_up_at.is_some_and(|t| t <= now))
+            .map(|(t, _)| *t)
+            .collect();
+        let mut failed = Vec::new();
+        for t in given_up {
+            let Some(r) = self.runs.remove(&t) else {
+                continue;
+            };
+            self.retire(t);
+            if let Some(j) = self.jobs.get_mut(&r.job) {
+                if j.version == r.version {
+                    failed.push(r.job);
+                }
+            }
+        }
+        for job in &failed {
+            self.model_failure(*job);
+        }
+        let fired = timeout_checked(&mut self.machine, now)?;
+        self.observe(&fired)?;
+        for job in failed {
+            self.check_failure(job)?;
+        }
+        Ok(())
+    }
+
+    fn upsert(&mut self, job: u8, spec: JobSpec) -> Result<(), Violation> {
+        let held: BTreeSet<u8> = self
+            .jobs
+            .keys()
+            .copied()
+            .chain(self.runs.values().map(|r| r.job))
+            .collect();
+        let max = self.machine.config().max_jobs;
+        let expect = if spec.interval.is_zero() {
+            Err(TickError::ZeroInterval)
+        } else if !held.contains(&job) && held.len() >= max {
+            Err(TickError::TooManyJobs)
+        } else {
+            Ok(())
+        };
+        let before = self.machine.clone();
+        let got = self.machine.upsert(self.now, job, spec);
+        let acts = drain(&mut self.machine)?;
+        match (expect, got) {
+            (Err(e), Err(g)) if e == g => {
+                let inv = match e {
+                    TickError::ZeroInterval => "TICK_ZERO_INTERVAL_REFUSED",
+                    _ => "TICK_JOBS_BOUNDED",
+                };
+                ensure_invariant!(
+                    acts.is_empty() && self.machine == before,
+                    inv,
+                    "a refused upsert ({e:?}) changed the schedule"
+                );
+                Ok(())
+            }
+            (Ok(()), Ok(version)) => {
+                ensure_invariant!(
+                    self.highest_version.is_none_or(|h| version > h),
+                    "TICK_RUNS_CURRENT_VERSION",
+                    "upsert returned {version:?}, not above {:?}",
+                    self.highest_version
+                );
+                self.highest_version = Some(version);
+                self.jobs.insert(
+                    job,
+                    ModelJob {
+                        version,
+                        interval: spec.interval,
+                        anchor: spec.first_at.unwrap_or(self.now),
+                        enabled: spec.enabled,
+                        failures: 0,
+                        retry_at: None,
+                        last_scheduled: None,
+                    },
+                );
+                self.observe(&acts)
+            }
+            (e, g) => Err(Violation::new(
+                if spec.interval.is_zero() {
+                    "TICK_ZERO_INTERVAL_REFUSED"
+                } else {
+                    "TICK_JOBS_BOUNDED"
+                },
+                format!(
+                    "upsert of job {job} ({} held): expected {e:?}, got {g:?}",
+                    held.len()
+                ),
+            )),
+        }
+    }
+
+    fn remove(&mut self, job: u8) -> Result<(), Violation> {
+        let expect = if self.jobs.contains_key(&job) {
+            Ok(())
+        } else {
+            Err(TickError::UnknownJob)
+        };
+        let before = self.machine.clone();
+        let got = self.machine.remove(&job);
+        let acts = drain(&mut self.machine)?;
+        ensure_invariant!(
+            got == expect && acts.is_empty(),
+            "TICK_STALE_CHANGES_NOTHING",
+            "remove({job}): expected {expect:?}, got {got:?}"
+        );
+        if got.is_err() {
+            ensure_invariant!(
+                self.machine == before,
+                "TICK_STALE_CHANGES_NOTHING",
+                "a refused remove changed the schedule"
+            );
+        }
+        self.jobs.remove(&job);
+        Ok(())
+    }
+
+    fn set_enabled(&mut self, job: u8, on: bool) -> Result<(), Violation> {
+        let expect = if self.jobs.contains_key(&job) {
+            Ok(())
+        } else {
+            Err(TickError::UnknownJob)
+        };
+        let before = self.machine.clone();
+        let got = self.machine.set_enabled(self.now, &job, on);
+        let acts = drain(&mut self.machine)?;
+        ensure_invariant!(
+            got == expect,
+            "TICK_STALE_CHANGES_NOTHING",
+            "set_enabled({job}, {on}): expected {expect:?}, got {got:?}"
+        );
+        if got.is_err() {
+            ensure_invariant!(
+                acts.is_empty() && self.machine == before,
+                "TICK_STALE_CHANGES_NOTHING",
+                "a refused set_enabled changed the schedule"
+            );
+            return Ok(());
+        }
+        if let Some(j) = self.jobs.get_mut(&job) {
+            if on && !j.enabled {
+                j.failures = 0;
+                j.retry_at = None;
+            }
+            j.enabled = on;
+        }
+        ensure_invariant!(
+            acts.is_empty(),
+            "TICK_MISSED_SKIPPED",
+            "set_enabled({job}, {on}) started {} tick(s)",
+            acts.len()
+        );
+        Ok(())
+    }
+
+    fn tick_now(&mut self, job: u8) -> Result<(), Violation> {
+        let running = self.runs.values().any(|r| r.job == job);
+        let expect = match self.jobs.get(&job) {
+            None => Err(TickError::UnknownJob),
+            Some(j) if !j.enabled => Err(TickError::Disabled),
+            Some(_) => Ok(running),
+        };
+        let before = self.machine.clone();
+        let got = self.machine.tick_now(self.now, &job);
+        let acts = drain(&mut self.machine)?;
+        match (expect, got) {
+            (Err(e), Err(g)) if e == g => {
+                ensure_invariant!(
+                    acts.is_empty() && self.machine == before,
+                    "TICK_STALE_CHANGES_NOTHING",
+                    "a refused tick_now changed the schedule"
+                );
+                Ok(())
+            }
+            (Ok(true), Ok(TickNow::Coalesced)) => {
+                ensure_invariant!(
+                    acts.is_empty(),
+                    "TICK_NEVER_OVERLAP",
+                    "tick_now during a running tick started one"
+                );
+                Ok(())
+            }
+            (Ok(false), Ok(TickNow::Started(t))) => {
+                ensure_invariant!(
+                    matches!(acts.first(), Some(TickAction::RunTick { run, reason: RunReason::Manual, .. }) if *run == t),
+                    "TICK_NEVER_OVERLAP",
+                    "tick_now started {t:?} but emitted {acts:?}"
+                );
+                self.observe(&acts)
+            }
+            (e, g) => Err(Violation::new(
+                "TICK_NEVER_OVERLAP",
+                format!("tick_now({job}): expected {e:?}, got {g:?}"),
+            )),
+        }
+    }
+
+    fn resolve(&self, tok: Tok) -> RunToken {
+        match tok {
+            Tok::Live(i) if !self.runs.is_empty() => {
+                let i = usize::from(i) % self.runs.len();
+                self.runs
+                    .keys()
+                    .nth(i)
+                    .copied()
+                    .unwrap_or(RunToken::from_raw(0))
+            }
+            Tok::Old(i) if !self.old.is_empty() => self.old[usize::from(i) % self.old.len()],
+            Tok::Live(i) | Tok::Old(i) => RunToken::from_raw(u64::from(i)),
+            Tok::MadeUp(x) => RunToken::from_raw(x),
+        }
+    }
+
+    fn finish(&mut self, t: RunToken, outcome: Outcome) -> Result<(), Violation> {
+        let expect = match self.runs.get(&t) {
+            None => Err(StaleRun::Unknown),
+            Some(r) => match self.jobs.get(&r.job) {
+                Some(j) if j.version == r.version => Ok(r.job),
+                j => Err(StaleRun::OldVersion {
+                    run: r.version,
+                    current: j.map(|j| j.version),
+                }),
+            },
+        };
+        let before = self.machine.clone();
+        let got = self.machine.on_tick_finished(self.now, t, outcome);
+        let acts = drain(&mut self.machine)?;
+        match (expect, got) {
+            (Err(StaleRun::Unknown), Err(StaleRun::Unknown)) => {
+                let mut expect = before;
+                expect.counters.stale += 1;
+                ensure_invariant!(
+                    acts.is_empty() && self.machine == expect,
+                    "TICK_STALE_CHANGES_NOTHING",
+                    "an unknown result changed the schedule"
+                );
+                Ok(())
+            }
+            (Err(e @ StaleRun::OldVersion { .. }), Err(g)) if e == g => {
+                let job = self.runs.get(&t).map(|r| r.job);
+                self.runs.remove(&t);
+                self.retire(t);
+                let (b, a) = (before.stats(), self.machine.stats());
+                ensure_invariant!(
+                    a.successes == b.successes
+                        && a.failures == b.failures
+                        && a.stale == b.stale + 1,
+                    "TICK_STALE_CHANGES_NOTHING",
+                    "an old version's outcome was counted: {b:?} -> {a:?}"
+                );
+                if let Some(job) = job {
+                    let (pb, pa) = (before.job(&job), self.machine.job(&job));
+                    let same = match (pb, pa) {
+                        (Some(pb), Some(pa)) => {
+                            pb.version == pa.version
+                                && pb.failures == pa.failures
+                                && pb.enabled == pa.enabled
+                                && pb.interval == pa.interval
+                        }
+                        (None, None) => true,
+                        _ => false,
+                    };
+                    ensure_invariant!(
+                        same,
+                        "TICK_STALE_CHANGES_NOTHING",
+                        "an old version's result changed the current job: {pb:?} -> {pa:?}"
+                    );
+                }
+                self.observe(&acts)
+            }
+            (Ok(job), Ok(())) => {
+                self.runs.remove(&t);
+                self.retire(t);
+                match outcome {
+                    Outcome::Success => {
+                        if let Some(j) = self.jobs.get_mut(&job) {
+                            j.failures = 0;
+                            j.retry_at = None;
+                        }
+                        self.observe(&acts)?;
+                        let st = self.machine.job(&job);
+                        ensure_invariant!(
+                            st.is_some_and(|s| s.failures == 0 && s.retry_at.is_none()),
+                            "TICK_SUCCESS_RESETS",
+                            "after a success job {job} is {st:?}"
+                        );
+                        if let (Some(s), Some(j)) = (st, self.jobs.get(&job)) {
+                            let on = self.machine.config().missed == MissedTicks::Delay
+                                || on_grid(j.anchor, j.interval, s.next_due)
+                                || s.next_due == Timestamp::MAX;
+                            ensure_invariant!(
+                                on && (s.next_due > self.now || s.running.is_some() || !j.enabled),
+                                "TICK_SUCCESS_RESETS",
+                                "after a success job {job} is due at {:?} (anchor {:?})",
+                                s.next_due,
+                                j.anchor
+                            );
+                        }
+                        Ok(())
+                    }
+                    Outcome::Failure => {
+                        self.model_failure(job);
+                        self.observe(&acts)?;
+                        self.check_failure(job)
+                    }
+                }
+            }
+            (e, g) => Err(Violation::new(
+                "TICK_STALE_CHANGES_NOTHING",
+                format!("result for {t:?}: expected {e:?}, got {g:?}"),
+            )),
+        }
+    }
+
+    fn retire(&mut self, t: RunToken) {
+        self.old.push(t);
+        if self.old.len() > 64 {
+            self.old.remove(0);
+        }
+    }
+
+    fn model_failure(&mut self, job: u8) {
+        let c = self.machine.config().clone();
+        let now = self.now;
+        if let Some(j) = self.jobs.get_mut(&job) {
+            j.failures = j.failures.saturating_add(1);
+            let d = failure_delay(c.failure_base, c.failure_max, j.failures);
+            j.retry_at = Some(now.saturating_add(d));
+        }
+    }
+
+    /// After a failure of `job`: the count and the retry instant follow the
+    /// doubling schedule, unless a queued manual tick started at once.
+    fn check_failure(&self, job: u8) -> Result<(), Violation> {
+        let (Some(j), Some(s)) = (self.jobs.get(&job), self.machine.job(&job)) else {
+            return Ok(());
+        };
+        ensure_invariant!(
+            s.failures == j.failures,
+            "TICK_FAILURE_BACKOFF",
+            "job {job}: {} failures counted, expected {}",
+            s.failures,
+            j.failures
+        );
+        let manual_started = s.running.is_some() && j.retry_at.is_none();
+        ensure_invariant!(
+            manual_started || s.retry_at == j.retry_at,
+            "TICK_FAILURE_BACKOFF",
+            "job {job} after {} failure(s) at {:?}: retry at {:?}, expected {:?}",
+            j.failures,
+            self.now,
+            s.retry_at,
+            j.retry_at
+        );
+        Ok(())
+    }
+
+    // ---- checks -------------------------------------------------------
+
+    /// Check every tick started against the model, then record it.
+    fn observe(&mut self, acts: &[TickAction<u8>]) -> Result<(), Violation> {
+        let cfg = self.machine.config().clone();
+        for a in acts {
+            self.log.push((self.now, a.clone()));
+            let TickAction::RunTick {
+                job,
+                version,
+                run,
+                scheduled_for,
+                reason,
+            } = *a;
+            ensure_invariant!(
+                self.highest_run.is_none_or(|h| run > h),
+                "TICK_NEVER_OVERLAP",
+                "run token {run:?} reused"
+            );
+            self.highest_run = Some(run);
+            ensure_invariant!(
+                !self.runs.values().any(|r| r.job == job),
+                "TICK_NEVER_OVERLAP",
+                "job {job} started {run:?} while a tick of it runs"
+            );
+            let now = self.now;
+            let Some(j) = self.jobs.get_mut(&job) else {
+                return Err(Violation::new(
+                    "TICK_RUNS_CURRENT_VERSION",
+                    format!("removed job {job} started a tick"),
+                ));
+            };
+            ensure_invariant!(
+                j.version == version && j.enabled,
+                "TICK_RUNS_CURRENT_VERSION",
+                "job {job} started a tick of {version:?} (current {:?}, enabled {})",
+                j.version,
+                j.enabled
+            );
+            match reason {
+                RunReason::Scheduled => {
+                    ensure_invariant!(
+                        j.retry_at.is_none(),
+                        "TICK_FAILURE_BACKOFF",
+                        "job {job} ran on schedule while backing off until {:?}",
+                        j.retry_at
+                    );
+                    match cfg.missed {
+                        MissedTicks::Skip => {
+                            ensure_invariant!(
+                                on_grid(j.anchor, j.interval, scheduled_for),
+                                "TICK_NO_DRIFT",
+                                "job {job} scheduled for {scheduled_for:?}, off its grid {:?} + k × {:?}",
+                                j.anchor,
+                                j.interval
+                            );
+                            ensure_invariant!(
+                                scheduled_for <= now
+                                    && now < scheduled_for.saturating_add(j.interval),
+                                "TICK_MISSED_SKIPPED",
+                                "job {job} at {now:?} ran for slot {scheduled_for:?}, not the latest"
+                            );
+                        }
+                        MissedTicks::Delay => {
+                            ensure_invariant!(
+                                scheduled_for == now,
+                                "TICK_MISSED_SKIPPED",
+                                "job {job} at {now:?} ran for {scheduled_for:?} under Delay"
+                            );
+                        }
+                    }
+                    if let Some(last) = j.last_scheduled {
+                        ensure_invariant!(
+                            scheduled_for >= last.saturating_add(j.interval),
+                            "TICK_NO_DRIFT",
+                            "job {job} ran for {scheduled_for:?} less than an interval after {last:?}"
+                        );
+                    }
+                    j.last_scheduled = Some(scheduled_for);
+                }
+                RunReason::Retry => {
+                    ensure_invariant!(
+                        j.retry_at == Some(scheduled_for) && scheduled_for <= now,
+                        "TICK_FAILURE_BACKOFF",
+                        "job {job} retried for {scheduled_for:?} at {now:?}, expected {:?}",
+                        j.retry_at
+                    );
+                    j.retry_at = None;
+                }
+                RunReason::Manual => {
+                    ensure_invariant!(
+                        scheduled_for == now,
+                        "TICK_NEVER_OVERLAP",
+                        "manual tick of job {job} scheduled for {scheduled_for:?} at {now:?}"
+                    );
+                    j.retry_at = None;
+                }
+            }
+            let give_up_at = cfg
+                .run_timeout
+                .map(|d| now.saturating_add(d))
+                .filter(|t| *t != Timestamp::MAX);
+            self.runs.insert(
+                run,
+                ModelRun {
+                    job,
+                    version,
+                    give_up_at,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    fn check_state(&self) -> Result<(), Violation> {
+        let st = self.machine.stats();
+        let max = self.machine.config().max_jobs;
+        ensure_invariant!(
+            st.jobs + st.detached <= max && st.jobs == self.jobs.len(),
+            "TICK_JOBS_BOUNDED",
+            "{st:?} with max_jobs {max}, model holds {}",
+            self.jobs.len()
+        );
+        ensure_invariant!(
+            st.running == self.runs.len()
+                && self.runs.keys().all(|t| self.machine.job_of(*t).is_some()),
+            "TICK_NEVER_OVERLAP",
+            "{} tick(s) running, model {:?}",
+            st.running,
+            self.runs
+        );
+        // Every job's next wake-up is in the one timer set: the reported
+        // deadline is no later than any of them.
+        let mut next: Option<Timestamp> = None;
+        for (job, j) in &self.jobs {
+            let Some(s) = self.machine.job(job) else {
+                return Err(Violation::new(
+                    "TICK_NEVER_STALLS",
+                    format!("job {job} missing from the schedule"),
+                ));
+            };
+            if s.running.is_none() && j.enabled {
+                let at = s.retry_at.unwrap_or(s.next_due);
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        for r in self.runs.values() {
+            if let Some(at) = r.give_up_at {
+                next = Some(next.map_or(at, |n| n.min(at)));
+            }
+        }
+        if let Some(at) = next.filter(|at| *at != Timestamp::MAX) {
+            let d = self.machine.poll_timeout();
+            ensure_invariant!(
+                d.is_some_and(|d| d.at <= at),
+                "TICK_NEVER_STALLS",
+                "a wake-up is due at {at:?} but the schedule reports {d:?}"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Run a whole sequence from an empty schedule; the first violation, if any.
+pub fn run(config: TickConfig, ops: &[Op]) -> Result<Harness, Violation> {
+    let mut h = Harness::new(config);
+    for op in ops {
+        h.apply(*op)?;
+    }
+    Ok(h)
+}
