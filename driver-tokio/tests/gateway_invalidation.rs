@@ -223,7 +223,25 @@ async fn an_approval_verdict_reaches_only_the_approvals_team() {
     let ev = sub_b.expect().await;
     assert_eq!((ev.seq, ev.payload), (1, invalidated("", 9)));
     assert_eq!(sub_a.expect().await.seq, 2);
+
+    // Team b can neither replay nor take over team a's subscriber.
+    let err = subscribe(&ch, "asm-a", 0, Cred::Header("tok-b"))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+    admin_publish_reaches(&gw, &mut sub_a, 3).await;
     gw.shutdown().await.unwrap();
+}
+
+/// Team a's stream is still the one receiving: its next event is `seq`.
+async fn admin_publish_reaches(
+    gw: &tether_tokio::gateway::RunningGateway,
+    sub: &mut Sub,
+    seq: u64,
+) {
+    gw.admin().publish_invalidation("", seq, Some("team-a"));
+    assert_eq!(sub.expect().await.seq, seq);
 }
 
 // Current-thread runtime: the publishes below run back to back, before the

@@ -16,8 +16,12 @@
 //! - a newer stream of the same subscriber replaces the older one;
 //! - at most `max_subscribers` subscribers are remembered: a new one at the
 //!   bound takes the place of the least recently subscribed subscriber that
-//!   has no open stream, and is refused ([`HubFull`]) when every one is
-//!   connected.
+//!   has no open stream, and is refused ([`SubscribeError::Full`]) when
+//!   every one is connected;
+//! - a subscriber belongs to the team it first subscribed with: a
+//!   subscribe for the same `assembly_id` from another team is refused
+//!   ([`SubscribeError::OtherTeam`]), so no team can replay or take over
+//!   another team's stream.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -31,11 +35,17 @@ pub const DEFAULT_LIVE_CAPACITY: usize = 1024;
 /// Subscribers (distinct `assembly_id`s) remembered by default.
 pub const DEFAULT_MAX_SUBSCRIBERS: usize = 4096;
 
-/// Refused subscribe: the hub remembers `max_subscribers` subscribers and
-/// every one of them has an open stream.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("too many invalidation subscribers ({0}), all connected")]
-pub struct HubFull(pub usize);
+/// Why a subscribe was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    /// The hub remembers `max_subscribers` subscribers and every one of
+    /// them has an open stream.
+    #[error("too many invalidation subscribers ({0}), all connected")]
+    Full(usize),
+    /// The `assembly_id` is already a subscriber of another team.
+    #[error("assembly_id {0:?} belongs to another team")]
+    OtherTeam(String),
+}
 
 /// One subscriber's view, for `ListSubscribers` and `tether ctl status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,8 +144,15 @@ impl<E: Clone> InvalidationHub<E> {
         assembly_id: &str,
         team_id: &str,
         last_seq_seen: u64,
-    ) -> Result<HubStream<E>, HubFull> {
+    ) -> Result<HubStream<E>, SubscribeError> {
         let mut st = self.lock();
+        if st
+            .subscribers
+            .get(assembly_id)
+            .is_some_and(|s| s.team_id != team_id)
+        {
+            return Err(SubscribeError::OtherTeam(assembly_id.to_owned()));
+        }
         if !st.subscribers.contains_key(assembly_id) && st.subscribers.len() >= self.max_subscribers
         {
             let victim = st
@@ -148,7 +165,7 @@ impl<E: Clone> InvalidationHub<E> {
                 Some(id) => {
                     st.subscribers.remove(&id);
                 }
-                None => return Err(HubFull(self.max_subscribers)),
+                None => return Err(SubscribeError::Full(self.max_subscribers)),
             }
         }
         let stream_id = st.next_stream;
@@ -165,7 +182,6 @@ impl<E: Clone> InvalidationHub<E> {
                 lag_closes: 0,
                 last_stream: stream_id,
             });
-        sub.team_id = team_id.to_owned();
         sub.last_stream = stream_id;
         let (tx, rx) = mpsc::channel(self.ring_capacity + self.live_capacity);
         for (seq, ev) in sub.ring.iter().filter(|(s, _)| *s > last_seq_seen) {
@@ -336,7 +352,10 @@ mod tests {
         let hub = InvalidationHub::<u32>::new(4, 4).with_max_subscribers(2);
         let a = hub.subscribe("a", "t", 0).unwrap();
         let b = hub.subscribe("b", "t", 0).unwrap();
-        assert_eq!(hub.subscribe("c", "t", 0).unwrap_err(), HubFull(2));
+        assert_eq!(
+            hub.subscribe("c", "t", 0).unwrap_err(),
+            SubscribeError::Full(2)
+        );
         // A known subscriber may always come back.
         let a2 = hub.subscribe("a", "t", 0).unwrap();
         drop(a);
@@ -351,5 +370,18 @@ mod tests {
         assert_eq!(ids, vec!["a", "c"]);
         assert_eq!(hub.len(), 2);
         drop(a2);
+    }
+
+    #[test]
+    fn a_subscriber_belongs_to_its_team() {
+        let hub = InvalidationHub::<u32>::new(4, 4);
+        let _a = hub.subscribe("a", "t1", 0).unwrap();
+        hub.publish(None, 7);
+        assert_eq!(
+            hub.subscribe("a", "t2", 0).unwrap_err(),
+            SubscribeError::OtherTeam("a".into())
+        );
+        let mut again = hub.subscribe("a", "t1", 0).unwrap();
+        assert_eq!(drain(&mut again.events), vec![(1, 7)]);
     }
 }

@@ -10,6 +10,9 @@
 //!   silent client) before any event is sent;
 //! - events are the hub's replay after `last_seq_seen`, then live events,
 //!   each as `InvalidationEvent{seq, payload}`;
+//! - an `assembly_id` already subscribed from another team is
+//!   `PERMISSION_DENIED`; past the subscriber or stream bound,
+//!   `RESOURCE_EXHAUSTED`;
 //! - later client messages ack events (`hub.ack`); other kinds are ignored;
 //! - when the hub closes the subscriber's channel (it fell behind, or a
 //!   newer stream of the same `assembly_id` replaced this one) the response
@@ -31,6 +34,7 @@ use tokio::sync::mpsc;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::credentials::authenticate;
+use super::hub::SubscribeError;
 use super::state::{GaugeSlot, Shared};
 
 /// The response stream of `Subscribe`.
@@ -131,7 +135,10 @@ impl InvalidationService for InvalidationSvc {
         let hub_stream = shared
             .hub
             .subscribe(&assembly_id, caller.team(), last_seq_seen)
-            .map_err(|e| Status::resource_exhausted(e.to_string()))?;
+            .map_err(|e| match e {
+                SubscribeError::Full(_) => Status::resource_exhausted(e.to_string()),
+                SubscribeError::OtherTeam(_) => Status::permission_denied(e.to_string()),
+            })?;
         tracing::debug!(%assembly_id, team = caller.team(), last_seq_seen, "invalidation stream opened");
         let open = Open {
             lease: HubLease {
