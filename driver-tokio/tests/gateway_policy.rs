@@ -34,6 +34,12 @@ fn rules() -> RuleTable {
             timeout: Duration::from_millis(300),
         },
     });
+    t.rules.push(Rule {
+        pattern: "instant".into(),
+        effect: Effect::Hold {
+            timeout: Duration::ZERO,
+        },
+    });
     t
 }
 
@@ -326,5 +332,11 @@ async fn a_held_check_that_nobody_decides_times_out_as_deny() {
     assert_eq!(r.decision, Decision::Deny as i32);
     assert!(r.reason.contains("timed out"), "{r:?}");
     assert!(r.decision_latency_us >= 300_000, "{r:?}");
+    // A zero timeout is a timeout too, not an error.
+    let r = check(&ch, tool_call(None, "instant"), Cred::None)
+        .await
+        .unwrap();
+    assert_eq!(r.decision, Decision::Deny as i32);
+    assert!(r.reason.contains("timed out"), "{r:?}");
     gw.shutdown().await.unwrap();
 }

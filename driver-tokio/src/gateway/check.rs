@@ -88,17 +88,19 @@ pub(crate) async fn check_action(
                 .desk
                 .submit(agent.clone(), caller.team(), &key, &policy_rule, timeout)
                 .map_err(desk_status)?;
-            let held = shared
-                .desk
-                .hold(&approval.request_id)
-                .map_err(desk_status)?;
+            // Only a zero timeout can expire the request before the hold:
+            // that is a timeout like any other.
+            let held = shared.desk.hold(&approval.request_id).ok();
             let id = approval.request_id;
+            let wait = async move {
+                match held {
+                    Some(rx) => tokio::time::timeout(timeout, rx).await.ok()?.ok(),
+                    None => None,
+                }
+            };
             let verdict = tokio::select! {
-                verdict = tokio::time::timeout(timeout, held) => match verdict {
-                    Ok(Ok(v)) => Some(v),
-                    // Timed out, or the desk dropped the request (expired).
-                    Ok(Err(_)) | Err(_) => None,
-                },
+                // None: timed out, or the desk dropped the expired request.
+                verdict = wait => verdict,
                 () = shared.shutdown.triggered() => {
                     return Err(Status::unavailable(format!(
                         "gateway is shutting down; approval {id} was not decided"
@@ -213,7 +215,7 @@ fn secs(d: Duration) -> String {
 fn desk_status(e: DeskError) -> Status {
     match e {
         DeskError::Full(_) => Status::resource_exhausted(e.to_string()),
-        DeskError::NotFound(_) => Status::internal(e.to_string()),
+        DeskError::NotFound(_) => Status::not_found(e.to_string()),
     }
 }
 

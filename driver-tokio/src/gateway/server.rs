@@ -100,7 +100,6 @@ impl Gateway {
 }
 
 /// Configures a [`Gateway`]; finish with [`GatewayBuilder::serve`].
-#[derive(Debug)]
 pub struct GatewayBuilder {
     rules: RuleTable,
     tokens: TokenTable,
@@ -118,6 +117,33 @@ pub struct GatewayBuilder {
     shutdown_grace: Duration,
     admin_token: Option<Arc<str>>,
     approvals_need_admin_token: bool,
+}
+
+impl std::fmt::Debug for GatewayBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No tokens: a builder may end up in a log.
+        f.debug_struct("GatewayBuilder")
+            .field("rules", &self.rules)
+            .field("tokens_required", &self.tokens.is_required())
+            .field("ring_capacity", &self.ring_capacity)
+            .field("live_capacity", &self.live_capacity)
+            .field("max_subscribers", &self.max_subscribers)
+            .field("op_live_capacity", &self.op_live_capacity)
+            .field("max_ops", &self.max_ops)
+            .field("max_pending", &self.max_pending)
+            .field("max_streams", &self.max_streams)
+            .field("max_batch", &self.max_batch)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("keepalive_interval", &self.keepalive_interval)
+            .field("keepalive_timeout", &self.keepalive_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field(
+                "approvals_need_admin_token",
+                &self.approvals_need_admin_token,
+            )
+            .finish()
+    }
 }
 
 impl Default for GatewayBuilder {
@@ -240,7 +266,8 @@ impl GatewayBuilder {
         self
     }
 
-    /// Start serving on `listener`, in a spawned task.
+    /// Start serving on `listener`, in a spawned task (so call it inside a
+    /// tokio runtime).
     pub async fn serve(self, listener: TcpListener) -> Result<RunningGateway, GatewayError> {
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared::new(
