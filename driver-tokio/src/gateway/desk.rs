@@ -26,6 +26,11 @@ pub struct PendingApproval {
     pub request_id: String,
     /// The agent asking.
     pub agent: AgentKey,
+    /// The team (tenant) whose invalidation subscribers hear the verdict.
+    /// The gateway sets it to the authenticated agent's team, and to `""`
+    /// for an unauthenticated request on an open gateway (the team of its
+    /// unauthenticated subscribers).
+    pub team_id: String,
     /// What it wants to do (the tool name).
     pub action: String,
     /// The rule that required approval.
@@ -94,10 +99,12 @@ impl ApprovalDesk {
         d
     }
 
-    /// File a new request; watchers are told.
+    /// File a new request for `agent`, whose verdict goes to the subscribers
+    /// of `team_id`; watchers are told.
     pub fn submit(
         &self,
         agent: AgentKey,
+        team_id: &str,
         action: &str,
         condition: &str,
         timeout: Duration,
@@ -111,6 +118,7 @@ impl ApprovalDesk {
         let approval = PendingApproval {
             request_id: request_id.clone(),
             agent,
+            team_id: team_id.to_owned(),
             action: action.to_owned(),
             condition: condition.to_owned(),
             submitted_at: SystemTime::now()
@@ -157,6 +165,24 @@ impl ApprovalDesk {
         Ok(entry.approval)
     }
 
+    /// The request `request_id`, if it is still waiting.
+    pub fn get(&self, request_id: &str) -> Option<PendingApproval> {
+        self.lock()
+            .pending
+            .get(request_id)
+            .map(|e| e.approval.clone())
+    }
+
+    /// Requests still waiting.
+    pub fn len(&self) -> usize {
+        self.lock().pending.len()
+    }
+
+    /// Whether no request is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Every request still waiting, oldest first.
     pub fn list(&self) -> Vec<PendingApproval> {
         self.lock()
@@ -183,6 +209,7 @@ mod tests {
         let a = desk
             .submit(
                 AgentKey::default(),
+                "t",
                 "deploy",
                 "approve deploy",
                 Duration::from_secs(5),
@@ -197,17 +224,19 @@ mod tests {
             Err(DeskError::NotFound(a.request_id.clone()))
         );
         let b = desk
-            .submit(AgentKey::default(), "x", "c", Duration::from_secs(5))
+            .submit(AgentKey::default(), "t", "x", "c", Duration::from_secs(5))
             .unwrap();
         let c = desk
-            .submit(AgentKey::default(), "y", "c", Duration::from_secs(50))
+            .submit(AgentKey::default(), "t", "y", "c", Duration::from_secs(50))
             .unwrap();
         assert_eq!(
-            desk.submit(AgentKey::default(), "z", "c", Duration::from_secs(5)),
+            desk.submit(AgentKey::default(), "t", "z", "c", Duration::from_secs(5)),
             Err(DeskError::Full(2))
         );
+        assert_eq!(desk.get(&b.request_id).map(|p| p.team_id), Some("t".into()));
         tokio::time::advance(Duration::from_secs(6)).await;
         assert_eq!(desk.list(), vec![c]);
+        assert_eq!(desk.len(), 1);
         assert!(matches!(
             desk.decide(&b.request_id, Verdict::Denied),
             Err(DeskError::NotFound(_))

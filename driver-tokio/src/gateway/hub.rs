@@ -13,7 +13,15 @@
 //!   away (it will see an unreplayable gap);
 //! - a subscriber that falls behind its live channel has its stream
 //!   **closed**, never silently skipped, so it resubscribes and replays;
-//! - a newer stream of the same subscriber replaces the older one.
+//! - a newer stream of the same subscriber replaces the older one;
+//! - at most `max_subscribers` subscribers are remembered: a new one at the
+//!   bound takes the place of the least recently subscribed subscriber that
+//!   has no open stream, and is refused ([`SubscribeError::Full`]) when
+//!   every one is connected;
+//! - a subscriber belongs to the team it first subscribed with: a
+//!   subscribe for the same `assembly_id` from another team is refused
+//!   ([`SubscribeError::OtherTeam`]), so no team can replay or take over
+//!   another team's stream.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
@@ -24,6 +32,20 @@ use tokio::sync::mpsc;
 pub const DEFAULT_RING_CAPACITY: usize = 1024;
 /// The Agent Assembly gateway's live channel size per subscriber.
 pub const DEFAULT_LIVE_CAPACITY: usize = 1024;
+/// Subscribers (distinct `assembly_id`s) remembered by default.
+pub const DEFAULT_MAX_SUBSCRIBERS: usize = 4096;
+
+/// Why a subscribe was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SubscribeError {
+    /// The hub remembers `max_subscribers` subscribers and every one of
+    /// them has an open stream.
+    #[error("too many invalidation subscribers ({0}), all connected")]
+    Full(usize),
+    /// The `assembly_id` is already a subscriber of another team.
+    #[error("assembly_id {0:?} belongs to another team")]
+    OtherTeam(String),
+}
 
 /// One subscriber's view, for `ListSubscribers` and `tether ctl status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +75,14 @@ struct Subscriber<E> {
     ring: VecDeque<(u64, E)>,
     live: Option<(u64, mpsc::Sender<(u64, E)>)>,
     lag_closes: u64,
+    /// Id of its latest stream: orders subscribers for eviction.
+    last_stream: u64,
+}
+
+impl<E> Subscriber<E> {
+    fn connected(&self) -> bool {
+        self.live.as_ref().is_some_and(|(_, tx)| !tx.is_closed())
+    }
 }
 
 struct State<E> {
@@ -65,6 +95,7 @@ pub struct InvalidationHub<E> {
     state: Mutex<State<E>>,
     ring_capacity: usize,
     live_capacity: usize,
+    max_subscribers: usize,
 }
 
 /// An open subscription: its id (for acks and disconnect) and its events.
@@ -86,7 +117,19 @@ impl<E: Clone> InvalidationHub<E> {
             }),
             ring_capacity: ring_capacity.max(1),
             live_capacity: live_capacity.max(1),
+            max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
         }
+    }
+
+    /// The same hub remembering at most `max` subscribers (at least 1).
+    pub fn with_max_subscribers(mut self, max: usize) -> Self {
+        self.max_subscribers = max.max(1);
+        self
+    }
+
+    /// Capacity of each subscriber's replay ring.
+    pub fn ring_capacity(&self) -> usize {
+        self.ring_capacity
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State<E>> {
@@ -94,9 +137,37 @@ impl<E: Clone> InvalidationHub<E> {
     }
 
     /// Open a stream for `assembly_id` (of `team_id`), replaying every
-    /// buffered event after `last_seq_seen`.
-    pub fn subscribe(&self, assembly_id: &str, team_id: &str, last_seq_seen: u64) -> HubStream<E> {
+    /// buffered event after `last_seq_seen`. Fails only when a new
+    /// subscriber would exceed the bound and no known one can make room.
+    pub fn subscribe(
+        &self,
+        assembly_id: &str,
+        team_id: &str,
+        last_seq_seen: u64,
+    ) -> Result<HubStream<E>, SubscribeError> {
         let mut st = self.lock();
+        if st
+            .subscribers
+            .get(assembly_id)
+            .is_some_and(|s| s.team_id != team_id)
+        {
+            return Err(SubscribeError::OtherTeam(assembly_id.to_owned()));
+        }
+        if !st.subscribers.contains_key(assembly_id) && st.subscribers.len() >= self.max_subscribers
+        {
+            let victim = st
+                .subscribers
+                .iter()
+                .filter(|(_, s)| !s.connected())
+                .min_by_key(|(_, s)| s.last_stream)
+                .map(|(id, _)| id.clone());
+            match victim {
+                Some(id) => {
+                    st.subscribers.remove(&id);
+                }
+                None => return Err(SubscribeError::Full(self.max_subscribers)),
+            }
+        }
         let stream_id = st.next_stream;
         st.next_stream += 1;
         let sub = st
@@ -109,18 +180,19 @@ impl<E: Clone> InvalidationHub<E> {
                 ring: VecDeque::new(),
                 live: None,
                 lag_closes: 0,
+                last_stream: stream_id,
             });
-        sub.team_id = team_id.to_owned();
+        sub.last_stream = stream_id;
         let (tx, rx) = mpsc::channel(self.ring_capacity + self.live_capacity);
         for (seq, ev) in sub.ring.iter().filter(|(s, _)| *s > last_seq_seen) {
             // Capacity covers the whole ring, so this cannot be full.
             let _ = tx.try_send((*seq, ev.clone()));
         }
         sub.live = Some((stream_id, tx));
-        HubStream {
+        Ok(HubStream {
             stream_id,
             events: rx,
-        }
+        })
     }
 
     /// The subscriber acknowledged `seq`: trim its ring up to it.
@@ -178,6 +250,16 @@ impl<E: Clone> InvalidationHub<E> {
         n
     }
 
+    /// Subscribers remembered (connected or not).
+    pub fn len(&self) -> usize {
+        self.lock().subscribers.len()
+    }
+
+    /// Whether no subscriber is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// A snapshot of every subscriber.
     pub fn subscribers(&self) -> Vec<SubscriberInfo> {
         let st = self.lock();
@@ -192,7 +274,7 @@ impl<E: Clone> InvalidationHub<E> {
                     acked_seq: s.acked,
                     lag: last_seq.saturating_sub(s.acked),
                     ring_len: s.ring.len() as u64,
-                    connected: s.live.as_ref().is_some_and(|(_, tx)| !tx.is_closed()),
+                    connected: s.connected(),
                     lag_closes: s.lag_closes,
                 }
             })
@@ -215,16 +297,16 @@ mod tests {
     #[test]
     fn sequences_per_subscriber_and_replays_after_last_seen() {
         let hub = InvalidationHub::new(4, 8);
-        let mut a = hub.subscribe("a", "t1", 0);
+        let mut a = hub.subscribe("a", "t1", 0).unwrap();
         hub.publish(None, 10);
         hub.publish(None, 11);
         assert_eq!(drain(&mut a.events), vec![(1, 10), (2, 11)]);
-        let mut b = hub.subscribe("b", "t2", 0);
+        let mut b = hub.subscribe("b", "t2", 0).unwrap();
         hub.publish(Some("t2"), 12);
         assert!(drain(&mut a.events).is_empty(), "other team's event");
         assert_eq!(drain(&mut b.events), vec![(1, 12)]);
         // Reconnect a after applying seq 1: replay 2 only, then live 3.
-        let mut a2 = hub.subscribe("a", "t1", 1);
+        let mut a2 = hub.subscribe("a", "t1", 1).unwrap();
         hub.publish(None, 13);
         assert_eq!(drain(&mut a2.events), vec![(2, 11), (3, 13)]);
     }
@@ -232,7 +314,7 @@ mod tests {
     #[test]
     fn acks_trim_the_ring_and_a_full_ring_forgets_the_oldest() {
         let hub = InvalidationHub::new(3, 8);
-        let _s = hub.subscribe("a", "t", 0);
+        let _s = hub.subscribe("a", "t", 0).unwrap();
         for i in 0..5 {
             hub.publish(None, i);
         }
@@ -243,14 +325,14 @@ mod tests {
         assert_eq!((info.acked_seq, info.ring_len, info.lag), (4, 1, 1));
         hub.ack("a", 99); // an ack past the end is ignored
         assert_eq!(hub.subscribers()[0].acked_seq, 4);
-        let mut again = hub.subscribe("a", "t", 0);
+        let mut again = hub.subscribe("a", "t", 0).unwrap();
         assert_eq!(drain(&mut again.events), vec![(5, 4)]);
     }
 
     #[test]
     fn a_lagging_subscriber_is_closed_not_skipped() {
         let hub = InvalidationHub::new(1, 1);
-        let mut s = hub.subscribe("a", "t", 0);
+        let mut s = hub.subscribe("a", "t", 0).unwrap();
         // Channel capacity is ring + live = 2: the third event overflows.
         for i in 0..3 {
             hub.publish(None, i);
@@ -263,5 +345,43 @@ mod tests {
         );
         let info = &hub.subscribers()[0];
         assert_eq!((info.lag_closes, info.connected), (1, false));
+    }
+
+    #[test]
+    fn subscribers_are_bounded_and_only_disconnected_ones_make_room() {
+        let hub = InvalidationHub::<u32>::new(4, 4).with_max_subscribers(2);
+        let a = hub.subscribe("a", "t", 0).unwrap();
+        let b = hub.subscribe("b", "t", 0).unwrap();
+        assert_eq!(
+            hub.subscribe("c", "t", 0).unwrap_err(),
+            SubscribeError::Full(2)
+        );
+        // A known subscriber may always come back.
+        let a2 = hub.subscribe("a", "t", 0).unwrap();
+        drop(a);
+        hub.disconnect("b", b.stream_id);
+        // b is the only one without a stream: c takes its place.
+        let _c = hub.subscribe("c", "t", 0).unwrap();
+        let ids: Vec<_> = hub
+            .subscribers()
+            .into_iter()
+            .map(|s| s.assembly_id)
+            .collect();
+        assert_eq!(ids, vec!["a", "c"]);
+        assert_eq!(hub.len(), 2);
+        drop(a2);
+    }
+
+    #[test]
+    fn a_subscriber_belongs_to_its_team() {
+        let hub = InvalidationHub::<u32>::new(4, 4);
+        let _a = hub.subscribe("a", "t1", 0).unwrap();
+        hub.publish(None, 7);
+        assert_eq!(
+            hub.subscribe("a", "t2", 0).unwrap_err(),
+            SubscribeError::OtherTeam("a".into())
+        );
+        let mut again = hub.subscribe("a", "t1", 0).unwrap();
+        assert_eq!(drain(&mut again.events), vec![(1, 7)]);
     }
 }

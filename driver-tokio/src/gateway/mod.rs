@@ -1,8 +1,49 @@
 //! The reference gateway: enough of the Agent Assembly gateway for the demo,
 //! the tests and small deployments.
+//!
+//! Start one with [`Gateway::builder`] and [`GatewayBuilder::serve`]; steer
+//! it in-process with the [`AdminHandle`] of the [`RunningGateway`], or over
+//! gRPC with `tether.admin.v1.AdminService`. It serves
+//! `assembly.gateway.v1.InvalidationService`,
+//! `assembly.policy.v1.PolicyService`, `assembly.approval.v1.ApprovalService`,
+//! `tether.admin.v1.AdminService`, gRPC health and reflection.
+//!
+//! The pure state lives in [`hub`], [`ops`], [`rules`], [`auth`] and
+//! [`desk`]; the other modules put it on the wire.
+//!
+//! Semantics worth knowing (each module states its own guarantees):
+//! - **Teams.** A caller's team is its token's team; a caller without a
+//!   (known) token on an open gateway is in team `""`. An invalidation
+//!   subscriber, and an approval filed by a CheckAction, take the caller's
+//!   team, so a verdict reaches exactly the subscribers of the team that
+//!   asked, on an open gateway too. An `assembly_id` stays in the team it
+//!   first subscribed with.
+//! - **Rule keys.** A tool call is matched by its tool name; any other
+//!   action by `action:{kind}` (for example `action:llm_call`), so rules
+//!   can name them and the table's default covers them otherwise.
+//! - **Stream ends.** Every gateway-initiated end of a stream (a lagging or
+//!   replaced subscriber, shutdown) is `UNAVAILABLE` with a message saying
+//!   why, so clients reconnect.
+//! - **Operators.** `AdminService` needs `x-tether-admin-token` when an
+//!   admin token is configured; the reviewer's `ApprovalService` needs it
+//!   too only when [`GatewayBuilder::approvals_need_admin_token`] is set.
 
+pub mod admin;
+mod admin_service;
+mod approval_service;
 pub mod auth;
+mod check;
+pub mod credentials;
 pub mod desk;
 pub mod hub;
+mod invalidation_service;
+mod op_stream;
 pub mod ops;
+mod policy_service;
 pub mod rules;
+pub mod server;
+mod shutdown;
+mod state;
+
+pub use admin::{AdminError, AdminHandle, GatewayStatus, SignalReport};
+pub use server::{Gateway, GatewayBuilder, GatewayError, RunningGateway};

@@ -98,12 +98,19 @@ pub struct OpBoard {
 impl OpBoard {
     /// An empty board remembering at most `max_ops` ops.
     pub fn new(max_ops: usize) -> Self {
+        OpBoard::with_live_buffer(max_ops, LIVE_BUFFER)
+    }
+
+    /// An empty board remembering at most `max_ops` ops, buffering
+    /// `live_buffer` live signals per subscriber (at least 1) before that
+    /// subscriber counts as lagging.
+    pub fn with_live_buffer(max_ops: usize, live_buffer: usize) -> Self {
         OpBoard {
             board: Mutex::new(Board {
                 next_seq: 1,
                 ops: BTreeMap::new(),
             }),
-            live: broadcast::channel(LIVE_BUFFER).0,
+            live: broadcast::channel(live_buffer.max(1)).0,
             max_ops: max_ops.max(1),
         }
     }
@@ -158,6 +165,26 @@ impl OpBoard {
             .collect();
         snapshot.sort_by_key(|r| r.sequence);
         (snapshot, self.live.subscribe())
+    }
+
+    /// The latest record of `op_id`, if the board holds one.
+    pub fn get(&self, op_id: &str) -> Option<OpRecord> {
+        self.lock().ops.get(op_id).cloned()
+    }
+
+    /// Ops the board holds state for.
+    pub fn len(&self) -> usize {
+        self.lock().ops.len()
+    }
+
+    /// Whether the board holds no op.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The sequence number of the last signal sent; 0 if none.
+    pub fn last_sequence(&self) -> u64 {
+        self.lock().next_seq - 1
     }
 
     /// Every op's latest record, in sequence order.
@@ -237,6 +264,13 @@ mod tests {
             board.signal("", None, OpSignal::Pause),
             Err(SignalError::EmptyOpId)
         );
+        assert_eq!(board.last_sequence(), b.sequence);
+        assert_eq!(board.len(), 2);
+        assert_eq!(
+            board.get("x:y").map(|r| r.signal),
+            Some(OpSignal::Terminate)
+        );
+        assert_eq!(OpBoard::new(1).last_sequence(), 0);
     }
 
     #[test]

@@ -1,0 +1,239 @@
+//! [`AdminHandle`]: in-process operator control of a running gateway, the
+//! same actions the `tether.admin.v1.AdminService` offers over gRPC.
+//!
+//! Guarantees: a handle acts on exactly the state its gateway serves (an
+//! event published here is the one the streams deliver); it is cheap to
+//! clone and usable from any task; it keeps working after the gateway shut
+//! down (its streams are gone, so publishing reaches nobody live).
+
+use std::sync::Arc;
+
+use tether_proto::gateway::invalidation_event::Payload;
+use tether_proto::gateway::{Decision as WireVerdict, PolicyInvalidated};
+
+use super::desk::{DeskError, PendingApproval, Verdict};
+use super::hub::SubscriberInfo;
+use super::ops::{AgentKey, OpRecord, OpSignal, SignalError};
+use super::state::Shared;
+
+/// What a pause, resume, terminate or halt did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignalReport {
+    /// The op id signalled (`*` or `agent:{id}` for halts).
+    pub op_id: String,
+    /// The `OpControlMessage.sequence` it was sent with.
+    pub sequence: u64,
+    /// Open op-control streams it was sent to.
+    pub subscribers: usize,
+}
+
+/// The gateway's overall state (the `Status` RPC).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayStatus {
+    /// Version of this tether build.
+    pub version: String,
+    /// When the gateway started, in milliseconds since the Unix epoch.
+    pub started_at_unix_ms: u64,
+    /// Invalidation subscribers known (connected or not).
+    pub invalidation_subscribers: usize,
+    /// Invalidation streams open now.
+    pub invalidation_streams: usize,
+    /// Op-control streams open now.
+    pub op_control_streams: usize,
+    /// Approval requests waiting for a verdict.
+    pub pending_approvals: usize,
+    /// Last op-control sequence sent; 0 if none.
+    pub op_control_sequence: u64,
+    /// Ops the gateway holds op-control state for.
+    pub ops_tracked: usize,
+    /// Whether the fleet-wide halt (`*`) was sent.
+    pub halted_all: bool,
+}
+
+/// Why an admin action failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AdminError {
+    /// The op-control signal was refused (empty id, or terminated op).
+    #[error(transparent)]
+    Op(#[from] SignalError),
+    /// No pending approval with this id (to take the team from).
+    #[error("no pending approval {0}")]
+    UnknownApproval(String),
+    /// An argument is missing or malformed.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// In-process control of one running gateway. Cheap to clone.
+#[derive(Clone)]
+pub struct AdminHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for AdminHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminHandle")
+            .field("started_at_unix_ms", &self.shared.started_at_unix_ms)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AdminHandle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        AdminHandle { shared }
+    }
+
+    /// Queue `PolicyInvalidated{agent_id, policy_version}` for the
+    /// subscribers of `team_id` (every team when `None`); returns how many.
+    /// An empty `agent_id` means every agent.
+    pub fn publish_invalidation(
+        &self,
+        agent_id: &str,
+        policy_version: u64,
+        team_id: Option<&str>,
+    ) -> usize {
+        self.shared.hub.publish(
+            team_id,
+            Payload::PolicyInvalidated(PolicyInvalidated {
+                agent_id: agent_id.to_owned(),
+                policy_version,
+            }),
+        )
+    }
+
+    /// Queue `ApprovalResolved{request_id, decision}` for the subscribers of
+    /// `team_id`, or, when `None`, of the team of the pending approval
+    /// `request_id` ([`AdminError::UnknownApproval`] when there is none).
+    /// Only publishes: the approval, if pending, stays pending.
+    pub fn publish_approval_resolved(
+        &self,
+        request_id: &str,
+        decision: WireVerdict,
+        team_id: Option<&str>,
+    ) -> Result<usize, AdminError> {
+        if request_id.is_empty() {
+            return Err(AdminError::Invalid("request_id is empty".into()));
+        }
+        let team = match team_id {
+            Some(t) => t.to_owned(),
+            None => self
+                .shared
+                .desk
+                .get(request_id)
+                .map(|p| p.team_id)
+                .ok_or_else(|| AdminError::UnknownApproval(request_id.to_owned()))?,
+        };
+        Ok(self.shared.publish_verdict(&team, request_id, decision))
+    }
+
+    fn signal(
+        &self,
+        op_id: &str,
+        agent: Option<AgentKey>,
+        signal: OpSignal,
+    ) -> Result<SignalReport, AdminError> {
+        let (record, subscribers) = self.shared.signal(op_id, agent, signal)?;
+        Ok(report(record, subscribers))
+    }
+
+    /// Pause `op_id` of `agent` (ignored for `*` and `agent:{id}`).
+    pub fn pause(&self, op_id: &str, agent: AgentKey) -> Result<SignalReport, AdminError> {
+        self.signal(op_id, Some(agent), OpSignal::Pause)
+    }
+
+    /// Resume `op_id` of `agent`; refused once it was terminated.
+    pub fn resume(&self, op_id: &str, agent: AgentKey) -> Result<SignalReport, AdminError> {
+        self.signal(op_id, Some(agent), OpSignal::Resume)
+    }
+
+    /// Terminate `op_id` of `agent` for good.
+    pub fn terminate(&self, op_id: &str, agent: AgentKey) -> Result<SignalReport, AdminError> {
+        self.signal(op_id, Some(agent), OpSignal::Terminate)
+    }
+
+    /// Terminate every op of `agent` (op id `agent:{agent_id}`).
+    pub fn halt_agent(&self, agent: &AgentKey) -> Result<SignalReport, AdminError> {
+        if agent.agent_id.is_empty() {
+            return Err(AdminError::Invalid("agent_id is empty".into()));
+        }
+        self.signal(
+            &format!("agent:{}", agent.agent_id),
+            None,
+            OpSignal::Terminate,
+        )
+    }
+
+    /// Terminate every op of every agent (op id `*`).
+    pub fn halt_all(&self) -> Result<SignalReport, AdminError> {
+        self.signal("*", None, OpSignal::Terminate)
+    }
+
+    /// The invalidation subscribers of `team_id` (every team when `None`).
+    pub fn list_subscribers(&self, team_id: Option<&str>) -> Vec<SubscriberInfo> {
+        let mut subs = self.shared.hub.subscribers();
+        if let Some(team) = team_id {
+            subs.retain(|s| s.team_id == team);
+        }
+        subs
+    }
+
+    /// Capacity of each subscriber's replay ring.
+    pub fn ring_capacity(&self) -> usize {
+        self.shared.hub.ring_capacity()
+    }
+
+    /// The gateway's overall state.
+    pub fn status(&self) -> GatewayStatus {
+        let s = &self.shared;
+        GatewayStatus {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at_unix_ms: s.started_at_unix_ms,
+            invalidation_subscribers: s.hub.len(),
+            invalidation_streams: s.invalidation_streams.get(),
+            op_control_streams: s.op_streams.len(),
+            pending_approvals: s.desk.len(),
+            op_control_sequence: s.ops.last_sequence(),
+            ops_tracked: s.ops.len(),
+            halted_all: s
+                .ops
+                .get("*")
+                .is_some_and(|r| r.signal == OpSignal::Terminate),
+        }
+    }
+
+    /// Every op's latest signal, in sequence order.
+    pub fn ops(&self) -> Vec<OpRecord> {
+        self.shared.ops.all()
+    }
+
+    /// Approval requests waiting for a verdict, oldest first.
+    pub fn pending(&self) -> Vec<PendingApproval> {
+        self.shared.desk.list()
+    }
+
+    /// Decide a pending approval, as a reviewer's `Decide` does: held
+    /// CheckAction calls are released and `ApprovalResolved` goes to the
+    /// approval's team.
+    pub fn decide(&self, request_id: &str, verdict: Verdict) -> Result<PendingApproval, DeskError> {
+        self.shared.decide(request_id, verdict)
+    }
+
+    /// Forget every agent token, as a restarted gateway does: later calls
+    /// with those tokens are `UNAUTHENTICATED` (when tokens are required).
+    pub fn forget_tokens(&self) {
+        self.shared.tokens.clear();
+    }
+
+    /// Accept `token` for `agent` from now on.
+    pub fn add_token(&self, token: &str, agent: AgentKey) {
+        self.shared.tokens.insert(token.to_owned(), agent);
+    }
+}
+
+fn report(record: OpRecord, subscribers: usize) -> SignalReport {
+    SignalReport {
+        op_id: record.op_id,
+        sequence: record.sequence,
+        subscribers,
+    }
+}

@@ -1,0 +1,204 @@
+//! `assembly.gateway.v1.InvalidationService/Subscribe`: the invalidation
+//! stream, backed by the [`InvalidationHub`](super::hub::InvalidationHub).
+//!
+//! Guarantees:
+//! - credentials are checked before anything is read (`UNAUTHENTICATED`);
+//!   the subscriber's team is its token's team, `""` when anonymous;
+//! - the first client message must carry a non-empty `assembly_id` (at most
+//!   the configured length) and `initial`, within the handshake timeout,
+//!   else the call fails with `INVALID_ARGUMENT` (`DEADLINE_EXCEEDED` for a
+//!   silent client) before any event is sent;
+//! - events are the hub's replay after `last_seq_seen`, then live events,
+//!   each as `InvalidationEvent{seq, payload}`;
+//! - an `assembly_id` already subscribed from another team is
+//!   `PERMISSION_DENIED`; past the subscriber or stream bound,
+//!   `RESOURCE_EXHAUSTED`;
+//! - later client messages ack events (`hub.ack`); other kinds are ignored;
+//! - when the hub closes the subscriber's channel (it fell behind, or a
+//!   newer stream of the same `assembly_id` replaced this one) the response
+//!   ends with `UNAVAILABLE`, after every event already queued, so the
+//!   client resubscribes; on gateway shutdown it ends with `UNAVAILABLE` at
+//!   once;
+//! - when the client ends or drops its side, the stream ends and the hub
+//!   marks the subscriber disconnected (a drop guard, so no path is missed).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use tether_proto::gateway::invalidation_event::Payload;
+use tether_proto::gateway::invalidation_service_server::InvalidationService;
+use tether_proto::gateway::subscribe_request::Kind;
+use tether_proto::gateway::{InvalidationEvent, SubscribeRequest};
+use tokio::sync::mpsc;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::credentials::authenticate;
+use super::hub::SubscribeError;
+use super::state::{GaugeSlot, Shared};
+
+/// The response stream of `Subscribe`.
+pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<InvalidationEvent, Status>> + Send>>;
+
+/// The `InvalidationService` of one gateway.
+pub(crate) struct InvalidationSvc {
+    shared: Arc<Shared>,
+}
+
+impl InvalidationSvc {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        InvalidationSvc { shared }
+    }
+}
+
+/// Marks the subscriber's stream disconnected when dropped.
+struct HubLease {
+    shared: Arc<Shared>,
+    assembly_id: String,
+    stream_id: u64,
+    _slot: GaugeSlot,
+}
+
+impl Drop for HubLease {
+    fn drop(&mut self) {
+        self.shared
+            .hub
+            .disconnect(&self.assembly_id, self.stream_id);
+        tracing::debug!(assembly_id = %self.assembly_id, stream_id = self.stream_id, "invalidation stream closed");
+    }
+}
+
+struct Open {
+    lease: HubLease,
+    events: mpsc::Receiver<(u64, Payload)>,
+    inbound: Streaming<SubscribeRequest>,
+    done: bool,
+}
+
+#[tonic::async_trait]
+impl InvalidationService for InvalidationSvc {
+    type SubscribeStream = EventStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<Streaming<SubscribeRequest>>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let shared = &self.shared;
+        let caller = authenticate(&shared.tokens, request.metadata(), None)?;
+        let mut inbound = request.into_inner();
+        let first = tokio::select! {
+            first = tokio::time::timeout(shared.limits.handshake_timeout, inbound.message()) => first,
+            () = shared.shutdown.triggered() => return Err(Status::unavailable("gateway is shutting down")),
+        };
+        let first = match first {
+            Err(_) => {
+                return Err(Status::deadline_exceeded(format!(
+                    "no first SubscribeRequest within {:?}",
+                    shared.limits.handshake_timeout
+                )))
+            }
+            Ok(Err(status)) => return Err(status),
+            Ok(Ok(None)) => {
+                return Err(Status::invalid_argument(
+                    "the stream ended before its first SubscribeRequest",
+                ))
+            }
+            Ok(Ok(Some(first))) => first,
+        };
+        let last_seq_seen = match first.kind {
+            Some(Kind::Initial(init)) => init.last_seq_seen,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first SubscribeRequest must carry `initial`",
+                ))
+            }
+        };
+        let assembly_id = first.assembly_id;
+        if assembly_id.is_empty() {
+            return Err(Status::invalid_argument("assembly_id is empty"));
+        }
+        if assembly_id.len() > shared.limits.max_id_len {
+            return Err(Status::invalid_argument(format!(
+                "assembly_id is longer than {} bytes",
+                shared.limits.max_id_len
+            )));
+        }
+        let slot = shared
+            .invalidation_streams
+            .try_acquire(shared.limits.max_invalidation_streams)
+            .ok_or_else(|| {
+                Status::resource_exhausted(format!(
+                    "too many invalidation streams ({})",
+                    shared.limits.max_invalidation_streams
+                ))
+            })?;
+        let hub_stream = shared
+            .hub
+            .subscribe(&assembly_id, caller.team(), last_seq_seen)
+            .map_err(|e| match e {
+                SubscribeError::Full(_) => Status::resource_exhausted(e.to_string()),
+                SubscribeError::OtherTeam(_) => Status::permission_denied(e.to_string()),
+            })?;
+        tracing::debug!(%assembly_id, team = caller.team(), last_seq_seen, "invalidation stream opened");
+        let open = Open {
+            lease: HubLease {
+                shared: shared.clone(),
+                assembly_id,
+                stream_id: hub_stream.stream_id,
+                _slot: slot,
+            },
+            events: hub_stream.events,
+            inbound,
+            done: false,
+        };
+        Ok(Response::new(Box::pin(futures::stream::unfold(
+            open, next_event,
+        ))))
+    }
+}
+
+/// The next item of an open stream: an event, or the stream's end.
+async fn next_event(mut open: Open) -> Option<(Result<InvalidationEvent, Status>, Open)> {
+    if open.done {
+        return None;
+    }
+    let shared = open.lease.shared.clone();
+    loop {
+        tokio::select! {
+            biased;
+            () = shared.shutdown.triggered() => {
+                open.done = true;
+                return Some((Err(Status::unavailable("gateway is shutting down")), open));
+            }
+            event = open.events.recv() => {
+                return match event {
+                    Some((seq, payload)) => Some((
+                        Ok(InvalidationEvent { seq, payload: Some(payload) }),
+                        open,
+                    )),
+                    None => {
+                        open.done = true;
+                        Some((
+                            Err(Status::unavailable(
+                                "the gateway closed this invalidation stream (the subscriber fell \
+                                 behind, or a newer stream replaced it); resubscribe from the last \
+                                 applied seq",
+                            )),
+                            open,
+                        ))
+                    }
+                };
+            }
+            message = open.inbound.message() => match message {
+                Ok(Some(m)) => {
+                    if let Some(Kind::Ack(ack)) = m.kind {
+                        shared.hub.ack(&open.lease.assembly_id, ack.seq);
+                    }
+                }
+                // The client ended or dropped its side: end ours; the lease
+                // marks the subscriber disconnected.
+                Ok(None) | Err(_) => return None,
+            },
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! [`Gateway`]: build and serve the reference gateway on a TCP listener,
+//! with gRPC health and reflection; [`RunningGateway`]: its address, its
+//! [`AdminHandle`] and its graceful shutdown.
+//!
+//! Guarantees:
+//! - every service of one gateway shares one state, so the admin handle,
+//!   the admin service and the agent-facing services agree;
+//! - gRPC health reports `SERVING` for the server (`""`) and each service
+//!   while it runs and `NOT_SERVING` once shutdown starts; reflection (v1
+//!   and v1alpha) lists every service;
+//! - the server sends HTTP/2 keepalive pings, so a dead peer is noticed;
+//! - [`RunningGateway::shutdown`] stops accepting, ends every open stream
+//!   with `UNAVAILABLE` and every held CheckAction at once, and returns
+//!   within the configured grace (aborting the server past it); dropping a
+//!   `RunningGateway` starts the same shutdown without waiting;
+//! - every collection client input can grow is bounded (subscribers, ring,
+//!   live channels, ops, pending approvals, open streams, batch size).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tether_proto::admin::admin_service_server::AdminServiceServer;
+use tether_proto::approval::approval_service_server::ApprovalServiceServer;
+use tether_proto::gateway::invalidation_service_server::InvalidationServiceServer;
+use tether_proto::policy::policy_service_server::PolicyServiceServer;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_stream::StreamExt as _;
+use tonic::server::NamedService;
+use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
+
+use super::admin::AdminHandle;
+use super::admin_service::AdminSvc;
+use super::approval_service::ApprovalSvc;
+use super::auth::TokenTable;
+use super::credentials::AdminGuard;
+use super::desk::{ApprovalDesk, DEFAULT_MAX_PENDING};
+use super::hub::{
+    InvalidationHub, DEFAULT_LIVE_CAPACITY, DEFAULT_MAX_SUBSCRIBERS, DEFAULT_RING_CAPACITY,
+};
+use super::invalidation_service::InvalidationSvc;
+use super::ops::{OpBoard, DEFAULT_MAX_OPS, LIVE_BUFFER};
+use super::policy_service::PolicySvc;
+use super::rules::RuleTable;
+use super::state::{Limits, Shared};
+
+/// Streams of each kind (invalidation, op control, approval watch) open at
+/// once, by default.
+pub const DEFAULT_MAX_STREAMS: usize = 10_000;
+/// Requests in one `BatchCheck`, by default.
+pub const DEFAULT_MAX_BATCH: usize = 256;
+/// Time a `Subscribe` stream has to send its first message, by default.
+pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// HTTP/2 keepalive ping interval, by default.
+pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// Time a keepalive ping may go unanswered before the connection is closed,
+/// by default.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest [`RunningGateway::shutdown`] waits for connections to close, by
+/// default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// Longest accepted `assembly_id`, in bytes.
+pub const MAX_ASSEMBLY_ID_LEN: usize = 1024;
+
+/// Why the gateway could not start or stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The listener has no local address.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+    /// The reflection service could not be built from the descriptors.
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    /// The server failed.
+    #[error("server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// Connections did not close within the grace; the server was aborted.
+    #[error("shutdown took longer than {0:?}; the server was aborted")]
+    ShutdownTimedOut(Duration),
+    /// The server task panicked or was cancelled.
+    #[error("server task: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The reference gateway, to be configured with [`Gateway::builder`].
+#[derive(Debug)]
+pub struct Gateway;
+
+impl Gateway {
+    /// A builder with the Agent Assembly defaults: deny-by-default empty
+    /// rule table, no credentials required, 1,024-event ring and live
+    /// channel, no admin token.
+    pub fn builder() -> GatewayBuilder {
+        GatewayBuilder::default()
+    }
+}
+
+/// Configures a [`Gateway`]; finish with [`GatewayBuilder::serve`].
+pub struct GatewayBuilder {
+    rules: RuleTable,
+    tokens: TokenTable,
+    ring_capacity: usize,
+    live_capacity: usize,
+    max_subscribers: usize,
+    op_live_capacity: usize,
+    max_ops: usize,
+    max_pending: usize,
+    max_streams: usize,
+    max_batch: usize,
+    handshake_timeout: Duration,
+    keepalive_interval: Duration,
+    keepalive_timeout: Duration,
+    shutdown_grace: Duration,
+    admin_token: Option<Arc<str>>,
+    approvals_need_admin_token: bool,
+}
+
+impl std::fmt::Debug for GatewayBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // No tokens: a builder may end up in a log.
+        f.debug_struct("GatewayBuilder")
+            .field("rules", &self.rules)
+            .field("tokens_required", &self.tokens.is_required())
+            .field("ring_capacity", &self.ring_capacity)
+            .field("live_capacity", &self.live_capacity)
+            .field("max_subscribers", &self.max_subscribers)
+            .field("op_live_capacity", &self.op_live_capacity)
+            .field("max_ops", &self.max_ops)
+            .field("max_pending", &self.max_pending)
+            .field("max_streams", &self.max_streams)
+            .field("max_batch", &self.max_batch)
+            .field("handshake_timeout", &self.handshake_timeout)
+            .field("keepalive_interval", &self.keepalive_interval)
+            .field("keepalive_timeout", &self.keepalive_timeout)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<set>"))
+            .field(
+                "approvals_need_admin_token",
+                &self.approvals_need_admin_token,
+            )
+            .finish()
+    }
+}
+
+impl Default for GatewayBuilder {
+    fn default() -> Self {
+        GatewayBuilder {
+            rules: RuleTable::default(),
+            tokens: TokenTable::open(),
+            ring_capacity: DEFAULT_RING_CAPACITY,
+            live_capacity: DEFAULT_LIVE_CAPACITY,
+            max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
+            op_live_capacity: LIVE_BUFFER,
+            max_ops: DEFAULT_MAX_OPS,
+            max_pending: DEFAULT_MAX_PENDING,
+            max_streams: DEFAULT_MAX_STREAMS,
+            max_batch: DEFAULT_MAX_BATCH,
+            handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
+            keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            admin_token: None,
+            approvals_need_admin_token: false,
+        }
+    }
+}
+
+impl GatewayBuilder {
+    /// The CheckAction rule table.
+    pub fn rules(mut self, rules: RuleTable) -> Self {
+        self.rules = rules;
+        self
+    }
+
+    /// The agent tokens: [`TokenTable::open`] (default) or
+    /// [`TokenTable::required`].
+    pub fn tokens(mut self, tokens: TokenTable) -> Self {
+        self.tokens = tokens;
+        self
+    }
+
+    /// Events kept per invalidation subscriber for replay (at least 1).
+    pub fn ring_capacity(mut self, n: usize) -> Self {
+        self.ring_capacity = n;
+        self
+    }
+
+    /// Live events queued per invalidation stream beyond the replay, before
+    /// the subscriber counts as lagging and its stream is closed.
+    pub fn live_capacity(mut self, n: usize) -> Self {
+        self.live_capacity = n;
+        self
+    }
+
+    /// Invalidation subscribers (distinct `assembly_id`s) remembered.
+    pub fn max_subscribers(mut self, n: usize) -> Self {
+        self.max_subscribers = n;
+        self
+    }
+
+    /// Live signals queued per op-control stream before it counts as
+    /// lagging and is ended.
+    pub fn op_live_capacity(mut self, n: usize) -> Self {
+        self.op_live_capacity = n;
+        self
+    }
+
+    /// Ops the gateway holds op-control state for.
+    pub fn max_ops(mut self, n: usize) -> Self {
+        self.max_ops = n;
+        self
+    }
+
+    /// Approvals that may wait for a reviewer at once.
+    pub fn max_pending(mut self, n: usize) -> Self {
+        self.max_pending = n;
+        self
+    }
+
+    /// Streams of each kind open at once.
+    pub fn max_streams(mut self, n: usize) -> Self {
+        self.max_streams = n;
+        self
+    }
+
+    /// Requests in one `BatchCheck`.
+    pub fn max_batch(mut self, n: usize) -> Self {
+        self.max_batch = n;
+        self
+    }
+
+    /// Time a `Subscribe` stream has to send its first message.
+    pub fn handshake_timeout(mut self, d: Duration) -> Self {
+        self.handshake_timeout = d;
+        self
+    }
+
+    /// HTTP/2 keepalive: ping every `interval`, close the connection when a
+    /// ping is unanswered for `timeout`.
+    pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive_interval = interval;
+        self.keepalive_timeout = timeout;
+        self
+    }
+
+    /// Longest [`RunningGateway::shutdown`] waits for connections to close.
+    pub fn shutdown_grace(mut self, d: Duration) -> Self {
+        self.shutdown_grace = d;
+        self
+    }
+
+    /// Require `x-tether-admin-token: {token}` on every `AdminService` call.
+    pub fn admin_token(mut self, token: impl Into<String>) -> Self {
+        self.admin_token = Some(Arc::from(token.into()));
+        self
+    }
+
+    /// Also require the admin token on the reviewer's `ApprovalService`
+    /// (off by default; without it any client can decide approvals).
+    pub fn approvals_need_admin_token(mut self, yes: bool) -> Self {
+        self.approvals_need_admin_token = yes;
+        self
+    }
+
+    /// Start serving on `listener`, in a spawned task (so call it inside a
+    /// tokio runtime).
+    pub async fn serve(self, listener: TcpListener) -> Result<RunningGateway, GatewayError> {
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared::new(
+            InvalidationHub::new(self.ring_capacity, self.live_capacity)
+                .with_max_subscribers(self.max_subscribers),
+            OpBoard::with_live_buffer(self.max_ops, self.op_live_capacity),
+            ApprovalDesk::new(self.max_pending),
+            self.rules,
+            self.tokens,
+            Limits {
+                max_invalidation_streams: self.max_streams,
+                max_op_streams: self.max_streams,
+                max_watch_streams: self.max_streams,
+                max_batch: self.max_batch,
+                max_id_len: MAX_ASSEMBLY_ID_LEN,
+                handshake_timeout: self.handshake_timeout,
+            },
+        ));
+        let admin = AdminHandle::new(shared.clone());
+
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in SERVICE_NAMES {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        let reflection_v1 = reflection().build_v1()?;
+        let reflection_v1alpha = reflection().build_v1alpha()?;
+
+        let guard = AdminGuard::new(self.admin_token.clone());
+        let approval_guard =
+            AdminGuard::new(self.admin_token.filter(|_| self.approvals_need_admin_token));
+        let router = Server::builder()
+            .http2_keepalive_interval(Some(self.keepalive_interval))
+            .http2_keepalive_timeout(Some(self.keepalive_timeout))
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(InvalidationServiceServer::new(InvalidationSvc::new(
+                shared.clone(),
+            )))
+            .add_service(PolicyServiceServer::new(PolicySvc::new(shared.clone())))
+            .add_service(ApprovalServiceServer::with_interceptor(
+                ApprovalSvc::new(shared.clone()),
+                approval_guard,
+            ))
+            .add_service(AdminServiceServer::with_interceptor(
+                AdminSvc::new(admin.clone()),
+                guard,
+            ));
+
+        let incoming = TcpListenerStream::new(listener).map(|conn| {
+            conn.inspect(|stream| {
+                // Small messages should not wait for Nagle; failure is harmless.
+                let _ = stream.set_nodelay(true);
+            })
+        });
+        let signal = shared.shutdown.clone();
+        let task = tokio::spawn(
+            router.serve_with_incoming_shutdown(incoming, async move { signal.triggered().await }),
+        );
+        tracing::info!(%local_addr, "reference gateway serving");
+        Ok(RunningGateway {
+            local_addr,
+            admin,
+            shared,
+            health,
+            grace: self.shutdown_grace,
+            task: Some(task),
+        })
+    }
+}
+
+/// The services health reports on, by their full gRPC names.
+const SERVICE_NAMES: [&str; 5] = [
+    "",
+    <InvalidationServiceServer<InvalidationSvc> as NamedService>::NAME,
+    <PolicyServiceServer<PolicySvc> as NamedService>::NAME,
+    <ApprovalServiceServer<ApprovalSvc> as NamedService>::NAME,
+    <AdminServiceServer<AdminSvc> as NamedService>::NAME,
+];
+
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tether_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+/// A gateway serving in the background.
+pub struct RunningGateway {
+    local_addr: SocketAddr,
+    admin: AdminHandle,
+    shared: Arc<Shared>,
+    health: HealthReporter,
+    grace: Duration,
+    task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl std::fmt::Debug for RunningGateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningGateway")
+            .field("local_addr", &self.local_addr)
+            .field("shutting_down", &self.shared.shutdown.is_triggered())
+            .finish_non_exhaustive()
+    }
+}
+
+impl RunningGateway {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://{local_addr}`, for clients.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// In-process operator control of this gateway.
+    pub fn admin(&self) -> AdminHandle {
+        self.admin.clone()
+    }
+
+    /// Stop: health turns `NOT_SERVING`, the listener closes, every open
+    /// stream ends with `UNAVAILABLE` and every held call returns; then wait
+    /// (at most the grace) for connections to close.
+    pub async fn shutdown(mut self) -> Result<(), GatewayError> {
+        for name in SERVICE_NAMES {
+            self.health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        self.shared.shutdown.trigger();
+        let Some(mut task) = self.task.take() else {
+            return Ok(());
+        };
+        match tokio::time::timeout(self.grace, &mut task).await {
+            Ok(joined) => {
+                joined??;
+                tracing::info!(local_addr = %self.local_addr, "reference gateway stopped");
+                Ok(())
+            }
+            Err(_) => {
+                task.abort();
+                Err(GatewayError::ShutdownTimedOut(self.grace))
+            }
+        }
+    }
+}
+
+impl Drop for RunningGateway {
+    fn drop(&mut self) {
+        // Without an explicit shutdown: start it, do not wait.
+        self.shared.shutdown.trigger();
+    }
+}
