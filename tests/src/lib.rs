@@ -56,13 +56,17 @@ pub fn gateway() -> GatewayBuilder {
 
 /// Serve `builder` on an ephemeral 127.0.0.1 port.
 pub async fn serve(builder: GatewayBuilder) -> RunningGateway {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     builder.serve(listener).await.expect("gateway serves")
 }
 
 /// Serve `builder` on a given 127.0.0.1 port (for restarts on the same port).
 pub async fn serve_on(builder: GatewayBuilder, port: u16) -> RunningGateway {
-    let listener = TcpListener::bind(("127.0.0.1", port)).await.expect("rebind port");
+    let listener = TcpListener::bind(("127.0.0.1", port))
+        .await
+        .expect("rebind port");
     builder.serve(listener).await.expect("gateway serves")
 }
 

@@ -31,14 +31,18 @@ impl Proxy {
         let (cut2, gen2) = (cut.clone(), generation.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((inbound, _)) = listener.accept().await else { return };
+                let Ok((inbound, _)) = listener.accept().await else {
+                    return;
+                };
                 if *cut2.borrow() {
                     drop(inbound); // refused while cut
                     continue;
                 }
                 let mut gen_rx = gen2.subscribe();
                 tokio::spawn(async move {
-                    let Ok(outbound) = TcpStream::connect(upstream).await else { return };
+                    let Ok(outbound) = TcpStream::connect(upstream).await else {
+                        return;
+                    };
                     let (mut a, mut b) = (inbound, outbound);
                     tokio::select! {
                         _ = tokio::io::copy_bidirectional(&mut a, &mut b) => {}

@@ -22,10 +22,16 @@ async fn pending_then_reviewer_decides_releases_the_check() {
             let t = tether.clone();
             async move { t.check("trace-1:span-1", &ToolCall::new("deploy")).await }
         });
-        until("approval pending at the gateway", || admin.pending().len() == 1).await;
+        until("approval pending at the gateway", || {
+            admin.pending().len() == 1
+        })
+        .await;
         let id = admin.pending()[0].request_id.clone();
         admin.decide(&id, verdict).unwrap();
-        let v = bounded("verdict reaches the check", waiting).await.unwrap().unwrap();
+        let v = bounded("verdict reaches the check", waiting)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(v.decision, expected);
         assert_eq!(v.source, VerdictSource::Reviewer { approval_id: id });
     }
@@ -45,9 +51,16 @@ async fn held_check_action_is_released_by_the_reviewer() {
     until("held approval pending", || admin.pending().len() == 1).await;
     let id = admin.pending()[0].request_id.clone();
     admin.decide(&id, ReviewerVerdict::Denied).unwrap();
-    let v = bounded("held call answered", waiting).await.unwrap().unwrap();
+    let v = bounded("held call answered", waiting)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(v.decision, Decision::Deny);
-    assert_eq!(v.source, VerdictSource::Gateway, "the held call answered DENY");
+    assert_eq!(
+        v.source,
+        VerdictSource::Gateway,
+        "the held call answered DENY"
+    );
     tether.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }

@@ -105,7 +105,10 @@ async fn a_fresh_token_after_unauthenticated_brings_the_streams_back() {
     .await
     .unwrap();
     assert!(provider.refreshes.load(Ordering::SeqCst) >= 1);
-    let v = tether.check("t:1", &ToolCall::new("read_file")).await.unwrap();
+    let v = tether
+        .check("t:1", &ToolCall::new("read_file"))
+        .await
+        .unwrap();
     assert!(v.allowed());
 
     // The gateway forgets every token (a restart would): the next call is
@@ -115,9 +118,16 @@ async fn a_fresh_token_after_unauthenticated_brings_the_streams_back() {
     *provider.token.lock().unwrap() = "stale".into();
     let before = provider.refreshes.load(Ordering::SeqCst);
     // The provider hands out TOKEN on refresh, which the gateway forgot.
-    let err = tether.check("t:2", &ToolCall::new("search")).await.unwrap_err();
+    let err = tether
+        .check("t:2", &ToolCall::new("search"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, TetherError::Gateway(ref s) if s.code() == tonic::Code::Unauthenticated));
-    assert_eq!(provider.refreshes.load(Ordering::SeqCst), before + 1, "refreshed once, retried once");
+    assert_eq!(
+        provider.refreshes.load(Ordering::SeqCst),
+        before + 1,
+        "refreshed once, retried once"
+    );
     tether.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }

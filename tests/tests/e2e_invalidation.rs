@@ -34,7 +34,7 @@ async fn invalidation_drops_cached_decision_applies_in_order_and_acks_trim_the_r
         "the invalidation dropped the cached decision"
     );
 
-    for v in 3..=200 {
+    for v in 3..=201 {
         admin.publish_invalidation("", v, None);
     }
     let log = bounded("200 events applied", rec.wait_for(|l| l.len() == 200)).await;
@@ -86,9 +86,12 @@ async fn gateway_restart_on_the_same_port_is_detected_and_nothing_is_lost_within
     }
     gw.shutdown().await.unwrap();
     let mut st = tether.watch_status();
-    bounded("client saw the drop", st.wait_for(|s| !s.invalidation.connected))
-        .await
-        .unwrap();
+    bounded(
+        "client saw the drop",
+        st.wait_for(|s| !s.invalidation.connected),
+    )
+    .await
+    .unwrap();
 
     // Lifetime B, same port.
     let gw2 = serve_on(gateway(), port).await;
@@ -157,9 +160,12 @@ async fn client_away_past_the_replay_window_invalidates_everything() {
 
     proxy.cut();
     let mut st = tether.watch_status();
-    bounded("client saw the partition", st.wait_for(|s| !s.invalidation.connected))
-        .await
-        .unwrap();
+    bounded(
+        "client saw the partition",
+        st.wait_for(|s| !s.invalidation.connected),
+    )
+    .await
+    .unwrap();
     until("gateway saw the partition", || {
         admin.list_subscribers(None).iter().all(|s| !s.connected)
     })
@@ -174,11 +180,15 @@ async fn client_away_past_the_replay_window_invalidates_everything() {
         rec.wait_for(|l| l.contains(&Seen::All(InvalidateAllReason::UnreplayableGap))),
     )
     .await;
-    bounded("the replayed tail applied", rec.wait_for(|l| {
-        matches!(l.last(), Some(Seen::Change(45)))
-    }))
+    bounded(
+        "the replayed tail applied",
+        rec.wait_for(|l| matches!(l.last(), Some(Seen::Change(45)))),
+    )
     .await;
-    assert_eq!(rec.changes_since_last_reset(), (30..=45).collect::<Vec<_>>());
+    assert_eq!(
+        rec.changes_since_last_reset(),
+        (30..=45).collect::<Vec<_>>()
+    );
     let st = tether.status().invalidation;
     assert_eq!(st.unreplayable_gaps, 1);
     assert_eq!(st.restarts, 0);

@@ -77,9 +77,13 @@ fn machine_thread(rx: mpsc::Receiver<Input>, tx: mpsc::Sender<Output>) {
         let t = now();
         approvals.handle_timeout(t);
         ops.handle_timeout(t);
-        while let Some(ApprovalAction::Resolved { waiter, outcome, .. }) = approvals.poll_action() {
+        while let Some(ApprovalAction::Resolved {
+            waiter, outcome, ..
+        }) = approvals.poll_action()
+        {
             let (id, started) = names.remove(&waiter).unwrap();
-            tx.send(Output::Resolved(id, outcome, now() - started)).unwrap();
+            tx.send(Output::Resolved(id, outcome, now() - started))
+                .unwrap();
         }
         while let Some(a) = ops.poll_action() {
             if let OpControlAction::Release { outcome, .. } = a {
@@ -94,26 +98,46 @@ fn approval_and_op_control_machines_run_on_a_plain_thread_loop() {
     let (in_tx, in_rx) = mpsc::channel();
     let (out_tx, out_rx) = mpsc::channel();
     let worker = thread::spawn(move || machine_thread(in_rx, out_tx));
-    let recv = || out_rx.recv_timeout(Duration::from_secs(10)).expect("output in time");
+    let recv = || {
+        out_rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("output in time")
+    };
 
-    in_tx.send(Input::Wait("slow", Duration::from_millis(150))).unwrap();
-    in_tx.send(Input::Wait("fast", Duration::from_secs(30))).unwrap();
-    in_tx.send(Input::Verdict("fast", ReviewerDecision::Approved)).unwrap();
-    let Output::Resolved(id, outcome, _) = recv() else { panic!() };
+    in_tx
+        .send(Input::Wait("slow", Duration::from_millis(150)))
+        .unwrap();
+    in_tx
+        .send(Input::Wait("fast", Duration::from_secs(30)))
+        .unwrap();
+    in_tx
+        .send(Input::Verdict("fast", ReviewerDecision::Approved))
+        .unwrap();
+    let Output::Resolved(id, outcome, _) = recv() else {
+        panic!()
+    };
     assert_eq!((id, outcome), ("fast", Outcome::Approved));
     // The deadline fires from the thread's own timer: pending, not denied.
-    let Output::Resolved(id, outcome, waited) = recv() else { panic!() };
+    let Output::Resolved(id, outcome, waited) = recv() else {
+        panic!()
+    };
     assert_eq!((id, outcome), ("slow", Outcome::TimedOut));
     assert!(waited >= Duration::from_millis(150), "{waited:?}");
 
     in_tx.send(Input::Signal("t:1", Signal::Pause, 1)).unwrap();
     in_tx.send(Input::Check("t:1")).unwrap();
     assert_eq!(recv(), Output::Checked("t:1", "wait"));
-    in_tx.send(Input::Signal("t:1", Signal::Terminate, 2)).unwrap();
+    in_tx
+        .send(Input::Signal("t:1", Signal::Terminate, 2))
+        .unwrap();
     assert_eq!(recv(), Output::Released(WaitOutcome::Terminated));
     in_tx.send(Input::Signal("t:1", Signal::Resume, 3)).unwrap();
     in_tx.send(Input::Check("t:1")).unwrap();
-    assert_eq!(recv(), Output::Checked("t:1", "deny"), "terminate is absorbing");
+    assert_eq!(
+        recv(),
+        Output::Checked("t:1", "deny"),
+        "terminate is absorbing"
+    );
 
     in_tx.send(Input::Stop).unwrap();
     worker.join().unwrap();
@@ -151,7 +175,13 @@ fn backoff_schedule_under_futures_executor() {
         attempts
     });
     let gaps: Vec<Duration> = attempts.windows(2).map(|w| w[1].1 - w[0].1).collect();
-    assert_eq!(attempts.iter().map(|a| a.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert_eq!(
+        attempts.iter().map(|a| a.0).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
     // 20 ms base, x1.6, capped at 80 ms, +-20 %: every gap at least 16 ms.
-    assert!(gaps.iter().all(|g| *g >= Duration::from_millis(16)), "{gaps:?}");
+    assert!(
+        gaps.iter().all(|g| *g >= Duration::from_millis(16)),
+        "{gaps:?}"
+    );
 }

@@ -36,10 +36,16 @@ async fn pause_resume_terminate_and_terminate_survives_partitions() {
         let call = call.clone();
         async move { t.check("trace-1:span-1", &call).await }
     });
-    until("the check is waiting on the pause", || tether.ops().waiting() == 1).await;
+    until("the check is waiting on the pause", || {
+        tether.ops().waiting() == 1
+    })
+    .await;
     assert!(!blocked.is_finished());
     admin.resume("trace-1:span-1", agent_key()).unwrap();
-    let v = bounded("resume releases the check", blocked).await.unwrap().unwrap();
+    let v = bounded("resume releases the check", blocked)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(v.allowed());
     assert_eq!(v.source, VerdictSource::Gateway);
 
@@ -53,7 +59,10 @@ async fn pause_resume_terminate_and_terminate_survives_partitions() {
     });
     until("waiting again", || tether.ops().waiting() == 1).await;
     admin.terminate("trace-1:span-1", agent_key()).unwrap();
-    let v = bounded("terminate fails the check", blocked).await.unwrap().unwrap();
+    let v = bounded("terminate fails the check", blocked)
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!v.allowed());
     assert_eq!(v.source, VerdictSource::Terminated);
     let again = tether.check("trace-1:span-1", &call).await.unwrap();
@@ -63,11 +72,15 @@ async fn pause_resume_terminate_and_terminate_survives_partitions() {
     // reconnects (the gateway's snapshot carries it).
     proxy.cut();
     let mut st = tether.watch_status();
-    bounded("partitioned", st.wait_for(|s| !s.op_control.connected)).await.unwrap();
+    bounded("partitioned", st.wait_for(|s| !s.op_control.connected))
+        .await
+        .unwrap();
     admin.terminate("trace-2:span-1", agent_key()).unwrap();
     assert_eq!(tether.ops().state("trace-2:span-1"), OpState::Running);
     proxy.restore();
-    bounded("reconnected", st.wait_for(|s| s.op_control.connected)).await.unwrap();
+    bounded("reconnected", st.wait_for(|s| s.op_control.connected))
+        .await
+        .unwrap();
     until("missed terminate applied", || {
         tether.ops().state("trace-2:span-1") == OpState::Terminated
     })
@@ -78,9 +91,16 @@ async fn pause_resume_terminate_and_terminate_survives_partitions() {
     // Stays terminated across another reconnect; resume is refused by the
     // gateway and could not lift it anyway.
     proxy.cut();
-    bounded("partitioned again", st.wait_for(|s| !s.op_control.connected)).await.unwrap();
+    bounded(
+        "partitioned again",
+        st.wait_for(|s| !s.op_control.connected),
+    )
+    .await
+    .unwrap();
     proxy.restore();
-    bounded("reconnected again", st.wait_for(|s| s.op_control.connected)).await.unwrap();
+    bounded("reconnected again", st.wait_for(|s| s.op_control.connected))
+        .await
+        .unwrap();
     assert!(admin.resume("trace-2:span-1", agent_key()).is_err());
     assert_eq!(tether.ops().state("trace-2:span-1"), OpState::Terminated);
     assert_eq!(tether.ops().state("trace-1:span-1"), OpState::Terminated);
@@ -88,7 +108,10 @@ async fn pause_resume_terminate_and_terminate_survives_partitions() {
 
     // The fleet-wide halt covers ops the client never saw.
     admin.halt_all().unwrap();
-    until("halt applied", || tether.ops().state("fresh:op") == OpState::Terminated).await;
+    until("halt applied", || {
+        tether.ops().state("fresh:op") == OpState::Terminated
+    })
+    .await;
     let v = tether.check("fresh:op", &call).await.unwrap();
     assert_eq!(v.source, VerdictSource::Terminated);
 
@@ -109,9 +132,16 @@ async fn terminate_ends_a_check_waiting_on_an_approval() {
     until("approval pending", || admin.pending().len() == 1).await;
     until("client waits on it", || tether.approvals().waiting() == 1).await;
     admin.terminate("trace-9:span-9", agent_key()).unwrap();
-    let v = bounded("terminate ends the approval wait", waiting).await.unwrap().unwrap();
+    let v = bounded("terminate ends the approval wait", waiting)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(v.source, VerdictSource::Terminated);
-    assert_eq!(tether.approvals().waiting(), 0, "the dropped wait left nothing");
+    assert_eq!(
+        tether.approvals().waiting(),
+        0,
+        "the dropped wait left nothing"
+    );
     tether.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }
