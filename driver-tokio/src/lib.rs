@@ -3,6 +3,7 @@
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod fault;
 pub mod metrics_names;
 pub mod runtime;
 

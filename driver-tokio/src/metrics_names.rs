@@ -41,3 +41,21 @@ pub const ALL: &[&str] = &[
     OP_SIGNALS,
     AUTH_REFRESHES,
 ];
+
+/// Register every counter and gauge at zero, so a metrics endpoint lists
+/// them before the first event (histograms appear with their first sample).
+pub fn register_all() {
+    for name in [
+        EVENTS_APPLIED,
+        DUPLICATES,
+        GAPS,
+        RESTARTS,
+        UNREPLAYABLE_GAPS,
+        RECONNECTS,
+        OP_SIGNALS,
+        AUTH_REFRESHES,
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::gauge!(CONNECTED).set(0.0);
+}

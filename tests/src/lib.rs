@@ -1,11 +1,10 @@
-//! Helpers for tether's end-to-end tests: a fault-injecting TCP proxy on
-//! 127.0.0.1, a recording invalidation sink, and one-line set-up of a
+//! Helpers for tether's end-to-end tests (the fault-injecting proxy is
+//! `tether_tokio::fault::LoopbackProxy`): a recording invalidation sink, and one-line set-up of a
 //! reference gateway and a client with test-speed backoff.
 //!
 //! Everything here talks to loopback addresses only, and every wait is
 //! bounded by [`WAIT`].
 
-pub mod proxy;
 pub mod recorder;
 
 use std::future::Future;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use tether_tests::proxy::Proxy;
+use tether_tokio::fault::LoopbackProxy;
 use tether_tests::recorder::{Recorder, Seen};
 use tether_tests::{bounded, client_config, connected, gateway, serve, serve_on, until};
 use tether_tokio::client::{InvalidateAllReason, ToolCall, VerdictSource};
@@ -147,7 +147,7 @@ async fn gateway_restart_on_the_same_port_is_detected_and_nothing_is_lost_within
 async fn client_away_past_the_replay_window_invalidates_everything() {
     let gw = serve(gateway().ring_capacity(16)).await;
     let admin = gw.admin();
-    let proxy = Proxy::start(gw.local_addr()).await;
+    let proxy = LoopbackProxy::start(gw.local_addr()).await.unwrap();
     let tether = connected(client_config(&proxy.url())).await;
     let rec = Recorder::default();
     tether.add_sink(Arc::new(rec.clone()));

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tether_tests::proxy::Proxy;
+use tether_tokio::fault::LoopbackProxy;
 use tether_tests::{agent_key, bounded, client_config, connected, gateway, serve, until};
 use tether_tokio::client::{OpState, Tether, ToolCall, VerdictSource};
 
@@ -23,7 +23,7 @@ async fn signals_applied(t: &Tether, n: u64) {
 async fn pause_resume_terminate_and_terminate_survives_partitions() {
     let gw = serve(gateway()).await;
     let admin = gw.admin();
-    let proxy = Proxy::start(gw.local_addr()).await;
+    let proxy = LoopbackProxy::start(gw.local_addr()).await.unwrap();
     let tether = connected(client_config(&proxy.url())).await;
     let call = ToolCall::new("read_file");
 

@@ -142,6 +142,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 received_at = Instant::now();
                 match msg {
                     Some(Ok(ev)) => {
+                        tracing::debug!(seq = ev.seq, "event received");
                         let before = sub.stats();
                         sub.on_event(clock.now(), ev.seq, ev.payload);
                         let after = sub.stats();
@@ -259,6 +260,7 @@ async fn apply(shared: &Shared, seq: u64, event: Option<Payload>) {
             }
         }
         Some(Payload::ApprovalResolved(a)) => {
+            tracing::debug!(seq, request_id = %a.request_id, decision = a.decision, "approval resolved");
             shared
                 .approvals
                 .on_verdict(&a.request_id, ReviewerDecision::from_wire(a.decision));

@@ -147,6 +147,10 @@ impl Tether {
     /// A receiver that sees every change of [`Tether::status`], for
     /// dashboards and for waiting on a condition without polling:
     /// `tether.watch_status().wait_for(|s| s.invalidation.connected).await`.
+    ///
+    /// Do not keep the `Ref` that `borrow` or `wait_for` return (for example
+    /// in a `let` that lives on): it holds a read lock that blocks the
+    /// stream tasks' next status update. Copy out what you need.
     pub fn watch_status(&self) -> tokio::sync::watch::Receiver<Status> {
         self.shared.status.watch()
     }
