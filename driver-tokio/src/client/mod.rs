@@ -106,10 +106,12 @@ impl Tether {
     /// may run. See the module docs of `check` for the order of steps; the
     /// verdict says which step decided.
     pub async fn check(&self, op_id: &str, call: &ToolCall) -> Result<Verdict, TetherError> {
+        // Count ourselves in flight before looking at the flag, so a
+        // shutdown that starts now either refuses us or waits for us.
+        let _guard = CheckGuard::enter(&self.shared);
         if self.shared.is_shut_down() {
             return Err(TetherError::Shutdown);
         }
-        let _guard = CheckGuard::enter(&self.shared);
         let result = check::check(&self.shared, op_id, call).await;
         if let Ok(v) = &result {
             metrics::histogram!(crate::metrics_names::CHECK_SECONDS, "verdict" => v.label())
@@ -160,10 +162,11 @@ impl Tether {
         self.shared.cache.read(|c| c.len())
     }
 
-    /// Stop accepting checks, wait up to `deadline` for checks in flight,
-    /// then stop both streams.
+    /// Stop accepting checks, wait up to `deadline` for checks in flight
+    /// (the streams stay up meanwhile, so a resume or a verdict can still
+    /// finish them), then stop both streams.
     pub async fn shutdown(&self, deadline: Duration) -> ShutdownReport {
-        let _ = self.shared.shutdown.send(true);
+        self.shared.closing.store(true, Ordering::SeqCst);
         let waited = tokio::time::timeout(deadline, async {
             loop {
                 let done = self.shared.checks_done.notified();
@@ -179,6 +182,7 @@ impl Tether {
         } else {
             self.shared.checks_in_flight.load(Ordering::SeqCst)
         };
+        let _ = self.shared.shutdown.send(true);
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().await);
         for t in tasks {
             let abort = t.abort_handle();

@@ -1,6 +1,6 @@
 //! What the client's tasks and handles share.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tether_core::policy_cache::{PolicyCache, PolicyCacheAction};
@@ -32,7 +32,10 @@ pub(crate) struct Shared {
     pub(crate) ops: Ops,
     pub(crate) sinks: RwLock<Vec<Arc<dyn InvalidationSink>>>,
     pub(crate) status: StatusBoard,
+    /// Stops the stream tasks (sent after in-flight checks are done).
     pub(crate) shutdown: watch::Sender<bool>,
+    /// Set when shutdown begins: new checks are refused.
+    pub(crate) closing: AtomicBool,
     pub(crate) checks_in_flight: AtomicUsize,
     pub(crate) checks_done: Notify,
 }
@@ -59,6 +62,7 @@ impl Shared {
             sinks: RwLock::new(Vec::new()),
             status: StatusBoard::default(),
             shutdown: watch::channel(false).0,
+            closing: AtomicBool::new(false),
             checks_in_flight: AtomicUsize::new(0),
             checks_done: Notify::new(),
         })
@@ -69,7 +73,7 @@ impl Shared {
     }
 
     pub(crate) fn is_shut_down(&self) -> bool {
-        *self.shutdown.borrow()
+        self.closing.load(Ordering::SeqCst)
     }
 
     /// Attach the current credential to a request.
