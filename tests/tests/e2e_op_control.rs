@@ -145,3 +145,23 @@ async fn terminate_ends_a_check_waiting_on_an_approval() {
     tether.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }
+
+/// A terminate reaches a check whose CheckAction call the gateway holds
+/// open for a reviewer.
+#[tokio::test]
+async fn terminate_ends_a_check_held_in_check_action() {
+    let gw = serve(gateway()).await;
+    let admin = gw.admin();
+    let tether = connected(client_config(&gw.endpoint())).await;
+    let waiting = tokio::spawn({
+        let t = tether.clone();
+        async move { t.check("trace-8:span-8", &ToolCall::new("pay")).await }
+    });
+    until("the gateway holds the call", || admin.pending().len() == 1).await;
+    admin.terminate("trace-8:span-8", agent_key()).unwrap();
+    let v = bounded("terminate ends the held call", waiting).await.unwrap().unwrap();
+    assert_eq!(v.source, VerdictSource::Terminated);
+    assert!(!v.allowed());
+    tether.shutdown(Duration::from_secs(1)).await;
+    gw.shutdown().await.unwrap();
+}
