@@ -7,8 +7,7 @@
 //! before anyone waited is kept for a while; a wait future dropped before
 //! it finished leaves nothing behind (cancellation-safe).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use tether_core::approval::Outcome;
@@ -18,15 +17,13 @@ use tether_core::approval::{
 use tokio::sync::oneshot;
 
 use super::error::TetherError;
-use crate::runtime::{Clock, Driven, TimerTask};
-
-type Senders = Arc<Mutex<HashMap<WaiterId, oneshot::Sender<Outcome>>>>;
+use crate::runtime::{CancelGuard, Clock, Driven, TimerTask, Waiters};
 
 /// Approval waiting, cheap to clone.
 #[derive(Clone)]
 pub struct Approvals {
     cell: Arc<Driven<ApprovalWaiters>>,
-    senders: Senders,
+    senders: Waiters<WaiterId, Outcome>,
     _timer: Arc<TimerTask>,
 }
 
@@ -41,7 +38,7 @@ impl std::fmt::Debug for Approvals {
 impl Approvals {
     /// Start the machine and its timer on the current tokio runtime.
     pub fn new(config: ApprovalConfig, clock: Clock) -> Self {
-        let senders: Senders = Arc::default();
+        let senders: Waiters<WaiterId, Outcome> = Waiters::default();
         let exec = senders.clone();
         let cell = Driven::new(
             ApprovalWaiters::new(config),
@@ -50,13 +47,7 @@ impl Approvals {
                 let ApprovalAction::Resolved {
                     waiter, outcome, ..
                 } = a;
-                let tx = exec
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&waiter);
-                if let Some(tx) = tx {
-                    let _ = tx.send(outcome);
-                }
+                exec.complete(&waiter, outcome);
             },
         );
         let timer = Arc::new(cell.spawn_timer());
@@ -75,20 +66,16 @@ impl Approvals {
         let senders = self.senders.clone();
         let id = self.cell.with(|m, now| {
             let id = m.wait(now, request_id, now + timeout)?;
-            senders
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(id, tx);
+            senders.register(id, tx);
             Ok::<_, tether_core::approval::WaitError>(id)
         });
         let id = id.map_err(|e| TetherError::Limit(format!("approval wait refused: {e:?}")))?;
-        let guard = CancelOnDrop {
-            approvals: self,
-            id: Some(id),
-        };
+        let guard = CancelGuard::new(|| {
+            self.cell.with(|m, _| m.cancel(id));
+            self.senders.remove(&id);
+        });
         let out = rx.await;
-        let mut guard = guard;
-        guard.id = None;
+        guard.disarm();
         // The sender is only dropped without a value if the machine was
         // dropped, which cannot happen while `self` is alive.
         out.map_err(|_| TetherError::Shutdown)
@@ -103,24 +90,6 @@ impl Approvals {
     /// Waiters currently waiting.
     pub fn waiting(&self) -> usize {
         self.cell.read(|m| m.waiting())
-    }
-}
-
-struct CancelOnDrop<'a> {
-    approvals: &'a Approvals,
-    id: Option<WaiterId>,
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.approvals.cell.with(|m, _| m.cancel(id));
-            self.approvals
-                .senders
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
-        }
     }
 }
 
@@ -160,6 +129,6 @@ mod tests {
         let fut = a.wait("r4", Duration::from_secs(100));
         let _ = tokio::time::timeout(Duration::from_secs(1), fut).await;
         assert_eq!(a.waiting(), 0);
-        assert!(a.senders.lock().unwrap().is_empty());
+        assert!(a.senders.is_empty());
     }
 }

@@ -8,8 +8,7 @@
 //! that lets a `check` blocked elsewhere (on CheckAction, on an approval)
 //! notice a terminate at once.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tether_core::op_control::{
     CheckOutcome, OpControl, OpControlAction, OpControlConfig, Signal, SignalOutcome, WaiterId,
@@ -17,9 +16,7 @@ use tether_core::op_control::{
 pub use tether_core::op_control::{DenyReason, OpState, OutagePolicy, WaitOutcome};
 use tokio::sync::{oneshot, watch};
 
-use crate::runtime::{Clock, Driven, TimerTask};
-
-type Senders = Arc<Mutex<HashMap<WaiterId, oneshot::Sender<WaitOutcome>>>>;
+use crate::runtime::{CancelGuard, Clock, Driven, TimerTask, Waiters};
 
 /// Why an op may not run.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -41,7 +38,7 @@ pub enum OpBlocked {
 #[derive(Clone)]
 pub struct Ops {
     cell: Arc<Driven<OpControl>>,
-    senders: Senders,
+    senders: Waiters<WaiterId, WaitOutcome>,
     changes: Arc<watch::Sender<u64>>,
     agent: Arc<str>,
     _timer: Arc<TimerTask>,
@@ -56,19 +53,11 @@ impl std::fmt::Debug for Ops {
 impl Ops {
     /// Start the machine and its timer for `agent` on the current runtime.
     pub fn new(config: OpControlConfig, agent: &str, clock: Clock) -> Self {
-        let senders: Senders = Arc::default();
+        let senders: Waiters<WaiterId, WaitOutcome> = Waiters::default();
         let exec = senders.clone();
         let machine = OpControl::new(config, clock.now());
         let cell = Driven::new(machine, clock, move |a: OpControlAction| match a {
-            OpControlAction::Release { waiter, outcome } => {
-                let tx = exec
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&waiter);
-                if let Some(tx) = tx {
-                    let _ = tx.send(outcome);
-                }
-            }
+            OpControlAction::Release { waiter, outcome } => exec.complete(&waiter, outcome),
             OpControlAction::OutageStarted { .. } => {
                 tracing::warn!("op-control outage: the stream has been down past its grace");
             }
@@ -100,10 +89,7 @@ impl Ops {
             let outcome = self.cell.with(|m, now| {
                 let out = m.check(now, &self.agent, op_id);
                 if let CheckOutcome::Wait(id) = out {
-                    senders
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .insert(id, tx);
+                    senders.register(id, tx);
                 }
                 out
             });
@@ -112,12 +98,12 @@ impl Ops {
                 CheckOutcome::Deny(reason) => return Err(blocked(reason)),
                 CheckOutcome::Wait(id) => id,
             };
-            let mut guard = CancelOnDrop {
-                ops: self,
-                id: Some(id),
-            };
+            let guard = CancelGuard::new(|| {
+                self.cell.with(|m, _| m.cancel(id));
+                self.senders.remove(&id);
+            });
             let released = rx.await;
-            guard.id = None;
+            guard.disarm();
             match released {
                 Ok(o) if o.runs() => continue, // re-check: it may be paused again
                 Ok(WaitOutcome::Terminated) => return Err(OpBlocked::Terminated),
@@ -178,23 +164,5 @@ fn blocked(reason: DenyReason) -> OpBlocked {
         DenyReason::Terminated => OpBlocked::Terminated,
         DenyReason::StreamDown => OpBlocked::OutageDeny,
         other => OpBlocked::FailedClosed(format!("{other:?}")),
-    }
-}
-
-struct CancelOnDrop<'a> {
-    ops: &'a Ops,
-    id: Option<WaiterId>,
-}
-
-impl Drop for CancelOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(id) = self.id.take() {
-            self.ops.cell.with(|m, _| m.cancel(id));
-            self.ops
-                .senders
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .remove(&id);
-        }
     }
 }

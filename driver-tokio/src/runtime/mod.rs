@@ -9,6 +9,8 @@
 
 mod cell;
 mod clock;
+mod waiters;
 
 pub use cell::{Driven, TimerTask};
 pub use clock::Clock;
+pub use waiters::{CancelGuard, Waiters};
