@@ -106,7 +106,9 @@ fn bench(c: &mut Criterion) {
                             k += 1;
                             id.clear();
                             let _ = write!(id, "req-{k}");
-                            let fut = map.wait(&id, Duration::from_secs(30));
+                            // Unconstrained: tokio's co-op budget would otherwise make a
+                            // ready oneshot report pending after many polls in one task.
+                            let fut = tokio::task::unconstrained(map.wait(&id, Duration::from_secs(30)));
                             tokio::pin!(fut);
                             assert!(poll_once(fut.as_mut()).is_pending());
                             map.resolve(&id, Verdict::Approved);
