@@ -48,7 +48,9 @@ fn bench(c: &mut Criterion) {
                     let now = Timestamp::from_nanos(k * 1_000);
                     id.clear();
                     let _ = write!(id, "req-{k}");
-                    let waiter = w.wait(now, &id, now + Duration::from_secs(30)).expect("room");
+                    let waiter = w
+                        .wait(now, &id, now + Duration::from_secs(30))
+                        .expect("room");
                     w.on_verdict(now, &id, ReviewerDecision::Approved);
                     let a = w.poll_action().expect("resolved");
                     assert_eq!(a.waiter(), waiter);
@@ -66,7 +68,9 @@ fn bench(c: &mut Criterion) {
                     let now = Timestamp::from_nanos(k * 1_000);
                     id.clear();
                     let _ = write!(id, "req-{k}");
-                    let waiter = w.wait(now, &id, now + Duration::from_secs(30)).expect("room");
+                    let waiter = w
+                        .wait(now, &id, now + Duration::from_secs(30))
+                        .expect("room");
                     let (tx, mut rx) = oneshot::channel();
                     senders.insert(waiter, tx);
                     w.on_verdict(now, &id, ReviewerDecision::Approved);
@@ -108,7 +112,8 @@ fn bench(c: &mut Criterion) {
                             let _ = write!(id, "req-{k}");
                             // Unconstrained: tokio's co-op budget would otherwise make a
                             // ready oneshot report pending after many polls in one task.
-                            let fut = tokio::task::unconstrained(map.wait(&id, Duration::from_secs(30)));
+                            let fut =
+                                tokio::task::unconstrained(map.wait(&id, Duration::from_secs(30)));
                             tokio::pin!(fut);
                             assert!(poll_once(fut.as_mut()).is_pending());
                             map.resolve(&id, Verdict::Approved);

@@ -54,18 +54,21 @@ fn bench(c: &mut Criterion) {
                 assert!(m.poll_action().is_none());
             });
         });
-        g.bench_function(BenchmarkId::new("tether-core-submit-complete-redrive", &label), |b| {
-            b.iter(|| {
-                k += 1;
-                let now = Timestamp::from_nanos(1_000_000 + k * 1_000);
-                m.on_poke(now, Some(hot));
-                let t = drive(&mut m);
-                m.on_submitted(now, t, hot).expect("valid");
-                m.on_complete(now, t).expect("valid");
-                let t2 = drive(&mut m);
-                m.on_idle(now, t2).expect("valid");
-            });
-        });
+        g.bench_function(
+            BenchmarkId::new("tether-core-submit-complete-redrive", &label),
+            |b| {
+                b.iter(|| {
+                    k += 1;
+                    let now = Timestamp::from_nanos(1_000_000 + k * 1_000);
+                    m.on_poke(now, Some(hot));
+                    let t = drive(&mut m);
+                    m.on_submitted(now, t, hot).expect("valid");
+                    m.on_complete(now, t).expect("valid");
+                    let t2 = drive(&mut m);
+                    m.on_idle(now, t2).expect("valid");
+                });
+            },
+        );
         drop(m);
         let mut q = BaselineQueue::new();
         for s in 0..n as u64 {

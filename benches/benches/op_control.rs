@@ -61,9 +61,12 @@ fn bench(c: &mut Criterion) {
                 assert!(matches!(poll_once(fut), std::task::Poll::Ready(true)));
             });
         });
-        g.bench_function(BenchmarkId::new("check_terminated/tether-core", &label), |b| {
-            b.iter(|| assert!(matches!(m.check(now, AGENT, &hit), CheckOutcome::Deny(_))));
-        });
+        g.bench_function(
+            BenchmarkId::new("check_terminated/tether-core", &label),
+            |b| {
+                b.iter(|| assert!(matches!(m.check(now, AGENT, &hit), CheckOutcome::Deny(_))));
+            },
+        );
         g.bench_function(BenchmarkId::new("check_terminated/baseline", &label), |b| {
             b.iter(|| {
                 let fut = base.check(&hit);

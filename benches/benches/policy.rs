@@ -48,7 +48,9 @@ fn bench(c: &mut Criterion) {
 
         let hot = CacheKey::new("hot-agent", "tool-x");
         let t = cache.begin_fetch(now, &hot);
-        cache.complete_fetch(now, t, hot.clone(), 1, 1).expect("stored");
+        cache
+            .complete_fetch(now, t, hot.clone(), 1, 1)
+            .expect("stored");
         let mut sub: Subscription<u32> = Subscription::new(SubscriptionConfig::default());
         sub.start(now);
         while sub.poll_action().is_some() {}
@@ -63,7 +65,9 @@ fn bench(c: &mut Criterion) {
                     if let SubscriptionAction::Apply { .. } = a {
                         cache.on_invalidate(now, Some("hot-agent"), 1);
                         let t = cache.begin_fetch(now, &hot);
-                        cache.complete_fetch(now, t, hot.clone(), 1, 1).expect("stored");
+                        cache
+                            .complete_fetch(now, t, hot.clone(), 1, 1)
+                            .expect("stored");
                     }
                 }
             });

@@ -53,7 +53,8 @@ fn bench(c: &mut Criterion) {
                     }
                     assert_eq!(runs.len() as u64, per_slot);
                     for run in runs.drain(..) {
-                        s.on_tick_finished(now, run, Outcome::Success).expect("current");
+                        s.on_tick_finished(now, run, Outcome::Success)
+                            .expect("current");
                     }
                 });
             });

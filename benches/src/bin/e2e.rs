@@ -74,7 +74,12 @@ struct Row {
     ratio: String,
 }
 
-fn row(what: impl Into<String>, tether: impl Into<String>, baseline: impl Into<String>, ratio: impl Into<String>) -> Row {
+fn row(
+    what: impl Into<String>,
+    tether: impl Into<String>,
+    baseline: impl Into<String>,
+    ratio: impl Into<String>,
+) -> Row {
     Row {
         what: what.into(),
         tether: tether.into(),
@@ -258,7 +263,10 @@ async fn throughput(plan: Plan, rows: &mut Vec<Row>) {
     let _ = gw.shutdown().await;
 
     rows.push(row(
-        format!("events applied/s, 1 client, {n} events{}", if ok { "" } else { " (TIMED OUT)" }),
+        format!(
+            "events applied/s, 1 client, {n} events{}",
+            if ok { "" } else { " (TIMED OUT)" }
+        ),
         format!("{tether_rate:.0}"),
         format!("{bare_rate:.0} (bare tonic)"),
         format!("{:.2}", tether_rate / bare_rate),
@@ -268,10 +276,14 @@ async fn throughput(plan: Plan, rows: &mut Vec<Row>) {
 /// Subscribe and count events, doing nothing else (no acks: the transport's
 /// limit). The gateway's ring is sized so nothing is dropped for lag.
 async fn bare_reader(url: String, count: Arc<AtomicU64>) {
-    let mut client = InvalidationServiceClient::connect(url).await.expect("connect");
+    let mut client = InvalidationServiceClient::connect(url)
+        .await
+        .expect("connect");
     let first = SubscribeRequest {
         assembly_id: "bare-reader".into(),
-        kind: Some(subscribe_request::Kind::Initial(SubscribeInitial { last_seq_seen: 0 })),
+        kind: Some(subscribe_request::Kind::Initial(SubscribeInitial {
+            last_seq_seen: 0,
+        })),
     };
     let (tx, rx) = tokio::sync::mpsc::channel(1);
     tx.send(first).await.expect("first message");
@@ -467,7 +479,10 @@ async fn cached_check(plan: Plan, rows: &mut Vec<Row>, curves: &mut Vec<(String,
     t.shutdown(Duration::from_secs(1)).await;
     let _ = gw.shutdown().await;
     rows.push(row(
-        format!("cached check p50/p99 ({} calls; {sources:?})", plan.check_samples),
+        format!(
+            "cached check p50/p99 ({} calls; {sources:?})",
+            plan.check_samples
+        ),
         format!(
             "{:.2} µs / {:.2} µs",
             hist.value_at_quantile(0.5) as f64 / 1e3,
@@ -553,13 +568,15 @@ fn mem_child(which: &str) -> String {
                 ..TickConfig::default()
             });
             for i in 0..100_000u32 {
-                s.upsert(t0, i, JobSpec::every(Duration::from_secs(1))).expect("room");
+                s.upsert(t0, i, JobSpec::every(Duration::from_secs(1)))
+                    .expect("room");
             }
             Box::new(s)
         }
         "ticks-baseline" => rt.block_on(async {
             let ticks = Arc::new(AtomicU64::new(0));
-            let hs = tether_benches::baseline::ticks::spawn_jobs(100_000, Duration::from_secs(1), ticks);
+            let hs =
+                tether_benches::baseline::ticks::spawn_jobs(100_000, Duration::from_secs(1), ticks);
             tokio::task::yield_now().await;
             tokio::time::sleep(Duration::from_millis(50)).await;
             Box::new(hs) as Box<dyn std::any::Any>
@@ -573,15 +590,26 @@ fn mem_child(which: &str) -> String {
 
 fn measure_child(which: &str) -> Option<u64> {
     let exe = std::env::current_exe().ok()?;
-    let out = std::process::Command::new(exe).args(["--mem", which]).output().ok()?;
+    let out = std::process::Command::new(exe)
+        .args(["--mem", which])
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 fn memory_rows(rows: &mut Vec<Row>) {
     for (what, name, per) in [
-        ("resident memory per 100k approval waiters", "approval", 100_000u64),
+        (
+            "resident memory per 100k approval waiters",
+            "approval",
+            100_000u64,
+        ),
         ("resident memory per 1M op entries", "ops", 1_000_000),
-        ("resident memory per 100k tick jobs (core machine; driver not landed)", "ticks", 100_000),
+        (
+            "resident memory per 100k tick jobs (core machine; driver not landed)",
+            "ticks",
+            100_000,
+        ),
     ] {
         let t = measure_child(&format!("{name}-tether"));
         let b = measure_child(&format!("{name}-baseline"));
@@ -614,7 +642,8 @@ fn idle_rows(rows: &mut Vec<Row>) {
     fires += count_fires(&mut inflight, end);
     fires += count_fires(&mut ticks, end);
     fires += count_fires(&mut approvals, end);
-    let keepalive = TetherConfig::new("http://127.0.0.1:1", tether_tests::agent(), "x").keepalive_interval;
+    let keepalive =
+        TetherConfig::new("http://127.0.0.1:1", tether_tests::agent(), "x").keepalive_interval;
     let keepalive_per_min = minute.as_secs() / keepalive.as_secs().max(1);
     // baseline: count its loop turns on a paused clock.
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -685,14 +714,39 @@ fn storm_rows(rows: &mut Vec<Row>) {
 // ---------------------------------------------------------------- output
 
 fn print_table(rows: &[Row]) {
-    let w0 = rows.iter().map(|r| r.what.chars().count()).max().unwrap_or(0);
-    let w1 = rows.iter().map(|r| r.tether.chars().count()).max().unwrap_or(0).max(6);
-    let w2 = rows.iter().map(|r| r.baseline.chars().count()).max().unwrap_or(0).max(8);
+    let w0 = rows
+        .iter()
+        .map(|r| r.what.chars().count())
+        .max()
+        .unwrap_or(0);
+    let w1 = rows
+        .iter()
+        .map(|r| r.tether.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    let w2 = rows
+        .iter()
+        .map(|r| r.baseline.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(8);
     println!();
-    println!("| {:w0$} | {:w1$} | {:w2$} | ratio |", "figure", "tether", "baseline");
-    println!("|{}|{}|{}|-------|", "-".repeat(w0 + 2), "-".repeat(w1 + 2), "-".repeat(w2 + 2));
+    println!(
+        "| {:w0$} | {:w1$} | {:w2$} | ratio |",
+        "figure", "tether", "baseline"
+    );
+    println!(
+        "|{}|{}|{}|-------|",
+        "-".repeat(w0 + 2),
+        "-".repeat(w1 + 2),
+        "-".repeat(w2 + 2)
+    );
     for r in rows {
-        println!("| {:w0$} | {:w1$} | {:w2$} | {} |", r.what, r.tether, r.baseline, r.ratio);
+        println!(
+            "| {:w0$} | {:w1$} | {:w2$} | {} |",
+            r.what, r.tether, r.baseline, r.ratio
+        );
     }
 }
 
@@ -713,10 +767,16 @@ fn plot(curves: &[(String, Histogram<u64>)]) -> Result<String, Box<dyn std::erro
         .build_cartesian_2d(0f64..100f64, (0.1f64..200_000f64).log_scale())?;
     let grey = RGBColor(200, 200, 200);
     for us in [1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0] {
-        chart.draw_series(LineSeries::new([(0.0, us), (100.0, us)], grey.stroke_width(1)))?;
+        chart.draw_series(LineSeries::new(
+            [(0.0, us), (100.0, us)],
+            grey.stroke_width(1),
+        ))?;
     }
     for p in [50.0, 90.0, 99.0] {
-        chart.draw_series(LineSeries::new([(p, 0.1), (p, 200_000.0)], grey.stroke_width(1)))?;
+        chart.draw_series(LineSeries::new(
+            [(p, 0.1), (p, 200_000.0)],
+            grey.stroke_width(1),
+        ))?;
     }
     const COLOURS: [(&str, RGBColor); 6] = [
         ("blue", RGBColor(31, 119, 180)),
