@@ -126,15 +126,38 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             }
         }
         let stats = sub.stats();
-        shared.status.update(|s| {
+        let last_seq = sub.last_seq_seen();
+        shared.status.update_if(|s| {
             let st = &mut s.invalidation;
-            st.last_seq = sub.last_seq_seen();
+            let fresh = (
+                last_seq,
+                stats.reconnects,
+                stats.applied,
+                stats.duplicates,
+                stats.gaps,
+                stats.restarts,
+                stats.unreplayable_gaps,
+            );
+            let old = (
+                st.last_seq,
+                st.reconnects,
+                st.events_applied,
+                st.duplicates,
+                st.gaps,
+                st.restarts,
+                st.unreplayable_gaps,
+            );
+            if fresh == old {
+                return false;
+            }
+            st.last_seq = last_seq;
             st.reconnects = stats.reconnects;
             st.events_applied = stats.applied;
             st.duplicates = stats.duplicates;
             st.gaps = stats.gaps;
             st.restarts = stats.restarts;
             st.unreplayable_gaps = stats.unreplayable_gaps;
+            true
         });
         let deadline = sub.poll_timeout().map(|d| clock.instant(d.at));
         tokio::select! {

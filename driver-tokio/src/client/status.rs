@@ -56,11 +56,16 @@ impl Default for StatusBoard {
 
 impl StatusBoard {
     /// Change the status; watchers are woken only if something changed.
+    /// `f` returns whether it changed anything (cheap: no clone to compare).
+    pub(crate) fn update_if(&self, f: impl FnOnce(&mut Status) -> bool) {
+        self.inner.send_if_modified(f);
+    }
+
+    /// Change the status and wake watchers.
     pub(crate) fn update(&self, f: impl FnOnce(&mut Status)) {
         self.inner.send_if_modified(|s| {
-            let before = s.clone();
             f(s);
-            *s != before
+            true
         });
     }
 
