@@ -7,7 +7,7 @@ use tether_core::backoff::BackoffConfig;
 use tether_core::subscription::{
     CloseReason, InvalidateReason, Subscription, SubscriptionAction as A, SubscriptionConfig,
 };
-use tether_core::testkit::subscription::{run, run_and_settle, Forged, HarnessConfig, Op};
+use tether_core::testkit::subscription::{run, run_and_settle, Forged, HarnessConfig, Op, Tag};
 use tether_core::{Machine, Timestamp};
 
 fn forged() -> impl Strategy<Value = Forged> {
@@ -38,11 +38,22 @@ fn honest_op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Any input, forged events included.
+/// Inputs from a gateway that follows the protocol and announces its
+/// lifetime epoch on every stream (tether's reference gateway).
+fn epoch_op() -> impl Strategy<Value = Op> {
+    honest_op().prop_map(|op| match op {
+        Op::Connected => Op::ConnectedWithEpoch,
+        other => other,
+    })
+}
+
+/// Any input, forged events and epochs, and both kinds of gateway included.
 fn any_op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => honest_op(),
+        2 => epoch_op(),
         1 => forged().prop_map(Op::Forge),
+        1 => prop_oneof![0u64..4, any::<u64>()].prop_map(Op::Epoch),
     ]
 }
 
@@ -104,8 +115,24 @@ proptest! {
         }
     }
 
-    /// Forged events (duplicates, gaps, small and raw sequence numbers, 0)
-    /// keep every machine-level invariant.
+    /// SUB_EPOCH_CHANGE_RESETS: against a gateway that announces its
+    /// lifetime epoch, every event of a lifetime is applied exactly once, in
+    /// order, and no restart goes unnoticed, even one that outran
+    /// `last_seq_seen` (restarts, lag and small rings are frequent here).
+    #[test]
+    fn with_epochs_announced_no_restart_goes_unnoticed(
+        cfg in small_config(),
+        ops in prop::collection::vec(epoch_op(), 0..300),
+    ) {
+        match run_and_settle(cfg, &ops) {
+            Ok(h) => prop_assert_eq!(h.undetectable_restarts, 0),
+            Err(v) => prop_assert!(false, "{v}"),
+        }
+    }
+
+    /// Forged events (duplicates, gaps, small and raw sequence numbers, 0),
+    /// lying epochs and gateways with and without epochs mixed keep every
+    /// machine-level invariant.
     #[test]
     fn invariants_hold_with_forged_events(
         cfg in small_config(),
@@ -514,6 +541,117 @@ fn ops_harness_smoke_covers_every_rule() {
     let st = h.machine.stats();
     assert!(st.gaps >= 1 && st.restarts >= 1, "{st:?}");
     assert!(st.duplicates >= 1 && st.ignored >= 1, "{st:?}");
+}
+
+#[test]
+fn a_changed_epoch_invalidates_resets_and_resubscribes_from_0() {
+    let (mut s, t) = connected(0);
+    s.on_gateway_epoch(t, 41);
+    assert_eq!(drain(&mut s), []);
+    assert_eq!(s.gateway_epoch(), Some(41));
+    for seq in 1..=5 {
+        s.on_event(t, seq, seq);
+    }
+    assert_eq!(drain(&mut s).len(), 10);
+    let (acts, at) = reconnect(&mut s, t);
+    assert_eq!(acts, [A::Connect { last_seq_seen: 5 }]);
+    // The gateway restarted and already published past 5: the epoch tells.
+    s.on_gateway_epoch(at, 42);
+    assert_eq!(
+        drain(&mut s),
+        [
+            A::InvalidateAll {
+                reason: InvalidateReason::Restart
+            },
+            A::CloseStream {
+                reason: CloseReason::EpochChanged
+            },
+        ]
+    );
+    assert_eq!(s.last_seq_seen(), 0);
+    assert!(!s.is_connected());
+    assert_eq!(s.stats().restarts, 1);
+    // Events still arriving on the closed stream are ignored.
+    s.on_event(at, 6, 6);
+    assert_eq!(drain(&mut s), []);
+    assert_eq!(s.stats().ignored, 1);
+    // A late end of the closed stream is ignored too.
+    s.on_disconnected(at);
+    let next = s.poll_timeout().expect("resubscribe deadline").at;
+    s.handle_timeout(next);
+    assert_eq!(drain(&mut s), [A::Connect { last_seq_seen: 0 }]);
+    s.on_connected(next);
+    s.on_gateway_epoch(next, 42);
+    assert_eq!(drain(&mut s), []);
+    s.on_event(next, 1, 1);
+    assert_eq!(
+        drain(&mut s),
+        [A::Apply { seq: 1, event: 1 }, A::Ack { seq: 1 }]
+    );
+    assert_eq!(s.stats().restarts, 1);
+}
+
+#[test]
+fn the_same_epoch_or_a_late_one_changes_nothing() {
+    let (mut s, t) = connected(0);
+    s.on_gateway_epoch(t, 7);
+    s.on_event(t, 1, 1);
+    drain(&mut s);
+    // Late, after an event of this stream: ignored, not even remembered.
+    s.on_gateway_epoch(t, 8);
+    assert_eq!(drain(&mut s), []);
+    assert_eq!(s.gateway_epoch(), Some(7));
+    let (_, at) = reconnect(&mut s, t);
+    s.on_gateway_epoch(at, 7);
+    assert_eq!(drain(&mut s), []);
+    s.on_event(at, 2, 2);
+    assert_eq!(
+        drain(&mut s),
+        [A::Apply { seq: 2, event: 2 }, A::Ack { seq: 2 }]
+    );
+    assert_eq!(s.stats().restarts, 0);
+    // With no stream open: ignored.
+    s.on_disconnected(at);
+    s.on_gateway_epoch(at, 9);
+    assert_eq!(s.gateway_epoch(), Some(7));
+    assert_eq!(drain(&mut s), []);
+}
+
+/// The restart that outruns `last_seq_seen`, through the harness: without an
+/// epoch it goes unnoticed (the Agent Assembly limitation), with one it is
+/// caught and nothing of the new lifetime is lost.
+#[test]
+fn a_restart_outrunning_last_seq_seen_is_caught_only_with_epochs() {
+    use Op::*;
+    let ops = |connect: Op| {
+        [
+            connect,
+            Publish(2),
+            Deliver(31),
+            Disconnected,
+            GatewayRestart,
+            Publish(7),
+            Wake,
+            connect,
+            Deliver(31),
+        ]
+    };
+    let h = run(HarnessConfig::with_seed(3), &ops(Connected)).expect("invariants hold");
+    assert_eq!(h.undetectable_restarts, 1);
+    assert_eq!(h.machine.stats().restarts, 0);
+    assert_eq!(h.last_applied, Some(Tag { epoch: 1, seq: 8 }));
+
+    let mut h =
+        run(HarnessConfig::with_seed(3), &ops(ConnectedWithEpoch)).expect("invariants hold");
+    assert_eq!(h.machine.stats().restarts, 1);
+    assert_eq!(h.machine.last_seq_seen(), 0);
+    h.apply(Wake).unwrap();
+    h.apply(ConnectedWithEpoch).unwrap();
+    h.apply(Deliver(31)).unwrap();
+    assert_eq!(h.last_applied, Some(Tag { epoch: 1, seq: 8 }));
+    assert_eq!(h.undetectable_restarts, 0);
+    assert_eq!(h.machine.stats().applied, 3 + 8);
+    h.settle().expect("catches up");
 }
 
 /// Found by the fuzzer (a harness bug, kept as a regression): a forged

@@ -238,14 +238,11 @@ fn lagging_subscriber_notices_the_gap_and_loses_nothing() {
     ));
 }
 
-/// What sequence numbers cannot reveal (see the `subscription` module docs):
-/// a gateway that restarted and published more than `last_seq_seen` events
-/// before the client resubscribed replays from `last_seq_seen + 1` of its new
-/// lifetime, which looks exactly like a resume. This pins the behaviour so a
-/// change is noticed; the fix belongs in the protocol (a lifetime id).
-#[test]
-fn a_restart_that_outruns_last_seq_seen_is_invisible_to_sequence_numbers() {
+/// The restart of the two scenarios below: 3 events, a restart, 10 events
+/// of the new lifetime published before the client resubscribes.
+fn restart_outrunning_last_seq_seen(announce_epoch: bool) -> Sim {
     let mut sim = Sim::with_defaults(1, 5);
+    sim.announce_epoch = announce_epoch;
     sim.publish_every(secs(1), Duration::from_secs(1), 3);
     sim.schedule(
         secs(10),
@@ -259,10 +256,46 @@ fn a_restart_that_outruns_last_seq_seen_is_invisible_to_sequence_numbers() {
         10,
     );
     ok(sim.drive_until(secs(60), 10_000));
+    sim
+}
+
+/// What sequence numbers cannot reveal (see the `subscription` module docs):
+/// a gateway that restarted and published more than `last_seq_seen` events
+/// before the client resubscribed replays from `last_seq_seen + 1` of its new
+/// lifetime, which looks exactly like a resume. With a gateway that announces
+/// no lifetime epoch (the Agent Assembly gateway) this remains: the scenario
+/// pins the behaviour so a change is noticed.
+#[test]
+fn a_restart_that_outruns_last_seq_seen_is_invisible_to_sequence_numbers() {
+    let sim = restart_outrunning_last_seq_seen(false);
     let c = &sim.clients[0];
     assert!(c.accepted[1].at >= Timestamp::from_millis(10_800));
     assert!(c.invalidations.is_empty());
     assert_eq!(c.lifetime(1), ((1..=10).collect(), (4..=10).collect()));
+}
+
+/// The same restart against a gateway that announces its lifetime epoch
+/// (`SUB_EPOCH_CHANGE_RESETS`): the changed epoch is noticed as the stream
+/// opens, everything is invalidated once, and the client resubscribes from 0,
+/// so every event of both lifetimes is applied exactly once, in order.
+#[test]
+fn a_restart_that_outruns_last_seq_seen_is_caught_by_the_gateway_epoch() {
+    let sim = restart_outrunning_last_seq_seen(true);
+    let c = &sim.clients[0];
+    c.check_lifetimes().unwrap();
+    assert_eq!(c.lifetime(0), ((1..=3).collect(), (1..=3).collect()));
+    assert_eq!(c.lifetime(1), ((1..=10).collect(), (1..=10).collect()));
+    assert_eq!(c.invalidations, [(3, InvalidateReason::Restart)]);
+    let resubscribes: Vec<u64> = c.accepted.iter().map(|a| a.last_seq_seen).collect();
+    assert_eq!(resubscribes, [0, 3, 0]);
+    assert!(c.accepted[1].at >= Timestamp::from_millis(10_800));
+    assert!(matches!(c.closes[..], [(_, CloseReason::EpochChanged)]));
+    let st = c.machine.stats();
+    assert_eq!(
+        (st.restarts, st.unreplayable_gaps, st.duplicates, st.applied),
+        (1, 0, 0, 13)
+    );
+    assert_eq!(c.machine.gateway_epoch(), Some(1));
 }
 
 /// The same seeds and schedule replay the same run.

@@ -51,6 +51,36 @@ async fn replays_after_last_seq_seen_then_streams_live() {
     gw.shutdown().await.unwrap();
 }
 
+/// The lifetime epoch in the `Subscribe` response headers: a decimal u64,
+/// the same for every stream of one gateway, different for another gateway
+/// (as for the same gateway restarted).
+#[tokio::test]
+async fn subscribe_announces_the_gateway_lifetime_epoch() {
+    async fn epoch_of(ch: &tonic::transport::Channel, assembly_id: &str) -> u64 {
+        let sub = subscribe(ch, assembly_id, 0, Cred::None).await.unwrap();
+        let value = sub
+            .metadata
+            .get(tether_tokio::GATEWAY_EPOCH_HEADER)
+            .expect("x-tether-gateway-epoch header");
+        assert_eq!(tether_tokio::GATEWAY_EPOCH_HEADER, "x-tether-gateway-epoch");
+        value.to_str().unwrap().parse().expect("a decimal u64")
+    }
+    let first = start(Gateway::builder()).await;
+    let ch = channel(&first).await;
+    let a = epoch_of(&ch, "asm-epoch-1").await;
+    assert_eq!(
+        epoch_of(&ch, "asm-epoch-2").await,
+        a,
+        "one lifetime, one epoch"
+    );
+    first.shutdown().await.unwrap();
+
+    let second = start(Gateway::builder()).await;
+    let b = epoch_of(&channel(&second).await, "asm-epoch-1").await;
+    assert_ne!(a, b, "a new gateway lifetime, a new epoch");
+    second.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn acks_trim_the_ring_as_admin_list_subscribers_shows() {
     let gw = start(Gateway::builder().ring_capacity(8)).await;

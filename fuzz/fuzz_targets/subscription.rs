@@ -1,7 +1,8 @@
 //! Fuzz the subscription machine against the model gateway: arbitrary
-//! configs, gateway behaviour, forged events and driver timing must keep
-//! every subscription and contract invariant (not just avoid panics), and
-//! the client must then catch up with the gateway.
+//! configs, gateway behaviour (with and without a lifetime epoch announced:
+//! `Op::ConnectedWithEpoch`, `Op::Epoch`), forged events and driver timing
+//! must keep every subscription and contract invariant (not just avoid
+//! panics), and the client must then catch up with the gateway.
 #![no_main]
 
 use core::time::Duration;

@@ -18,9 +18,11 @@ use crate::time::{Deadline, Timestamp};
 /// Why every cached decision must be dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InvalidateReason {
-    /// The first event of a new stream was at or below `last_seq_seen`: it
-    /// cannot be a replay, so the gateway restarted and its sequence began
-    /// again. What it sent before this stream is unknown.
+    /// The gateway restarted and its sequence began again; what it sent
+    /// before this stream is unknown. Either the first event of a new stream
+    /// was at or below `last_seq_seen` (it cannot be a replay), or the
+    /// gateway announced a lifetime epoch other than the last one
+    /// ([`Subscription::on_gateway_epoch`]).
     Restart,
     /// The first event of a new stream was past `last_seq_seen + 1`: the
     /// gateway can no longer replay the missing events.
@@ -43,6 +45,11 @@ pub enum CloseReason {
     Backlog,
     /// [`Subscription::stop`] was called.
     Stopped,
+    /// The gateway announced a lifetime epoch other than the last one
+    /// ([`Subscription::on_gateway_epoch`]): it restarted. Everything was
+    /// invalidated, `last_seq_seen` reset to 0, and the machine resubscribes
+    /// from 0 so that the new lifetime is replayed from its first event.
+    EpochChanged,
 }
 
 /// What the subscription machine asks its driver to do, in order.
@@ -68,7 +75,8 @@ pub enum SubscriptionAction<E> {
         seq: u64,
     },
     /// Drop every cached decision. Always directly precedes the `Apply` of
-    /// the event that caused it.
+    /// the event that caused it, or the `CloseStream { EpochChanged }` of the
+    /// epoch announcement that caused it.
     InvalidateAll {
         /// Why.
         reason: InvalidateReason,
@@ -138,6 +146,7 @@ pub struct Subscription<E> {
     backoff: Backoff,
     link: Link,
     last_seq_seen: u64,
+    epoch: Option<u64>,
     connects: u64,
     stats: SubscriptionStats,
     actions: VecDeque<SubscriptionAction<E>>,
@@ -153,6 +162,7 @@ impl<E> Subscription<E> {
             config,
             link: Link::Stopped,
             last_seq_seen: 0,
+            epoch: None,
             connects: 0,
             stats: SubscriptionStats::default(),
             actions: VecDeque::new(),
@@ -207,6 +217,44 @@ impl<E> Subscription<E> {
             self.backoff.on_connected(now);
             self.link = Link::Open { fresh: true };
         }
+    }
+
+    /// The gateway of the stream just opened announced its lifetime `epoch`
+    /// (a value that differs across gateway restarts). Call it right after
+    /// [`Subscription::on_connected`], before any event of that stream, for
+    /// gateways that announce one; never for those that do not.
+    ///
+    /// The machine remembers the last epoch. If it knew one and `epoch`
+    /// differs, the gateway restarted: it emits `InvalidateAll { Restart }`
+    /// (counted in [`SubscriptionStats::restarts`]), resets `last_seq_seen`
+    /// to 0 and closes the stream (`CloseStream { EpochChanged }`), then
+    /// resubscribes through the backoff with `Connect { last_seq_seen: 0 }`,
+    /// so the new lifetime is replayed from its first event and none of it
+    /// is lost, even when the restart outran `last_seq_seen`. The same epoch,
+    /// or a first one, changes nothing else.
+    ///
+    /// Ignored unless a stream is open and no event was adopted on it yet.
+    pub fn on_gateway_epoch(&mut self, now: Timestamp, epoch: u64) {
+        if self.link != (Link::Open { fresh: true }) {
+            return;
+        }
+        let previous = self.epoch.replace(epoch);
+        if previous.is_some_and(|p| p != epoch) {
+            // The queue is empty here: nothing is queued after a `Connect`
+            // until it is handed out, and a fresh stream adopted nothing; so
+            // these two actions stay within the bound.
+            self.stats.restarts = self.stats.restarts.saturating_add(1);
+            self.actions.push_back(SubscriptionAction::InvalidateAll {
+                reason: InvalidateReason::Restart,
+            });
+            self.last_seq_seen = 0;
+            self.close(now, CloseReason::EpochChanged);
+        }
+    }
+
+    /// The last lifetime epoch announced by the gateway, if any.
+    pub fn gateway_epoch(&self) -> Option<u64> {
+        self.epoch
     }
 
     /// The attempt failed or the stream ended, for whatever cause (an error,

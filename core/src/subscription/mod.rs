@@ -25,8 +25,16 @@
 //!   `seq > last_seq_seen + 1` means the gateway could not replay the gap:
 //!   `InvalidateAll { UnreplayableGap }`, then that event is adopted, applied
 //!   and acked;
+//! - `SUB_EPOCH_CHANGE_RESETS`: when the gateway announces a lifetime epoch
+//!   ([`Subscription::on_gateway_epoch`]) other than the last one announced,
+//!   the machine emits `InvalidateAll { Restart }` then
+//!   `CloseStream { EpochChanged }`, resets `last_seq_seen` to 0 and
+//!   resubscribes from 0, so every still-replayable event of the new
+//!   lifetime is applied exactly once, in order, even when the restart
+//!   outran `last_seq_seen`; the same epoch changes nothing, and a machine
+//!   never given an epoch behaves as if the input did not exist;
 //! - `SUB_RESUME_FROM_LAST`: every `Connect` carries the current
-//!   `last_seq_seen` (0 on a cold start);
+//!   `last_seq_seen` (0 on a cold start or after an epoch change);
 //! - `SUB_NEVER_GIVES_UP`: while started, the machine is connecting,
 //!   connected, or holding a resubscribe deadline;
 //! - `SUB_BAD_INPUT_COUNTED`: an event with `seq == 0` or with no open stream
@@ -51,7 +59,13 @@
 //! resubscribed replays from `last_seq_seen + 1` of the new lifetime, which
 //! looks exactly like a resume; the events up to `last_seq_seen` of the new
 //! lifetime are then missed. A restart is likewise only noticed when the
-//! first event after it arrives.
+//! first event after it arrives. A gateway that announces a lifetime epoch
+//! on every stream (tether's reference gateway, in the
+//! `x-tether-gateway-epoch` response header of `Subscribe`) closes both
+//! holes: the driver passes it to [`Subscription::on_gateway_epoch`] and a
+//! restart is noticed when the stream opens (`SUB_EPOCH_CHANGE_RESETS`). The
+//! limitation remains for gateways that announce no epoch, such as the Agent
+//! Assembly gateway.
 
 mod config;
 mod machine;

@@ -12,7 +12,8 @@ pub struct SubscriptionStats {
     /// Streams closed because an event skipped ahead mid-stream.
     pub gaps: u64,
     /// Gateway restarts detected (first event of a stream at or below
-    /// `last_seq_seen`), each answered with `InvalidateAll`.
+    /// `last_seq_seen`, or a changed lifetime epoch), each answered with
+    /// `InvalidateAll`.
     pub restarts: u64,
     /// Gaps the gateway could no longer replay (first event of a stream past
     /// `last_seq_seen + 1`), each answered with `InvalidateAll`.

@@ -20,6 +20,19 @@
 //! peer): those must keep every machine-level invariant, and after one has
 //! been applied an `InvalidateAll` resets the per-lifetime ledger (the cache
 //! was emptied, so re-applying is harmless).
+//!
+//! [`Op::ConnectedWithEpoch`] connects with the gateway's lifetime epoch
+//! announced ([`Subscription::on_gateway_epoch`]); [`Op::Connected`] keeps
+//! the path of a gateway that announces none, and [`Op::Epoch`] reports any
+//! epoch at any time (a lying peer or a buggy driver). While every stream
+//! was opened with the true epoch announced and no forged event was applied,
+//! the harness also checks `SUB_EPOCH_CHANGE_RESETS` end to end: every event
+//! of a lifetime is applied exactly once, in order, from seq 1 (or after an
+//! `InvalidateAll { UnreplayableGap }` when the ring no longer held it), and
+//! no restart goes unnoticed, even one that outran `last_seq_seen`. An epoch
+//! change resets the ledger to the start of the announced lifetime (events
+//! of it applied on streams that announced nothing may come again: they were
+//! invalidated first).
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -93,7 +106,8 @@ impl ModelGateway {
         }
     }
 
-    /// The current lifetime, from 0.
+    /// The current lifetime, from 0; it changes on every restart, and is
+    /// what the gateway announces as its lifetime epoch.
     pub fn epoch(&self) -> u64 {
         self.epoch
     }
@@ -221,8 +235,15 @@ pub enum Op {
     Advance(u32),
     /// Jump to the next reported deadline and fire it.
     Wake,
-    /// The pending attempt connected (the gateway accepts the stream).
+    /// The pending attempt connected (the gateway accepts the stream); the
+    /// gateway announces no lifetime epoch.
     Connected,
+    /// The pending attempt connected and the gateway announced its lifetime
+    /// epoch: the driver calls `on_gateway_epoch` right after `on_connected`.
+    ConnectedWithEpoch,
+    /// The driver reports this lifetime epoch, whatever the state (a lying
+    /// peer or a buggy driver).
+    Epoch(u64),
     /// The attempt failed or the stream ended (error, clean end, cancel...).
     Disconnected,
     /// The gateway publishes `1 + n % 8` events.
@@ -315,6 +336,10 @@ pub struct Harness {
     connects: u64,
     prev_real: Option<Tag>,
     forged_applied: bool,
+    epoch: Option<u64>,
+    announcing: bool,
+    epochs_honest: bool,
+    invalidated_since_real: bool,
 }
 
 impl Harness {
@@ -338,6 +363,10 @@ impl Harness {
             connects: 0,
             prev_real: None,
             forged_applied: false,
+            epoch: None,
+            announcing: false,
+            epochs_honest: true,
+            invalidated_since_real: false,
         };
         h.apply(Op::Start)?;
         Ok(h)
@@ -356,13 +385,32 @@ impl Harness {
                 }
                 self.fire_timeout()?;
             }
-            Op::Connected => {
+            Op::Connected | Op::ConnectedWithEpoch => {
+                let announce = matches!(op, Op::ConnectedWithEpoch);
                 self.machine.on_connected(self.now);
+                let mut name = "SUB_MODEL_AGREES";
                 if let Link::Connecting { last_seq_seen } = self.link {
                     self.gateway.subscribe(last_seq_seen);
                     self.link = Link::Open { fresh: true };
+                    self.announcing = announce;
+                    if announce {
+                        let epoch = self.gateway.epoch();
+                        self.machine.on_gateway_epoch(self.now, epoch);
+                        name = self.model_epoch(epoch);
+                    } else {
+                        self.epochs_honest = false;
+                    }
                 }
-                self.after_input("SUB_MODEL_AGREES")?;
+                self.after_input(name)?;
+                self.drain_checked()?;
+            }
+            Op::Epoch(epoch) => {
+                self.machine.on_gateway_epoch(self.now, epoch);
+                if self.link == (Link::Open { fresh: true }) {
+                    self.epochs_honest = false;
+                }
+                let name = self.model_epoch(epoch);
+                self.after_input(name)?;
                 self.drain_checked()?;
             }
             Op::Disconnected => {
@@ -472,7 +520,11 @@ impl Harness {
                 }
             }
             if matches!(self.link, Link::Connecting { .. }) {
-                self.apply(Op::Connected)?;
+                self.apply(if self.announcing {
+                    Op::ConnectedWithEpoch
+                } else {
+                    Op::Connected
+                })?;
             }
             while matches!(self.link, Link::Open { .. }) && self.gateway.pending() > 0 {
                 self.apply(Op::Deliver(31))?;
@@ -566,6 +618,33 @@ impl Harness {
         name
     }
 
+    /// The reference model of `on_gateway_epoch`. Returns the invariant the
+    /// input exercises.
+    fn model_epoch(&mut self, epoch: u64) -> &'static str {
+        if self.link != (Link::Open { fresh: true }) {
+            return "SUB_BAD_INPUT_COUNTED";
+        }
+        let previous = self.epoch.replace(epoch);
+        if previous.is_some_and(|p| p != epoch) {
+            self.want.restarts += 1;
+            self.expect(
+                SubscriptionAction::InvalidateAll {
+                    reason: InvalidateReason::Restart,
+                },
+                "SUB_EPOCH_CHANGE_RESETS",
+            );
+            self.expect(
+                SubscriptionAction::CloseStream {
+                    reason: CloseReason::EpochChanged,
+                },
+                "SUB_EPOCH_CHANGE_RESETS",
+            );
+            self.last = 0;
+            self.link = Link::Waiting;
+        }
+        "SUB_EPOCH_CHANGE_RESETS"
+    }
+
     fn expect(&mut self, action: Action, invariant: &'static str) {
         self.expected.push_back((action, invariant));
     }
@@ -651,10 +730,26 @@ impl Harness {
             self.record(&got[i]);
             match &got[i] {
                 SubscriptionAction::InvalidateAll { reason } => {
+                    self.invalidated_since_real = true;
+                    if let Some(SubscriptionAction::CloseStream {
+                        reason: CloseReason::EpochChanged,
+                    }) = got.get(i + 1)
+                    {
+                        crate::ensure_invariant!(
+                            *reason == InvalidateReason::Restart,
+                            "SUB_EPOCH_CHANGE_RESETS",
+                            "InvalidateAll({reason:?}) before CloseStream(EpochChanged)"
+                        );
+                        i += 1;
+                        continue;
+                    }
                     let Some(SubscriptionAction::Apply { seq, event }) = got.get(i + 1) else {
                         return Err(Violation::new(
                             "SUB_NO_SILENT_LOSS",
-                            format!("InvalidateAll not directly followed by Apply: {got:?}"),
+                            format!(
+                                "InvalidateAll not directly followed by Apply or \
+                                 CloseStream(EpochChanged): {got:?}"
+                            ),
                         ));
                     };
                     let last = self.executed_last;
@@ -696,7 +791,7 @@ impl Harness {
                         "SUB_APPLY_EXACTLY_ONCE",
                         "Apply {seq} carries the payload of {event:?}"
                     );
-                    self.ledger(*event, invalidated.is_some())?;
+                    self.ledger(*event, invalidated)?;
                     self.executed_last = *seq;
                     self.last_applied = Some(*event);
                     invalidated = None;
@@ -722,8 +817,26 @@ impl Harness {
                     );
                     self.connects += 1;
                 }
-                SubscriptionAction::CloseStream { .. } => {
+                SubscriptionAction::CloseStream { reason } => {
                     self.gateway.close();
+                    if *reason == CloseReason::EpochChanged {
+                        let Some(SubscriptionAction::InvalidateAll { .. }) =
+                            i.checked_sub(1).and_then(|j| got.get(j))
+                        else {
+                            return Err(Violation::new(
+                                "SUB_EPOCH_CHANGE_RESETS",
+                                format!("CloseStream(EpochChanged) without InvalidateAll: {got:?}"),
+                            ));
+                        };
+                        self.executed_last = 0;
+                        // The ledger restarts at the announced lifetime: its
+                        // events come again from seq 1, after the cache was
+                        // emptied. A lie names no lifetime: forget the ledger.
+                        self.prev_real = self
+                            .epoch
+                            .filter(|&e| e == self.gateway.epoch())
+                            .map(|epoch| Tag { epoch, seq: 0 });
+                    }
                 }
             }
             i += 1;
@@ -731,20 +844,47 @@ impl Harness {
         Ok(())
     }
 
-    /// `SUB_APPLY_EXACTLY_ONCE` per gateway lifetime.
-    fn ledger(&mut self, tag: Tag, invalidated: bool) -> Result<(), Violation> {
+    /// `SUB_APPLY_EXACTLY_ONCE` per gateway lifetime, and, while every
+    /// stream announced the true epoch, `SUB_EPOCH_CHANGE_RESETS`: the first
+    /// event applied of a new lifetime is its seq 1, or the ring no longer
+    /// held it (`InvalidateAll { UnreplayableGap }` right before), and the
+    /// restart was noticed (an `InvalidateAll` since the previous event).
+    fn ledger(&mut self, tag: Tag, invalidated: Option<InvalidateReason>) -> Result<(), Violation> {
         if tag.is_forged() {
             self.forged_applied = true;
             return Ok(());
         }
+        let noticed = core::mem::replace(&mut self.invalidated_since_real, false);
         if let Some(prev) = self.prev_real {
             crate::ensure_invariant!(
                 tag > prev,
                 "SUB_APPLY_EXACTLY_ONCE",
                 "applied {tag:?} after {prev:?}"
             );
-            if tag.epoch != prev.epoch && !invalidated {
-                self.undetectable_restarts += 1;
+            if tag.epoch != prev.epoch {
+                if !noticed {
+                    self.undetectable_restarts += 1;
+                }
+                if self.epochs_honest && !self.forged_applied {
+                    crate::ensure_invariant!(
+                        noticed,
+                        "SUB_EPOCH_CHANGE_RESETS",
+                        "lifetime {} began at {tag:?} unnoticed (previous {prev:?})",
+                        tag.epoch
+                    );
+                    crate::ensure_invariant!(
+                        tag.seq == 1 || invalidated == Some(InvalidateReason::UnreplayableGap),
+                        "SUB_EPOCH_CHANGE_RESETS",
+                        "lifetime {} began at {tag:?}: its first events were lost",
+                        tag.epoch
+                    );
+                }
+            } else if prev.seq == 0 && self.epochs_honest && !self.forged_applied {
+                crate::ensure_invariant!(
+                    tag.seq == 1 || invalidated == Some(InvalidateReason::UnreplayableGap),
+                    "SUB_EPOCH_CHANGE_RESETS",
+                    "after the epoch change the lifetime resumed at {tag:?}, not at 1"
+                );
             }
         }
         self.prev_real = Some(tag);
@@ -761,6 +901,7 @@ impl Harness {
                 CloseReason::Gap { last_seq_seen, got } => (5, *last_seq_seen, *got),
                 CloseReason::Backlog => (6, 0, 0),
                 CloseReason::Stopped => (7, 0, 0),
+                CloseReason::EpochChanged => (8, 0, 0),
             },
         };
         for v in [self.now.as_nanos(), kind, x, y] {
@@ -787,6 +928,13 @@ impl Harness {
                 "connecting or connected, yet deadline {deadline:?}"
             ),
         }
+        crate::ensure_invariant!(
+            self.machine.gateway_epoch() == self.epoch,
+            "SUB_MODEL_AGREES",
+            "machine epoch {:?}, model {:?}",
+            self.machine.gateway_epoch(),
+            self.epoch
+        );
         let open = matches!(self.link, Link::Open { .. });
         crate::ensure_invariant!(
             self.machine.is_connected() == open && self.gateway.is_streaming() == open,

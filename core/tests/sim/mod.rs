@@ -13,8 +13,14 @@
 //!
 //! While it runs it checks, per client, the action-stream invariants of
 //! `tether_core::subscription` (`SUB_RESUME_FROM_LAST`, `SUB_NO_SILENT_LOSS`,
-//! `SUB_ACK_AFTER_APPLY`, `SUB_APPLY_EXACTLY_ONCE` per lifetime) and, through
+//! `SUB_ACK_AFTER_APPLY`, `SUB_APPLY_EXACTLY_ONCE` per lifetime,
+//! `SUB_EPOCH_CHANGE_RESETS`) and, through
 //! `testkit::contract::timeout_checked`, the contract invariants.
+//!
+//! With [`Sim::announce_epoch`] the gateway announces its lifetime epoch on
+//! every stream it accepts and the clients pass it to
+//! `Subscription::on_gateway_epoch` (tether's reference gateway); without it
+//! (the default) it announces none (the Agent Assembly gateway).
 #![allow(dead_code)] // Shared by the scenarios; not every one uses every helper.
 
 use core::time::Duration;
@@ -213,6 +219,9 @@ pub(crate) struct Sim {
     pub(crate) steps: u64,
     /// Actions allowed at one instant before it counts as a livelock.
     pub(crate) max_actions_per_instant: u64,
+    /// Whether the gateway announces its lifetime epoch on every stream it
+    /// accepts (and the clients report it right after `on_connected`).
+    pub(crate) announce_epoch: bool,
     down_until: Timestamp,
     timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
     events: BinaryHeap<Reverse<(Timestamp, usize)>>,
@@ -232,6 +241,7 @@ impl Sim {
             accept: Accept::Keep,
             steps: 0,
             max_actions_per_instant: 100_000 + 1_000 * n as u64,
+            announce_epoch: false,
             down_until: Timestamp::ZERO,
             timers: BinaryHeap::new(),
             events: BinaryHeap::new(),
@@ -447,6 +457,7 @@ impl Sim {
         let now = self.now;
         let gateway_up = now >= self.down_until;
         let accept = self.accept;
+        let announce = self.announce_epoch;
         let c = &mut self.clients[i];
         let mut invalidated = false;
         let mut iter = acts.into_iter().peekable();
@@ -469,9 +480,15 @@ impl Sim {
                         c.machine.on_disconnected(now);
                     } else if accept == Accept::CloseAtOnce {
                         c.machine.on_connected(now);
+                        if announce {
+                            c.machine.on_gateway_epoch(now, c.gateway.epoch());
+                        }
                         c.machine.on_disconnected(now);
                     } else {
                         c.machine.on_connected(now);
+                        if announce {
+                            c.machine.on_gateway_epoch(now, c.gateway.epoch());
+                        }
                         c.accepted.push(Accepted {
                             at: now,
                             last_seq_seen,
@@ -484,6 +501,22 @@ impl Sim {
                 SubscriptionAction::InvalidateAll { reason } => {
                     c.invalidations.push((c.applied.len(), reason));
                     invalidated = true;
+                    if let Some(SubscriptionAction::CloseStream {
+                        reason: CloseReason::EpochChanged,
+                    }) = iter.peek()
+                    {
+                        if reason != InvalidateReason::Restart {
+                            return Err(err(Violation::new(
+                                "SUB_EPOCH_CHANGE_RESETS",
+                                format!("InvalidateAll({reason:?}) before an epoch change"),
+                            )));
+                        }
+                    } else if !matches!(iter.peek(), Some(SubscriptionAction::Apply { .. })) {
+                        return Err(err(Violation::new(
+                            "SUB_NO_SILENT_LOSS",
+                            format!("InvalidateAll({reason:?}) followed by {:?}", iter.peek()),
+                        )));
+                    }
                 }
                 SubscriptionAction::Apply { seq, event } => {
                     if !invalidated && seq != c.last_seq.saturating_add(1) {
@@ -524,6 +557,17 @@ impl Sim {
                     c.closes.push((now, reason));
                     c.gateway.close();
                     c.open = false;
+                    if reason == CloseReason::EpochChanged {
+                        if !invalidated {
+                            return Err(err(Violation::new(
+                                "SUB_EPOCH_CHANGE_RESETS",
+                                "CloseStream(EpochChanged) without InvalidateAll".to_string(),
+                            )));
+                        }
+                        // The machine resubscribes from 0.
+                        c.last_seq = 0;
+                        invalidated = false;
+                    }
                 }
             }
         }

@@ -35,6 +35,8 @@ const ACK_BUFFER: usize = 1024;
 struct Conn {
     acks: mpsc::Sender<SubscribeRequest>,
     events: tonic::Streaming<tether_proto::gateway::InvalidationEvent>,
+    /// The gateway's lifetime epoch, when it announced one.
+    epoch: Option<u64>,
 }
 
 pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
@@ -65,8 +67,13 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     };
                     match opened {
                         Ok(c) => {
+                            let epoch = c.epoch;
                             conn = Some(c);
-                            sub.on_connected(clock.now());
+                            let now = clock.now();
+                            sub.on_connected(now);
+                            if let Some(epoch) = epoch {
+                                sub.on_gateway_epoch(now, epoch);
+                            }
                             shared.cache.with(|c, now| c.on_stream_up(now));
                             shared.status.update(|s| {
                                 set_connected(&mut s.invalidation, true);
@@ -248,10 +255,18 @@ async fn open(shared: &Shared, last_seq_seen: u64) -> Result<Conn, String> {
     let token = shared.authorize(&mut req).await;
     let mut client = InvalidationServiceClient::new(shared.channel.clone());
     match client.subscribe(req).await {
-        Ok(resp) => Ok(Conn {
-            acks: tx,
-            events: resp.into_inner(),
-        }),
+        Ok(resp) => {
+            let epoch = resp
+                .metadata()
+                .get(crate::GATEWAY_EPOCH_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            Ok(Conn {
+                acks: tx,
+                events: resp.into_inner(),
+                epoch,
+            })
+        }
         Err(status) => {
             if status.code() == tonic::Code::Unauthenticated {
                 shared.on_unauthenticated(token.as_deref()).await;

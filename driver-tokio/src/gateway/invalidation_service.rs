@@ -8,6 +8,9 @@
 //!   the configured length) and `initial`, within the handshake timeout,
 //!   else the call fails with `INVALID_ARGUMENT` (`DEADLINE_EXCEEDED` for a
 //!   silent client) before any event is sent;
+//! - the response carries this gateway lifetime's epoch in the
+//!   `x-tether-gateway-epoch` header ([`crate::GATEWAY_EPOCH_HEADER`]), the
+//!   same for every stream of one lifetime and different after a restart;
 //! - events are the hub's replay after `last_seq_seen`, then live events,
 //!   each as `InvalidationEvent{seq, payload}`;
 //! - an `assembly_id` already subscribed from another team is
@@ -31,6 +34,7 @@ use tether_proto::gateway::invalidation_service_server::InvalidationService;
 use tether_proto::gateway::subscribe_request::Kind;
 use tether_proto::gateway::{InvalidationEvent, SubscribeRequest};
 use tokio::sync::mpsc;
+use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::credentials::authenticate;
@@ -151,9 +155,13 @@ impl InvalidationService for InvalidationSvc {
             inbound,
             done: false,
         };
-        Ok(Response::new(Box::pin(futures::stream::unfold(
-            open, next_event,
-        ))))
+        let mut response: Response<Self::SubscribeStream> =
+            Response::new(Box::pin(futures::stream::unfold(open, next_event)));
+        response.metadata_mut().insert(
+            crate::GATEWAY_EPOCH_HEADER,
+            MetadataValue::from(shared.epoch),
+        );
+        Ok(response)
     }
 }
 

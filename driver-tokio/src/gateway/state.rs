@@ -126,6 +126,19 @@ impl Drop for OpStreamSlot {
     }
 }
 
+/// A lifetime epoch that differs across gateway restarts (and between
+/// gateways of one process): the nanoseconds since the Unix epoch at start,
+/// hashed with a randomly keyed hasher (keys from the OS, different for every
+/// `RandomState`).
+fn lifetime_epoch() -> u64 {
+    use std::hash::BuildHasher;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    std::collections::hash_map::RandomState::new().hash_one(nanos)
+}
+
 /// Everything one gateway's services share.
 pub(crate) struct Shared {
     pub(crate) hub: InvalidationHub<Payload>,
@@ -139,6 +152,9 @@ pub(crate) struct Shared {
     pub(crate) watch_streams: Gauge,
     pub(crate) op_streams: OpStreams,
     pub(crate) started_at_unix_ms: u64,
+    /// This gateway lifetime's epoch, announced on every `Subscribe`
+    /// ([`crate::GATEWAY_EPOCH_HEADER`]).
+    pub(crate) epoch: u64,
 }
 
 impl Shared {
@@ -166,6 +182,7 @@ impl Shared {
                 .duration_since(UNIX_EPOCH)
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
                 .unwrap_or(0),
+            epoch: lifetime_epoch(),
         }
     }
 

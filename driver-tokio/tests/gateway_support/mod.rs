@@ -106,6 +106,8 @@ pub struct Sub {
     acks: mpsc::Sender<SubscribeRequest>,
     pub events: Streaming<InvalidationEvent>,
     pub assembly_id: String,
+    /// The response headers.
+    pub metadata: tonic::metadata::MetadataMap,
 }
 
 /// Open `Subscribe` for `assembly_id` from `last_seq_seen`.
@@ -136,13 +138,13 @@ pub async fn subscribe_with(
     let assembly_id = first.assembly_id.clone();
     tx.send(first).await.unwrap();
     let mut client = InvalidationServiceClient::new(channel.clone());
-    let events = within(client.subscribe(request(ReceiverStream::new(rx), cred)))
-        .await?
-        .into_inner();
+    let response = within(client.subscribe(request(ReceiverStream::new(rx), cred))).await?;
+    let metadata = response.metadata().clone();
     Ok(Sub {
         acks: tx,
-        events,
+        events: response.into_inner(),
         assembly_id,
+        metadata,
     })
 }
 
