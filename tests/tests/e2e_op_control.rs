@@ -159,7 +159,10 @@ async fn terminate_ends_a_check_held_in_check_action() {
     });
     until("the gateway holds the call", || admin.pending().len() == 1).await;
     admin.terminate("trace-8:span-8", agent_key()).unwrap();
-    let v = bounded("terminate ends the held call", waiting).await.unwrap().unwrap();
+    let v = bounded("terminate ends the held call", waiting)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(v.source, VerdictSource::Terminated);
     assert!(!v.allowed());
     tether.shutdown(Duration::from_secs(1)).await;
