@@ -4,7 +4,9 @@
 
 pub mod client;
 pub mod metrics_names;
+pub mod runner;
 pub mod runtime;
+pub mod scheduler;
 
 #[cfg(feature = "gateway")]
 pub mod gateway;
