@@ -48,11 +48,7 @@ fn config() -> impl Strategy<Value = OpControlConfig> {
         (0u64..3_000, 0u64..1_000, policy()),
     )
         .prop_map(
-            |(
-                (entries, evicted, agents, waiters),
-                (finished, window, id_len),
-                (grace, settle, p),
-            )| {
+            |((entries, evicted, agents, waiters), (finished, window, id_len), (grace, settle, p))| {
                 OpControlConfig {
                     max_entries: entries,
                     max_evicted: evicted,
@@ -166,18 +162,12 @@ fn wait(out: CheckOutcome) -> WaiterId {
 #[test]
 fn reserved_ids_cover_their_scope_and_star_resume_lifts_only_star() {
     let mut oc = up(OpControlConfig::default());
-    assert_eq!(
-        oc.on_signal(T0, "agent:a", Signal::Pause, 1),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "agent:a", Signal::Pause, 1), SignalOutcome::Applied);
     assert_eq!(oc.state("a", "t:1"), OpState::Paused);
     assert_eq!(oc.state("b", "t:1"), OpState::Running);
     assert_eq!(oc.check(T0, "b", "t:1"), CheckOutcome::Run);
 
-    assert_eq!(
-        oc.on_signal(T0, "*", Signal::Pause, 2),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "*", Signal::Pause, 2), SignalOutcome::Applied);
     assert_eq!(oc.state("b", "t:1"), OpState::Paused);
     oc.on_signal(T0, "t:2", Signal::Pause, 3);
     let wb = wait(oc.check(T0, "b", "t:1"));
@@ -185,23 +175,14 @@ fn reserved_ids_cover_their_scope_and_star_resume_lifts_only_star() {
     let wb2 = wait(oc.check(T0, "b", "t:2"));
 
     // Resuming `*` lifts only the `*` pause: agent a and op t:2 stay paused.
-    assert_eq!(
-        oc.on_signal(T0, "*", Signal::Resume, 4),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "*", Signal::Resume, 4), SignalOutcome::Applied);
     assert_eq!(drain(&mut oc), vec![release(wb, WaitOutcome::Resumed)]);
     assert_eq!(oc.state("a", "t:1"), OpState::Paused);
     assert_eq!(oc.state("b", "t:2"), OpState::Paused);
 
-    assert_eq!(
-        oc.on_signal(T0, "agent:a", Signal::Resume, 5),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "agent:a", Signal::Resume, 5), SignalOutcome::Applied);
     assert_eq!(drain(&mut oc), vec![release(wa, WaitOutcome::Resumed)]);
-    assert_eq!(
-        oc.on_signal(T0, "t:2", Signal::Resume, 6),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "t:2", Signal::Resume, 6), SignalOutcome::Applied);
     assert_eq!(drain(&mut oc), vec![release(wb2, WaitOutcome::Resumed)]);
 
     // A reserved id is not an op: a check on one is refused, not a panic.
@@ -233,17 +214,11 @@ fn invalid_ids_are_refused_with_a_reason() {
     let long = "x".repeat(10_000);
     assert_eq!(
         oc.on_signal(T0, &long, Signal::Pause, 1),
-        SignalOutcome::Refused(InvalidId::TooLong {
-            len: 10_000,
-            max: 12
-        })
+        SignalOutcome::Refused(InvalidId::TooLong { len: 10_000, max: 12 })
     );
     assert_eq!(
         oc.check(T0, "a", &long),
-        CheckOutcome::Deny(DenyReason::InvalidOpId(InvalidId::TooLong {
-            len: 10_000,
-            max: 12
-        }))
+        CheckOutcome::Deny(DenyReason::InvalidOpId(InvalidId::TooLong { len: 10_000, max: 12 }))
     );
     assert_eq!(
         oc.check(T0, "", "t:1"),
@@ -287,10 +262,7 @@ fn terminate_survives_reconnect_replay_and_snapshot() {
     let mut oc = up(OpControlConfig::default());
     oc.on_signal(T0, "t:1", Signal::Terminate, 10);
     oc.on_signal(T0, "agent:b", Signal::Terminate, 11);
-    assert_eq!(
-        oc.check(T0, "a", "t:1"),
-        CheckOutcome::Deny(DenyReason::Terminated)
-    );
+    assert_eq!(oc.check(T0, "a", "t:1"), CheckOutcome::Deny(DenyReason::Terminated));
 
     // Reconnect, well past the grace period.
     let t1 = T0 + Duration::from_secs(60);
@@ -321,14 +293,8 @@ fn terminate_survives_reconnect_replay_and_snapshot() {
     drain(&mut oc);
     assert_eq!(oc.state("a", "t:1"), OpState::Terminated);
     assert_eq!(oc.state("b", "t:9"), OpState::Terminated);
-    assert_eq!(
-        oc.check(t2, "a", "t:1"),
-        CheckOutcome::Deny(DenyReason::Terminated)
-    );
-    assert_eq!(
-        oc.check(t2, "b", "t:9"),
-        CheckOutcome::Deny(DenyReason::Terminated)
-    );
+    assert_eq!(oc.check(t2, "a", "t:1"), CheckOutcome::Deny(DenyReason::Terminated));
+    assert_eq!(oc.check(t2, "b", "t:9"), CheckOutcome::Deny(DenyReason::Terminated));
     assert_eq!(oc.check(t2, "a", "t:9"), CheckOutcome::Run);
 }
 
@@ -420,27 +386,15 @@ fn eviction_fails_paused_waiters_closed_and_the_op_stays_not_runnable() {
     let w1 = wait(oc.check(T0, "a", "t:1"));
     oc.on_signal(T0, "t:2", Signal::Terminate, 2);
     // Full: a third entry evicts the oldest paused one (t:1), never t:2.
-    assert_eq!(
-        oc.on_signal(T0, "t:3", Signal::Pause, 3),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "t:3", Signal::Pause, 3), SignalOutcome::Applied);
     assert_eq!(drain(&mut oc), vec![release(w1, WaitOutcome::Evicted)]);
     let s = oc.stats();
     assert_eq!((s.entries, s.evicted_markers, s.evictions), (2, 1, 1));
     assert_eq!(oc.state("a", "t:1"), OpState::Paused);
-    assert_eq!(
-        oc.check(T0, "a", "t:1"),
-        CheckOutcome::Deny(DenyReason::Evicted)
-    );
-    assert_eq!(
-        oc.check(T0, "a", "t:2"),
-        CheckOutcome::Deny(DenyReason::Terminated)
-    );
+    assert_eq!(oc.check(T0, "a", "t:1"), CheckOutcome::Deny(DenyReason::Evicted));
+    assert_eq!(oc.check(T0, "a", "t:2"), CheckOutcome::Deny(DenyReason::Terminated));
     // A resume of the evicted op lets it run again.
-    assert_eq!(
-        oc.on_signal(T0, "t:1", Signal::Resume, 4),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "t:1", Signal::Resume, 4), SignalOutcome::Applied);
     assert_eq!(oc.check(T0, "a", "t:1"), CheckOutcome::Run);
 }
 
@@ -456,47 +410,26 @@ fn a_terminate_that_finds_no_room_saturates_and_fails_closed() {
     oc.on_signal(T0, "t:2", Signal::Pause, 2);
     let w = wait(oc.check(T0, "a", "t:2"));
     // Full: the paused entry is evicted (a marker is free), never t:1.
-    assert_eq!(
-        oc.on_signal(T0, "t:3", Signal::Terminate, 3),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "t:3", Signal::Terminate, 3), SignalOutcome::Applied);
     assert_eq!(drain(&mut oc), vec![release(w, WaitOutcome::Evicted)]);
     assert_eq!(oc.saturation(), Saturation::Clear);
 
     // Now the table holds two live terminated entries and the marker set is
     // full: a new terminate finds no room. It is not dropped: the machine
     // saturates and every op not in the table is treated as terminated.
-    assert_eq!(
-        oc.on_signal(T0, "t:4", Signal::Terminate, 4),
-        SignalOutcome::Saturated
-    );
+    assert_eq!(oc.on_signal(T0, "t:4", Signal::Terminate, 4), SignalOutcome::Saturated);
     assert_eq!(oc.saturation(), Saturation::Ops);
     let s = oc.stats();
     assert!(s.saturated && s.entries == 2 && s.saturation_events == 1);
     assert_eq!(oc.state("a", "t:4"), OpState::Terminated);
-    assert_eq!(
-        oc.check(T0, "a", "t:4"),
-        CheckOutcome::Deny(DenyReason::Saturated)
-    );
-    assert_eq!(
-        oc.check(T0, "b", "other"),
-        CheckOutcome::Deny(DenyReason::Saturated)
-    );
-    assert_eq!(
-        oc.check(T0, "a", "t:1"),
-        CheckOutcome::Deny(DenyReason::Terminated)
-    );
+    assert_eq!(oc.check(T0, "a", "t:4"), CheckOutcome::Deny(DenyReason::Saturated));
+    assert_eq!(oc.check(T0, "b", "other"), CheckOutcome::Deny(DenyReason::Saturated));
+    assert_eq!(oc.check(T0, "a", "t:1"), CheckOutcome::Deny(DenyReason::Terminated));
     // Space freeing up does not lift it (the lost op is unknown), and the
     // lost op cannot sneak back in with a weaker entry.
     assert!(oc.on_op_finished("a", "t:1"));
-    assert_eq!(
-        oc.on_signal(T0, "t:4", Signal::Pause, 5),
-        SignalOutcome::Saturated
-    );
-    assert_eq!(
-        oc.check(T0, "a", "t:4"),
-        CheckOutcome::Deny(DenyReason::Saturated)
-    );
+    assert_eq!(oc.on_signal(T0, "t:4", Signal::Pause, 5), SignalOutcome::Saturated);
+    assert_eq!(oc.check(T0, "a", "t:4"), CheckOutcome::Deny(DenyReason::Saturated));
     // Only every op having finished does.
     oc.on_all_ops_finished();
     assert_eq!(oc.saturation(), Saturation::Clear);
@@ -513,10 +446,7 @@ fn agent_table_overflow_stops_the_fleet_forever() {
     oc.on_signal(T0, "t:1", Signal::Pause, 1);
     let w = wait(oc.check(T0, "c", "t:1"));
     oc.on_signal(T0, "agent:a", Signal::Pause, 2);
-    assert_eq!(
-        oc.on_signal(T0, "agent:b", Signal::Terminate, 3),
-        SignalOutcome::Saturated
-    );
+    assert_eq!(oc.on_signal(T0, "agent:b", Signal::Terminate, 3), SignalOutcome::Saturated);
     assert_eq!(oc.saturation(), Saturation::Fleet);
     assert_eq!(drain(&mut oc), vec![release(w, WaitOutcome::Terminated)]);
     oc.on_signal(T0, "agent:a", Signal::Resume, 4);
@@ -540,10 +470,7 @@ fn late_signals_for_finished_ops_do_not_fill_the_table() {
     assert_eq!(oc.stats().late_signals, 1);
     // A check proves the op live again: its signals count from then on.
     assert_eq!(oc.check(T0, "a", "t:1"), CheckOutcome::Run);
-    assert_eq!(
-        oc.on_signal(T0, "t:1", Signal::Terminate, 3),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "t:1", Signal::Terminate, 3), SignalOutcome::Applied);
     assert!(!oc.on_op_finished("a", "*"));
 }
 
@@ -552,48 +479,24 @@ fn late_signals_for_finished_ops_do_not_fill_the_table() {
 #[test]
 fn exact_repeats_are_dropped_gaps_are_normal() {
     let mut oc = up(OpControlConfig::default());
-    assert_eq!(
-        oc.on_signal(T0, "t:1", Signal::Pause, 100),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "t:1", Signal::Pause, 100), SignalOutcome::Applied);
     let w = wait(oc.check(T0, "a", "t:1"));
-    assert_eq!(
-        oc.on_signal(T0, "t:1", Signal::Pause, 100),
-        SignalOutcome::Duplicate
-    );
+    assert_eq!(oc.on_signal(T0, "t:1", Signal::Pause, 100), SignalOutcome::Duplicate);
     // A gap (another agent's signals) is normal.
-    assert_eq!(
-        oc.on_signal(T0, "t:1", Signal::Resume, 250),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "t:1", Signal::Resume, 250), SignalOutcome::Applied);
     assert_eq!(drain(&mut oc), vec![release(w, WaitOutcome::Resumed)]);
     // Paused again, a stale resume repeated after a reconnect is dropped:
     // the op stays paused.
-    assert_eq!(
-        oc.on_signal(T0, "t:1", Signal::Pause, 251),
-        SignalOutcome::Applied
-    );
-    assert_eq!(
-        oc.on_signal(T0, "t:1", Signal::Resume, 250),
-        SignalOutcome::Duplicate
-    );
+    assert_eq!(oc.on_signal(T0, "t:1", Signal::Pause, 251), SignalOutcome::Applied);
+    assert_eq!(oc.on_signal(T0, "t:1", Signal::Resume, 250), SignalOutcome::Duplicate);
     assert_eq!(oc.state("a", "t:1"), OpState::Paused);
     // The same sequence number on another op or signal is not a repeat.
-    assert_eq!(
-        oc.on_signal(T0, "t:2", Signal::Pause, 250),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "t:2", Signal::Pause, 250), SignalOutcome::Applied);
     // A lower sequence is not a reason to drop anything.
-    assert_eq!(
-        oc.on_signal(T0, "t:1", Signal::Resume, 3),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "t:1", Signal::Resume, 3), SignalOutcome::Applied);
     // After a gateway restart the counter may repeat a pause that would
     // restrict the op again: applied (safe side), counted.
-    assert_eq!(
-        oc.on_signal(T0, "t:1", Signal::Pause, 100),
-        SignalOutcome::Applied
-    );
+    assert_eq!(oc.on_signal(T0, "t:1", Signal::Pause, 100), SignalOutcome::Applied);
     assert_eq!(oc.state("a", "t:1"), OpState::Paused);
     let s = oc.stats();
     assert_eq!((s.duplicates_dropped, s.repeats_applied), (2, 1));
@@ -607,10 +510,7 @@ fn construction_starts_down_with_the_grace_counted_from_construction() {
     let mut oc = OpControl::new(OpControlConfig::default(), start);
     assert!(!oc.stream_up());
     let d = oc.poll_timeout().unwrap();
-    assert_eq!(
-        (d.at, d.reason),
-        (start + DEFAULT_OUTAGE_GRACE, OpControlTimer::OutageGrace)
-    );
+    assert_eq!((d.at, d.reason), (start + DEFAULT_OUTAGE_GRACE, OpControlTimer::OutageGrace));
     let just_before = d.at - Duration::from_nanos(1);
     assert_eq!(oc.check(just_before, "a", "t:1"), CheckOutcome::Run);
     // At the grace instant the Hold policy starts.
@@ -642,10 +542,7 @@ fn hold_waiters_run_after_the_stream_settles_unless_paused_or_terminated() {
     oc.on_signal(back, "t:3", Signal::Terminate, 2);
     assert_eq!(drain(&mut oc), vec![release(w3, WaitOutcome::Terminated)]);
     let d = oc.poll_timeout().unwrap();
-    assert_eq!(
-        (d.at, d.reason),
-        (back + DEFAULT_RESTORE_SETTLE, OpControlTimer::RestoreSettle)
-    );
+    assert_eq!((d.at, d.reason), (back + DEFAULT_RESTORE_SETTLE, OpControlTimer::RestoreSettle));
     oc.handle_timeout(d.at);
     assert_eq!(
         drain(&mut oc),
@@ -685,15 +582,8 @@ fn deny_and_allow_policies_and_a_policy_change_releases_held_waiters() {
     };
     let mut oc = OpControl::new(deny, T0);
     let grace = T0 + DEFAULT_OUTAGE_GRACE;
-    assert_eq!(
-        oc.check(T0, "a", "t:1"),
-        CheckOutcome::Run,
-        "within the grace period"
-    );
-    assert_eq!(
-        oc.check(grace, "a", "t:1"),
-        CheckOutcome::Deny(DenyReason::StreamDown)
-    );
+    assert_eq!(oc.check(T0, "a", "t:1"), CheckOutcome::Run, "within the grace period");
+    assert_eq!(oc.check(grace, "a", "t:1"), CheckOutcome::Deny(DenyReason::StreamDown));
     // Paused ops are not governed by the outage policy: they keep waiting.
     oc.on_signal(grace, "t:2", Signal::Pause, 1);
     let paused = wait(oc.check(grace, "a", "t:2"));
@@ -709,15 +599,8 @@ fn deny_and_allow_policies_and_a_policy_change_releases_held_waiters() {
     oc.set_outage_policy(grace, OutagePolicy::Hold);
     let held = wait(oc.check(grace, "a", "t:1"));
     oc.set_outage_policy(grace, OutagePolicy::Allow);
-    assert_eq!(
-        drain(&mut oc),
-        vec![release(held, WaitOutcome::OutageAllow)]
-    );
-    assert_eq!(
-        oc.stats().waiters,
-        1,
-        "the paused op still waits: {paused:?}"
-    );
+    assert_eq!(drain(&mut oc), vec![release(held, WaitOutcome::OutageAllow)]);
+    assert_eq!(oc.stats().waiters, 1, "the paused op still waits: {paused:?}");
 }
 
 #[test]

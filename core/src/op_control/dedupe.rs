@@ -52,7 +52,8 @@ impl RecentSignals {
             .entry((sequence, command))
             .or_default()
             .insert(op_id.to_string());
-        self.order.push_back((sequence, command, op_id.to_string()));
+        self.order
+            .push_back((sequence, command, op_id.to_string()));
     }
 
     pub(crate) fn len(&self) -> usize {

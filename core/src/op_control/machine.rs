@@ -16,8 +16,8 @@ use super::finished::FinishedOps;
 use super::link::{Link, LinkEvent};
 use super::op_id::{check_agent, parse_plain, parse_scope, Scope};
 use super::outcome::{
-    CheckOutcome, DenyReason, OpControlAction, OpControlStats, OpControlTimer, OpState, Saturation,
-    WaitOutcome, WaiterId,
+    CheckOutcome, DenyReason, OpControlAction, OpControlStats, OpControlTimer, OpState,
+    Saturation, WaitOutcome, WaiterId,
 };
 use super::signal::{Command, Signal, SignalOutcome};
 use super::table::{Change, EntryState, Full, OpTable, Own};
@@ -193,8 +193,9 @@ impl OpControl {
             return true;
         }
         let before = self.releases.len();
-        self.releases
-            .retain(|a| !matches!(a, OpControlAction::Release { waiter: w, .. } if *w == waiter));
+        self.releases.retain(
+            |a| !matches!(a, OpControlAction::Release { waiter: w, .. } if *w == waiter),
+        );
         self.releases.len() != before
     }
 

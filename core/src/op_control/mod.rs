@@ -74,14 +74,14 @@ mod table;
 mod waiters;
 
 pub use config::{
-    OpControlConfig, OutagePolicy, DEFAULT_DEDUPE_WINDOW, DEFAULT_MAX_AGENTS, DEFAULT_MAX_ENTRIES,
-    DEFAULT_MAX_EVICTED, DEFAULT_MAX_FINISHED, DEFAULT_MAX_OP_ID_LEN, DEFAULT_MAX_WAITERS,
-    DEFAULT_OUTAGE_GRACE, DEFAULT_OUTAGE_POLICY, DEFAULT_RESTORE_SETTLE,
+    OpControlConfig, OutagePolicy, DEFAULT_DEDUPE_WINDOW, DEFAULT_MAX_AGENTS,
+    DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EVICTED, DEFAULT_MAX_FINISHED, DEFAULT_MAX_OP_ID_LEN,
+    DEFAULT_MAX_WAITERS, DEFAULT_OUTAGE_GRACE, DEFAULT_OUTAGE_POLICY, DEFAULT_RESTORE_SETTLE,
 };
 pub use machine::OpControl;
 pub use op_id::{check_agent, parse_plain, parse_scope, InvalidId, Scope, AGENT_PREFIX, ALL_OPS};
 pub use outcome::{
-    CheckOutcome, DenyReason, OpControlAction, OpControlStats, OpControlTimer, OpState, Saturation,
-    WaitOutcome, WaiterId,
+    CheckOutcome, DenyReason, OpControlAction, OpControlStats, OpControlTimer, OpState,
+    Saturation, WaitOutcome, WaiterId,
 };
 pub use signal::{Signal, SignalOutcome};

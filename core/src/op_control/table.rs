@@ -200,10 +200,7 @@ mod tests {
     #[test]
     fn evicts_oldest_paused_into_a_marker_and_never_a_terminated_entry() {
         let mut t = OpTable::new(2, 1);
-        assert!(matches!(
-            t.terminate("t"),
-            Ok(Change::Done { evicted: None })
-        ));
+        assert!(matches!(t.terminate("t"), Ok(Change::Done { evicted: None })));
         assert!(matches!(t.pause("p1"), Ok(Change::Done { evicted: None })));
         match t.pause("p2") {
             Ok(Change::Done { evicted: Some(op) }) => assert_eq!(op, "p1"),
@@ -216,10 +213,7 @@ mod tests {
         assert_eq!(t.own("p3"), Own::None);
         assert!(t.resume("p1"));
         assert_eq!(t.own("p1"), Own::None);
-        assert!(matches!(
-            t.pause("p3"),
-            Ok(Change::Done { evicted: Some(_) })
-        ));
+        assert!(matches!(t.pause("p3"), Ok(Change::Done { evicted: Some(_) })));
         assert!(!t.resume("t"));
         assert_eq!(t.own("t"), Own::Terminated);
     }

@@ -16,8 +16,8 @@ use super::Violation;
 use crate::ensure_invariant;
 use crate::machine::Machine;
 use crate::op_control::{
-    CheckOutcome, DenyReason, OpControl, OpControlAction, OpControlConfig, OpControlStats, OpState,
-    OutagePolicy, Saturation, Signal, SignalOutcome, WaitOutcome, WaiterId,
+    CheckOutcome, DenyReason, OpControl, OpControlAction, OpControlConfig, OpControlStats,
+    OpState, OutagePolicy, Saturation, Signal, SignalOutcome, WaitOutcome, WaiterId,
 };
 use crate::time::Timestamp;
 
@@ -601,7 +601,9 @@ impl Harness {
                 } else {
                     match self.policy {
                         OutagePolicy::Hold if room => None,
-                        OutagePolicy::Hold => Some(CheckOutcome::Deny(DenyReason::TooManyWaiters)),
+                        OutagePolicy::Hold => {
+                            Some(CheckOutcome::Deny(DenyReason::TooManyWaiters))
+                        }
                         OutagePolicy::Deny => Some(CheckOutcome::Deny(DenyReason::StreamDown)),
                         OutagePolicy::Allow => Some(CheckOutcome::Run),
                     }
@@ -646,8 +648,7 @@ impl Harness {
                 }
                 OpControlAction::OutageStarted { .. } => {
                     ensure_invariant!(
-                        !self.outage_notified
-                            && matches!(step, Step::Time | Step::Up | Step::Down | Step::Policy(_)),
+                        !self.outage_notified && matches!(step, Step::Time | Step::Up | Step::Down | Step::Policy(_)),
                         "OP_OUTAGE_POLICY",
                         "outage started twice or on {step:?}"
                     );
@@ -685,14 +686,11 @@ impl Harness {
         let Some((agent, op)) = self.live.remove(&waiter) else {
             return Err(Violation::new(
                 "OP_WAITER_RELEASED_ONCE",
-                format!(
-                    "{waiter:?} released with {outcome:?} but not live (released or cancelled)"
-                ),
+                format!("{waiter:?} released with {outcome:?} but not live (released or cancelled)"),
             ));
         };
         let r = self.model.restriction(&agent, &op);
-        let ctx =
-            format!("{waiter:?} of ({agent:?}, {op:?}) at {r:?} released {outcome:?} on {step:?}");
+        let ctx = format!("{waiter:?} of ({agent:?}, {op:?}) at {r:?} released {outcome:?} on {step:?}");
         if outcome.runs() {
             let inv = if r == OpState::Terminated {
                 "OP_TERMINATE_ABSORBING"
@@ -709,7 +707,9 @@ impl Harness {
                     applied: true
                 }
             ),
-            WaitOutcome::StreamRestored => matches!(step, Step::Time | Step::Up) && !in_outage,
+            WaitOutcome::StreamRestored => {
+                matches!(step, Step::Time | Step::Up) && !in_outage
+            }
             WaitOutcome::OutageAllow => *step == Step::Policy(OutagePolicy::Allow) && in_outage,
             WaitOutcome::OutageDeny => *step == Step::Policy(OutagePolicy::Deny) && in_outage,
             WaitOutcome::Terminated => r == OpState::Terminated || sat,

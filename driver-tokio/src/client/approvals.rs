@@ -43,22 +43,13 @@ impl Approvals {
     pub fn new(config: ApprovalConfig, clock: Clock) -> Self {
         let senders: Senders = Arc::default();
         let exec = senders.clone();
-        let cell = Driven::new(
-            ApprovalWaiters::new(config),
-            clock,
-            move |a: ApprovalAction| {
-                let ApprovalAction::Resolved {
-                    waiter, outcome, ..
-                } = a;
-                let tx = exec
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&waiter);
-                if let Some(tx) = tx {
-                    let _ = tx.send(outcome);
-                }
-            },
-        );
+        let cell = Driven::new(ApprovalWaiters::new(config), clock, move |a: ApprovalAction| {
+            let ApprovalAction::Resolved { waiter, outcome, .. } = a;
+            let tx = exec.lock().unwrap_or_else(|e| e.into_inner()).remove(&waiter);
+            if let Some(tx) = tx {
+                let _ = tx.send(outcome);
+            }
+        });
         let timer = Arc::new(cell.spawn_timer());
         Approvals {
             cell,
@@ -96,8 +87,7 @@ impl Approvals {
 
     /// Feed a verdict from the invalidation stream (ApprovalResolved).
     pub fn on_verdict(&self, request_id: &str, decision: ReviewerDecision) {
-        self.cell
-            .with(|m, now| m.on_verdict(now, request_id, decision));
+        self.cell.with(|m, now| m.on_verdict(now, request_id, decision));
     }
 
     /// Waiters currently waiting.
@@ -152,10 +142,7 @@ mod tests {
         assert_eq!(w3.await.unwrap().unwrap(), Outcome::TimedOut);
         // Early verdict: kept for a late waiter.
         a.on_verdict("r3", ReviewerDecision::Denied);
-        assert_eq!(
-            a.wait("r3", Duration::from_secs(1)).await.unwrap(),
-            Outcome::Denied
-        );
+        assert_eq!(a.wait("r3", Duration::from_secs(1)).await.unwrap(), Outcome::Denied);
         // A dropped wait leaves nothing behind.
         let fut = a.wait("r4", Duration::from_secs(100));
         let _ = tokio::time::timeout(Duration::from_secs(1), fut).await;

@@ -70,11 +70,7 @@ enum Step<T> {
 }
 
 /// Race `fut` against a terminate of `op_id`.
-async fn unless_terminated<T>(
-    shared: &Shared,
-    op_id: &str,
-    fut: impl std::future::Future<Output = T>,
-) -> Step<T> {
+async fn unless_terminated<T>(shared: &Shared, op_id: &str, fut: impl std::future::Future<Output = T>) -> Step<T> {
     tokio::select! {
         biased;
         _ = shared.ops.terminated(op_id) => Step::Terminated,
@@ -82,11 +78,7 @@ async fn unless_terminated<T>(
     }
 }
 
-pub(crate) async fn check(
-    shared: &Shared,
-    op_id: &str,
-    call: &ToolCall,
-) -> Result<Verdict, TetherError> {
+pub(crate) async fn check(shared: &Shared, op_id: &str, call: &ToolCall) -> Result<Verdict, TetherError> {
     let started = Instant::now();
     let verdict = |decision, source, reason: String| Verdict {
         decision,
@@ -133,9 +125,7 @@ pub(crate) async fn check(
     }
 
     // 3. CheckAction, raced with a terminate.
-    let ticket = shared
-        .cache
-        .read(|c| c.begin_fetch(shared.clock.now(), &key));
+    let ticket = shared.cache.read(|c| c.begin_fetch(shared.clock.now(), &key));
     let response = match unless_terminated(shared, op_id, check_action(shared, op_id, call)).await {
         Step::Terminated => return Ok(terminated()),
         Step::Done(r) => r?,
@@ -174,17 +164,13 @@ pub(crate) async fn check(
     // 4. PENDING: wait for the reviewer, raced with a terminate.
     let approval_id = response.approval_id.clone();
     if approval_id.is_empty() {
-        return Err(TetherError::Protocol(
-            "PENDING without an approval_id".into(),
-        ));
+        return Err(TetherError::Protocol("PENDING without an approval_id".into()));
     }
     let deadline = shared.config.approval_deadline;
-    let outcome =
-        match unless_terminated(shared, op_id, shared.approvals.wait(&approval_id, deadline)).await
-        {
-            Step::Terminated => return Ok(terminated()),
-            Step::Done(r) => r?,
-        };
+    let outcome = match unless_terminated(shared, op_id, shared.approvals.wait(&approval_id, deadline)).await {
+        Step::Terminated => return Ok(terminated()),
+        Step::Done(r) => r?,
+    };
     Ok(match outcome {
         Outcome::Approved => verdict(
             Decision::Allow,
@@ -235,10 +221,7 @@ async fn check_action(
             }),
         });
         // A gateway may hold the call open until a reviewer decides.
-        let timeout: Duration = shared
-            .config
-            .request_timeout
-            .max(shared.config.approval_deadline);
+        let timeout: Duration = shared.config.request_timeout.max(shared.config.approval_deadline);
         req.set_timeout(timeout);
         req
     };

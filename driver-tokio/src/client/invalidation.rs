@@ -76,12 +76,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                             attempt_span.in_scope(|| tracing::info!("subscribed"));
                         }
                         Err(e) => {
-                            attempt_span
-                                .in_scope(|| tracing::warn!(error = %e, "subscribe failed"));
+                            attempt_span.in_scope(|| tracing::warn!(error = %e, "subscribe failed"));
                             sub.on_disconnected(clock.now());
-                            shared
-                                .status
-                                .update(|s| s.invalidation.last_error = Some(e));
+                            shared.status.update(|s| s.invalidation.last_error = Some(e));
                         }
                     }
                 }
@@ -110,16 +107,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                             InvalidateAllReason::UnreplayableGap
                         }
                     };
-                    attempt_span
-                        .in_scope(|| tracing::warn!(?reason, "invalidating every cached decision"));
+                    attempt_span.in_scope(|| tracing::warn!(?reason, "invalidating every cached decision"));
                     shared.cache.with(|c, now| c.invalidate_all(now));
                     for sink in shared.sinks() {
                         sink.invalidate_all(reason).await;
                     }
                 }
                 SubscriptionAction::CloseStream { reason } => {
-                    attempt_span
-                        .in_scope(|| tracing::info!(?reason, "closing stream to resubscribe"));
+                    attempt_span.in_scope(|| tracing::info!(?reason, "closing stream to resubscribe"));
                     conn = None;
                     stream_down(&shared);
                 }
@@ -215,9 +210,7 @@ async fn open(shared: &Shared, last_seq_seen: u64) -> Result<Conn, String> {
     let (tx, rx) = mpsc::channel(ACK_BUFFER);
     tx.try_send(SubscribeRequest {
         assembly_id: shared.config.assembly_id.clone(),
-        kind: Some(subscribe_request::Kind::Initial(SubscribeInitial {
-            last_seq_seen,
-        })),
+        kind: Some(subscribe_request::Kind::Initial(SubscribeInitial { last_seq_seen })),
     })
     .map_err(|e| e.to_string())?;
     let mut req = tonic::Request::new(ReceiverStream::new(rx));

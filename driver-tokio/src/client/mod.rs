@@ -91,10 +91,7 @@ impl Tether {
     pub fn connect(config: TetherConfig) -> Result<Self, TetherError> {
         let channel = channel::build(&config)?;
         let shared = Shared::new(config, channel);
-        let inv = tokio::spawn(invalidation::run(
-            shared.clone(),
-            shared.shutdown.subscribe(),
-        ));
+        let inv = tokio::spawn(invalidation::run(shared.clone(), shared.shutdown.subscribe()));
         let ops = tokio::spawn(op_stream::run(shared.clone(), shared.shutdown.subscribe()));
         Ok(Tether {
             shared,
@@ -178,10 +175,7 @@ impl Tether {
         let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().await);
         for t in tasks {
             let abort = t.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(1), t)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(1), t).await.is_err() {
                 abort.abort();
             }
         }

@@ -11,10 +11,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+pub use tether_core::op_control::{DenyReason, OpState, OutagePolicy, WaitOutcome};
 use tether_core::op_control::{
     CheckOutcome, OpControl, OpControlAction, OpControlConfig, Signal, SignalOutcome, WaiterId,
 };
-pub use tether_core::op_control::{DenyReason, OpState, OutagePolicy, WaitOutcome};
 use tokio::sync::{oneshot, watch};
 
 use crate::runtime::{Clock, Driven, TimerTask};
@@ -61,10 +61,7 @@ impl Ops {
         let machine = OpControl::new(config, clock.now());
         let cell = Driven::new(machine, clock, move |a: OpControlAction| match a {
             OpControlAction::Release { waiter, outcome } => {
-                let tx = exec
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&waiter);
+                let tx = exec.lock().unwrap_or_else(|e| e.into_inner()).remove(&waiter);
                 if let Some(tx) = tx {
                     let _ = tx.send(outcome);
                 }
@@ -112,10 +109,7 @@ impl Ops {
                 CheckOutcome::Deny(reason) => return Err(blocked(reason)),
                 CheckOutcome::Wait(id) => id,
             };
-            let mut guard = CancelOnDrop {
-                ops: self,
-                id: Some(id),
-            };
+            let mut guard = CancelOnDrop { ops: self, id: Some(id) };
             let released = rx.await;
             guard.id = None;
             match released {
