@@ -30,6 +30,8 @@ fn op() -> impl Strategy<Value = Op> {
         3 => tok().prop_map(Op::Complete),
         1 => (0u8..6).prop_map(Op::CompleteSession),
         1 => tok().prop_map(Op::Renew),
+        2 => tok().prop_map(Op::TurnFinished),
+        1 => (0u8..6).prop_map(Op::TurnFinishedSession),
     ]
 }
 

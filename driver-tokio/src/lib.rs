@@ -5,7 +5,9 @@
 pub mod client;
 pub mod fault;
 pub mod metrics_names;
+pub mod runner;
 pub mod runtime;
+pub mod scheduler;
 
 /// The `Subscribe` response header in which tether's reference gateway
 /// announces its lifetime epoch: a decimal `u64` that differs across gateway

@@ -26,6 +26,24 @@ pub const CHECK_SECONDS: &str = "tether_check_seconds";
 pub const OP_SIGNALS: &str = "tether_op_signals_total";
 /// Counter: UNAUTHENTICATED answers that made the client refresh its token.
 pub const AUTH_REFRESHES: &str = "tether_auth_refreshes_total";
+/// Counter: pokes given to the queued-work runner. Label `outcome`
+/// (`driving`, `queued`, `coalesced`, `overflowed`).
+pub const RUNNER_POKES: &str = "tether_runner_pokes_total";
+/// Counter: runner drives that reported. Label `result` (`submitted`,
+/// `idle`, `failed`, `panicked`).
+pub const RUNNER_DRIVES: &str = "tether_runner_drives_total";
+/// Histogram (seconds): how long one `submit_next` call took.
+pub const RUNNER_DRIVE_SECONDS: &str = "tether_runner_drive_seconds";
+/// Counter: drive results, completions and renewals the in-flight machine
+/// refused (stale, duplicate).
+pub const RUNNER_STALE_REPORTS: &str = "tether_runner_stale_reports_total";
+/// Counter: finished scheduler ticks. Label `outcome` (`success`,
+/// `failure`, `panic`, `timeout`, `stale`).
+pub const SCHEDULER_TICKS: &str = "tether_scheduler_ticks_total";
+/// Histogram (seconds): how long one tick ran.
+pub const SCHEDULER_TICK_SECONDS: &str = "tether_scheduler_tick_seconds";
+/// Counter: job-store operations that failed.
+pub const SCHEDULER_STORE_ERRORS: &str = "tether_scheduler_store_errors_total";
 
 /// Every metric name, for documentation and the CLI's metrics test.
 pub const ALL: &[&str] = &[
@@ -40,6 +58,13 @@ pub const ALL: &[&str] = &[
     CHECK_SECONDS,
     OP_SIGNALS,
     AUTH_REFRESHES,
+    RUNNER_POKES,
+    RUNNER_DRIVES,
+    RUNNER_DRIVE_SECONDS,
+    RUNNER_STALE_REPORTS,
+    SCHEDULER_TICKS,
+    SCHEDULER_TICK_SECONDS,
+    SCHEDULER_STORE_ERRORS,
 ];
 
 /// Register every counter and gauge at zero, so a metrics endpoint lists

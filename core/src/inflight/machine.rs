@@ -31,6 +31,9 @@ struct Drive<S> {
     /// Pokes arrived while it was outstanding: drive once more if it finds
     /// nothing.
     redrive: bool,
+    /// Its turn was reported finished before the drive reported
+    /// `submitted`: complete it the moment it does.
+    finished_early: bool,
 }
 
 /// What the machine holds for one session (absent: nothing to do).
@@ -207,6 +210,43 @@ impl<S: Ord + Clone> InFlight<S> {
         self.finish_input(now, r)
     }
 
+    /// The turn of drive `token` finished, possibly before the drive reported
+    /// its result (a runtime's turn may end before the call that submitted
+    /// it returns). If the drive already submitted, this is
+    /// [`on_complete`](Self::on_complete). If it is still deciding, the
+    /// completion is remembered and applied the moment the drive reports
+    /// [`on_submitted`](Self::on_submitted) (the session is then released and
+    /// re-driven once, as for any completion); it is discarded if the drive
+    /// reports idle or failed, or its lease expires.
+    ///
+    /// Errors: [`InFlightError::StaleToken`];
+    /// [`InFlightError::NotSubmitted`] when a completion is already
+    /// remembered for this drive (a duplicate). Either changes nothing.
+    pub fn on_turn_finished(
+        &mut self,
+        now: Timestamp,
+        token: DriveToken,
+    ) -> Result<(), InFlightError> {
+        let r = self.turn_finished(now, token);
+        self.finish_input(now, r)
+    }
+
+    /// The turn of `session` finished (the same as
+    /// [`on_turn_finished`](Self::on_turn_finished) with the token of the
+    /// session's drive, which is returned). A global drive's session is only
+    /// known once it reports `submitted`: before that, name its token.
+    pub fn on_turn_finished_session(
+        &mut self,
+        now: Timestamp,
+        session: &S,
+    ) -> Result<DriveToken, InFlightError> {
+        let r = match self.sessions.get(session).map(|e| e.slot) {
+            Some(Slot::InFlight(token)) => self.turn_finished(now, token).map(|()| token),
+            _ => Err(InFlightError::NotInFlight),
+        };
+        self.finish_input(now, r)
+    }
+
     /// Drive `token` is still alive: its lease restarts now.
     pub fn renew_lease(&mut self, now: Timestamp, token: DriveToken) -> Result<(), InFlightError> {
         let r = match self.drives.get(&token) {
@@ -351,12 +391,32 @@ impl<S: Ord + Clone> InFlight<S> {
                 self.global = Global::Wanted(DriveReason::Sweep);
             }
         }
+        let mut finished = false;
         if let Some(d) = self.drives.get_mut(&token) {
             d.submitted = true;
             d.session = Some(s);
             d.redrive = false;
+            finished = d.finished_early;
         }
         self.set_lease(now, token);
+        if finished {
+            return self.complete(now, token);
+        }
+        Ok(())
+    }
+
+    fn turn_finished(&mut self, now: Timestamp, token: DriveToken) -> Result<(), InFlightError> {
+        let d = self
+            .drives
+            .get_mut(&token)
+            .ok_or(InFlightError::StaleToken)?;
+        if d.submitted {
+            return self.complete(now, token);
+        }
+        if d.finished_early {
+            return Err(InFlightError::NotSubmitted);
+        }
+        d.finished_early = true;
         Ok(())
     }
 
@@ -541,6 +601,7 @@ impl<S: Ord + Clone> InFlight<S> {
                 submitted: false,
                 lease_until,
                 redrive: false,
+                finished_early: false,
             },
         );
         bump(&mut self.counters.drives);
@@ -558,6 +619,7 @@ impl<S: Ord + Clone> InFlight<S> {
             submitted: false,
             lease_until: Timestamp::MAX,
             redrive: false,
+            finished_early: false,
         });
         self.timers.remove(&(d.lease_until, TimerKey::Lease(token)));
         d
@@ -708,5 +770,71 @@ impl<S: Ord + Clone> Machine for InFlight<S> {
             self.pump(now);
         }
         self.refresh_idle(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drive(m: &mut InFlight<&'static str>) -> (DriveToken, Option<&'static str>, DriveReason) {
+        let Some(InFlightAction::Drive {
+            token,
+            session,
+            reason,
+        }) = m.poll_action()
+        else {
+            panic!("no drive");
+        };
+        assert_eq!(m.poll_action(), None);
+        (token, session, reason)
+    }
+
+    #[test]
+    fn a_turn_finished_before_its_submission_completes_on_submission() {
+        let t = Timestamp::from_secs(1);
+        let mut m = InFlight::new(InFlightConfig::default());
+        // Session drive: the runtime's turn ends before `submit` returns.
+        m.on_poke(t, Some("a"));
+        let (a1, _, _) = drive(&mut m);
+        assert_eq!(m.on_turn_finished_session(t, &"a"), Ok(a1));
+        assert_eq!(m.poll_action(), None);
+        assert_eq!(m.session(&"a"), Some(SessionStatus::Driving(a1)));
+        // A second early finish is a duplicate and changes nothing.
+        let before = m.clone();
+        assert_eq!(m.on_turn_finished(t, a1), Err(InFlightError::NotSubmitted));
+        assert_eq!(m.stats().stale, before.stats().stale + 1);
+        m.on_submitted(t, a1, "a").unwrap();
+        let (a2, s, r) = drive(&mut m);
+        assert_eq!((s, r), (Some("a"), DriveReason::Completed));
+        assert!(!m.is_outstanding(a1));
+        m.on_idle(t, a2).unwrap();
+        // Global drive: only the token names it before submission.
+        m.on_poke(t, None);
+        let (g, s, _) = drive(&mut m);
+        assert_eq!(s, None);
+        assert_eq!(
+            m.on_turn_finished_session(t, &"b"),
+            Err(InFlightError::NotInFlight)
+        );
+        m.on_turn_finished(t, g).unwrap();
+        m.on_submitted(t, g, "b").unwrap();
+        // The sweep continues first, then "b" is re-driven once.
+        let (g2, s, r) = drive(&mut m);
+        assert_eq!((s, r), (None, DriveReason::Sweep));
+        m.on_idle(t, g2).unwrap();
+        let (b, s, r) = drive(&mut m);
+        assert_eq!((s, r), (Some("b"), DriveReason::Completed));
+        // Discarded when the drive finds nothing after all.
+        m.on_turn_finished(t, b).unwrap();
+        m.on_idle(t, b).unwrap();
+        assert!(m.is_idle());
+        // After submission it is a plain completion.
+        m.on_poke(t, Some("c"));
+        let (c, _, _) = drive(&mut m);
+        m.on_submitted(t, c, "c").unwrap();
+        m.on_turn_finished(t, c).unwrap();
+        let (_, s, r) = drive(&mut m);
+        assert_eq!((s, r), (Some("c"), DriveReason::Completed));
     }
 }

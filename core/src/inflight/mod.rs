@@ -29,6 +29,11 @@
 //! - `INFLIGHT_RETRY_BACKOFF`: a failed drive is retried after
 //!   `retry_base × 2^(failures − 1)`, capped at `retry_max` (± jitter),
 //!   never dropped; any other result resets the count;
+//! - `INFLIGHT_EARLY_FINISH`: a turn reported finished
+//!   ([`InFlight::on_turn_finished`]) before its drive reported `submitted`
+//!   is remembered, and the drive completes (its session released and
+//!   re-driven once) the moment it reports `submitted`; nothing is driven
+//!   before that;
 //! - `INFLIGHT_STALE_CHANGES_NOTHING`: a stale, duplicate or mismatched
 //!   report returns a typed [`InFlightError`] and changes nothing but the
 //!   `stale` counter, while every valid report is accepted;
@@ -47,7 +52,9 @@
 //! [`InFlightAction::Drive`] and report its result with
 //! [`InFlight::on_submitted`], [`InFlight::on_idle`] or
 //! [`InFlight::on_failed`], then the end of a submitted turn with
-//! [`InFlight::on_complete`] (or [`InFlight::on_complete_session`]); sleep
+//! [`InFlight::on_complete`] (or [`InFlight::on_complete_session`]), or,
+//! when the turn may end before its drive's result is reported, with
+//! [`InFlight::on_turn_finished`] (or [`InFlight::on_turn_finished_session`]); sleep
 //! until [`poll_timeout`](crate::Machine::poll_timeout) and call
 //! [`handle_timeout`](crate::Machine::handle_timeout).
 

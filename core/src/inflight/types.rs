@@ -105,7 +105,9 @@ pub enum InFlightError {
     /// A drive result (submitted, idle or failed) for a drive that already
     /// reported `submitted`: a duplicate.
     AlreadySubmitted,
-    /// A completion for a drive that has not reported `submitted` yet.
+    /// A completion for a drive that has not reported `submitted` yet (from
+    /// [`on_complete`](super::InFlight::on_complete)), or a second early one
+    /// (from [`on_turn_finished`](super::InFlight::on_turn_finished)).
     NotSubmitted,
     /// `on_submitted` names another session than the one the drive was for.
     WrongSession,

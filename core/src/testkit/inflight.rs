@@ -62,6 +62,12 @@ pub enum Op {
     CompleteSession(u8),
     /// Renew a drive's lease.
     Renew(Tok),
+    /// Report a drive's turn finished, possibly before its submission
+    /// (`on_turn_finished`).
+    TurnFinished(Tok),
+    /// Report a session's turn finished, possibly before its submission
+    /// (`on_turn_finished_session`).
+    TurnFinishedSession(u8),
 }
 
 /// What the harness believes about one outstanding drive.
@@ -72,6 +78,8 @@ struct ModelDrive {
     lease_until: Timestamp,
     /// Pokes of its session while it was deciding (not yet submitted).
     pokes: u32,
+    /// Its turn was reported finished before it submitted.
+    finished_early: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +89,7 @@ enum Report {
     Fail,
     Complete,
     Renew,
+    TurnFinished,
 }
 
 /// Drives an [`InFlight`] with [`Op`]s and checks every invariant after each.
@@ -138,6 +147,8 @@ impl Harness {
             Op::Complete(tok) => self.report(self.resolve(tok), Report::Complete)?,
             Op::Renew(tok) => self.report(self.resolve(tok), Report::Renew)?,
             Op::CompleteSession(s) => self.complete_session(s % SESSIONS)?,
+            Op::TurnFinished(tok) => self.report(self.resolve(tok), Report::TurnFinished)?,
+            Op::TurnFinishedSession(s) => self.turn_finished_session(s % SESSIONS)?,
         }
         self.check_state()
     }
@@ -299,6 +310,13 @@ impl Harness {
         };
         match r {
             Report::Renew => Ok(d.session),
+            Report::TurnFinished => {
+                if d.submitted || !d.finished_early {
+                    Ok(d.session)
+                } else {
+                    Err(InFlightError::NotSubmitted)
+                }
+            }
             Report::Complete => {
                 if d.submitted {
                     Ok(d.session)
@@ -344,6 +362,7 @@ impl Harness {
             Report::Fail => self.machine.on_failed(now, t),
             Report::Complete => self.machine.on_complete(now, t),
             Report::Renew => self.machine.renew_lease(now, t),
+            Report::TurnFinished => self.machine.on_turn_finished(now, t),
         };
         let acts = drain(&mut self.machine)?;
         match (expect, got) {
@@ -389,6 +408,29 @@ impl Harness {
         }
     }
 
+    fn turn_finished_session(&mut self, s: u8) -> Result<(), Violation> {
+        let found = self
+            .out
+            .iter()
+            .find(|(_, d)| d.session == Some(s))
+            .map(|(t, _)| *t);
+        let expect = match found {
+            Some(t) => self.expected(t, Report::TurnFinished).map(|_| t),
+            None => Err(InFlightError::NotInFlight),
+        };
+        let before = self.machine.clone();
+        let got = self.machine.on_turn_finished_session(self.now, &s);
+        let acts = drain(&mut self.machine)?;
+        match (expect, got) {
+            (Ok(t), Ok(g)) if g == t => self.accepted(t, Report::TurnFinished, Some(s), &acts),
+            (Err(e), Err(g)) if e == g => self.check_unchanged(&before, &acts),
+            (e, g) => Err(Violation::new(
+                "INFLIGHT_EARLY_FINISH",
+                format!("turn_finished_session({s}): expected {e:?}, got {g:?}"),
+            )),
+        }
+    }
+
     fn check_unchanged(
         &self,
         before: &InFlight<u8>,
@@ -423,6 +465,7 @@ impl Harness {
                 self.observe(acts)
             }
             Report::Submit(_) => {
+                let mut finished = false;
                 if let Some(d) = self.out.get_mut(&t) {
                     if d.session.is_none() {
                         self.global_failures = 0;
@@ -431,11 +474,42 @@ impl Harness {
                     d.submitted = true;
                     d.lease_until = now.saturating_add(lease);
                     d.pokes = 0;
+                    finished = d.finished_early;
                 }
                 if let Some(s) = session {
                     self.failures.insert(s, 0);
                 }
-                self.observe(acts)
+                if !finished {
+                    return self.observe(acts);
+                }
+                // The turn already finished: the drive completes at once.
+                self.retire(t);
+                ensure_invariant!(
+                    !self.machine.is_outstanding(t),
+                    "INFLIGHT_EARLY_FINISH",
+                    "drive {t:?} still outstanding after submitting an already finished turn"
+                );
+                self.observe(acts)?;
+                match session {
+                    Some(s) => self.check_redriven_once(s, acts, "INFLIGHT_EARLY_FINISH"),
+                    None => Ok(()),
+                }
+            }
+            Report::TurnFinished => {
+                let submitted = self.out.get(&t).is_some_and(|d| d.submitted);
+                if submitted {
+                    return self.accepted(t, Report::Complete, session, acts);
+                }
+                if let Some(d) = self.out.get_mut(&t) {
+                    d.finished_early = true;
+                }
+                ensure_invariant!(
+                    acts.is_empty() && self.machine.is_outstanding(t),
+                    "INFLIGHT_EARLY_FINISH",
+                    "an early finish of {t:?} drove {} session(s) / released the drive",
+                    acts.len()
+                );
+                Ok(())
             }
             Report::Idle => {
                 let d = self.retire(t);
@@ -637,6 +711,7 @@ impl Harness {
                     submitted: false,
                     lease_until: self.now.saturating_add(lease),
                     pokes: 0,
+                    finished_early: false,
                 },
             );
         }

@@ -166,14 +166,14 @@ impl Harness {
 
     fn advance_to(&mut self, now: Timestamp) -> Result<(), Violation> {
         self.now = now;
-        let given_up: Vec<RunToken> = self
+        let given_up: BTreeSet<RunToken> = self
             .runs
             .iter()
             .filter(|(_, r)| r.give_up_at.is_some_and(|t| t <= now))
             .map(|(t, _)| *t)
             .collect();
         let mut failed = Vec::new();
-        for t in given_up {
+        for t in given_up.iter().copied() {
             let Some(r) = self.runs.remove(&t) else {
                 continue;
             };
@@ -188,6 +188,18 @@ impl Harness {
             self.model_failure(*job);
         }
         let fired = timeout_checked(&mut self.machine, now)?;
+        let reported: BTreeSet<RunToken> = fired
+            .iter()
+            .filter_map(|a| match a {
+                TickAction::GiveUp { run, .. } => Some(*run),
+                TickAction::RunTick { .. } => None,
+            })
+            .collect();
+        ensure_invariant!(
+            reported == given_up,
+            "TICK_GIVE_UP_REPORTED",
+            "runs given up at {now:?}: {given_up:?}, reported {reported:?}"
+        );
         self.observe(&fired)?;
         for job in failed {
             self.check_failure(job)?;
@@ -534,13 +546,25 @@ impl Harness {
         let cfg = self.machine.config().clone();
         for a in acts {
             self.log.push((self.now, a.clone()));
-            let TickAction::RunTick {
-                job,
-                version,
-                run,
-                scheduled_for,
-                reason,
-            } = *a;
+            let (job, version, run, scheduled_for, reason) = match *a {
+                TickAction::RunTick {
+                    job,
+                    version,
+                    run,
+                    scheduled_for,
+                    reason,
+                } => (job, version, run, scheduled_for, reason),
+                TickAction::GiveUp { run, .. } => {
+                    // Checked against the model by `advance_to`; the run is
+                    // over.
+                    ensure_invariant!(
+                        !self.runs.contains_key(&run) && self.machine.job_of(run).is_none(),
+                        "TICK_GIVE_UP_REPORTED",
+                        "{run:?} reported given up but still runs"
+                    );
+                    continue;
+                }
+            };
             ensure_invariant!(
                 self.highest_run.is_none_or(|h| run > h),
                 "TICK_NEVER_OVERLAP",

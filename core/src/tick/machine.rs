@@ -467,6 +467,11 @@ impl<J: Ord + Clone> TickSchedule<J> {
         };
         self.runs.remove(&run.token);
         add(&mut self.counters.timeouts, 1);
+        self.actions.push_back(TickAction::GiveUp {
+            job: job.clone(),
+            version: run.version,
+            run: run.token,
+        });
         if let Some(live) = entry.live.as_mut() {
             if live.version == run.version {
                 Self::fail(&self.config, &mut self.counters, live, now);

@@ -28,6 +28,9 @@
 //! - `TICK_MISSED_SKIPPED`: after a late wake-up a job runs once, for the
 //!   latest slot `<= now` (`Skip`), or re-anchors at `now` (`Delay`); never
 //!   once per missed slot;
+//! - `TICK_GIVE_UP_REPORTED`: every tick given up after `run_timeout` is
+//!   reported with a [`TickAction::GiveUp`] (so the driver can stop it
+//!   before the job's next tick starts), and only such a tick is;
 //! - `TICK_JOBS_BOUNDED`: at most `max_jobs` jobs are held (removed jobs whose
 //!   tick still runs included); an upsert of a new job at the bound is
 //!   refused ([`TickError::TooManyJobs`]) and nothing changes;

@@ -114,6 +114,18 @@ pub enum TickAction<J> {
         /// Why it runs.
         reason: RunReason,
     },
+    /// The running tick `run` of `job` reached `run_timeout` and was given up
+    /// (counted as a failure of its version, if current). Stop it: the job
+    /// is no longer busy, so its next tick may start, and a late result for
+    /// `run` is refused ([`StaleRun::Unknown`]).
+    GiveUp {
+        /// The job.
+        job: J,
+        /// The version the run belonged to.
+        version: Version,
+        /// The run given up.
+        run: RunToken,
+    },
 }
 
 /// Why the schedule wants to be woken.

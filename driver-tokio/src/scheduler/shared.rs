@@ -1,0 +1,101 @@
+//! What the scheduler's handle, its timer and its worker share: the core
+//! schedule behind its cell, the jobs' definitions and state, the registry,
+//! the store and the broadcast of finished runs.
+//!
+//! Guarantees: the jobs map is never locked while the schedule's cell is
+//! fed (its executor only queues commands for the worker), so no lock is
+//! ever taken inside another.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use tether_core::tick::{RunReason, RunToken, TickAction, TickSchedule, Version};
+use tether_core::Timestamp;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::job::{JobDef, JobId};
+use super::record::RunRecord;
+use super::state::JobState;
+use super::store::JobStore;
+use super::tick_job::JobRegistry;
+use super::wall::Wall;
+use crate::runtime::Driven;
+
+pub(super) type Cell = Driven<TickSchedule<JobId>>;
+
+/// A job's definition and persistent data, as the running scheduler holds
+/// them.
+#[derive(Clone, Debug)]
+pub(super) struct Entry {
+    pub(super) def: JobDef,
+    pub(super) state: JobState,
+    pub(super) ticks: u64,
+    pub(super) last_tick: Option<SystemTime>,
+}
+
+/// What the schedule's executor asks the worker to do.
+#[derive(Debug)]
+pub(super) enum Command {
+    Run {
+        job: JobId,
+        version: Version,
+        run: RunToken,
+        scheduled_for: Timestamp,
+        reason: RunReason,
+    },
+    GiveUp {
+        run: RunToken,
+    },
+    Shutdown {
+        grace: Duration,
+        done: oneshot::Sender<()>,
+    },
+}
+
+impl Command {
+    pub(super) fn of(action: TickAction<JobId>) -> Self {
+        match action {
+            TickAction::RunTick {
+                job,
+                version,
+                run,
+                scheduled_for,
+                reason,
+            } => Command::Run {
+                job,
+                version,
+                run,
+                scheduled_for,
+                reason,
+            },
+            TickAction::GiveUp { run, .. } => Command::GiveUp { run },
+        }
+    }
+}
+
+pub(super) struct Shared {
+    pub(super) cell: Arc<Cell>,
+    pub(super) jobs: Mutex<HashMap<JobId, Entry>>,
+    pub(super) registry: JobRegistry,
+    pub(super) store: Arc<dyn JobStore>,
+    pub(super) wall: Wall,
+    pub(super) events: Mutex<Option<broadcast::Sender<RunRecord>>>,
+    pub(super) commands: mpsc::UnboundedSender<Command>,
+    pub(super) admin: tokio::sync::Mutex<()>,
+    pub(super) closed: AtomicBool,
+}
+
+impl Shared {
+    pub(super) fn jobs(&self) -> MutexGuard<'_, HashMap<JobId, Entry>> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn publish(&self, record: RunRecord) {
+        let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(tx) = events.as_ref() {
+            let _ = tx.send(record);
+        }
+    }
+}

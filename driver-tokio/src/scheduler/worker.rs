@@ -1,0 +1,281 @@
+//! The worker: one task that starts each tick the schedule asks for, as a
+//! task of its own in one `JoinSet`, and turns each ending into the
+//! schedule's input, a persisted record and a broadcast.
+//!
+//! Guarantees:
+//! - a tick that returns, fails, panics (caught through its task's
+//!   `JoinHandle` result) or is stopped after `run_timeout` yields exactly
+//!   one record; none of them stops the worker;
+//! - the schedule hears of every ending it asked about, before the record
+//!   is written, so the job's next tick starts only after this one ended;
+//! - a tick's state and its record are saved in one store transaction, the
+//!   state only after a success the schedule accepted (a superseded
+//!   version's result is recorded, never saved);
+//! - tasks: this one, plus one per tick running now (none per job).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tether_core::tick::{Outcome, RunReason, RunToken, StaleRun, Version};
+use tether_core::Timestamp;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::job::JobId;
+use super::record::{RunOutcome, RunRecord};
+use super::shared::{Command, Shared};
+use super::state::JobState;
+use super::store::TickSave;
+use super::tick_job::TickContext;
+use crate::metrics_names::{SCHEDULER_STORE_ERRORS, SCHEDULER_TICKS, SCHEDULER_TICK_SECONDS};
+
+type TickResult = (JobState, Result<(), String>);
+
+/// A tick running now.
+struct Running {
+    job: JobId,
+    version: Version,
+    run: RunToken,
+    reason: RunReason,
+    scheduled_for: std::time::SystemTime,
+    started_at: std::time::SystemTime,
+    started: Instant,
+    tick: u64,
+}
+
+#[derive(Default)]
+struct Ticks {
+    set: JoinSet<TickResult>,
+    by_task: HashMap<Id, Running>,
+    by_run: HashMap<RunToken, AbortHandle>,
+}
+
+/// The worker's loop; ends on shutdown or when the scheduler is dropped.
+pub(super) async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
+    let mut ticks = Ticks::default();
+    let mut closing: Option<(Instant, oneshot::Sender<()>)> = None;
+    loop {
+        if closing.is_some() && ticks.set.is_empty() {
+            break;
+        }
+        let grace = closing.as_ref().map(|(at, _)| *at);
+        tokio::select! {
+            cmd = rx.recv() => {
+                let Some(cmd) = cmd else { return };
+                let Some(shared) = shared.upgrade() else { return };
+                match cmd {
+                    Command::Run { job, version, run, scheduled_for, reason } => {
+                        if closing.is_none() {
+                            ticks.start(&shared, job, version, run, scheduled_for, reason);
+                        }
+                    }
+                    Command::GiveUp { run } => ticks.give_up(&shared, run).await,
+                    Command::Shutdown { grace, done } => {
+                        closing = Some((Instant::now() + grace, done));
+                    }
+                }
+            }
+            Some(joined) = ticks.set.join_next_with_id(), if !ticks.set.is_empty() => {
+                let Some(shared) = shared.upgrade() else { return };
+                ticks.joined(&shared, joined).await;
+            }
+            _ = sleep_until_opt(grace) => {
+                tracing::warn!(running = ticks.set.len(), "shutdown grace over: stopping running ticks");
+                ticks.set.abort_all();
+                while ticks.set.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    if let Some((_, done)) = closing {
+        let _ = done.send(());
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Ticks {
+    fn start(
+        &mut self,
+        shared: &Arc<Shared>,
+        job: JobId,
+        version: Version,
+        run: RunToken,
+        scheduled_for: Timestamp,
+        reason: RunReason,
+    ) {
+        let entry = shared.jobs().get(&job).cloned();
+        let Some(entry) = entry else {
+            // Deleted since the schedule started it: free the schedule.
+            let _ = shared
+                .cell
+                .with(|m, now| m.on_tick_finished(now, run, Outcome::Failure));
+            return;
+        };
+        let imp = shared.registry.get(&entry.def.kind);
+        let wall = shared.wall;
+        let tick = entry.ticks.saturating_add(1);
+        let started_at = wall.now();
+        let ctx = TickContext {
+            def: entry.def,
+            version,
+            tick,
+            previous: entry.last_tick,
+            scheduled_for: wall.at(scheduled_for),
+            reason,
+            state: entry.state,
+        };
+        let span = tracing::info_span!(
+            "scheduler.tick",
+            job = %job,
+            run = run.get(),
+            version = version.get(),
+            tick,
+            reason = ?reason,
+        );
+        let fut = async move {
+            let mut ctx = ctx;
+            let r = match imp {
+                Some(imp) => imp.tick(&mut ctx).await.map_err(|e| e.to_string()),
+                None => Err(format!("no job kind {:?} is registered", ctx.def.kind)),
+            };
+            (ctx.state, r)
+        };
+        let abort = self.set.spawn(fut.instrument(span));
+        self.by_run.insert(run, abort.clone());
+        self.by_task.insert(
+            abort.id(),
+            Running {
+                job,
+                version,
+                run,
+                reason,
+                scheduled_for: wall.at(scheduled_for),
+                started_at,
+                started: Instant::now(),
+                tick,
+            },
+        );
+    }
+
+    /// The schedule gave `run` up after `run_timeout`: stop it, record it.
+    async fn give_up(&mut self, shared: &Arc<Shared>, run: RunToken) {
+        let Some(abort) = self.by_run.remove(&run) else {
+            return;
+        };
+        abort.abort();
+        let Some(meta) = self.by_task.remove(&abort.id()) else {
+            return;
+        };
+        tracing::warn!(job = %meta.job, run = run.get(), "tick timed out: stopped");
+        let next_due = shared.cell.read(|m| next_due(m, &meta.job));
+        conclude(shared, meta, RunOutcome::TimedOut, None, next_due).await;
+    }
+
+    /// A tick task ended (returned, panicked or was stopped).
+    async fn joined(&mut self, shared: &Arc<Shared>, joined: Result<(Id, TickResult), JoinError>) {
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        // Not tracked: stopped by `give_up`, which recorded it.
+        let Some(meta) = self.by_task.remove(&id) else {
+            return;
+        };
+        self.by_run.remove(&meta.run);
+        let (outcome, state) = match joined {
+            Ok((_, (state, Ok(())))) => (RunOutcome::Success, Some(state)),
+            Ok((_, (_, Err(msg)))) => (RunOutcome::Failed(msg), None),
+            Err(e) if e.is_panic() => (RunOutcome::Panicked(panic_message(e)), None),
+            Err(_) => (RunOutcome::Failed("cancelled".to_owned()), None),
+        };
+        if let RunOutcome::Panicked(m) | RunOutcome::Failed(m) = &outcome {
+            tracing::warn!(job = %meta.job, run = meta.run.get(), error = %m, "tick failed");
+        }
+        let reported = if state.is_some() {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        let (verdict, next) = shared.cell.with(|m, now| {
+            let v = m.on_tick_finished(now, meta.run, reported);
+            (v, next_due(m, &meta.job))
+        });
+        let outcome = match verdict {
+            Ok(()) => outcome,
+            Err(StaleRun::OldVersion { .. }) => RunOutcome::Superseded,
+            // Given up meanwhile (and recorded then).
+            Err(StaleRun::Unknown) => return,
+        };
+        conclude(shared, meta, outcome, state, next).await;
+    }
+}
+
+fn next_due(m: &tether_core::tick::TickSchedule<JobId>, job: &JobId) -> Option<Timestamp> {
+    m.job(job).filter(|j| j.enabled).map(|j| j.next_due)
+}
+
+fn panic_message(e: JoinError) -> String {
+    let payload = e.into_panic();
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic".to_owned()
+    }
+}
+
+/// Record a finished run: memory first (the job's next tick may start at
+/// once), then the store (one transaction), then subscribers.
+async fn conclude(
+    shared: &Shared,
+    meta: Running,
+    outcome: RunOutcome,
+    state: Option<JobState>,
+    next_due: Option<Timestamp>,
+) {
+    let wall = shared.wall;
+    let save = (outcome != RunOutcome::Superseded).then(|| TickSave {
+        ticks: meta.tick,
+        last_tick: meta.started_at,
+        next_due: next_due.map(|t| wall.at(t)),
+        state: state.filter(|_| outcome == RunOutcome::Success),
+    });
+    if let Some(save) = &save {
+        if let Some(e) = shared.jobs().get_mut(&meta.job) {
+            e.ticks = save.ticks;
+            e.last_tick = Some(save.last_tick);
+            if let Some(s) = &save.state {
+                e.state = s.clone();
+            }
+        }
+    }
+    let record = RunRecord {
+        job: meta.job,
+        version: meta.version.get(),
+        run: meta.run.get(),
+        tick: meta.tick,
+        reason: meta.reason,
+        scheduled_for: meta.scheduled_for,
+        started_at: meta.started_at,
+        finished_at: wall.now(),
+        outcome,
+    };
+    metrics::counter!(SCHEDULER_TICKS, "outcome" => record.outcome.label()).increment(1);
+    metrics::histogram!(SCHEDULER_TICK_SECONDS)
+        .record(Duration::as_secs_f64(&meta.started.elapsed()));
+    if let Err(e) = shared.store.record_run(&record, save.as_ref()).await {
+        metrics::counter!(SCHEDULER_STORE_ERRORS).increment(1);
+        tracing::error!(job = %record.job, error = %e, "run not saved");
+    }
+    shared.publish(record);
+}
