@@ -42,7 +42,12 @@ pub(crate) struct AgentArgs {
     assembly_id: Option<String>,
 
     /// Tool names to call, in turn, comma-separated.
-    #[arg(long, value_name = "A,B,C", value_delimiter = ',', default_value = "read_file")]
+    #[arg(
+        long,
+        value_name = "A,B,C",
+        value_delimiter = ',',
+        default_value = "read_file"
+    )]
     tools: Vec<String>,
 
     /// Pause between two tool calls, in milliseconds.
@@ -107,11 +112,16 @@ pub(crate) async fn run(args: AgentArgs, json: bool) -> Result<(), CliError> {
     }
     let watcher = tokio::spawn(show_status(tether.watch_status(), json));
     // Give the streams a moment to come up, so the first calls see a live
-    // connection; not connecting is not an error (they keep retrying).
+    // connection; not connecting is not an error (they keep retrying, and
+    // the first check reports a refused credential).
     let mut rx = tether.watch_status();
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         let _ = rx
-            .wait_for(|s| s.invalidation.connected && s.op_control.connected)
+            .wait_for(|s| {
+                (s.invalidation.connected && s.op_control.connected)
+                    || s.invalidation.last_error.is_some()
+                    || s.op_control.last_error.is_some()
+            })
             .await;
     })
     .await;
@@ -122,8 +132,8 @@ pub(crate) async fn run(args: AgentArgs, json: bool) -> Result<(), CliError> {
             r.map_err(|e| CliError::Other(format!("cannot wait for Ctrl-C: {e}")))
         }
     };
-    tether.shutdown(Duration::from_secs(2)).await;
     watcher.abort();
+    tether.shutdown(Duration::from_secs(2)).await;
     result
 }
 

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use tether_proto::admin::admin_service_client::AdminServiceClient;
 use tether_proto::admin::{
-    halt_request, HaltRequest, ListSubscribersRequest, PauseOpRequest,
-    PublishInvalidationRequest, ResumeOpRequest, StatusRequest, TerminateOpRequest,
+    halt_request, HaltRequest, ListSubscribersRequest, PauseOpRequest, PublishInvalidationRequest,
+    ResumeOpRequest, StatusRequest, TerminateOpRequest,
 };
 use tether_proto::approval::approval_service_client::ApprovalServiceClient;
 use tether_proto::approval::{ApprovalDecisionType, DecideRequest, ListPendingRequest};
@@ -83,7 +83,12 @@ enum CtlCommand {
     /// Terminate every op of one agent, or of the whole fleet.
     Halt {
         /// The agent, as ORG/TEAM/AGENT.
-        #[arg(long, value_name = "ORG/TEAM/AGENT", required_unless_present = "all", conflicts_with = "all")]
+        #[arg(
+            long,
+            value_name = "ORG/TEAM/AGENT",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
         agent: Option<String>,
         /// Every op of every agent (fleet-wide kill switch).
         #[arg(long)]
@@ -206,9 +211,7 @@ pub(crate) async fn run(args: CtlArgs, json: bool) -> Result<(), CliError> {
             let scope = match (agent, all) {
                 (Some(a), _) => halt_request::Scope::Agent(parse_agent(a)?),
                 (None, true) => halt_request::Scope::All(true),
-                (None, false) => {
-                    return Err(CliError::Input("halt needs --agent or --all".into()))
-                }
+                (None, false) => return Err(CliError::Input("halt needs --agent or --all".into())),
             };
             let r = admin
                 .halt(HaltRequest { scope: Some(scope) })

@@ -107,6 +107,7 @@ pub(crate) async fn run(args: GatewayArgs, json: bool) -> Result<(), CliError> {
         .serve(listener)
         .await
         .map_err(|e| CliError::Other(format!("cannot start the gateway: {e}")))?;
+    let stop = Stop::new()?;
     let addr = gateway.local_addr();
     let scheme = if tls { "https" } else { "http" };
     if json {
@@ -126,7 +127,7 @@ pub(crate) async fn run(args: GatewayArgs, json: bool) -> Result<(), CliError> {
     }
     tracing::info!(%addr, tls, "gateway serving; Ctrl-C to stop");
 
-    stop_signal().await?;
+    stop.wait().await?;
     if json {
         println!("{}", serde_json::json!({"event": "shutting_down"}));
     } else {
@@ -138,20 +139,46 @@ pub(crate) async fn run(args: GatewayArgs, json: bool) -> Result<(), CliError> {
         .map_err(|e| CliError::Other(format!("gateway shutdown: {e}")))
 }
 
-/// Ctrl-C, or SIGTERM on Unix.
-async fn stop_signal() -> Result<(), CliError> {
-    let err = |e: std::io::Error| CliError::Other(format!("cannot wait for Ctrl-C: {e}"));
+/// Ctrl-C (SIGINT), or SIGTERM on Unix; registered when created, so a
+/// signal that arrives before [`Stop::wait`] is polled is not lost.
+struct Stop {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(err)?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r.map_err(err),
-            _ = term.recv() => Ok(()),
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+fn signal_error(e: std::io::Error) -> CliError {
+    CliError::Other(format!("cannot wait for Ctrl-C: {e}"))
+}
+
+impl Stop {
+    fn new() -> Result<Self, CliError> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Stop {
+                int: signal(SignalKind::interrupt()).map_err(signal_error)?,
+                term: signal(SignalKind::terminate()).map_err(signal_error)?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Stop {})
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map_err(err)
+
+    async fn wait(mut self) -> Result<(), CliError> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => Ok(()),
+                _ = self.term.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.map_err(signal_error)
+        }
     }
 }

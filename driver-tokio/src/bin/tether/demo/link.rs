@@ -6,8 +6,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tether_tokio::client::{
-    Decision, InvalidateAllReason, InvalidationSink, OpState, PolicyChange, ToolCall,
-    VerdictSource,
+    Decision, InvalidateAllReason, InvalidationSink, OpState, PolicyChange, ToolCall, VerdictSource,
 };
 use tether_tokio::gateway::desk::Verdict as Review;
 use tokio::net::TcpListener;
@@ -38,14 +37,24 @@ pub(crate) async fn cache_then_invalidate(tl: &mut Timeline, s: &Stage) {
     let second = s.tether.check("trace-1:span-2", &call).await;
     let held = match (&first, &second) {
         (Ok(a), Ok(b)) => {
-            tl.event(&format!("check read_file -> {:?} by {:?}", a.decision, a.source), Some(a.latency));
-            tl.event(&format!("check read_file -> {:?} by {:?}", b.decision, b.source), Some(b.latency));
+            tl.event(
+                &format!("check read_file -> {:?} by {:?}", a.decision, a.source),
+                Some(a.latency),
+            );
+            tl.event(
+                &format!("check read_file -> {:?} by {:?}", b.decision, b.source),
+                Some(b.latency),
+            );
             a.allowed() && a.source == VerdictSource::Gateway && b.source == VerdictSource::Cache
         }
         _ => false,
     };
     let measured = match (&first, &second) {
-        (Ok(a), Ok(b)) => format!("gateway {} then cache {}", human(a.latency), human(b.latency)),
+        (Ok(a), Ok(b)) => format!(
+            "gateway {} then cache {}",
+            human(a.latency),
+            human(b.latency)
+        ),
         (Err(e), _) | (_, Err(e)) => format!("check failed: {e}"),
     };
     tl.verdict("allowed decision cached", held, measured);
@@ -65,13 +74,21 @@ pub(crate) async fn cache_then_invalidate(tl: &mut Timeline, s: &Stage) {
     let after = s.tether.check("trace-1:span-3", &call).await;
     let refetched = matches!(&after, Ok(v) if v.source == VerdictSource::Gateway);
     if let Ok(v) = &after {
-        tl.event(&format!("check read_file -> {:?} by {:?} (cache entry gone)", v.decision, v.source), Some(v.latency));
+        tl.event(
+            &format!(
+                "check read_file -> {:?} by {:?} (cache entry gone)",
+                v.decision, v.source
+            ),
+            Some(v.latency),
+        );
     }
     let held = latency.is_some_and(|l| l < Duration::from_secs(1)) && refetched;
     tl.verdict(
         "invalidation drops the cached decision",
         held,
-        latency.map_or("never arrived".into(), |l| format!("push to apply {}", human(l))),
+        latency.map_or("never arrived".into(), |l| {
+            format!("push to apply {}", human(l))
+        }),
     );
 }
 
@@ -79,19 +96,26 @@ pub(crate) async fn approvals(tl: &mut Timeline, s: &Stage) {
     let admin = s.gateway.as_ref().expect("gateway up").admin();
     tl.section("3. a tool call held for approval, approved by a reviewer");
     let t = s.tether.clone();
-    let waiting = tokio::spawn(async move { t.check("trace-3:span-1", &ToolCall::new("deploy")).await });
+    let waiting =
+        tokio::spawn(async move { t.check("trace-3:span-1", &ToolCall::new("deploy")).await });
     let pending = eventually(WAIT, || !admin.pending().is_empty()).await;
     let mut held = false;
     let mut measured = "no approval appeared at the gateway".to_owned();
     if pending {
         let id = admin.pending()[0].request_id.clone();
-        tl.event(&format!("gateway answered PENDING; approval {id} waits for a reviewer"), None);
+        tl.event(
+            &format!("gateway answered PENDING; approval {id} waits for a reviewer"),
+            None,
+        );
         let decided = Instant::now();
         let ok = admin.decide(&id, Review::Approved).is_ok();
         tl.event(&format!("reviewer approved {id}"), None);
         if let Ok(Ok(Ok(v))) = tokio::time::timeout(WAIT, waiting).await {
             let release = decided.elapsed();
-            tl.event(&format!("check deploy -> {:?} by {:?}", v.decision, v.source), Some(v.latency));
+            tl.event(
+                &format!("check deploy -> {:?} by {:?}", v.decision, v.source),
+                Some(v.latency),
+            );
             held = ok && v.allowed() && matches!(v.source, VerdictSource::Reviewer { .. });
             measured = format!("decide to release {}", human(release));
         }
@@ -99,7 +123,10 @@ pub(crate) async fn approvals(tl: &mut Timeline, s: &Stage) {
     tl.verdict("approval releases the held call", held, measured);
 
     tl.section("4. an approval nobody answers falls back at its deadline");
-    let v = s.tether.check("trace-4:span-1", &ToolCall::new("deploy")).await;
+    let v = s
+        .tether
+        .check("trace-4:span-1", &ToolCall::new("deploy"))
+        .await;
     let (held, measured) = match &v {
         Ok(v) => {
             let id = match &v.source {
@@ -110,16 +137,27 @@ pub(crate) async fn approvals(tl: &mut Timeline, s: &Stage) {
                 .as_ref()
                 .is_some_and(|id| admin.pending().iter().any(|p| &p.request_id == id));
             tl.event(
-                &format!("check deploy -> {:?} by {:?}: {}", v.decision, v.source, v.reason),
+                &format!(
+                    "check deploy -> {:?} by {:?}: {}",
+                    v.decision, v.source, v.reason
+                ),
                 Some(v.latency),
             );
             tl.event(
-                &format!("approval still PENDING at the gateway: {still_pending} (nobody denied it)"),
+                &format!(
+                    "approval still PENDING at the gateway: {still_pending} (nobody denied it)"
+                ),
                 None,
             );
             (
-                id.is_some() && still_pending && v.decision == Decision::Deny && v.latency >= Duration::from_millis(1500),
-                format!("fallback after {}, approval still pending", human(v.latency)),
+                id.is_some()
+                    && still_pending
+                    && v.decision == Decision::Deny
+                    && v.latency >= Duration::from_millis(1500),
+                format!(
+                    "fallback after {}, approval still pending",
+                    human(v.latency)
+                ),
             )
         }
         Err(e) => (false, format!("check failed: {e}")),
@@ -138,12 +176,18 @@ pub(crate) async fn kill_switch(tl: &mut Timeline, s: &Stage) {
     let t = s.tether.clone();
     let waiting = tokio::spawn(async move { t.check(op, &ToolCall::new("search")).await });
     let blocked = eventually(WAIT, || s.tether.ops().waiting() == 1).await;
-    tl.event(&format!("the next check waits on the pause: {blocked}"), None);
+    tl.event(
+        &format!("the next check waits on the pause: {blocked}"),
+        None,
+    );
     let resumed_at = Instant::now();
     let _ = admin.resume(op, super::agent_key());
     let released = tokio::time::timeout(WAIT, waiting).await;
     let resumed_ok = matches!(&released, Ok(Ok(Ok(v))) if v.allowed());
-    tl.event("operator resumed: the waiting check ran", Some(resumed_at.elapsed()));
+    tl.event(
+        "operator resumed: the waiting check ran",
+        Some(resumed_at.elapsed()),
+    );
     tl.verdict(
         "pause holds a check until resume",
         paused && blocked && resumed_ok,
@@ -155,19 +199,34 @@ pub(crate) async fn kill_switch(tl: &mut Timeline, s: &Stage) {
     let v = s.tether.check(op, &call).await;
     let at_once = matches!(&v, Ok(v) if v.source == VerdictSource::Terminated);
     let latency = v.as_ref().map(|v| v.latency).unwrap_or_default();
-    tl.event("operator terminated the op: the next check fails at once", Some(latency));
-    tl.verdict("terminate fails at once", terminated && at_once, format!("check {}", human(latency)));
+    tl.event(
+        "operator terminated the op: the next check fails at once",
+        Some(latency),
+    );
+    tl.verdict(
+        "terminate fails at once",
+        terminated && at_once,
+        format!("check {}", human(latency)),
+    );
 
     s.proxy.cut();
     let mut st = s.tether.watch_status();
-    let cut = tokio::time::timeout(WAIT, st.wait_for(|x| !x.op_control.connected)).await.is_ok();
+    let cut = tokio::time::timeout(WAIT, st.wait_for(|x| !x.op_control.connected))
+        .await
+        .is_ok();
     tl.event("network cut between agent and gateway", None);
     let cut_at = Instant::now();
     s.proxy.restore();
-    let back = tokio::time::timeout(WAIT, st.wait_for(|x| x.op_control.connected && x.invalidation.connected))
-        .await
-        .is_ok();
-    tl.event("network restored: both streams reconnected (jittered backoff)", Some(cut_at.elapsed()));
+    let back = tokio::time::timeout(
+        WAIT,
+        st.wait_for(|x| x.op_control.connected && x.invalidation.connected),
+    )
+    .await
+    .is_ok();
+    tl.event(
+        "network restored: both streams reconnected (jittered backoff)",
+        Some(cut_at.elapsed()),
+    );
     let still = s.tether.ops().state(op) == OpState::Terminated
         && matches!(s.tether.check(op, &call).await, Ok(v) if v.source == VerdictSource::Terminated);
     tl.verdict(
@@ -196,13 +255,26 @@ pub(crate) async fn gateway_restart(tl: &mut Timeline, s: &mut Stage) {
         Err(_) => None,
     };
     let Some(gw) = gw else {
-        tl.verdict("restart detected, agent resynchronised", false, "could not restart the gateway on its port".into());
+        tl.verdict(
+            "restart detected, agent resynchronised",
+            false,
+            "could not restart the gateway on its port".into(),
+        );
         return;
     };
-    tl.event(&format!("a new gateway process is serving on port {} (sequence starts at 1 again)", s.port), None);
+    tl.event(
+        &format!(
+            "a new gateway process is serving on port {} (sequence starts at 1 again)",
+            s.port
+        ),
+        None,
+    );
     let admin = gw.admin();
     s.gateway = Some(gw);
-    let resubscribed = super::eventually(WAIT, || admin.list_subscribers(None).iter().any(|x| x.connected)).await;
+    let resubscribed = super::eventually(WAIT, || {
+        admin.list_subscribers(None).iter().any(|x| x.connected)
+    })
+    .await;
     let reconnect = down_at.elapsed();
     tl.event("agent resubscribed with jittered backoff", Some(reconnect));
     admin.publish_invalidation("", 1, None);
@@ -215,9 +287,12 @@ pub(crate) async fn gateway_restart(tl: &mut Timeline, s: &mut Stage) {
         }
     }
     let mut st = s.tether.watch_status();
-    let counted = tokio::time::timeout(WAIT, st.wait_for(|x| x.invalidation.restarts > before.restarts))
-        .await
-        .is_ok();
+    let counted = tokio::time::timeout(
+        WAIT,
+        st.wait_for(|x| x.invalidation.restarts > before.restarts),
+    )
+    .await
+    .is_ok();
     let after = s.tether.status().invalidation;
     tl.event(
         &format!(
@@ -227,14 +302,22 @@ pub(crate) async fn gateway_restart(tl: &mut Timeline, s: &mut Stage) {
         None,
     );
     let op_still = s.tether.ops().state("trace-5:span-1") == OpState::Terminated;
-    tl.event(&format!("the terminated op is still terminated locally: {op_still}"), None);
+    tl.event(
+        &format!("the terminated op is still terminated locally: {op_still}"),
+        None,
+    );
     let works = matches!(
         s.tether.check("trace-6:span-1", &ToolCall::new("read_file")).await,
         Ok(v) if v.allowed() && v.source == VerdictSource::Gateway
     );
     tl.verdict(
         "restart detected, agent resynchronised",
-        resubscribed && restart_seen && counted && after.restarts == before.restarts + 1 && op_still && works,
+        resubscribed
+            && restart_seen
+            && counted
+            && after.restarts == before.restarts + 1
+            && op_still
+            && works,
         format!("back in {}", human(reconnect)),
     );
 }

@@ -72,7 +72,10 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> Result<(), CliError> {
         .await
         .map_err(|e| CliError::Other(format!("cannot start the gateway: {e}")))?;
     let port = gateway.local_addr().port();
-    tl.event(&format!("reference gateway serving on {}", gateway.local_addr()), None);
+    tl.event(
+        &format!("reference gateway serving on {}", gateway.local_addr()),
+        None,
+    );
     let proxy = LoopbackProxy::start(gateway.local_addr())
         .await
         .map_err(|e| CliError::Other(format!("cannot start the loopback proxy: {e}")))?;
@@ -104,10 +107,15 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> Result<(), CliError> {
         Ok(Ok(_))
     );
     if !up {
-        return Err(CliError::Other("the agent could not connect to the embedded gateway".into()));
+        return Err(CliError::Other(
+            "the agent could not connect to the embedded gateway".into(),
+        ));
     }
     tl.event(
-        &format!("agent acme/support/agent-7 connected through a cuttable proxy at {}", proxy.local_addr()),
+        &format!(
+            "agent acme/support/agent-7 connected through a cuttable proxy at {}",
+            proxy.local_addr()
+        ),
         Some(started.elapsed()),
     );
     let mut stage = Stage {
