@@ -168,7 +168,7 @@ async fn call_loop(tether: &Tether, args: &AgentArgs, json: bool) -> Result<(), 
 fn first_error(url: &str, e: TetherError) -> CliError {
     match &e {
         TetherError::Gateway(s) if s.code() == tonic::Code::Unavailable => {
-            common::unreachable(url, common::error_chain(&e))
+            common::unreachable(url, s.message())
         }
         TetherError::Gateway(s) => common::refused("the first check", s),
         _ => CliError::Other(format!("first check failed: {e}")),

@@ -7,7 +7,7 @@ use tether_tokio::gateway::auth::TokenTable;
 use tether_tokio::gateway::rules::RuleTable;
 use tether_tokio::gateway::Gateway;
 
-use crate::common::CliError;
+use crate::common::{self, CliError};
 
 /// The built-in rule table, as a literal so `--help` can show it.
 macro_rules! default_rules {
@@ -103,10 +103,12 @@ pub(crate) async fn run(args: GatewayArgs, json: bool) -> Result<(), CliError> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::Other(format!("cannot listen on {}: {e}", args.listen)))?;
-    let gateway = builder
-        .serve(listener)
-        .await
-        .map_err(|e| CliError::Other(format!("cannot start the gateway: {e}")))?;
+    let gateway = builder.serve(listener).await.map_err(|e| {
+        CliError::Other(format!(
+            "cannot start the gateway: {}",
+            common::error_chain(&e)
+        ))
+    })?;
     let stop = Stop::new()?;
     let addr = gateway.local_addr();
     let scheme = if tls { "https" } else { "http" };
