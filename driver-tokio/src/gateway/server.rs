@@ -29,7 +29,7 @@ use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_stream::StreamExt as _;
 use tonic::server::NamedService;
-use tonic::transport::Server;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 
@@ -117,6 +117,7 @@ pub struct GatewayBuilder {
     shutdown_grace: Duration,
     admin_token: Option<Arc<str>>,
     approvals_need_admin_token: bool,
+    tls: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -142,6 +143,7 @@ impl std::fmt::Debug for GatewayBuilder {
                 "approvals_need_admin_token",
                 &self.approvals_need_admin_token,
             )
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -165,6 +167,7 @@ impl Default for GatewayBuilder {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             admin_token: None,
             approvals_need_admin_token: false,
+            tls: None,
         }
     }
 }
@@ -266,6 +269,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Serve TLS with this certificate chain and private key (both PEM);
+    /// without it the gateway serves plaintext HTTP/2.
+    pub fn tls(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.tls = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
     /// Start serving on `listener`, in a spawned task (so call it inside a
     /// tokio runtime).
     pub async fn serve(self, listener: TcpListener) -> Result<RunningGateway, GatewayError> {
@@ -300,7 +310,12 @@ impl GatewayBuilder {
         let guard = AdminGuard::new(self.admin_token.clone());
         let approval_guard =
             AdminGuard::new(self.admin_token.filter(|_| self.approvals_need_admin_token));
-        let router = Server::builder()
+        let mut server = Server::builder();
+        if let Some((cert, key)) = &self.tls {
+            server = server
+                .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))?;
+        }
+        let router = server
             .http2_keepalive_interval(Some(self.keepalive_interval))
             .http2_keepalive_timeout(Some(self.keepalive_timeout))
             .add_service(health_service)

@@ -1,11 +1,304 @@
-//! Placeholder until the `agent` subcommand lands.
+//! `tether agent`: a sample agent runtime. It performs tool calls through
+//! [`Tether::check`] in a loop and prints each verdict, and a status line
+//! whenever its connection to the gateway changes. The decisions are the
+//! library's; this command only shows them.
 
-use crate::common::CliError;
+use std::path::PathBuf;
+use std::time::Duration;
 
-/// Arguments of the subcommand.
+use tether_tokio::client::{
+    AgentIdentity, Decision, Status, StreamStatus, Tether, TetherConfig, TetherError, ToolCall,
+    Verdict, VerdictSource,
+};
+
+use crate::common::{self, CliError};
+
+/// Arguments of `tether agent`.
 #[derive(Debug, clap::Args)]
-pub(crate) struct AgentArgs {}
+pub(crate) struct AgentArgs {
+    /// Gateway URL (`https://` for TLS).
+    #[arg(long, value_name = "URL", default_value = common::DEFAULT_GATEWAY)]
+    gateway: String,
 
-pub(crate) async fn run(_args: AgentArgs, _json: bool) -> Result<(), CliError> {
-    Err(CliError::Other("not built yet".into()))
+    /// Organisation of the agent.
+    #[arg(long, value_name = "ORG", default_value = "acme")]
+    org: String,
+
+    /// Team (tenant) of the agent.
+    #[arg(long, value_name = "TEAM", default_value = "support")]
+    team: String,
+
+    /// Agent id.
+    #[arg(long, value_name = "AGENT", default_value = "agent-7")]
+    agent: String,
+
+    /// Credential token (sent as `x-aa-credential-token`); needed when the
+    /// gateway was started with a token file.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+
+    /// Invalidation subscriber id (default: `{agent}-{process id}`).
+    #[arg(long, value_name = "ID")]
+    assembly_id: Option<String>,
+
+    /// Tool names to call, in turn, comma-separated.
+    #[arg(
+        long,
+        value_name = "A,B,C",
+        value_delimiter = ',',
+        default_value = "read_file"
+    )]
+    tools: Vec<String>,
+
+    /// Pause between two tool calls, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    interval_ms: u64,
+
+    /// Number of tool calls to make; 0 runs until Ctrl-C.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    count: u64,
+
+    /// How long a check waits for a reviewer before falling back to deny,
+    /// in milliseconds (default: the library's).
+    #[arg(long, value_name = "MS")]
+    approval_deadline_ms: Option<u64>,
+
+    /// PEM CA certificate to trust for an `https://` gateway (default: the
+    /// system's web roots).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+}
+
+/// Run the agent until `--count` calls are made or Ctrl-C.
+pub(crate) async fn run(args: AgentArgs, json: bool) -> Result<(), CliError> {
+    if args.tools.iter().all(|t| t.trim().is_empty()) {
+        return Err(CliError::Input("--tools names no tool".into()));
+    }
+    common::probe(&args.gateway).await?;
+
+    let identity = AgentIdentity::new(&args.org, &args.team, &args.agent);
+    let assembly_id = args
+        .assembly_id
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", args.agent, std::process::id()));
+    let mut config = TetherConfig::new(&args.gateway, identity, assembly_id);
+    if let Some(token) = &args.token {
+        config = config.with_token(token.clone());
+    }
+    if let Some(ms) = args.approval_deadline_ms {
+        config = config.with_approval_deadline(Duration::from_millis(ms), Decision::Deny);
+    }
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path)
+            .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))?;
+        config.tls.ca_pem = Some(pem);
+    }
+    let tether = Tether::connect(config).map_err(|e| CliError::Input(e.to_string()))?;
+
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "type": "start",
+                "gateway": args.gateway,
+                "agent": format!("{}/{}/{}", args.org, args.team, args.agent),
+            })
+        );
+    } else {
+        println!(
+            "agent {}/{}/{} -> {}",
+            args.org, args.team, args.agent, args.gateway
+        );
+    }
+    let watcher = tokio::spawn(show_status(tether.watch_status(), json));
+    // Give the streams a moment to come up, so the first calls see a live
+    // connection; not connecting is not an error (they keep retrying, and
+    // the first check reports a refused credential).
+    let mut rx = tether.watch_status();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = rx
+            .wait_for(|s| {
+                (s.invalidation.connected && s.op_control.connected)
+                    || s.invalidation.last_error.is_some()
+                    || s.op_control.last_error.is_some()
+            })
+            .await;
+    })
+    .await;
+
+    let result = tokio::select! {
+        r = call_loop(&tether, &args, json) => r,
+        r = tokio::signal::ctrl_c() => {
+            r.map_err(|e| CliError::Other(format!("cannot wait for Ctrl-C: {e}")))
+        }
+    };
+    watcher.abort();
+    tether.shutdown(Duration::from_secs(2)).await;
+    result
+}
+
+/// Make the tool calls; the first call's failure ends the command.
+async fn call_loop(tether: &Tether, args: &AgentArgs, json: bool) -> Result<(), CliError> {
+    let tools: Vec<&str> = args
+        .tools
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+        .collect();
+    let mut n: u64 = 0;
+    loop {
+        let trace = n / tools.len() as u64 + 1;
+        let span = n % tools.len() as u64 + 1;
+        let tool = tools[(n % tools.len() as u64) as usize];
+        let op = format!("trace-{trace}:span-{span}");
+        match tether.check(&op, &ToolCall::new(tool)).await {
+            Ok(v) => print_verdict(&op, tool, &v, json),
+            Err(e) if n == 0 => return Err(first_error(&args.gateway, e)),
+            Err(e) => print_error(&op, tool, &e, json),
+        }
+        n += 1;
+        if args.count != 0 && n >= args.count {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(args.interval_ms)).await;
+    }
+}
+
+/// The first check's failure, as one line.
+fn first_error(url: &str, e: TetherError) -> CliError {
+    match &e {
+        TetherError::Gateway(s) if s.code() == tonic::Code::Unavailable => {
+            common::unreachable(url, s.message())
+        }
+        TetherError::Gateway(s) => common::refused("the first check", s),
+        _ => CliError::Other(format!("first check failed: {e}")),
+    }
+}
+
+fn source_text(source: &VerdictSource) -> (&'static str, Option<&str>) {
+    match source {
+        VerdictSource::Terminated => ("terminated", None),
+        VerdictSource::OutagePolicy => ("outage-policy", None),
+        VerdictSource::Cache => ("cache", None),
+        VerdictSource::Gateway => ("gateway", None),
+        VerdictSource::Reviewer { approval_id } => ("reviewer", Some(approval_id)),
+        VerdictSource::ApprovalDeadline { approval_id } => ("deadline", Some(approval_id)),
+    }
+}
+
+fn print_verdict(op: &str, tool: &str, v: &Verdict, json: bool) {
+    let (time, ms) = common::now();
+    let decision = match v.decision {
+        Decision::Allow => "allow",
+        Decision::Deny => "deny",
+    };
+    let (source, approval) = source_text(&v.source);
+    let latency_us = v.latency.as_micros() as u64;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "type": "verdict",
+                "time_unix_ms": ms,
+                "op": op,
+                "tool": tool,
+                "decision": decision,
+                "source": source,
+                "approval_id": approval,
+                "reason": v.reason,
+                "latency_us": latency_us,
+            })
+        );
+    } else {
+        let approval = approval.map(|a| format!(" ({a})")).unwrap_or_default();
+        println!(
+            "{time} verdict {op} {tool} {decision} {source}{approval} {:.3}ms {}",
+            latency_us as f64 / 1000.0,
+            v.reason
+        );
+    }
+}
+
+fn print_error(op: &str, tool: &str, e: &TetherError, json: bool) {
+    let (time, ms) = common::now();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "type": "error", "time_unix_ms": ms, "op": op, "tool": tool, "error": e.to_string(),
+            })
+        );
+    } else {
+        println!("{time} error   {op} {tool} {e}");
+    }
+}
+
+/// The part of a status that deserves a line when it changes.
+fn key(s: &Status) -> (bool, bool, u64, u64) {
+    (
+        s.invalidation.connected,
+        s.op_control.connected,
+        s.invalidation.reconnects,
+        s.op_control.reconnects,
+    )
+}
+
+/// Print a status line whenever the connection state changes.
+async fn show_status(mut rx: tokio::sync::watch::Receiver<Status>, json: bool) {
+    let mut last = None;
+    loop {
+        let status = rx.borrow_and_update().clone();
+        let k = key(&status);
+        if last != Some(k) {
+            last = Some(k);
+            print_status(&status, json);
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn stream_text(s: &StreamStatus) -> String {
+    format!(
+        "{} (last seq {}, reconnects {})",
+        if s.connected {
+            "connected"
+        } else {
+            "reconnecting"
+        },
+        s.last_seq,
+        s.reconnects
+    )
+}
+
+fn stream_json(s: &StreamStatus) -> serde_json::Value {
+    serde_json::json!({
+        "connected": s.connected,
+        "last_seq": s.last_seq,
+        "reconnects": s.reconnects,
+        "events_applied": s.events_applied,
+        "last_error": s.last_error,
+    })
+}
+
+fn print_status(s: &Status, json: bool) {
+    let (time, ms) = common::now();
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "type": "status",
+                "time_unix_ms": ms,
+                "invalidation": stream_json(&s.invalidation),
+                "op_control": stream_json(&s.op_control),
+            })
+        );
+    } else {
+        println!(
+            "{time} status  invalidation {}; op-control {}",
+            stream_text(&s.invalidation),
+            stream_text(&s.op_control)
+        );
+    }
 }

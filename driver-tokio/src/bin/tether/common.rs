@@ -6,8 +6,6 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// A failure, printed as one line.
-// TEMP(cli branch): allow until gateway/agent/ctl use every variant.
-#[allow(dead_code)]
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum CliError {
     /// The gateway cannot be reached.
@@ -61,7 +59,6 @@ pub(crate) fn serve_metrics(addr: SocketAddr) -> Result<(), CliError> {
 }
 
 /// Turn a connect failure into the one-line "cannot reach" error.
-#[allow(dead_code)] // TEMP(cli branch)
 pub(crate) fn unreachable(url: &str, e: impl std::fmt::Display) -> CliError {
     let addr = url
         .trim_start_matches("http://")
@@ -76,4 +73,85 @@ pub(crate) fn unreachable(url: &str, e: impl std::fmt::Display) -> CliError {
         cause = "timed out".into();
     }
     CliError::Unreachable { addr, cause }
+}
+
+/// `e` and every error in its source chain, joined with ": " (a transport
+/// error's own message rarely names the cause; its sources do).
+pub(crate) fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// The default gateway URL of `agent` and `ctl`.
+pub(crate) const DEFAULT_GATEWAY: &str = "http://127.0.0.1:50051";
+
+/// How long `agent` and `ctl` try to open a connection before reporting the
+/// gateway unreachable.
+pub(crate) const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// A gRPC error as the one-line "gateway refused WHAT: CODE: MESSAGE".
+pub(crate) fn refused(what: impl Into<String>, status: &tonic::Status) -> CliError {
+    CliError::Refused {
+        what: what.into(),
+        cause: format!("{:?}: {}", status.code(), status.message()),
+    }
+}
+
+/// Check that the host and port of `url` accept a TCP connection within
+/// [`CONNECT_TIMEOUT`], so an unreachable gateway is reported at once and in
+/// one line.
+pub(crate) async fn probe(url: &str) -> Result<(), CliError> {
+    let uri: tonic::codegen::http::Uri = url
+        .parse()
+        .map_err(|e| CliError::Input(format!("invalid gateway URL {url:?}: {e}")))?;
+    let host = uri
+        .host()
+        .ok_or_else(|| CliError::Input(format!("gateway URL {url:?} has no host")))?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if uri.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((host.as_str(), port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(unreachable(url, e)),
+        Err(_) => Err(unreachable(url, "connect timed out")),
+    }
+}
+
+/// Wall-clock time of day (UTC) as `HH:MM:SS.mmm`, and milliseconds since
+/// the Unix epoch.
+pub(crate) fn now() -> (String, u64) {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let day_ms = ms % 86_400_000;
+    let text = format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        day_ms / 3_600_000,
+        day_ms / 60_000 % 60,
+        day_ms / 1000 % 60,
+        day_ms % 1000
+    );
+    (text, ms)
 }
