@@ -451,7 +451,7 @@ impl Runtime {
         }
         let n = self.submitted.fetch_add(1, Ordering::SeqCst);
         let poker = self.poker.get().unwrap().clone();
-        if n % 5 == 0 {
+        if n.is_multiple_of(5) {
             // A turn that ends before submit_next returns. A global
             // drive's session is not known yet: name the drive.
             self.busy.lock().unwrap().remove(&session);
@@ -466,7 +466,7 @@ impl Runtime {
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(20 + (n as u64 % 7) * 10)).await;
                 rt.busy.lock().unwrap().remove(&s);
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     poker.complete_drive(token).unwrap();
                 } else {
                     poker.complete_session(&s).unwrap();

@@ -32,7 +32,7 @@ pub fn slot_after(anchor: Timestamp, interval: Duration, t: Timestamp) -> Timest
 /// Whether `t` is a slot of the grid (`t >= anchor`, on a multiple).
 pub fn on_grid(anchor: Timestamp, interval: Duration, t: Timestamp) -> bool {
     let iv = duration_nanos(interval);
-    iv != 0 && t >= anchor && (t.as_nanos() - anchor.as_nanos()) % iv == 0
+    iv != 0 && t >= anchor && (t.as_nanos() - anchor.as_nanos()).is_multiple_of(iv)
 }
 
 /// The delay after `failures` consecutive failures (from 1): `base`,
