@@ -67,6 +67,21 @@ pub const ALL: &[&str] = &[
     SCHEDULER_STORE_ERRORS,
 ];
 
+/// The runtime client's metrics (what `Tether` records).
+pub const CLIENT: &[&str] = &[
+    EVENTS_APPLIED,
+    DUPLICATES,
+    GAPS,
+    RESTARTS,
+    UNREPLAYABLE_GAPS,
+    RECONNECTS,
+    CONNECTED,
+    PUSH_TO_APPLY_SECONDS,
+    CHECK_SECONDS,
+    OP_SIGNALS,
+    AUTH_REFRESHES,
+];
+
 /// Register every counter and gauge at zero, so a metrics endpoint lists
 /// them before the first event (histograms appear with their first sample).
 pub fn register_all() {
@@ -79,6 +94,11 @@ pub fn register_all() {
         RECONNECTS,
         OP_SIGNALS,
         AUTH_REFRESHES,
+        RUNNER_POKES,
+        RUNNER_DRIVES,
+        RUNNER_STALE_REPORTS,
+        SCHEDULER_TICKS,
+        SCHEDULER_STORE_ERRORS,
     ] {
         metrics::counter!(name).increment(0);
     }
