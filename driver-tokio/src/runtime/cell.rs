@@ -3,8 +3,9 @@
 //! next deadline.
 //!
 //! Guarantees: after every input the machine is drained to `None`; the timer
-//! task is woken whenever an input may have moved the deadline (a `Notify`
-//! permit, so no wake-up is lost between reading the deadline and sleeping);
+//! task is woken whenever an input moved the deadline, and only then (a
+//! `Notify` permit, so no wake-up is lost between reading the deadline and
+//! sleeping);
 //! the timer task ends when the cell is dropped or [`TimerTask::stop`] is
 //! called.
 
@@ -54,20 +55,27 @@ where
     /// Feed an input: run `f` on the machine with the current time, drain
     /// and execute every action, and wake the timer task.
     pub fn with<R>(&self, f: impl FnOnce(&mut M, tether_core::Timestamp) -> R) -> R {
-        let (result, actions) = {
+        let (result, actions, moved) = {
             let mut m = self.lock();
             let now = self.clock.now();
+            let before = m.poll_timeout().map(|d| d.at);
             let result = f(&mut m, now);
             let mut actions = Vec::new();
             while let Some(a) = m.poll_action() {
                 actions.push(a);
             }
-            (result, actions)
+            let moved = m.poll_timeout().map(|d| d.at) != before;
+            (result, actions, moved)
         };
         for a in actions {
             (self.execute)(a);
         }
-        self.deadline_moved.notify_one();
+        // Wake the timer task only when the deadline moved: an input that
+        // changes no timer (a check on a running op, a cache hit) costs no
+        // cross-task wake-up. Compared under the lock, so no move is missed.
+        if moved {
+            self.deadline_moved.notify_one();
+        }
         result
     }
 
