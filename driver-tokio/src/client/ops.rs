@@ -84,19 +84,22 @@ impl Ops {
     /// is paused (or while the outage policy holds). Cancellation-safe.
     pub async fn wait_runnable(&self, op_id: &str) -> Result<(), OpBlocked> {
         loop {
-            let (tx, rx) = oneshot::channel();
             let senders = self.senders.clone();
-            let outcome = self.cell.with(|m, now| {
-                let out = m.check(now, &self.agent, op_id);
-                if let CheckOutcome::Wait(id) = out {
-                    senders.register(id, tx);
-                }
-                out
-            });
-            let id = match outcome {
-                CheckOutcome::Run => return Ok(()),
-                CheckOutcome::Deny(reason) => return Err(blocked(reason)),
-                CheckOutcome::Wait(id) => id,
+            // The channel is made only when the op must wait: a check on a
+            // running op (the hot path) allocates nothing.
+            let step = self
+                .cell
+                .with(|m, now| match m.check(now, &self.agent, op_id) {
+                    CheckOutcome::Run => Ok(None),
+                    CheckOutcome::Deny(reason) => Err(blocked(reason)),
+                    CheckOutcome::Wait(id) => {
+                        let (tx, rx) = oneshot::channel();
+                        senders.register(id, tx);
+                        Ok(Some((id, rx)))
+                    }
+                });
+            let Some((id, rx)) = step? else {
+                return Ok(());
             };
             let guard = CancelGuard::new(|| {
                 self.cell.with(|m, _| m.cancel(id));
