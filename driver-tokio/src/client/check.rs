@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::error::TetherError;
 use super::ops::OpBlocked;
-use super::shared::{Cached, Shared};
+use super::shared::{attach_token, Cached, Shared};
 use super::verdict::{Decision, Verdict, VerdictSource};
 
 /// A tool call to be checked.
@@ -246,16 +246,12 @@ async fn check_action(
     for attempt in 0..2 {
         let token = shared.config.credentials.token().await;
         let mut req = build(token.as_deref());
-        if let Some(t) = &token {
-            if let Ok(v) = t.parse() {
-                req.metadata_mut().insert("x-aa-credential-token", v);
-            }
-        }
+        attach_token(&mut req, token.as_deref());
         match client.check_action(req).await {
             Ok(resp) => return Ok(resp.into_inner()),
-            Err(status) if status.code() == tonic::Code::Unauthenticated && attempt == 0 => {
-                shared.on_unauthenticated(token.as_deref()).await;
-            }
+            // Refused: refresh the credential once and retry once.
+            Err(status)
+                if attempt == 0 && shared.refresh_if_refused(&status, token.as_deref()).await => {}
             Err(status) => return Err(TetherError::Gateway(status)),
         }
     }

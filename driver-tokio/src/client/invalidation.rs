@@ -33,6 +33,8 @@ const STREAM: &str = "invalidation";
 const ACK_BUFFER: usize = 1024;
 
 struct Conn {
+    /// The credential the stream was opened with.
+    token: Option<String>,
     acks: mpsc::Sender<SubscribeRequest>,
     events: tonic::Streaming<tether_proto::gateway::InvalidationEvent>,
     /// The gateway's lifetime epoch, when it announced one.
@@ -185,10 +187,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     }
                     Some(Err(status)) => {
                         attempt_span.in_scope(|| tracing::warn!(%status, "stream failed"));
-                        if status.code() == tonic::Code::Unauthenticated {
-                            let token = shared.config.credentials.token().await;
-                            shared.on_unauthenticated(token.as_deref()).await;
-                        }
+                        let token = conn.as_ref().and_then(|c| c.token.clone());
+                        shared.refresh_if_refused(&status, token.as_deref()).await;
                         conn = None;
                         sub.on_disconnected(clock.now());
                         stream_down(&shared);
@@ -262,15 +262,14 @@ async fn open(shared: &Shared, last_seq_seen: u64) -> Result<Conn, String> {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok());
             Ok(Conn {
+                token,
                 acks: tx,
                 events: resp.into_inner(),
                 epoch,
             })
         }
         Err(status) => {
-            if status.code() == tonic::Code::Unauthenticated {
-                shared.on_unauthenticated(token.as_deref()).await;
-            }
+            shared.refresh_if_refused(&status, token.as_deref()).await;
             Err(describe(&status))
         }
     }

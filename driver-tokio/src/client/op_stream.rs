@@ -33,6 +33,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     let mut backoff = Backoff::new(cfg);
     backoff.start(clock.now());
     let mut stream: Option<tonic::Streaming<OpControlMessage>> = None;
+    // The credential the open stream was opened with.
+    let mut stream_token: Option<String> = None;
     let mut span = tracing::Span::none();
     loop {
         while let Some(BackoffAction::Connect { attempt }) = backoff.poll_action() {
@@ -47,8 +49,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 _ = shutdown.changed() => return,
             };
             match opened {
-                Ok(s) => {
+                Ok((s, token)) => {
                     stream = Some(s);
+                    stream_token = token;
                     backoff.on_connected(clock.now());
                     shared.ops.on_stream_up();
                     shared.status.update(|s| {
@@ -84,10 +87,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 }
                 Some(Err(status)) => {
                     span.in_scope(|| tracing::warn!(%status, "stream failed"));
-                    if status.code() == tonic::Code::Unauthenticated {
-                        let token = shared.config.credentials.token().await;
-                        shared.on_unauthenticated(token.as_deref()).await;
-                    }
+                    shared.refresh_if_refused(&status, stream_token.as_deref()).await;
                     stream = None;
                     backoff.on_disconnected(clock.now());
                     down(&shared);
@@ -142,7 +142,9 @@ async fn next(
     }
 }
 
-async fn open(shared: &Shared) -> Result<tonic::Streaming<OpControlMessage>, String> {
+async fn open(
+    shared: &Shared,
+) -> Result<(tonic::Streaming<OpControlMessage>, Option<String>), String> {
     let a = &shared.config.agent;
     let mut req = tonic::Request::new(OpControlSubscribeRequest {
         agent_id: Some(AgentId {
@@ -154,11 +156,9 @@ async fn open(shared: &Shared) -> Result<tonic::Streaming<OpControlMessage>, Str
     let token = shared.authorize(&mut req).await;
     let mut client = PolicyServiceClient::new(shared.channel.clone());
     match client.op_control_stream(req).await {
-        Ok(resp) => Ok(resp.into_inner()),
+        Ok(resp) => Ok((resp.into_inner(), token)),
         Err(status) => {
-            if status.code() == tonic::Code::Unauthenticated {
-                shared.on_unauthenticated(token.as_deref()).await;
-            }
+            shared.refresh_if_refused(&status, token.as_deref()).await;
             Err(describe(&status))
         }
     }

@@ -76,20 +76,34 @@ impl Shared {
         self.closing.load(Ordering::SeqCst)
     }
 
-    /// Attach the current credential to a request.
+    /// Attach the current credential to a request; the token used.
     pub(crate) async fn authorize<T>(&self, req: &mut tonic::Request<T>) -> Option<String> {
-        let token = self.config.credentials.token().await?;
-        if let Ok(v) = token.parse() {
-            req.metadata_mut().insert("x-aa-credential-token", v);
-        }
-        Some(token)
+        let token = self.config.credentials.token().await;
+        attach_token(req, token.as_deref());
+        token
     }
 
-    /// The gateway refused a credential: ask the provider for a fresh one.
-    pub(crate) async fn on_unauthenticated(&self, token: Option<&str>) {
+    /// If the gateway refused the credential (`UNAUTHENTICATED`), ask the
+    /// provider for a fresh one. Whether it did.
+    pub(crate) async fn refresh_if_refused(
+        &self,
+        status: &tonic::Status,
+        token: Option<&str>,
+    ) -> bool {
+        if status.code() != tonic::Code::Unauthenticated {
+            return false;
+        }
         metrics::counter!(crate::metrics_names::AUTH_REFRESHES).increment(1);
         tracing::warn!("gateway refused the credential (UNAUTHENTICATED); refreshing");
         self.config.credentials.refresh(token.unwrap_or("")).await;
+        true
+    }
+}
+
+/// Put `token` in the request metadata as `x-aa-credential-token`.
+pub(crate) fn attach_token<T>(req: &mut tonic::Request<T>, token: Option<&str>) {
+    if let Some(v) = token.and_then(|t| t.parse().ok()) {
+        req.metadata_mut().insert("x-aa-credential-token", v);
     }
 }
 
