@@ -23,17 +23,7 @@ use crate::time::Timestamp;
 /// Sessions are `0..SESSIONS`: a small space so that inputs collide.
 pub const SESSIONS: u8 = 4;
 
-/// How an input names a drive token.
-#[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]
-pub enum Tok {
-    /// The n-th outstanding drive (modulo their count); a made-up token if
-    /// none is outstanding.
-    Live(u8),
-    /// The n-th drive that is no longer outstanding (stale).
-    Old(u8),
-    /// Any number at all.
-    MadeUp(u64),
-}
+pub use super::Tok;
 
 /// One input to the in-flight machine.
 #[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]

@@ -17,6 +17,20 @@ pub mod policy_cache;
 pub mod subscription;
 pub mod tick;
 
+/// How a generated input names a token of the machine under test (a drive
+/// token, a run token): one that is outstanding, one that no longer is, or
+/// any number at all.
+#[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]
+pub enum Tok {
+    /// The n-th outstanding token (modulo their count); a made-up token if
+    /// none is outstanding.
+    Live(u8),
+    /// The n-th token that is no longer outstanding (stale).
+    Old(u8),
+    /// Any number at all.
+    MadeUp(u64),
+}
+
 /// A broken invariant: its name (as listed in ARCHITECTURE.md) and what was
 /// observed.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,17 +22,7 @@ use crate::time::Timestamp;
 /// Jobs are `0..JOBS`: a small space so that inputs collide.
 pub const JOBS: u8 = 4;
 
-/// How an input names a run token.
-#[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]
-pub enum Tok {
-    /// The n-th running tick (modulo their count); a made-up token if none
-    /// runs.
-    Live(u8),
-    /// The n-th tick that no longer runs (stale).
-    Old(u8),
-    /// Any number at all.
-    MadeUp(u64),
-}
+pub use super::Tok;
 
 /// One input to the tick schedule.
 #[derive(Clone, Copy, Debug, arbitrary::Arbitrary)]
