@@ -1,13 +1,16 @@
 //! Approval waiting: register a waiter and resolve it, with 1k, 100k and 1M
-//! other waiters outstanding. tether's machine alone, tether's machine plus
-//! the oneshot its driver hands each caller, and the baseline (a concurrent
-//! map of oneshot senders, each waiter in its own `tokio::time::timeout`).
+//! other waiters outstanding. tether's machine alone; tether's driver
+//! (`Approvals::wait` polled once, `on_verdict`, polled again: the machine
+//! behind its lock, the clock, the waiter's mailbox and wake-up); and the
+//! baseline (a concurrent map of oneshot senders, each waiter in its own
+//! `tokio::time::timeout`), driven the same way.
 
 // criterion_group! generates an undocumented public function.
 #![allow(missing_docs)]
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,9 +18,10 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use tether_benches::baseline::approval::{BaselineApprovals, Verdict};
 use tether_benches::poll::poll_once;
 use tether_benches::{short_criterion, size_label, SIZES};
-use tether_core::approval::{ApprovalAction, ApprovalConfig, ApprovalWaiters, ReviewerDecision};
+use tether_core::approval::{ApprovalConfig, ApprovalWaiters, ReviewerDecision};
 use tether_core::{Machine, Timestamp};
-use tokio::sync::oneshot;
+use tether_tokio::client::Approvals;
+use tether_tokio::runtime::Clock;
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -58,30 +62,52 @@ fn bench(c: &mut Criterion) {
             });
         }
         {
-            let mut w = machine(n);
-            let mut senders: HashMap<_, oneshot::Sender<ApprovalAction>> = HashMap::new();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .expect("runtime");
+            let approvals = rt.block_on(async {
+                Approvals::new(
+                    ApprovalConfig {
+                        max_waiters: n + 1024,
+                        ..ApprovalConfig::default()
+                    },
+                    Clock::new(),
+                )
+            });
+            // The n outstanding waiters: registered futures, polled once.
+            let ids: Vec<String> = (0..n).map(|i| format!("pre-{i}")).collect();
+            let mut outstanding: Vec<Pin<Box<dyn Future<Output = _> + '_>>> = ids
+                .iter()
+                .map(|id| Box::pin(approvals.wait(id, HOUR)) as Pin<Box<dyn Future<Output = _>>>)
+                .collect();
+            rt.block_on(async {
+                for f in &mut outstanding {
+                    assert!(poll_once(f.as_mut()).is_pending());
+                }
+            });
+            assert_eq!(approvals.waiting(), n);
             let mut id = String::new();
             let mut k = 0u64;
-            g.bench_function(BenchmarkId::new("tether-core+oneshot", &label), |b| {
-                b.iter(|| {
-                    k += 1;
-                    let now = Timestamp::from_nanos(k * 1_000);
-                    id.clear();
-                    let _ = write!(id, "req-{k}");
-                    let waiter = w
-                        .wait(now, &id, now + Duration::from_secs(30))
-                        .expect("room");
-                    let (tx, mut rx) = oneshot::channel();
-                    senders.insert(waiter, tx);
-                    w.on_verdict(now, &id, ReviewerDecision::Approved);
-                    while let Some(a) = w.poll_action() {
-                        if let Some(tx) = senders.remove(&a.waiter()) {
-                            let _ = tx.send(a);
+            g.bench_function(BenchmarkId::new("tether", &label), |b| {
+                b.iter_custom(|iters| {
+                    rt.block_on(async {
+                        let start = Instant::now();
+                        for _ in 0..iters {
+                            k += 1;
+                            id.clear();
+                            let _ = write!(id, "req-{k}");
+                            let fut = approvals.wait(&id, Duration::from_secs(30));
+                            tokio::pin!(fut);
+                            assert!(poll_once(fut.as_mut()).is_pending());
+                            approvals.on_verdict(&id, ReviewerDecision::Approved);
+                            assert!(poll_once(fut.as_mut()).is_ready());
                         }
-                    }
-                    rx.try_recv().expect("delivered");
+                        start.elapsed()
+                    })
                 });
             });
+            drop(outstanding);
         }
         {
             let rt = tokio::runtime::Builder::new_current_thread()

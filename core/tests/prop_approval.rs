@@ -337,3 +337,85 @@ fn harness_accepts_known_sequences() {
         }
     }
 }
+
+/// Long runs that reuse slots and request entries thousands of times, give
+/// deadlines out of order, and leave enough resolved and cancelled waiters
+/// (and replaced verdicts) behind a live first entry to force the lazy
+/// deadline and expiry queues to compact: the model still agrees after
+/// every step, and nothing is left at the end.
+#[test]
+fn slot_reuse_out_of_order_deadlines_and_compaction_match_the_model() {
+    let mut ops = Vec::new();
+    // A waiter whose deadline stays first, so stale entries pile up behind
+    // it instead of being dropped from the front.
+    ops.push(Op::Wait {
+        id: 3,
+        deadline_ms: 60_000,
+    });
+    for i in 0..2_000u16 {
+        // Later than the first waiter's deadline, going down and up, so
+        // some land out of order.
+        let deadline_ms = 61_000 + (i % 7) * 300;
+        ops.push(Op::Wait { id: 0, deadline_ms });
+        ops.push(Op::Wait {
+            id: 1,
+            deadline_ms: deadline_ms + 1_000,
+        });
+        match i % 4 {
+            0 => ops.push(Op::Verdict {
+                id: 0,
+                decision: ReviewerDecision::Approved,
+            }),
+            1 => ops.push(Op::Cancel { slot: u8::MAX }),
+            2 => ops.push(Op::Verdict {
+                id: 1,
+                decision: ReviewerDecision::Denied,
+            }),
+            _ => ops.push(Op::Advance(2)),
+        }
+        if i % 97 == 0 {
+            // Waiters nobody answers: they outlive compactions, then time out.
+            // Alternately after every other deadline (queued in order) and
+            // before the last one (out of order).
+            ops.push(Op::Wait {
+                id: 2,
+                deadline_ms: if (i / 97) % 2 == 0 { 65_000 } else { 61_500 },
+            });
+        }
+    }
+    // Let every deadline pass, one wake-up at a time: a live entry lost in a
+    // compaction would show as a missing time-out.
+    ops.extend([Op::Wake; 200]);
+    // A kept verdict that expires first and is never purged (time moves by
+    // `Lag` only), then a verdict replaced after expiring, again and again.
+    ops.push(Op::Verdict {
+        id: 2,
+        decision: ReviewerDecision::Approved,
+    });
+    for _ in 0..300 {
+        ops.push(Op::Lag(800));
+        ops.push(Op::Verdict {
+            id: 0,
+            decision: ReviewerDecision::Denied,
+        });
+    }
+    for config in [
+        // No verdict kept: every verdict leaves stale deadline entries.
+        ApprovalConfig {
+            max_waiters: 64,
+            keep_verdict_for: Duration::ZERO,
+            ..small_config()
+        },
+        // Verdicts kept briefly, replaced and dropped at the bound.
+        ApprovalConfig {
+            max_waiters: 64,
+            keep_verdict_for: Duration::from_millis(700),
+            max_kept_verdicts: 4,
+            ..small_config()
+        },
+    ] {
+        if let Err(v) = run_and_clean_up(config, &ops) {
+            panic!("{v}");
+        }
+    }
+}

@@ -28,10 +28,12 @@ use tether_core::{Machine, Timestamp};
 use tether_proto::assembly::gateway::v1::invalidation_service_client::InvalidationServiceClient;
 use tether_proto::assembly::gateway::v1::{subscribe_request, SubscribeInitial, SubscribeRequest};
 use tether_tests::{agent_key, client_config, connected, TOKEN};
+use tether_tokio::client::Approvals;
 use tether_tokio::client::{
     InvalidateAllReason, InvalidationSink, PolicyChange, Tether, TetherConfig, ToolCall,
 };
 use tether_tokio::gateway::{GatewayBuilder, RunningGateway};
+use tether_tokio::runtime::Clock;
 use tokio::sync::Notify;
 
 /// Run sizes: `--quick` shrinks every count and duration.
@@ -507,39 +509,33 @@ fn mem_child(which: &str) -> String {
     let t0 = Timestamp::ZERO;
     let hour = Duration::from_secs(3600);
     let keep: Box<dyn std::any::Any> = match which {
-        "approval-tether" => rt.block_on(async {
-            // What tether holds per waiter: the machine's entry, a oneshot
-            // the driver resolves, and the caller's task awaiting it.
-            let mut w = ApprovalWaiters::new(ApprovalConfig {
-                max_waiters: 200_000,
-                ..ApprovalConfig::default()
+        "approval-tether" | "approval-tasks-tether" => rt.block_on(async {
+            // The real driver: `Approvals::wait` futures, each polled once so
+            // it is registered (machine slot, request entry, deadline,
+            // mailbox), held either as boxed futures or one task each.
+            let approvals: &'static Approvals = Box::leak(Box::new(Approvals::new(
+                ApprovalConfig {
+                    max_waiters: 200_000,
+                    ..ApprovalConfig::default()
+                },
+                Clock::new(),
+            )));
+            let futures = (0..100_000).map(move |i| async move {
+                let id = format!("req-{i}");
+                let _ = approvals.wait(&id, hour).await;
             });
-            let mut senders = std::collections::HashMap::new();
-            let mut tasks = Vec::new();
-            for i in 0..100_000 {
-                let id = w.wait(t0, &format!("req-{i}"), t0 + hour).expect("room");
-                let (tx, rx) = tokio::sync::oneshot::channel::<u8>();
-                senders.insert(id, tx);
-                tasks.push(tokio::spawn(async move {
-                    let _ = rx.await;
-                }));
-            }
-            tokio::task::yield_now().await;
-            Box::new((w, senders, tasks)) as Box<dyn std::any::Any>
+            hold(futures, which.contains("tasks"), || {
+                approvals.waiting() == 100_000
+            })
+            .await
         }),
-        "approval-baseline" => rt.block_on(async {
-            let map = Arc::new(BaselineApprovals::new());
-            let mut tasks = Vec::new();
-            for i in 0..100_000 {
-                let map = map.clone();
-                tasks.push(tokio::spawn(async move {
-                    map.wait(&format!("req-{i}"), hour).await;
-                }));
-            }
-            while map.len() < 100_000 {
-                tokio::task::yield_now().await;
-            }
-            Box::new((map, tasks)) as Box<dyn std::any::Any>
+        "approval-baseline" | "approval-tasks-baseline" => rt.block_on(async {
+            let map: &'static BaselineApprovals = Box::leak(Box::new(BaselineApprovals::new()));
+            let futures = (0..100_000).map(move |i| async move {
+                let id = format!("req-{i}");
+                map.wait(&id, hour).await;
+            });
+            hold(futures, which.contains("tasks"), || map.len() == 100_000).await
         }),
         "ops-tether" => {
             let mut m = OpControl::new(
@@ -588,6 +584,34 @@ fn mem_child(which: &str) -> String {
     format!("{}", after.saturating_sub(before))
 }
 
+/// Hold `futures` waiting: boxed and polled once each (the waiters
+/// alone), or spawned as one task each (what a caller with a task per held
+/// tool call adds).
+async fn hold<F>(
+    futures: impl Iterator<Item = F>,
+    tasks: bool,
+    all_waiting: impl Fn() -> bool,
+) -> Box<dyn std::any::Any>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    if tasks {
+        let handles: Vec<_> = futures.map(tokio::spawn).collect();
+        // Let every task run to its first wait.
+        while !all_waiting() {
+            tokio::task::yield_now().await;
+        }
+        Box::new(handles)
+    } else {
+        let mut held: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
+        for f in &mut held {
+            assert!(tether_benches::poll::poll_once(f.as_mut()).is_pending());
+        }
+        assert!(all_waiting());
+        Box::new(std::sync::Mutex::new(held))
+    }
+}
+
 fn measure_child(which: &str) -> Option<u64> {
     let exe = std::env::current_exe().ok()?;
     let out = std::process::Command::new(exe)
@@ -600,8 +624,13 @@ fn measure_child(which: &str) -> Option<u64> {
 fn memory_rows(rows: &mut Vec<Row>) {
     for (what, name, per) in [
         (
-            "resident memory per 100k approval waiters",
+            "resident memory per 100k approval waiters (registered wait futures)",
             "approval",
+            100_000u64,
+        ),
+        (
+            "resident memory per 100k approval waiters (one task per waiter)",
+            "approval-tasks",
             100_000u64,
         ),
         ("resident memory per 1M op entries", "ops", 1_000_000),

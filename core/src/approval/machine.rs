@@ -1,24 +1,26 @@
 //! The approval-waiting machine: waiters with deadlines, verdicts that reach
 //! each of them once, and verdicts kept for late waiters.
 //!
-//! Guarantees: see the module docs of [`crate::approval`].
+//! Guarantees: see the module docs of [`crate::approval`]. Costs: a wait
+//! and a verdict are one hash lookup each plus O(1) work per waiter
+//! resolved (O(log n) for a deadline earlier than the last one given);
+//! memory is a fixed-size slot per waiter and one entry per request id,
+//! whose text is stored once.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
-use alloc::string::String;
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 
 use super::config::ApprovalConfig;
+use super::deadlines::{DeadlineEntry, DeadlineQueue};
 use super::decision::{Outcome, ReviewerDecision, Verdict};
-use super::kept::KeptVerdicts;
+use super::hash::hash_id;
+use super::kept::{KeptEntry, KeptOrder};
 use super::output::{ApprovalAction, ApprovalStats, ApprovalTimer};
+use super::requests::{Requests, NIL};
+use super::slots::{SlotState, Slots};
 use super::waiter::{WaitError, WaiterId};
 use crate::machine::Machine;
 use crate::time::{earliest, Deadline, Timestamp};
-
-#[derive(Clone, Debug)]
-struct Waiter {
-    request_id: String,
-    deadline: Timestamp,
-}
 
 /// Approval waiters as a sans-IO machine.
 ///
@@ -46,13 +48,21 @@ struct Waiter {
 #[derive(Clone, Debug)]
 pub struct ApprovalWaiters {
     config: ApprovalConfig,
-    /// The next waiter id; `u64::MAX` means exhausted.
-    next_id: u64,
-    waiters: BTreeMap<WaiterId, Waiter>,
-    by_request: BTreeMap<String, BTreeSet<WaiterId>>,
-    /// Every waiting waiter by (deadline, id): the one timer structure.
-    deadlines: BTreeSet<(Timestamp, WaiterId)>,
-    kept: KeptVerdicts,
+    /// The next waiter sequence number; `u64::MAX` means exhausted.
+    next_seq: u64,
+    slots: Slots,
+    waiting: usize,
+    requests: Requests,
+    /// Request entries with at least one waiter.
+    waited_requests: usize,
+    /// Every waiting waiter's deadline: the one timer structure.
+    deadlines: DeadlineQueue,
+    kept_order: KeptOrder,
+    kept: usize,
+    /// Verdicts kept so far: the generation of the next one.
+    kept_gens: u64,
+    /// The latest `now` seen, so kept verdicts expire in the order kept.
+    latest: Timestamp,
     actions: VecDeque<ApprovalAction>,
     stats: ApprovalStats,
 }
@@ -61,12 +71,17 @@ impl ApprovalWaiters {
     /// No waiters, no verdicts.
     pub fn new(config: ApprovalConfig) -> Self {
         ApprovalWaiters {
-            kept: KeptVerdicts::new(config.keep_verdict_for, config.max_kept_verdicts),
             config,
-            next_id: 0,
-            waiters: BTreeMap::new(),
-            by_request: BTreeMap::new(),
-            deadlines: BTreeSet::new(),
+            next_seq: 0,
+            slots: Slots::default(),
+            waiting: 0,
+            requests: Requests::default(),
+            waited_requests: 0,
+            deadlines: DeadlineQueue::default(),
+            kept_order: KeptOrder::default(),
+            kept: 0,
+            kept_gens: 0,
+            latest: Timestamp::ZERO,
             actions: VecDeque::new(),
             stats: ApprovalStats::default(),
         }
@@ -90,41 +105,59 @@ impl ApprovalWaiters {
         request_id: &str,
         deadline: Timestamp,
     ) -> Result<WaiterId, WaitError> {
-        let checked = self.check_wait(request_id);
-        if let Err(e) = checked {
+        self.see(now);
+        if let Err(e) = self.check_wait(request_id) {
             self.stats.refused_waits = self.stats.refused_waits.saturating_add(1);
             return Err(e);
         }
-        let id = WaiterId(self.next_id);
-        self.next_id = self.next_id.saturating_add(1);
-        if let Some(verdict) = self.kept.get(request_id, now) {
-            self.resolve(id, String::from(request_id), verdict.into());
-        } else if deadline <= now {
-            self.resolve(id, String::from(request_id), Outcome::TimedOut);
-        } else {
-            self.waiters.insert(
-                id,
-                Waiter {
-                    request_id: String::from(request_id),
-                    deadline,
-                },
-            );
-            self.by_request
-                .entry(String::from(request_id))
-                .or_default()
-                .insert(id);
-            self.deadlines.insert((deadline, id));
+        let hash = hash_id(request_id);
+        let known = self.requests.find(hash, request_id);
+        let kept = known
+            .and_then(|r| self.requests.get(r))
+            .and_then(|r| kept_at(r.kept, now));
+        let seq = self.next_seq;
+        if let Some(verdict) = kept {
+            let key = known
+                .and_then(|r| self.requests.get(r))
+                .map(|r| r.key.clone());
+            let key = key.unwrap_or_else(|| Arc::from(request_id));
+            return Ok(self.resolve_at_once(seq, key, verdict.into()));
         }
-        Ok(id)
+        if deadline <= now {
+            let key = known
+                .and_then(|r| self.requests.get(r))
+                .map(|r| r.key.clone());
+            let key = key.unwrap_or_else(|| Arc::from(request_id));
+            return Ok(self.resolve_at_once(seq, key, Outcome::TimedOut));
+        }
+        let req = match known {
+            Some(r) => Some(r),
+            None => self.requests.insert_new(hash, request_id),
+        };
+        let Some(req) = req else {
+            self.stats.refused_waits = self.stats.refused_waits.saturating_add(1);
+            return Err(WaitError::Full);
+        };
+        self.next_seq += 1;
+        let slot = self.slots.take(seq, SlotState::Waiting);
+        self.link(req, slot);
+        self.waiting += 1;
+        self.deadlines.push(DeadlineEntry {
+            at: deadline,
+            seq,
+            slot,
+        });
+        Ok(WaiterId { seq, slot })
     }
 
     /// An `ApprovalResolved` event. An approval or a denial resolves every
-    /// waiter of `request_id` (in id order) and is then kept for
+    /// waiter of `request_id` (in wait order) and is then kept for
     /// `keep_verdict_for`. The first verdict wins: while one is kept for the
     /// id, a later one (even a contradicting one) is ignored and counted.
     /// Decisions that are not verdicts, and ids that no waiter can have
     /// (empty, too long), are ignored and counted.
     pub fn on_verdict(&mut self, now: Timestamp, request_id: &str, decision: ReviewerDecision) {
+        self.see(now);
         let Some(verdict) = decision.verdict() else {
             self.stats.ignored_non_verdicts = self.stats.ignored_non_verdicts.saturating_add(1);
             return;
@@ -133,20 +166,22 @@ impl ApprovalWaiters {
             self.stats.ignored_bad_ids = self.stats.ignored_bad_ids.saturating_add(1);
             return;
         }
-        if self.kept.get(request_id, now).is_some() {
-            self.stats.duplicate_verdicts = self.stats.duplicate_verdicts.saturating_add(1);
-            return;
-        }
-        if let Some(ids) = self.by_request.remove(request_id) {
-            for id in ids {
-                if let Some(w) = self.waiters.remove(&id) {
-                    self.deadlines.remove(&(w.deadline, id));
-                    self.resolve(id, w.request_id, verdict.into());
-                }
+        let hash = hash_id(request_id);
+        let known = self.requests.find(hash, request_id);
+        if let Some(req) = known {
+            let kept = self.requests.get(req).and_then(|r| r.kept);
+            if kept_at(kept, now).is_some() {
+                self.stats.duplicate_verdicts = self.stats.duplicate_verdicts.saturating_add(1);
+                return;
+            }
+            self.resolve_request(req, verdict.into());
+            if kept.is_some() {
+                // Expired but not yet purged: replaced below.
+                self.unkeep(req);
             }
         }
-        let dropped = self.kept.insert(now, request_id, verdict);
-        self.stats.dropped_verdicts = self.stats.dropped_verdicts.saturating_add(dropped as u64);
+        self.keep(now, hash, request_id, known, verdict);
+        self.settle();
     }
 
     /// Cancel a waiter (its future was dropped). It leaves nothing behind:
@@ -154,40 +189,51 @@ impl ApprovalWaiters {
     /// there was anything to cancel; an unknown, delivered or already
     /// cancelled waiter is a harmless no-op returning `false`.
     pub fn cancel(&mut self, waiter: WaiterId) -> bool {
-        let removed = if self.detach(waiter).is_some() {
-            true
-        } else if let Some(pos) = self.actions.iter().position(|a| a.waiter() == waiter) {
-            self.actions.remove(pos);
-            true
-        } else {
-            false
+        let Some(slot) = self.slots.current(waiter.slot, waiter.seq) else {
+            return false;
         };
-        if removed {
-            self.stats.cancelled = self.stats.cancelled.saturating_add(1);
+        match slot.state {
+            SlotState::Waiting => {
+                self.unlink(waiter.slot);
+                self.waiting -= 1;
+                self.slots.release(waiter.slot);
+                self.settle();
+            }
+            SlotState::Resolved => {
+                if let Some(pos) = self.actions.iter().position(|a| a.waiter() == waiter) {
+                    self.actions.remove(pos);
+                }
+                self.slots.release(waiter.slot);
+            }
+            SlotState::Free => return false,
         }
-        removed
+        self.stats.cancelled = self.stats.cancelled.saturating_add(1);
+        true
     }
 
     /// Whether `waiter` is still waiting (not resolved, not cancelled).
     pub fn is_waiting(&self, waiter: WaiterId) -> bool {
-        self.waiters.contains_key(&waiter)
+        self.slots
+            .current(waiter.slot, waiter.seq)
+            .is_some_and(|s| s.state == SlotState::Waiting)
     }
 
     /// Waiters waiting now.
     pub fn waiting(&self) -> usize {
-        self.waiters.len()
+        self.waiting
     }
 
     /// The verdict kept for `request_id` at `now`, if any.
     pub fn kept_verdict(&self, now: Timestamp, request_id: &str) -> Option<Verdict> {
-        self.kept.get(request_id, now)
+        let req = self.requests.find(hash_id(request_id), request_id)?;
+        kept_at(self.requests.get(req)?.kept, now)
     }
 
     /// Counters since construction and current sizes.
     pub fn stats(&self) -> ApprovalStats {
         ApprovalStats {
-            waiting: self.waiters.len(),
-            kept_verdicts: self.kept.len(),
+            waiting: self.waiting,
+            kept_verdicts: self.kept,
             undelivered: self.actions.len(),
             ..self.stats
         }
@@ -195,7 +241,11 @@ impl ApprovalWaiters {
 
     /// Request ids with at least one waiter (at most the number of waiters).
     pub fn waited_requests(&self) -> usize {
-        self.by_request.len()
+        self.waited_requests
+    }
+
+    fn see(&mut self, now: Timestamp) {
+        self.latest = self.latest.max(now);
     }
 
     fn id_invalid(&self, request_id: &str) -> Option<WaitError> {
@@ -212,36 +262,194 @@ impl ApprovalWaiters {
         if let Some(e) = self.id_invalid(request_id) {
             return Err(e);
         }
-        let used = self.waiters.len().saturating_add(self.actions.len());
-        if used >= self.config.max_waiters {
+        if self.slots.used() >= self.config.max_waiters || !self.slots.has_room() {
             return Err(WaitError::Full);
         }
-        if self.next_id == u64::MAX {
+        if self.next_seq == u64::MAX {
             return Err(WaitError::IdsExhausted);
         }
         Ok(())
     }
 
-    /// Remove a waiting waiter from every index.
-    fn detach(&mut self, id: WaiterId) -> Option<Waiter> {
-        let w = self.waiters.remove(&id)?;
-        self.deadlines.remove(&(w.deadline, id));
-        if let Some(ids) = self.by_request.get_mut(&w.request_id) {
-            ids.remove(&id);
-            if ids.is_empty() {
-                self.by_request.remove(&w.request_id);
-            }
-        }
-        Some(w)
-    }
-
-    fn resolve(&mut self, waiter: WaiterId, request_id: String, outcome: Outcome) {
+    /// A waiter resolved in the wait that created it.
+    fn resolve_at_once(&mut self, seq: u64, request_id: Arc<str>, outcome: Outcome) -> WaiterId {
+        self.next_seq += 1;
+        let slot = self.slots.take(seq, SlotState::Resolved);
+        let waiter = WaiterId { seq, slot };
         self.actions.push_back(ApprovalAction::Resolved {
             waiter,
             request_id,
             outcome,
         });
+        waiter
     }
+
+    /// Resolve every waiter of request entry `req`, in wait order.
+    fn resolve_request(&mut self, req: u32, outcome: Outcome) {
+        let Some(r) = self.requests.get_mut(req) else {
+            return;
+        };
+        let mut slot = r.head;
+        if slot == NIL {
+            return;
+        }
+        r.head = NIL;
+        r.tail = NIL;
+        let key = r.key.clone();
+        self.waited_requests -= 1;
+        while slot != NIL {
+            let s = self.slots.get_mut(slot);
+            let next = s.next;
+            s.state = SlotState::Resolved;
+            s.req = NIL;
+            s.prev = NIL;
+            s.next = NIL;
+            let waiter = WaiterId { seq: s.seq, slot };
+            self.waiting -= 1;
+            self.actions.push_back(ApprovalAction::Resolved {
+                waiter,
+                request_id: key.clone(),
+                outcome,
+            });
+            slot = next;
+        }
+    }
+
+    /// Keep `verdict` for `request_id` (entry `known`, if any) from `now`.
+    fn keep(
+        &mut self,
+        now: Timestamp,
+        hash: u64,
+        request_id: &str,
+        known: Option<u32>,
+        verdict: Verdict,
+    ) {
+        // Kept verdicts expire in the order kept, even if `now` went back.
+        let expires = self.latest.saturating_add(self.config.keep_verdict_for);
+        let max = self.config.max_kept_verdicts;
+        if max == 0 || self.config.keep_verdict_for.is_zero() || expires <= now {
+            if let Some(req) = known {
+                self.requests.remove_if_unused(req);
+            }
+            return;
+        }
+        while self.kept >= max {
+            let Some(oldest) = self.kept_order.pop() else {
+                break;
+            };
+            if self.is_kept_live(&oldest) {
+                self.unkeep(oldest.req);
+                self.stats.dropped_verdicts = self.stats.dropped_verdicts.saturating_add(1);
+            }
+        }
+        let req = match known.filter(|&r| self.requests.get(r).is_some()) {
+            Some(r) => r,
+            None => match self.requests.find_or_insert(hash, request_id) {
+                Some(r) => r,
+                // 2^32 - 1 ids known at once: the verdict reached its
+                // waiters but cannot be kept; count it as dropped.
+                None => {
+                    self.stats.dropped_verdicts = self.stats.dropped_verdicts.saturating_add(1);
+                    return;
+                }
+            },
+        };
+        let Some(r) = self.requests.get_mut(req) else {
+            return;
+        };
+        let gen = self.kept_gens;
+        self.kept_gens = self.kept_gens.wrapping_add(1);
+        r.kept_gen = gen;
+        r.kept = Some((verdict, expires));
+        self.kept += 1;
+        self.kept_order.push(KeptEntry { expires, req, gen });
+    }
+
+    /// Forget the verdict kept for entry `req`, and the entry if unused.
+    fn unkeep(&mut self, req: u32) {
+        if let Some(r) = self.requests.get_mut(req) {
+            if r.kept.take().is_some() {
+                self.kept -= 1;
+            }
+        }
+        self.requests.remove_if_unused(req);
+    }
+
+    fn is_kept_live(&self, e: &KeptEntry) -> bool {
+        self.requests
+            .get(e.req)
+            .is_some_and(|r| r.kept_gen == e.gen && r.kept.is_some())
+    }
+
+    /// Link waiter `slot` at the tail of request `req`'s list.
+    fn link(&mut self, req: u32, slot: u32) {
+        let Some(r) = self.requests.get_mut(req) else {
+            return;
+        };
+        let tail = r.tail;
+        if tail == NIL {
+            r.head = slot;
+            self.waited_requests += 1;
+        }
+        r.tail = slot;
+        let s = self.slots.get_mut(slot);
+        s.req = req;
+        s.prev = tail;
+        s.next = NIL;
+        if tail != NIL {
+            self.slots.get_mut(tail).next = slot;
+        }
+    }
+
+    /// Unlink waiting `slot` from its request's list (removing the entry
+    /// when nothing else holds it).
+    fn unlink(&mut self, slot: u32) {
+        let s = self.slots.get(slot);
+        let (req, prev, next) = (s.req, s.prev, s.next);
+        if prev != NIL {
+            self.slots.get_mut(prev).next = next;
+        }
+        if next != NIL {
+            self.slots.get_mut(next).prev = prev;
+        }
+        if let Some(r) = self.requests.get_mut(req) {
+            if r.head == slot {
+                r.head = next;
+            }
+            if r.tail == slot {
+                r.tail = prev;
+            }
+            if r.head == NIL {
+                self.waited_requests -= 1;
+            }
+        }
+        let s = self.slots.get_mut(slot);
+        s.req = NIL;
+        s.prev = NIL;
+        s.next = NIL;
+        self.requests.remove_if_unused(req);
+    }
+
+    /// Restore "the earliest queued deadline and expiry are live".
+    fn settle(&mut self) {
+        let slots = &self.slots;
+        self.deadlines.settle(self.waiting, |e| {
+            slots
+                .current(e.slot, e.seq)
+                .is_some_and(|s| s.state == SlotState::Waiting)
+        });
+        let requests = &self.requests;
+        self.kept_order.settle(self.kept, |e| {
+            requests
+                .get(e.req)
+                .is_some_and(|r| r.kept_gen == e.gen && r.kept.is_some())
+        });
+    }
+}
+
+/// The verdict of `kept` if it is still kept at `now`.
+fn kept_at(kept: Option<(Verdict, Timestamp)>, now: Timestamp) -> Option<Verdict> {
+    kept.filter(|(_, expires)| now < *expires).map(|(v, _)| v)
 }
 
 impl Machine for ApprovalWaiters {
@@ -250,7 +458,10 @@ impl Machine for ApprovalWaiters {
 
     fn poll_action(&mut self) -> Option<ApprovalAction> {
         let action = self.actions.pop_front()?;
-        let ApprovalAction::Resolved { outcome, .. } = &action;
+        let ApprovalAction::Resolved {
+            waiter, outcome, ..
+        } = &action;
+        self.slots.release(waiter.slot);
         let counter = match outcome {
             Outcome::Approved => &mut self.stats.approved,
             Outcome::Denied => &mut self.stats.denied,
@@ -263,28 +474,57 @@ impl Machine for ApprovalWaiters {
     fn poll_timeout(&self) -> Option<Deadline<ApprovalTimer>> {
         let waiter = self
             .deadlines
-            .first()
-            .map(|(at, _)| Deadline::new(*at, ApprovalTimer::WaiterDeadline));
+            .peek()
+            .map(|e| Deadline::new(e.at, ApprovalTimer::WaiterDeadline));
         let verdict = self
-            .kept
-            .next_expiry()
-            .map(|at| Deadline::new(at, ApprovalTimer::VerdictExpiry));
+            .kept_order
+            .front()
+            .map(|e| Deadline::new(e.expires, ApprovalTimer::VerdictExpiry));
         earliest(waiter, verdict)
     }
 
     fn handle_timeout(&mut self, now: Timestamp) {
-        while let Some(&(at, id)) = self.deadlines.first() {
-            if at > now {
+        self.see(now);
+        while let Some(e) = self.deadlines.peek() {
+            if e.at > now {
                 break;
             }
-            match self.detach(id) {
-                Some(w) => self.resolve(id, w.request_id, Outcome::TimedOut),
-                // Unreachable (the indexes agree), but never loop forever.
-                None => {
-                    self.deadlines.remove(&(at, id));
-                }
+            self.deadlines.pop();
+            let live = self
+                .slots
+                .current(e.slot, e.seq)
+                .is_some_and(|s| s.state == SlotState::Waiting);
+            if !live {
+                continue;
+            }
+            // A waiting slot's request entry exists: take its text before
+            // unlinking may remove the entry.
+            let req = self.slots.get(e.slot).req;
+            let request_id = self
+                .requests
+                .get(req)
+                .map_or_else(|| Arc::from(""), |r| r.key.clone());
+            self.unlink(e.slot);
+            self.waiting -= 1;
+            self.slots.get_mut(e.slot).state = SlotState::Resolved;
+            self.actions.push_back(ApprovalAction::Resolved {
+                waiter: WaiterId {
+                    seq: e.seq,
+                    slot: e.slot,
+                },
+                request_id,
+                outcome: Outcome::TimedOut,
+            });
+        }
+        while let Some(e) = self.kept_order.front() {
+            if e.expires > now {
+                break;
+            }
+            self.kept_order.pop();
+            if self.is_kept_live(&e) {
+                self.unkeep(e.req);
             }
         }
-        self.kept.expire(now);
+        self.settle();
     }
 }

@@ -26,7 +26,8 @@
 //! - `APPROVAL_IDS_NEVER_REUSED`: waiter ids strictly increase;
 //! - `APPROVAL_BOUNDED`: waiters plus undelivered resolutions stay within
 //!   `max_waiters` (`wait` returns [`WaitError::Full`] at the bound), kept
-//!   verdicts within `max_kept_verdicts` (the soonest expiring is dropped),
+//!   verdicts within `max_kept_verdicts` (the soonest expiring is dropped;
+//!   of verdicts expiring together, the one kept first),
 //!   request ids within `max_request_id_len` bytes;
 //! - `APPROVAL_TIMER_EXACT`: `poll_timeout` is exactly the earliest waiter
 //!   deadline or verdict expiry, so once every waiter is resolved or
@@ -38,10 +39,14 @@
 //! "pending" and what to do then is the caller's policy.
 
 mod config;
+mod deadlines;
 mod decision;
+mod hash;
 mod kept;
 mod machine;
 mod output;
+mod requests;
+mod slots;
 mod waiter;
 
 pub use config::{

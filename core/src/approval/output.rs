@@ -1,6 +1,6 @@
 //! The waiters' outputs: actions, timer reasons and counters.
 
-use alloc::string::String;
+use alloc::sync::Arc;
 
 use super::decision::Outcome;
 use super::waiter::WaiterId;
@@ -13,8 +13,9 @@ pub enum ApprovalAction {
     Resolved {
         /// The waiter.
         waiter: WaiterId,
-        /// The request it waited for.
-        request_id: String,
+        /// The request it waited for (the machine's one copy of the id's
+        /// text, shared).
+        request_id: Arc<str>,
         /// What it learns.
         outcome: Outcome,
     },

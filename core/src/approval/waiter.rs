@@ -2,14 +2,20 @@
 
 /// One waiter, as returned by
 /// [`ApprovalWaiters::wait`](super::ApprovalWaiters::wait). Ids are issued in
-/// increasing order and never reused.
+/// increasing order and never reused; ordered by issue.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct WaiterId(pub(crate) u64);
+pub struct WaiterId {
+    /// Issue order: strictly increasing, never reused.
+    pub(crate) seq: u64,
+    /// The machine's slot for it (reused once the waiter is finished).
+    pub(crate) slot: u32,
+}
 
 impl WaiterId {
-    /// The id as a number (for logs and maps in the driver).
+    /// The id as a number, unique for the machine's lifetime (for logs and
+    /// maps in the driver).
     pub fn get(self) -> u64 {
-        self.0
+        self.seq
     }
 }
 

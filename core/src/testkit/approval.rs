@@ -9,6 +9,7 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -81,8 +82,11 @@ struct ModelWaiter {
 #[derive(Clone, Debug, Default)]
 struct Model {
     waiters: BTreeMap<WaiterId, ModelWaiter>,
-    /// Request id → (verdict, expiry); expired ones stay until purged.
-    kept: BTreeMap<String, (Verdict, Timestamp)>,
+    /// Request id → (verdict, expiry, order kept); expired ones stay until
+    /// purged.
+    kept: BTreeMap<String, (Verdict, Timestamp, u64)>,
+    /// Verdicts kept so far (the order of the next one).
+    kept_count: u64,
     /// Ids that ever received an accepted `DENIED` verdict.
     denied: BTreeSet<String>,
     resolved: BTreeSet<WaiterId>,
@@ -93,7 +97,7 @@ struct Model {
 impl Model {
     fn kept_at(&self, id: &str, now: Timestamp) -> Option<Verdict> {
         match self.kept.get(id) {
-            Some((v, expires)) if now < *expires => Some(*v),
+            Some((v, expires, _)) if now < *expires => Some(*v),
             _ => None,
         }
     }
@@ -205,12 +209,12 @@ impl Harness {
             if let Some(w) = self.model.waiters.remove(&id) {
                 expected.push(ApprovalAction::Resolved {
                     waiter: id,
-                    request_id: w.request,
+                    request_id: Arc::from(w.request.as_str()),
                     outcome: Outcome::TimedOut,
                 });
             }
         }
-        self.model.kept.retain(|_, (_, expires)| *expires > now);
+        self.model.kept.retain(|_, (_, expires, _)| *expires > now);
         timeout_checked(&mut self.machine, now)
     }
 
@@ -265,7 +269,7 @@ impl Harness {
         if let Some(v) = self.model.kept_at(request, self.now) {
             expected.push(ApprovalAction::Resolved {
                 waiter: id,
-                request_id: String::from(request),
+                request_id: Arc::from(request),
                 outcome: v.into(),
             });
             return Ok("APPROVAL_EARLY_VERDICT_KEPT");
@@ -273,7 +277,7 @@ impl Harness {
         if deadline <= self.now {
             expected.push(ApprovalAction::Resolved {
                 waiter: id,
-                request_id: String::from(request),
+                request_id: Arc::from(request),
                 outcome: Outcome::TimedOut,
             });
             return Ok("APPROVAL_TIMEOUT_IS_PENDING");
@@ -321,7 +325,7 @@ impl Harness {
             m.waiters.remove(&id);
             expected.push(ApprovalAction::Resolved {
                 waiter: id,
-                request_id: String::from(request),
+                request_id: Arc::from(request),
                 outcome: verdict.into(),
             });
         }
@@ -331,26 +335,33 @@ impl Harness {
             return;
         }
         while m.kept.len() >= cfg.max_kept_verdicts {
-            let oldest = m.kept.iter().map(|(id, (_, at))| (*at, id.clone())).min();
+            // The soonest expiring; of those expiring together, the one
+            // kept first.
+            let oldest = m
+                .kept
+                .iter()
+                .map(|(id, (_, at, order))| (*at, *order, id.clone()))
+                .min();
             match oldest {
-                Some((_, id)) => {
+                Some((_, _, id)) => {
                     m.kept.remove(&id);
                     m.counts.dropped_verdicts += 1;
                 }
                 None => break,
             }
         }
-        m.kept.insert(String::from(request), (verdict, expires));
+        m.kept
+            .insert(String::from(request), (verdict, expires, m.kept_count));
+        m.kept_count += 1;
     }
 
     fn cancel(&mut self, slot: u8) -> Result<(), Violation> {
         let n = self.issued.len();
         let i = usize::from(slot) % (n + 1);
-        let waiter = self
-            .issued
-            .get(i)
-            .copied()
-            .unwrap_or(WaiterId(u64::MAX - 1));
+        let waiter = self.issued.get(i).copied().unwrap_or(WaiterId {
+            seq: u64::MAX - 1,
+            slot: 0,
+        });
         let want = self.model.waiters.remove(&waiter).is_some();
         let got = self.machine.cancel(waiter);
         self.transcript.push(Observed::Cancel(got));
@@ -405,7 +416,7 @@ impl Harness {
                 }
                 Outcome::Denied => {
                     ensure_invariant!(
-                        self.model.denied.contains(request_id),
+                        self.model.denied.contains(&**request_id),
                         "APPROVAL_TIMEOUT_IS_PENDING",
                         "{waiter:?} denied with no DENIED verdict for {request_id:?}"
                     );
@@ -416,8 +427,8 @@ impl Harness {
                 let first = self
                     .model
                     .kept
-                    .get(request_id)
-                    .map(|(v, _)| Outcome::from(*v));
+                    .get(&**request_id)
+                    .map(|(v, _, _)| Outcome::from(*v));
                 ensure_invariant!(
                     first.is_none_or(|f| f == *outcome),
                     "APPROVAL_FIRST_VERDICT_WINS",
@@ -496,7 +507,7 @@ impl Harness {
             );
         }
         let next_deadline = m.waiters.values().map(|w| w.deadline).min();
-        let next_expiry = m.kept.values().map(|(_, at)| *at).min();
+        let next_expiry = m.kept.values().map(|(_, at, _)| *at).min();
         let want = match (next_deadline, next_expiry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -539,7 +550,7 @@ pub fn run_and_clean_up(config: ApprovalConfig, ops: &[Op]) -> Result<Harness, V
         h.model.counts.cancelled += 1;
         h.check_state()?;
     }
-    if let Some(at) = h.model.kept.values().map(|(_, at)| *at).max() {
+    if let Some(at) = h.model.kept.values().map(|(_, at, _)| *at).max() {
         h.now = h.now.max(at);
         h.apply(Op::Advance(0))?;
     }

@@ -7,23 +7,27 @@
 //! before anyone waited is kept for a while; a wait future dropped before
 //! it finished leaves nothing behind (cancellation-safe).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 pub use tether_core::approval::Outcome;
 use tether_core::approval::{
     ApprovalAction, ApprovalConfig, ApprovalWaiters, ReviewerDecision, WaiterId,
 };
-use tokio::sync::oneshot;
 
 use super::error::TetherError;
-use crate::runtime::{CancelGuard, Clock, Driven, TimerTask, Waiters};
+use crate::runtime::{Clock, Driven, TimerTask};
 
 /// Approval waiting, cheap to clone.
 #[derive(Clone)]
 pub struct Approvals {
     cell: Arc<Driven<ApprovalWaiters>>,
-    senders: Waiters<WaiterId, Outcome>,
+    mailboxes: Mailboxes,
     _timer: Arc<TimerTask>,
 }
 
@@ -38,8 +42,8 @@ impl std::fmt::Debug for Approvals {
 impl Approvals {
     /// Start the machine and its timer on the current tokio runtime.
     pub fn new(config: ApprovalConfig, clock: Clock) -> Self {
-        let senders: Waiters<WaiterId, Outcome> = Waiters::default();
-        let exec = senders.clone();
+        let mailboxes = Mailboxes::default();
+        let exec = mailboxes.clone();
         let cell = Driven::new(
             ApprovalWaiters::new(config),
             clock,
@@ -47,13 +51,13 @@ impl Approvals {
                 let ApprovalAction::Resolved {
                     waiter, outcome, ..
                 } = a;
-                exec.complete(&waiter, outcome);
+                exec.deliver(waiter, outcome);
             },
         );
         let timer = Arc::new(cell.spawn_timer());
         Approvals {
             cell,
-            senders,
+            mailboxes,
             _timer: timer,
         }
     }
@@ -61,24 +65,25 @@ impl Approvals {
     /// Wait for the verdict on `request_id` for at most `timeout`.
     /// [`Outcome::TimedOut`] means no reviewer answered in time; the request
     /// is still pending at the gateway.
+    ///
+    /// Cancellation-safe: dropping the future before it finishes cancels
+    /// the waiter and leaves nothing behind.
     pub async fn wait(&self, request_id: &str, timeout: Duration) -> Result<Outcome, TetherError> {
-        let (tx, rx) = oneshot::channel();
-        let senders = self.senders.clone();
+        let mailboxes = &self.mailboxes;
         let id = self.cell.with(|m, now| {
             let id = m.wait(now, request_id, now + timeout)?;
-            senders.register(id, tx);
+            // Opened under the machine's lock, before an immediate
+            // resolution is executed, so it finds the mailbox.
+            mailboxes.open(id);
             Ok::<_, tether_core::approval::WaitError>(id)
         });
         let id = id.map_err(|e| TetherError::Limit(format!("approval wait refused: {e:?}")))?;
-        let guard = CancelGuard::new(|| {
-            self.cell.with(|m, _| m.cancel(id));
-            self.senders.remove(&id);
-        });
-        let out = rx.await;
-        guard.disarm();
-        // The sender is only dropped without a value if the machine was
-        // dropped, which cannot happen while `self` is alive.
-        out.map_err(|_| TetherError::Shutdown)
+        WaitFor {
+            approvals: self,
+            id,
+            finished: false,
+        }
+        .await
     }
 
     /// Feed a verdict from the invalidation stream (ApprovalResolved).
@@ -90,6 +95,134 @@ impl Approvals {
     /// Waiters currently waiting.
     pub fn waiting(&self) -> usize {
         self.cell.read(|m| m.waiting())
+    }
+}
+
+/// The future of one registered wait: reads its mailbox, cancels the
+/// waiter if dropped first.
+struct WaitFor<'a> {
+    approvals: &'a Approvals,
+    id: WaiterId,
+    finished: bool,
+}
+
+impl Future for WaitFor<'_> {
+    type Output = Result<Outcome, TetherError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let polled = self.approvals.mailboxes.poll(self.id, cx.waker());
+        if polled.is_ready() {
+            self.finished = true;
+        }
+        polled
+    }
+}
+
+impl Drop for WaitFor<'_> {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let id = self.id;
+        self.approvals.cell.with(|m, _| m.cancel(id));
+        self.approvals.mailboxes.close(id);
+    }
+}
+
+/// What a waiter's mailbox holds: whom to wake, then the outcome.
+enum Mailbox {
+    Waiting(Option<Waker>),
+    Done(Outcome),
+}
+
+/// One small entry per pending wait, keyed by its waiter id, instead of a
+/// channel per wait: the resolution is written in place and the waiting
+/// task woken.
+///
+/// Guarantees: an outcome reaches the mailbox of its waiter at most once
+/// and only while it is open; a mailbox is removed when its outcome is
+/// taken or its future dropped, so none outlives its wait.
+#[derive(Clone, Default)]
+struct Mailboxes {
+    map: Arc<Mutex<HashMap<u64, Mailbox, BuildHasherDefault<SeqHasher>>>>,
+}
+
+impl Mailboxes {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Mailbox, BuildHasherDefault<SeqHasher>>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn open(&self, id: WaiterId) {
+        self.lock().insert(id.get(), Mailbox::Waiting(None));
+    }
+
+    fn deliver(&self, id: WaiterId, outcome: Outcome) {
+        let waker = {
+            let mut map = self.lock();
+            match map.get_mut(&id.get()) {
+                Some(slot @ Mailbox::Waiting(_)) => {
+                    match std::mem::replace(slot, Mailbox::Done(outcome)) {
+                        Mailbox::Waiting(w) => w,
+                        Mailbox::Done(_) => None,
+                    }
+                }
+                _ => None,
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn poll(&self, id: WaiterId, waker: &Waker) -> Poll<Result<Outcome, TetherError>> {
+        let mut map = self.lock();
+        match map.get_mut(&id.get()) {
+            Some(Mailbox::Waiting(slot)) => {
+                if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    *slot = Some(waker.clone());
+                }
+                Poll::Pending
+            }
+            Some(Mailbox::Done(outcome)) => {
+                let outcome = *outcome;
+                map.remove(&id.get());
+                Poll::Ready(Ok(outcome))
+            }
+            // Only a dropped machine leaves a wait without its mailbox,
+            // which cannot happen while the future borrows its handle.
+            None => Poll::Ready(Err(TetherError::Shutdown)),
+        }
+    }
+
+    fn close(&self, id: WaiterId) {
+        self.lock().remove(&id.get());
+    }
+
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
+}
+
+/// Hashes the machine's waiter ids, which are issued in sequence: one
+/// multiplication by an odd constant spreads consecutive ids over every
+/// bucket with no collision among any 2^k of them.
+#[derive(Default)]
+struct SeqHasher(u64);
+
+impl Hasher for SeqHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     }
 }
 
@@ -129,6 +262,6 @@ mod tests {
         let fut = a.wait("r4", Duration::from_secs(100));
         let _ = tokio::time::timeout(Duration::from_secs(1), fut).await;
         assert_eq!(a.waiting(), 0);
-        assert!(a.senders.is_empty());
+        assert!(a.mailboxes.is_empty());
     }
 }

@@ -1,0 +1,63 @@
+//! The hash of a request id for the machine's tables: word at a time, then
+//! a full avalanche, so the table's low (bucket) and high (tag) bits both
+//! depend on every byte.
+//!
+//! Deterministic by design (no random seed): a simulation replays the same
+//! tables. Request ids come from the caller and from the gateway the client
+//! trusts; a party able to choose colliding ids could only slow its own
+//! lookups, never break them.
+
+/// Odd constants with well-mixed bits (the golden ratio, and a 64-bit
+/// finaliser multiplier).
+const STEP: u64 = 0x9E37_79B9_7F4A_7C15;
+const FINAL: u64 = 0xD6E8_FEB8_6659_FD93;
+
+/// Hash a request id.
+pub(crate) fn hash_id(id: &str) -> u64 {
+    let bytes = id.as_bytes();
+    let mut h = (bytes.len() as u64).wrapping_mul(STEP);
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        h = mix(h, w);
+    }
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        h = mix(h, rest);
+    }
+    h ^= h >> 32;
+    h = h.wrapping_mul(FINAL);
+    h ^ (h >> 29)
+}
+
+fn mix(h: u64, bytes: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    word[..bytes.len()].copy_from_slice(bytes);
+    (h ^ u64::from_le_bytes(word))
+        .wrapping_mul(STEP)
+        .rotate_left(27)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_and_the_length_change_the_hash() {
+        let base = hash_id("req-0000000001");
+        assert_ne!(base, hash_id("req-0000000002"));
+        assert_ne!(base, hash_id("seq-0000000001"));
+        assert_ne!(hash_id("a"), hash_id("a\0"));
+        assert_ne!(hash_id(""), hash_id("\0"));
+        assert_eq!(base, hash_id("req-0000000001"));
+        // Sequential ids spread over the low bits the table indexes with.
+        let mut buckets = [0u32; 64];
+        for i in 0..6_400 {
+            let id = alloc::format!("req-{i}");
+            buckets[(hash_id(&id) & 63) as usize] += 1;
+        }
+        assert!(
+            buckets.iter().all(|&n| (50..=150).contains(&n)),
+            "{buckets:?}"
+        );
+    }
+}
