@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use tether_core::approval::Outcome;
 use tether_core::approval::{
-    ApprovalAction, ApprovalConfig, ApprovalWaiters, ReviewerDecision, WaiterId,
+    ApprovalAction, ApprovalConfig, ApprovalWaiters, ReviewerDecision, WaitError, WaiterId,
 };
 
 use super::error::TetherError;
@@ -66,24 +66,27 @@ impl Approvals {
     /// [`Outcome::TimedOut`] means no reviewer answered in time; the request
     /// is still pending at the gateway.
     ///
-    /// Cancellation-safe: dropping the future before it finishes cancels
-    /// the waiter and leaves nothing behind.
-    pub async fn wait(&self, request_id: &str, timeout: Duration) -> Result<Outcome, TetherError> {
+    /// The waiter is registered when `wait` is called (the timeout runs
+    /// from then), so the returned future holds only its id: a held tool
+    /// call costs a few dozen bytes beyond the machine's entry. Dropping
+    /// the future before it finishes cancels the waiter and leaves nothing
+    /// behind (cancellation-safe).
+    pub fn wait(&self, request_id: &str, timeout: Duration) -> ApprovalWait<'_> {
         let mailboxes = &self.mailboxes;
-        let id = self.cell.with(|m, now| {
+        let registered = self.cell.with(|m, now| {
             let id = m.wait(now, request_id, now + timeout)?;
             // Opened under the machine's lock, before an immediate
             // resolution is executed, so it finds the mailbox.
             mailboxes.open(id);
-            Ok::<_, tether_core::approval::WaitError>(id)
+            Ok(id)
         });
-        let id = id.map_err(|e| TetherError::Limit(format!("approval wait refused: {e:?}")))?;
-        WaitFor {
+        ApprovalWait {
             approvals: self,
-            id,
-            finished: false,
+            state: match registered {
+                Ok(id) => WaitState::Waiting(id),
+                Err(e) => WaitState::Refused(e),
+            },
         }
-        .await
     }
 
     /// Feed a verdict from the invalidation stream (ApprovalResolved).
@@ -98,34 +101,59 @@ impl Approvals {
     }
 }
 
-/// The future of one registered wait: reads its mailbox, cancels the
-/// waiter if dropped first.
-struct WaitFor<'a> {
+/// The future of one [`Approvals::wait`]: resolves to the waiter's
+/// outcome; dropped before that, it cancels the waiter.
+#[must_use = "the waiter is cancelled when this future is dropped"]
+pub struct ApprovalWait<'a> {
     approvals: &'a Approvals,
-    id: WaiterId,
-    finished: bool,
+    state: WaitState,
 }
 
-impl Future for WaitFor<'_> {
+enum WaitState {
+    Waiting(WaiterId),
+    Refused(WaitError),
+    Finished,
+}
+
+impl std::fmt::Debug for ApprovalWait<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = match &self.state {
+            WaitState::Waiting(id) => format!("waiting ({})", id.get()),
+            WaitState::Refused(e) => format!("refused ({e:?})"),
+            WaitState::Finished => "finished".to_owned(),
+        };
+        f.debug_struct("ApprovalWait")
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl Future for ApprovalWait<'_> {
     type Output = Result<Outcome, TetherError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let polled = self.approvals.mailboxes.poll(self.id, cx.waker());
+        let polled = match self.state {
+            WaitState::Waiting(id) => self.approvals.mailboxes.poll(id, cx.waker()),
+            WaitState::Refused(e) => Poll::Ready(Err(TetherError::Limit(format!(
+                "approval wait refused: {e:?}"
+            )))),
+            WaitState::Finished => Poll::Ready(Err(TetherError::Limit(
+                "approval wait polled after it finished".to_owned(),
+            ))),
+        };
         if polled.is_ready() {
-            self.finished = true;
+            self.state = WaitState::Finished;
         }
         polled
     }
 }
 
-impl Drop for WaitFor<'_> {
+impl Drop for ApprovalWait<'_> {
     fn drop(&mut self) {
-        if self.finished {
-            return;
+        if let WaitState::Waiting(id) = self.state {
+            self.approvals.cell.with(|m, _| m.cancel(id));
+            self.approvals.mailboxes.close(id);
         }
-        let id = self.id;
-        self.approvals.cell.with(|m, _| m.cancel(id));
-        self.approvals.mailboxes.close(id);
     }
 }
 
@@ -262,6 +290,33 @@ mod tests {
         let fut = a.wait("r4", Duration::from_secs(100));
         let _ = tokio::time::timeout(Duration::from_secs(1), fut).await;
         assert_eq!(a.waiting(), 0);
+        assert!(a.mailboxes.is_empty());
+        // Registered at the call: a future dropped unpolled cancels too.
+        let unpolled = a.wait("r5", Duration::from_secs(100));
+        assert_eq!(a.waiting(), 1);
+        drop(unpolled);
+        assert_eq!(a.waiting(), 0);
+        assert!(a.mailboxes.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_wait_is_a_limit_error_and_registers_nothing() {
+        let a = Approvals::new(
+            ApprovalConfig {
+                max_waiters: 1,
+                ..ApprovalConfig::default()
+            },
+            Clock::new(),
+        );
+        let first = a.wait("r1", Duration::from_secs(10));
+        let refused = a.wait("r2", Duration::from_secs(10)).await;
+        assert!(matches!(refused, Err(TetherError::Limit(_))), "{refused:?}");
+        assert!(matches!(
+            a.wait("", Duration::from_secs(1)).await,
+            Err(TetherError::Limit(_))
+        ));
+        a.on_verdict("r1", ReviewerDecision::Denied);
+        assert_eq!(first.await.unwrap(), Outcome::Denied);
         assert!(a.mailboxes.is_empty());
     }
 }

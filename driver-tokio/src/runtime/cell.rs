@@ -55,19 +55,24 @@ where
     /// Feed an input: run `f` on the machine with the current time, drain
     /// and execute every action, and wake the timer task.
     pub fn with<R>(&self, f: impl FnOnce(&mut M, tether_core::Timestamp) -> R) -> R {
-        let (result, actions, moved) = {
+        let (result, first, rest, moved) = {
             let mut m = self.lock();
             let now = self.clock.now();
             let before = m.poll_timeout().map(|d| d.at);
             let result = f(&mut m, now);
-            let mut actions = Vec::new();
-            while let Some(a) = m.poll_action() {
-                actions.push(a);
+            // Most inputs emit no action or one: only a second one
+            // allocates.
+            let first = m.poll_action();
+            let mut rest = Vec::new();
+            if first.is_some() {
+                while let Some(a) = m.poll_action() {
+                    rest.push(a);
+                }
             }
             let moved = m.poll_timeout().map(|d| d.at) != before;
-            (result, actions, moved)
+            (result, first, rest, moved)
         };
-        for a in actions {
+        for a in first.into_iter().chain(rest) {
             (self.execute)(a);
         }
         // Wake the timer task only when the deadline moved: an input that
