@@ -13,12 +13,12 @@ use alloc::sync::Arc;
 use super::config::ApprovalConfig;
 use super::deadlines::{DeadlineEntry, DeadlineQueue};
 use super::decision::{Outcome, ReviewerDecision, Verdict};
-use super::hash::hash_id;
 use super::kept::{KeptEntry, KeptOrder};
 use super::output::{ApprovalAction, ApprovalStats, ApprovalTimer};
 use super::requests::{Requests, NIL};
 use super::slots::{SlotState, Slots};
 use super::waiter::{WaitError, WaiterId};
+use crate::id_hash::hash_id;
 use crate::machine::Machine;
 use crate::time::{earliest, Deadline, Timestamp};
 

@@ -41,7 +41,6 @@
 mod config;
 mod deadlines;
 mod decision;
-mod hash;
 mod kept;
 mod machine;
 mod output;

@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use hashbrown::HashTable;
 
 use super::decision::Verdict;
-use super::hash::hash_id;
+use crate::id_hash::hash_id;
 use crate::time::Timestamp;
 
 /// "No slot": the end of a list.

@@ -7,8 +7,17 @@
 //! - a terminated entry leaves only through [`OpTable::remove`] (the op
 //!   finished) or [`OpTable::clear`] (every op finished).
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
+use alloc::sync::Arc;
+
+use hashbrown::{HashMap, HashSet};
+
+use crate::id_hash::BuildIdHasher;
+
+/// Stale age-queue entries tolerated beyond the paused ones before a
+/// compaction.
+const SLACK: usize = 64;
 
 /// A stored entry's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,15 +53,21 @@ pub(crate) enum Change {
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     state: EntryState,
-    /// Insertion order of a paused entry (its key in `paused_by_age`).
+    /// Insertion order of a paused entry (its place in `paused_by_age`).
     age: u64,
 }
 
+/// Entries by op id (one hash lookup), the op's text stored once and shared
+/// with the age queue.
 #[derive(Clone, Debug)]
 pub(crate) struct OpTable {
-    entries: BTreeMap<String, Entry>,
-    paused_by_age: BTreeMap<u64, String>,
-    evicted: BTreeSet<String>,
+    entries: HashMap<Arc<str>, Entry, BuildIdHasher>,
+    /// Paused entries by age, oldest first. An item whose op is no longer
+    /// paused with that age is stale: skipped when evicting, and compacted
+    /// away once stale items outnumber `paused + SLACK`.
+    paused_by_age: VecDeque<(u64, Arc<str>)>,
+    paused: usize,
+    evicted: HashSet<Arc<str>, BuildIdHasher>,
     next_age: u64,
     max_entries: usize,
     max_evicted: usize,
@@ -61,9 +76,10 @@ pub(crate) struct OpTable {
 impl OpTable {
     pub(crate) fn new(max_entries: usize, max_evicted: usize) -> Self {
         OpTable {
-            entries: BTreeMap::new(),
-            paused_by_age: BTreeMap::new(),
-            evicted: BTreeSet::new(),
+            entries: HashMap::default(),
+            paused_by_age: VecDeque::new(),
+            paused: 0,
+            evicted: HashSet::default(),
             next_age: 0,
             max_entries,
             max_evicted,
@@ -98,14 +114,16 @@ impl OpTable {
         let evicted = self.make_room()?;
         let age = self.next_age;
         self.next_age = self.next_age.wrapping_add(1);
+        let key: Arc<str> = Arc::from(op);
         self.entries.insert(
-            op.to_string(),
+            key.clone(),
             Entry {
                 state: EntryState::Paused,
                 age,
             },
         );
-        self.paused_by_age.insert(age, op.to_string());
+        self.paused_by_age.push_back((age, key));
+        self.paused += 1;
         Ok(Change::Done { evicted })
     }
 
@@ -116,15 +134,14 @@ impl OpTable {
             Some(e) if e.state == EntryState::Terminated => Ok(Change::Unchanged),
             Some(e) => {
                 e.state = EntryState::Terminated;
-                let age = e.age;
-                self.paused_by_age.remove(&age);
+                self.unpaused();
                 Ok(Change::Done { evicted: None })
             }
             None => {
                 let evicted = self.make_room()?;
                 self.evicted.remove(op);
                 self.entries.insert(
-                    op.to_string(),
+                    Arc::from(op),
                     Entry {
                         state: EntryState::Terminated,
                         age: 0,
@@ -149,7 +166,7 @@ impl OpTable {
     pub(crate) fn remove(&mut self, op: &str) -> bool {
         if let Some(e) = self.entries.remove(op) {
             if e.state == EntryState::Paused {
-                self.paused_by_age.remove(&e.age);
+                self.unpaused();
             }
             return true;
         }
@@ -160,6 +177,7 @@ impl OpTable {
     pub(crate) fn clear(&mut self) {
         self.entries.clear();
         self.paused_by_age.clear();
+        self.paused = 0;
         self.evicted.clear();
     }
 
@@ -168,7 +186,7 @@ impl OpTable {
     }
 
     pub(crate) fn paused(&self) -> usize {
-        self.paused_by_age.len()
+        self.paused
     }
 
     pub(crate) fn evicted(&self) -> usize {
@@ -184,12 +202,42 @@ impl OpTable {
         if self.evicted.len() >= self.max_evicted {
             return Err(Full);
         }
-        let Some((_, op)) = self.paused_by_age.pop_first() else {
-            return Err(Full);
-        };
-        self.entries.remove(&op);
-        self.evicted.insert(op.clone());
-        Ok(Some(op))
+        loop {
+            let Some((age, op)) = self.paused_by_age.pop_front() else {
+                return Err(Full);
+            };
+            if !self.is_paused_at(&op, age) {
+                continue;
+            }
+            self.entries.remove(&op);
+            self.paused -= 1;
+            let name = op.to_string();
+            self.evicted.insert(op);
+            return Ok(Some(name));
+        }
+    }
+
+    /// Whether `op` is paused since `age` (its age-queue item is current).
+    fn is_paused_at(&self, op: &str, age: u64) -> bool {
+        self.entries
+            .get(op)
+            .is_some_and(|e| e.state == EntryState::Paused && e.age == age)
+    }
+
+    /// A paused entry stopped being paused: its age-queue item is stale.
+    /// Compact the queue when stale items outnumber the paused ones.
+    fn unpaused(&mut self) {
+        self.paused -= 1;
+        if self.paused == 0 {
+            self.paused_by_age.clear();
+        } else if self.paused_by_age.len() > self.paused.saturating_mul(2).saturating_add(SLACK) {
+            let entries = &self.entries;
+            self.paused_by_age.retain(|(age, op)| {
+                entries
+                    .get(op)
+                    .is_some_and(|e| e.state == EntryState::Paused && e.age == *age)
+            });
+        }
     }
 }
 
@@ -222,5 +270,39 @@ mod tests {
         ));
         assert!(!t.resume("t"));
         assert_eq!(t.own("t"), Own::Terminated);
+    }
+
+    #[test]
+    fn the_age_queue_stays_bounded_and_evicts_the_oldest_still_paused() {
+        let mut t = OpTable::new(8, 8);
+        assert!(t.pause("old").is_ok());
+        // Thousands of ops paused then resumed or terminated and removed:
+        // their queue items go stale behind "old".
+        for i in 0..5_000u32 {
+            let op = alloc::format!("op-{i}");
+            assert!(t.pause(&op).is_ok());
+            if i % 2 == 0 {
+                assert!(t.resume(&op));
+            } else {
+                assert!(t.terminate(&op).is_ok());
+                assert!(t.remove(&op));
+            }
+            assert!(t.paused_by_age.len() <= 2 * t.paused() + SLACK + 1);
+        }
+        for p in ["p1", "p2", "p3", "p4", "p5", "p6", "p7"] {
+            assert!(t.pause(p).is_ok());
+        }
+        assert!(t.resume("p1"));
+        assert!(t.terminate("p2").is_ok());
+        assert!(matches!(t.pause("q0"), Ok(Change::Done { evicted: None })));
+        // Full (8 entries): evictions take the oldest still paused, in order.
+        for (next, want) in [("q1", "old"), ("q2", "p3"), ("q3", "p4")] {
+            match t.pause(next) {
+                Ok(Change::Done { evicted: Some(op) }) => assert_eq!(op, want),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!((t.own("old"), t.own("p2")), (Own::Evicted, Own::Terminated));
+        assert_eq!(t.paused(), 7);
     }
 }

@@ -1,18 +1,18 @@
-//! The hash of a request id for the machine's tables: word at a time, then
-//! a full avalanche, so the table's low (bucket) and high (tag) bits both
-//! depend on every byte.
+//! The hash of an id (a request id, an op id) for the machines' hash
+//! tables: word at a time, then a full avalanche, so a table's low (bucket)
+//! and high (tag) bits both depend on every byte.
 //!
 //! Deterministic by design (no random seed): a simulation replays the same
-//! tables. Request ids come from the caller and from the gateway the client
-//! trusts; a party able to choose colliding ids could only slow its own
-//! lookups, never break them.
+//! tables. Ids come from the caller and from the gateway the client trusts;
+//! a party able to choose colliding ids could only slow lookups, never
+//! break them.
 
 /// Odd constants with well-mixed bits (the golden ratio, and a 64-bit
 /// finaliser multiplier).
 const STEP: u64 = 0x9E37_79B9_7F4A_7C15;
 const FINAL: u64 = 0xD6E8_FEB8_6659_FD93;
 
-/// Hash a request id.
+/// Hash an id.
 pub(crate) fn hash_id(id: &str) -> u64 {
     let bytes = id.as_bytes();
     let mut h = (bytes.len() as u64).wrapping_mul(STEP);
@@ -28,6 +28,40 @@ pub(crate) fn hash_id(id: &str) -> u64 {
     h = h.wrapping_mul(FINAL);
     h ^ (h >> 29)
 }
+
+/// A [`core::hash::Hasher`] over [`hash_id`], for `hashbrown` maps keyed
+/// by ids (`str` hashes as its bytes, then one `0xff` byte, which is
+/// skipped: the length is already mixed in).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct IdHasher(u64);
+
+impl core::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `str`'s Hash writes the bytes then a lone 0xff terminator.
+        if bytes == [0xff] {
+            return;
+        }
+        let mut h = self.0;
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            h = mix(h, w);
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            h = mix(h, rest);
+        }
+        let folded = h ^ (bytes.len() as u64).wrapping_mul(STEP);
+        let folded = (folded ^ (folded >> 32)).wrapping_mul(FINAL);
+        self.0 = folded ^ (folded >> 29);
+    }
+}
+
+/// Builds [`IdHasher`]s.
+pub(crate) type BuildIdHasher = core::hash::BuildHasherDefault<IdHasher>;
 
 fn mix(h: u64, bytes: &[u8]) -> u64 {
     let mut word = [0u8; 8];
