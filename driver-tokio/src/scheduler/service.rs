@@ -99,7 +99,7 @@ impl Scheduler {
             shared.jobs().insert(
                 id.clone(),
                 Entry {
-                    def: job.def,
+                    def: Arc::new(job.def),
                     state: job.state,
                     ticks: job.ticks,
                     last_tick: job.last_tick,
@@ -151,12 +151,12 @@ impl Scheduler {
         let previous = {
             let mut jobs = self.shared.jobs();
             match jobs.get_mut(&id) {
-                Some(e) => Some(std::mem::replace(&mut e.def, def.clone())),
+                Some(e) => Some(std::mem::replace(&mut e.def, Arc::new(def.clone()))),
                 None => {
                     jobs.insert(
                         id.clone(),
                         Entry {
-                            def: def.clone(),
+                            def: Arc::new(def.clone()),
                             state: JobState::new(),
                             ticks: 0,
                             last_tick: None,
@@ -200,7 +200,7 @@ impl Scheduler {
             .with(|m, now| m.set_enabled(now, id, enabled))
             .map_err(SchedulerError::Refused)?;
         if let Some(e) = self.shared.jobs().get_mut(id) {
-            e.def.enabled = enabled;
+            Arc::make_mut(&mut e.def).enabled = enabled;
         }
         self.shared
             .store
@@ -237,7 +237,7 @@ impl Scheduler {
         let st = m.job(&e.def.id)?;
         let wall = self.shared.wall;
         Some(JobInfo {
-            def: e.def.clone(),
+            def: (*e.def).clone(),
             version: st.version,
             ticks: e.ticks,
             last_tick: e.last_tick,

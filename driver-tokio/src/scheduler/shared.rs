@@ -29,7 +29,8 @@ pub(super) type Cell = Driven<TickSchedule<JobId>>;
 /// them.
 #[derive(Clone, Debug)]
 pub(super) struct Entry {
-    pub(super) def: JobDef,
+    /// Shared with the ticks running now, so starting one copies nothing.
+    pub(super) def: Arc<JobDef>,
     pub(super) state: JobState,
     pub(super) ticks: u64,
     pub(super) last_tick: Option<SystemTime>,
