@@ -22,7 +22,7 @@ use super::error::SchedulerError;
 use super::job::{JobDef, JobId, JobInfo};
 use super::labels::LabelSelector;
 use super::record::{RunRecord, RunSubscription};
-use super::shared::{Command, Entry, Shared};
+use super::shared::{Command, Entry, Key, Shared};
 use super::state::JobState;
 use super::store::{JobStore, StoreError};
 use super::tick_job::JobRegistry;
@@ -110,7 +110,7 @@ impl Scheduler {
                     Some(t) => spec.first_at(t.max(now)),
                     None => spec,
                 };
-                m.upsert(now, id.clone(), spec)
+                m.upsert(now, Key::of(&id), spec)
             });
             match r {
                 Ok(_) => resumed += 1,
@@ -167,10 +167,8 @@ impl Scheduler {
             }
         };
         let spec = JobSpec::every(def.interval).enabled(def.enabled);
-        let r = self
-            .shared
-            .cell
-            .with(|m, now| m.upsert(now, id.clone(), spec));
+        let key = Key::of(&id);
+        let r = self.shared.cell.with(|m, now| m.upsert(now, key, spec));
         let version = match r {
             Ok(v) => v,
             Err(e) => {
@@ -197,7 +195,7 @@ impl Scheduler {
         let _admin = self.shared.admin.lock().await;
         self.shared
             .cell
-            .with(|m, now| m.set_enabled(now, id, enabled))
+            .with(|m, now| m.set_enabled(now, &Key::of(id), enabled))
             .map_err(SchedulerError::Refused)?;
         if let Some(e) = self.shared.jobs().get_mut(id) {
             Arc::make_mut(&mut e.def).enabled = enabled;
@@ -227,14 +225,14 @@ impl Scheduler {
         let _admin = self.shared.admin.lock().await;
         self.shared
             .cell
-            .with(|m, _| m.remove(id))
+            .with(|m, _| m.remove(&Key::of(id)))
             .map_err(SchedulerError::Refused)?;
         self.shared.jobs().remove(id);
         self.shared.store.delete_job(id).await.map_err(store_err)
     }
 
-    fn info(&self, m: &TickSchedule<JobId>, e: &Entry) -> Option<JobInfo> {
-        let st = m.job(&e.def.id)?;
+    fn info(&self, m: &TickSchedule<Key>, e: &Entry) -> Option<JobInfo> {
+        let st = m.job(&Key::of(&e.def.id))?;
         let wall = self.shared.wall;
         Some(JobInfo {
             def: (*e.def).clone(),
@@ -280,7 +278,7 @@ impl Scheduler {
         self.open()?;
         self.shared
             .cell
-            .with(|m, now| m.tick_now(now, id))
+            .with(|m, now| m.tick_now(now, &Key::of(id)))
             .map_err(SchedulerError::Refused)
     }
 

@@ -35,7 +35,7 @@ use tracing::Instrument;
 
 use super::job::JobId;
 use super::record::{RunOutcome, RunRecord};
-use super::shared::{Command, Shared};
+use super::shared::{Command, Key, Shared};
 use super::state::JobState;
 use super::store::TickSave;
 use super::tick_job::TickContext;
@@ -69,6 +69,9 @@ struct Ticks {
     by_run: HashMap<RunToken, AbortHandle>,
 }
 
+/// Most commands handled in one turn of the worker's loop.
+const DRAIN: usize = 256;
+
 /// The worker's loop; ends on shutdown or when the scheduler is dropped.
 pub(super) async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
     let mut ticks = Ticks::default();
@@ -80,17 +83,31 @@ pub(super) async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Co
         let grace = closing.as_ref().map(|(at, _)| *at);
         tokio::select! {
             cmd = rx.recv() => {
-                let Some(cmd) = cmd else { return };
+                let Some(mut cmd) = cmd else { return };
                 let Some(shared) = shared.upgrade() else { return };
-                match cmd {
-                    Command::Run { job, version, run, scheduled_for, reason } => {
-                        if closing.is_none() {
-                            ticks.start(&shared, job, version, run, scheduled_for, reason).await;
+                // Take what else is queued (a slot's worth of due ticks)
+                // in the same turn, in order, up to a bound so tick
+                // endings are not starved.
+                let mut budget = DRAIN;
+                loop {
+                    match cmd {
+                        Command::Run { job, version, run, scheduled_for, reason } => {
+                            if closing.is_none() {
+                                ticks.start(&shared, job, version, run, scheduled_for, reason).await;
+                            }
+                        }
+                        Command::GiveUp { run } => ticks.give_up(&shared, run).await,
+                        Command::Shutdown { grace, done } => {
+                            closing = Some((Instant::now() + grace, done));
                         }
                     }
-                    Command::GiveUp { run } => ticks.give_up(&shared, run).await,
-                    Command::Shutdown { grace, done } => {
-                        closing = Some((Instant::now() + grace, done));
+                    budget -= 1;
+                    if budget == 0 {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(next) => cmd = next,
+                        Err(_) => break,
                     }
                 }
             }
@@ -207,7 +224,8 @@ impl Ticks {
             return;
         };
         tracing::warn!(job = %meta.job, run = run.get(), "tick timed out: stopped");
-        let next_due = shared.cell.read(|m| next_due(m, &meta.job));
+        let key = Key::of(&meta.job);
+        let next_due = shared.cell.read(|m| next_due(m, &key));
         conclude(shared, meta, RunOutcome::TimedOut, None, next_due).await;
     }
 
@@ -248,9 +266,10 @@ async fn ended(shared: &Arc<Shared>, meta: Running, how: Ended) {
     } else {
         Outcome::Failure
     };
+    let key = Key::of(&meta.job);
     let (verdict, next) = shared.cell.with(|m, now| {
         let v = m.on_tick_finished(now, meta.run, reported);
-        (v, next_due(m, &meta.job))
+        (v, next_due(m, &key))
     });
     let outcome = match verdict {
         Ok(()) => outcome,
@@ -261,7 +280,7 @@ async fn ended(shared: &Arc<Shared>, meta: Running, how: Ended) {
     conclude(shared, meta, outcome, state, next).await;
 }
 
-fn next_due(m: &tether_core::tick::TickSchedule<JobId>, job: &JobId) -> Option<Timestamp> {
+fn next_due(m: &tether_core::tick::TickSchedule<Key>, job: &Key) -> Option<Timestamp> {
     m.job(job).filter(|j| j.enabled).map(|j| j.next_due)
 }
 
