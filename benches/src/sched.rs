@@ -8,8 +8,9 @@
 //! runtime (multi-thread, [`WORKERS`] workers), so neither inherits the
 //! other's heap. The child measures:
 //! - resident memory: growth from the bare runtime to the jobs registered
-//!   and running, read at the end of the measured window (the scheduler's
-//!   bounded run history has grown by then);
+//!   (before their first tick), and to the end of the measured window
+//!   (running: the scheduler's run history, bounded per job, has grown by
+//!   then);
 //! - CPU: process user + system time (`/proc/self/stat`, every thread) over a
 //!   window that starts after set-up and one warm-up interval, per second
 //!   of wall time;
@@ -112,6 +113,9 @@ pub async fn start_tether(jobs: usize, interval: Duration, ticks: Arc<AtomicU64>
 /// What one child measured.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Measured {
+    /// Resident-memory growth from the bare runtime to the jobs registered,
+    /// before their first tick, in bytes.
+    pub setup_rss_bytes: u64,
     /// Resident-memory growth from the bare runtime to the end of the
     /// window, in bytes.
     pub rss_bytes: u64,
@@ -124,14 +128,15 @@ pub struct Measured {
 impl Measured {
     fn encode(&self) -> String {
         format!(
-            "{} {} {}",
-            self.rss_bytes, self.cpu_per_sec, self.ticks_per_sec
+            "{} {} {} {}",
+            self.setup_rss_bytes, self.rss_bytes, self.cpu_per_sec, self.ticks_per_sec
         )
     }
 
     fn decode(s: &str) -> Option<Self> {
         let mut it = s.split_whitespace();
         Some(Measured {
+            setup_rss_bytes: it.next()?.parse().ok()?,
             rss_bytes: it.next()?.parse().ok()?,
             cpu_per_sec: it.next()?.parse().ok()?,
             ticks_per_sec: it.next()?.parse().ok()?,
@@ -157,6 +162,7 @@ pub fn child(which: &str, quick: bool) -> String {
             let hs = crate::baseline::ticks::spawn_jobs(JOBS, INTERVAL, ticks.clone());
             (None, hs)
         };
+        let setup_rss = resident_bytes().unwrap_or(0).saturating_sub(before);
         // Warm-up: one interval after set-up, so every job has ticked.
         tokio::time::sleep(INTERVAL).await;
         let (t0, c0, w0) = (ticks.load(Ordering::Relaxed), cpu_time(), Instant::now());
@@ -178,6 +184,7 @@ pub fn child(which: &str, quick: bool) -> String {
             s.shutdown().await;
         }
         Measured {
+            setup_rss_bytes: setup_rss,
             rss_bytes: rss.saturating_sub(before),
             cpu_per_sec: cpu / wall,
             ticks_per_sec: (t1 - t0) as f64 / wall,
@@ -225,20 +232,37 @@ pub fn rows(exe: &Path, quick: bool) -> Vec<SchedRow> {
         Some(m) => f(&m),
         None => "n/a".into(),
     };
-    let mem = |m: &Measured| {
+    let mib = |b: u64| {
         format!(
             "{:.1} MiB ({} B each)",
-            m.rss_bytes as f64 / 1048576.0,
-            m.rss_bytes / JOBS as u64
+            b as f64 / 1048576.0,
+            b / JOBS as u64
         )
     };
-    let cpu = |m: &Measured| format!("{:.3} s/s", m.cpu_per_sec);
+    let setup = |m: &Measured| mib(m.setup_rss_bytes);
+    let mem = |m: &Measured| mib(m.rss_bytes);
+    let cpu = |m: &Measured| {
+        format!(
+            "{:.3} s/s ({:.2} µs/tick)",
+            m.cpu_per_sec,
+            m.cpu_per_sec * 1e6 / m.ticks_per_sec.max(1.0)
+        )
+    };
     let tps = |m: &Measured| format!("{:.0}", m.ticks_per_sec);
     let secs = window(quick).as_secs();
     let label = format!("100k tick jobs @ 1 s, {WORKERS} workers");
     vec![
         SchedRow {
-            what: format!("resident memory, {label}, running (scheduler + MemoryStore)"),
+            what: format!("resident memory, {label}, registered (before the first tick)"),
+            tether: fmt(t, &setup),
+            baseline: fmt(b, &setup),
+            ratio: ratio(|m| m.setup_rss_bytes as f64),
+        },
+        SchedRow {
+            what: format!(
+                "resident memory, {label}, after {} s running (run history growing)",
+                secs + INTERVAL.as_secs()
+            ),
             tether: fmt(t, &mem),
             baseline: fmt(b, &mem),
             ratio: ratio(|m| m.rss_bytes as f64),
