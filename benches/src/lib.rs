@@ -8,6 +8,7 @@
 pub mod baseline;
 pub mod mem;
 pub mod poll;
+pub mod queued_e2e;
 pub mod sched;
 
 /// Sizes the per-machine criterion suites measure at.

@@ -612,12 +612,15 @@ fn memory_rows(rows: &mut Vec<Row>) {
 
 /// 100k tick jobs at 1 s: tether's scheduler service against one task per
 /// job, each side in a child process (`--sched <side>`, see
-/// `tether_benches::sched`).
+/// `tether_benches::sched`); then queued work's poke→drive latency
+/// (`tether_benches::queued_e2e`).
 fn sched_rows(plan: Plan, rows: &mut Vec<Row>) {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
-    for r in tether_benches::sched::rows(&exe, plan.quick) {
+    let mut found = tether_benches::sched::rows(&exe, plan.quick);
+    found.extend(tether_benches::queued_e2e::rows(plan.quick));
+    for r in found {
         rows.push(row(r.what, r.tether, r.baseline, r.ratio));
     }
 }

@@ -1,6 +1,8 @@
-//! Only the tick-job rows of the end-to-end bench (`tether_benches::sched`):
+//! Only the tick-job and queued-work rows of the end-to-end bench:
 //! tether's scheduler service against one tokio task per job, 100k jobs at
-//! a 1 s interval, each side in its own child process.
+//! a 1 s interval, each side in its own child process
+//! (`tether_benches::sched`), then the runner's poke→drive latency against
+//! the 400 ms-poll baseline (`tether_benches::queued_e2e`).
 //!
 //! ```text
 //! cargo run --release -p tether-benches --bin sched            # 10 s windows
@@ -20,7 +22,9 @@ fn main() {
     let exe = std::env::current_exe().expect("current exe");
     println!("| figure | tether | baseline | ratio |");
     println!("|---|---|---|---|");
-    for r in sched::rows(&exe, quick) {
+    let mut rows = sched::rows(&exe, quick);
+    rows.extend(tether_benches::queued_e2e::rows(quick));
+    for r in rows {
         println!(
             "| {} | {} | {} | {} |",
             r.what, r.tether, r.baseline, r.ratio
