@@ -8,6 +8,8 @@
 pub mod baseline;
 pub mod mem;
 pub mod poll;
+pub mod queued_e2e;
+pub mod sched;
 
 /// Sizes the per-machine criterion suites measure at.
 pub const SIZES: [usize; 3] = [1_000, 100_000, 1_000_000];

@@ -23,7 +23,7 @@ use tether_core::approval::{ApprovalConfig, ApprovalWaiters};
 use tether_core::backoff::{Backoff, BackoffConfig};
 use tether_core::inflight::{InFlight, InFlightConfig};
 use tether_core::op_control::{OpControl, OpControlConfig, Signal};
-use tether_core::tick::{JobSpec, TickConfig, TickSchedule};
+use tether_core::tick::{TickConfig, TickSchedule};
 use tether_core::{Machine, Timestamp};
 use tether_proto::assembly::gateway::v1::invalidation_service_client::InvalidationServiceClient;
 use tether_proto::assembly::gateway::v1::{subscribe_request, SubscribeInitial, SubscribeRequest};
@@ -97,6 +97,14 @@ fn main() {
         println!("{}", mem_child(which));
         return;
     }
+    if let Some(pos) = args.iter().position(|a| a == "--sched") {
+        let which = args.get(pos + 1).map(String::as_str).unwrap_or("");
+        println!(
+            "{}",
+            tether_benches::sched::child(which, args.iter().any(|a| a == "--quick"))
+        );
+        return;
+    }
     let plan = Plan::new(args.iter().any(|a| a == "--quick"));
     let started = Instant::now();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -114,6 +122,7 @@ fn main() {
     });
     drop(rt);
     memory_rows(&mut rows);
+    sched_rows(plan, &mut rows);
     idle_rows(&mut rows);
     storm_rows(&mut rows);
     print_table(&rows);
@@ -558,25 +567,6 @@ fn mem_child(which: &str) -> String {
             }
             Box::new(b)
         }
-        "ticks-tether" => {
-            let mut s = TickSchedule::new(TickConfig {
-                max_jobs: 200_000,
-                ..TickConfig::default()
-            });
-            for i in 0..100_000u32 {
-                s.upsert(t0, i, JobSpec::every(Duration::from_secs(1)))
-                    .expect("room");
-            }
-            Box::new(s)
-        }
-        "ticks-baseline" => rt.block_on(async {
-            let ticks = Arc::new(AtomicU64::new(0));
-            let hs =
-                tether_benches::baseline::ticks::spawn_jobs(100_000, Duration::from_secs(1), ticks);
-            tokio::task::yield_now().await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Box::new(hs) as Box<dyn std::any::Any>
-        }),
         _ => return "unknown".into(),
     };
     let after = resident_bytes().unwrap_or(0);
@@ -634,11 +624,6 @@ fn memory_rows(rows: &mut Vec<Row>) {
             100_000u64,
         ),
         ("resident memory per 1M op entries", "ops", 1_000_000),
-        (
-            "resident memory per 100k tick jobs (core machine; driver not landed)",
-            "ticks",
-            100_000,
-        ),
     ] {
         let t = measure_child(&format!("{name}-tether"));
         let b = measure_child(&format!("{name}-baseline"));
@@ -651,6 +636,21 @@ fn memory_rows(rows: &mut Vec<Row>) {
             _ => "n/a".into(),
         };
         rows.push(row(what, fmt(t), fmt(b), ratio));
+    }
+}
+
+/// 100k tick jobs at 1 s: tether's scheduler service against one task per
+/// job, each side in a child process (`--sched <side>`, see
+/// `tether_benches::sched`); then queued work's poke→drive latency
+/// (`tether_benches::queued_e2e`).
+fn sched_rows(plan: Plan, rows: &mut Vec<Row>) {
+    let Ok(exe) = std::env::current_exe() else {
+        return;
+    };
+    let mut found = tether_benches::sched::rows(&exe, plan.quick);
+    found.extend(tether_benches::queued_e2e::rows(plan.quick));
+    for r in found {
+        rows.push(row(r.what, r.tether, r.baseline, r.ratio));
     }
 }
 

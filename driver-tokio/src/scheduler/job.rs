@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use tether_core::tick::Version;
@@ -16,9 +17,11 @@ use tether_core::tick::Version;
 /// [`LabelSelector`](super::LabelSelector).
 pub type Labels = BTreeMap<String, String>;
 
-/// A job's unique id.
+/// A job's unique id. Cheap to clone: every structure that holds the id
+/// (the schedule, its timers, the store, the records) shares one
+/// allocation.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct JobId(String);
+pub struct JobId(Arc<str>);
 
 impl JobId {
     /// The id as a string.
@@ -29,13 +32,13 @@ impl JobId {
 
 impl From<&str> for JobId {
     fn from(s: &str) -> Self {
-        JobId(s.to_owned())
+        JobId(Arc::from(s))
     }
 }
 
 impl From<String> for JobId {
     fn from(s: String) -> Self {
-        JobId(s)
+        JobId(Arc::from(s))
     }
 }
 

@@ -4,7 +4,8 @@
 //!
 //! Guarantees:
 //! - one timer task serves every job, plus one worker task, plus one task
-//!   per tick running now: never a task per job;
+//!   per tick still running after its first poll (a tick that completes at
+//!   once runs inside the worker task): never a task per job;
 //! - at most one tick of a job runs at a time; a manual
 //!   [`Scheduler::tick_now`] during a tick coalesces into one tick after it;
 //! - [`Scheduler::upsert`] hot-swaps a job: the new version takes over

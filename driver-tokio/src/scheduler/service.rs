@@ -22,7 +22,7 @@ use super::error::SchedulerError;
 use super::job::{JobDef, JobId, JobInfo};
 use super::labels::LabelSelector;
 use super::record::{RunRecord, RunSubscription};
-use super::shared::{Command, Entry, Shared};
+use super::shared::{Command, Entry, Key, Shared};
 use super::state::JobState;
 use super::store::{JobStore, StoreError};
 use super::tick_job::JobRegistry;
@@ -99,7 +99,7 @@ impl Scheduler {
             shared.jobs().insert(
                 id.clone(),
                 Entry {
-                    def: job.def,
+                    def: Arc::new(job.def),
                     state: job.state,
                     ticks: job.ticks,
                     last_tick: job.last_tick,
@@ -110,7 +110,7 @@ impl Scheduler {
                     Some(t) => spec.first_at(t.max(now)),
                     None => spec,
                 };
-                m.upsert(now, id.clone(), spec)
+                m.upsert(now, Key::of(&id), spec)
             });
             match r {
                 Ok(_) => resumed += 1,
@@ -151,12 +151,12 @@ impl Scheduler {
         let previous = {
             let mut jobs = self.shared.jobs();
             match jobs.get_mut(&id) {
-                Some(e) => Some(std::mem::replace(&mut e.def, def.clone())),
+                Some(e) => Some(std::mem::replace(&mut e.def, Arc::new(def.clone()))),
                 None => {
                     jobs.insert(
                         id.clone(),
                         Entry {
-                            def: def.clone(),
+                            def: Arc::new(def.clone()),
                             state: JobState::new(),
                             ticks: 0,
                             last_tick: None,
@@ -167,10 +167,8 @@ impl Scheduler {
             }
         };
         let spec = JobSpec::every(def.interval).enabled(def.enabled);
-        let r = self
-            .shared
-            .cell
-            .with(|m, now| m.upsert(now, id.clone(), spec));
+        let key = Key::of(&id);
+        let r = self.shared.cell.with(|m, now| m.upsert(now, key, spec));
         let version = match r {
             Ok(v) => v,
             Err(e) => {
@@ -197,10 +195,10 @@ impl Scheduler {
         let _admin = self.shared.admin.lock().await;
         self.shared
             .cell
-            .with(|m, now| m.set_enabled(now, id, enabled))
+            .with(|m, now| m.set_enabled(now, &Key::of(id), enabled))
             .map_err(SchedulerError::Refused)?;
         if let Some(e) = self.shared.jobs().get_mut(id) {
-            e.def.enabled = enabled;
+            Arc::make_mut(&mut e.def).enabled = enabled;
         }
         self.shared
             .store
@@ -227,17 +225,17 @@ impl Scheduler {
         let _admin = self.shared.admin.lock().await;
         self.shared
             .cell
-            .with(|m, _| m.remove(id))
+            .with(|m, _| m.remove(&Key::of(id)))
             .map_err(SchedulerError::Refused)?;
         self.shared.jobs().remove(id);
         self.shared.store.delete_job(id).await.map_err(store_err)
     }
 
-    fn info(&self, m: &TickSchedule<JobId>, e: &Entry) -> Option<JobInfo> {
-        let st = m.job(&e.def.id)?;
+    fn info(&self, m: &TickSchedule<Key>, e: &Entry) -> Option<JobInfo> {
+        let st = m.job(&Key::of(&e.def.id))?;
         let wall = self.shared.wall;
         Some(JobInfo {
-            def: e.def.clone(),
+            def: (*e.def).clone(),
             version: st.version,
             ticks: e.ticks,
             last_tick: e.last_tick,
@@ -280,7 +278,7 @@ impl Scheduler {
         self.open()?;
         self.shared
             .cell
-            .with(|m, now| m.tick_now(now, id))
+            .with(|m, now| m.tick_now(now, &Key::of(id)))
             .map_err(SchedulerError::Refused)
     }
 

@@ -23,13 +23,35 @@ use super::tick_job::JobRegistry;
 use super::wall::Wall;
 use crate::runtime::Driven;
 
-pub(super) type Cell = Driven<TickSchedule<JobId>>;
+pub(super) type Cell = Driven<TickSchedule<Key>>;
+
+/// The schedule's key for a job: its id behind a hash computed once, so
+/// the schedule's ordered maps compare one integer per step instead of two
+/// strings (only equal hashes fall back to the id). The schedule's order of
+/// jobs carries no meaning, so ordering by hash changes nothing it does.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) struct Key {
+    hash: u64,
+    pub(super) id: JobId,
+}
+
+impl Key {
+    pub(super) fn of(id: &JobId) -> Self {
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(id, &mut h);
+        Key {
+            hash: std::hash::Hasher::finish(&h),
+            id: id.clone(),
+        }
+    }
+}
 
 /// A job's definition and persistent data, as the running scheduler holds
 /// them.
 #[derive(Clone, Debug)]
 pub(super) struct Entry {
-    pub(super) def: JobDef,
+    /// Shared with the ticks running now, so starting one copies nothing.
+    pub(super) def: Arc<JobDef>,
     pub(super) state: JobState,
     pub(super) ticks: u64,
     pub(super) last_tick: Option<SystemTime>,
@@ -55,7 +77,7 @@ pub(super) enum Command {
 }
 
 impl Command {
-    pub(super) fn of(action: TickAction<JobId>) -> Self {
+    pub(super) fn of(action: TickAction<Key>) -> Self {
         match action {
             TickAction::RunTick {
                 job,
@@ -64,7 +86,7 @@ impl Command {
                 scheduled_for,
                 reason,
             } => Command::Run {
-                job,
+                job: job.id,
                 version,
                 run,
                 scheduled_for,

@@ -32,7 +32,7 @@ pub trait TickJob: Send + Sync + 'static {
 /// Everything one tick is given.
 #[derive(Debug)]
 pub struct TickContext {
-    pub(super) def: JobDef,
+    pub(super) def: Arc<JobDef>,
     pub(super) version: Version,
     pub(super) tick: u64,
     pub(super) previous: Option<SystemTime>,

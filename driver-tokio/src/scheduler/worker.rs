@@ -11,10 +11,19 @@
 //! - a tick's state and its record are saved in one store transaction, the
 //!   state only after a success the schedule accepted (a superseded
 //!   version's result is recorded, never saved);
-//! - tasks: this one, plus one per tick running now (none per job).
+//! - tasks: this one, plus one per tick still running after its first
+//!   poll (none per job): a tick is first polled here, and one that
+//!   completes at once (most periodic bodies that only touch memory) ends
+//!   without a task spawn or a cross-thread wake-up; a panic in that poll
+//!   is caught as in a task.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tether_core::tick::{Outcome, RunReason, RunToken, StaleRun, Version};
@@ -26,13 +35,20 @@ use tracing::Instrument;
 
 use super::job::JobId;
 use super::record::{RunOutcome, RunRecord};
-use super::shared::{Command, Shared};
+use super::shared::{Command, Key, Shared};
 use super::state::JobState;
 use super::store::TickSave;
 use super::tick_job::TickContext;
 use crate::metrics_names::{SCHEDULER_STORE_ERRORS, SCHEDULER_TICKS, SCHEDULER_TICK_SECONDS};
 
 type TickResult = (JobState, Result<(), String>);
+
+/// How a tick ended, before the schedule's verdict.
+enum Ended {
+    Returned(TickResult),
+    Panicked(Box<dyn Any + Send>),
+    Cancelled,
+}
 
 /// A tick running now.
 struct Running {
@@ -53,6 +69,9 @@ struct Ticks {
     by_run: HashMap<RunToken, AbortHandle>,
 }
 
+/// Most commands handled in one turn of the worker's loop.
+const DRAIN: usize = 256;
+
 /// The worker's loop; ends on shutdown or when the scheduler is dropped.
 pub(super) async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Command>) {
     let mut ticks = Ticks::default();
@@ -64,17 +83,31 @@ pub(super) async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Co
         let grace = closing.as_ref().map(|(at, _)| *at);
         tokio::select! {
             cmd = rx.recv() => {
-                let Some(cmd) = cmd else { return };
+                let Some(mut cmd) = cmd else { return };
                 let Some(shared) = shared.upgrade() else { return };
-                match cmd {
-                    Command::Run { job, version, run, scheduled_for, reason } => {
-                        if closing.is_none() {
-                            ticks.start(&shared, job, version, run, scheduled_for, reason);
+                // Take what else is queued (a slot's worth of due ticks)
+                // in the same turn, in order, up to a bound so tick
+                // endings are not starved.
+                let mut budget = DRAIN;
+                loop {
+                    match cmd {
+                        Command::Run { job, version, run, scheduled_for, reason } => {
+                            if closing.is_none() {
+                                ticks.start(&shared, job, version, run, scheduled_for, reason).await;
+                            }
+                        }
+                        Command::GiveUp { run } => ticks.give_up(&shared, run).await,
+                        Command::Shutdown { grace, done } => {
+                            closing = Some((Instant::now() + grace, done));
                         }
                     }
-                    Command::GiveUp { run } => ticks.give_up(&shared, run).await,
-                    Command::Shutdown { grace, done } => {
-                        closing = Some((Instant::now() + grace, done));
+                    budget -= 1;
+                    if budget == 0 {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(next) => cmd = next,
+                        Err(_) => break,
                     }
                 }
             }
@@ -103,7 +136,7 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 impl Ticks {
-    fn start(
+    async fn start(
         &mut self,
         shared: &Arc<Shared>,
         job: JobId,
@@ -149,21 +182,36 @@ impl Ticks {
             };
             (ctx.state, r)
         };
-        let abort = self.set.spawn(fut.instrument(span));
-        self.by_run.insert(run, abort.clone());
-        self.by_task.insert(
-            abort.id(),
-            Running {
-                job,
-                version,
-                run,
-                reason,
-                scheduled_for: wall.at(scheduled_for),
-                started_at,
-                started: Instant::now(),
-                tick,
-            },
-        );
+        let meta = Running {
+            job,
+            version,
+            run,
+            reason,
+            scheduled_for: wall.at(scheduled_for),
+            started_at,
+            started: Instant::now(),
+            tick,
+        };
+        let mut fut: Pin<Box<dyn Future<Output = TickResult> + Send>> =
+            Box::pin(fut.instrument(span));
+        // First poll here: a tick that completes at once needs no task. A
+        // pending one moves to its own task, whose first poll registers
+        // that task's waker (the no-op one used here is never woken).
+        let first = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            fut.as_mut().poll(&mut Context::from_waker(Waker::noop()))
+        }));
+        match first {
+            Ok(Poll::Pending) => {
+                let abort = self.set.spawn(fut);
+                self.by_run.insert(run, abort.clone());
+                self.by_task.insert(abort.id(), meta);
+            }
+            Ok(Poll::Ready(result)) => ended(shared, meta, Ended::Returned(result)).await,
+            Err(panic) => {
+                drop(fut);
+                ended(shared, meta, Ended::Panicked(panic)).await;
+            }
+        }
     }
 
     /// The schedule gave `run` up after `run_timeout`: stop it, record it.
@@ -176,7 +224,8 @@ impl Ticks {
             return;
         };
         tracing::warn!(job = %meta.job, run = run.get(), "tick timed out: stopped");
-        let next_due = shared.cell.read(|m| next_due(m, &meta.job));
+        let key = Key::of(&meta.job);
+        let next_due = shared.cell.read(|m| next_due(m, &key));
         conclude(shared, meta, RunOutcome::TimedOut, None, next_due).await;
     }
 
@@ -191,40 +240,51 @@ impl Ticks {
             return;
         };
         self.by_run.remove(&meta.run);
-        let (outcome, state) = match joined {
-            Ok((_, (state, Ok(())))) => (RunOutcome::Success, Some(state)),
-            Ok((_, (_, Err(msg)))) => (RunOutcome::Failed(msg), None),
-            Err(e) if e.is_panic() => (RunOutcome::Panicked(panic_message(e)), None),
-            Err(_) => (RunOutcome::Failed("cancelled".to_owned()), None),
+        let how = match joined {
+            Ok((_, result)) => Ended::Returned(result),
+            Err(e) if e.is_panic() => Ended::Panicked(e.into_panic()),
+            Err(_) => Ended::Cancelled,
         };
-        if let RunOutcome::Panicked(m) | RunOutcome::Failed(m) = &outcome {
-            tracing::warn!(job = %meta.job, run = meta.run.get(), error = %m, "tick failed");
-        }
-        let reported = if state.is_some() {
-            Outcome::Success
-        } else {
-            Outcome::Failure
-        };
-        let (verdict, next) = shared.cell.with(|m, now| {
-            let v = m.on_tick_finished(now, meta.run, reported);
-            (v, next_due(m, &meta.job))
-        });
-        let outcome = match verdict {
-            Ok(()) => outcome,
-            Err(StaleRun::OldVersion { .. }) => RunOutcome::Superseded,
-            // Given up meanwhile (and recorded then).
-            Err(StaleRun::Unknown) => return,
-        };
-        conclude(shared, meta, outcome, state, next).await;
+        ended(shared, meta, how).await;
     }
 }
 
-fn next_due(m: &tether_core::tick::TickSchedule<JobId>, job: &JobId) -> Option<Timestamp> {
+/// A tick ended (returned, panicked or was stopped): tell the schedule,
+/// then record it.
+async fn ended(shared: &Arc<Shared>, meta: Running, how: Ended) {
+    let (outcome, state) = match how {
+        Ended::Returned((state, Ok(()))) => (RunOutcome::Success, Some(state)),
+        Ended::Returned((_, Err(msg))) => (RunOutcome::Failed(msg), None),
+        Ended::Panicked(payload) => (RunOutcome::Panicked(panic_message(payload)), None),
+        Ended::Cancelled => (RunOutcome::Failed("cancelled".to_owned()), None),
+    };
+    if let RunOutcome::Panicked(m) | RunOutcome::Failed(m) = &outcome {
+        tracing::warn!(job = %meta.job, run = meta.run.get(), error = %m, "tick failed");
+    }
+    let reported = if state.is_some() {
+        Outcome::Success
+    } else {
+        Outcome::Failure
+    };
+    let key = Key::of(&meta.job);
+    let (verdict, next) = shared.cell.with(|m, now| {
+        let v = m.on_tick_finished(now, meta.run, reported);
+        (v, next_due(m, &key))
+    });
+    let outcome = match verdict {
+        Ok(()) => outcome,
+        Err(StaleRun::OldVersion { .. }) => RunOutcome::Superseded,
+        // Given up meanwhile (and recorded then).
+        Err(StaleRun::Unknown) => return,
+    };
+    conclude(shared, meta, outcome, state, next).await;
+}
+
+fn next_due(m: &tether_core::tick::TickSchedule<Key>, job: &Key) -> Option<Timestamp> {
     m.job(job).filter(|j| j.enabled).map(|j| j.next_due)
 }
 
-fn panic_message(e: JoinError) -> String {
-    let payload = e.into_panic();
+fn panic_message(payload: Box<dyn Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_owned()
     } else if let Some(s) = payload.downcast_ref::<String>() {

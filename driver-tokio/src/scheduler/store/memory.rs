@@ -3,9 +3,10 @@
 //!
 //! Guarantees: those of [`JobStore`]; every operation holds one lock, so
 //! each is atomic. Clones share the same data, so a scheduler restarted on
-//! a clone resumes what the previous one stored.
+//! a clone resumes what the previous one stored. Jobs are held by hash (a
+//! tick's record finds its job in one probe) and loaded in id order.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -29,7 +30,7 @@ struct Held {
 /// A [`JobStore`] in memory. Cheap to clone (clones share the data).
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
-    jobs: Arc<Mutex<BTreeMap<JobId, Held>>>,
+    jobs: Arc<Mutex<HashMap<JobId, Held>>>,
     max_runs: usize,
 }
 
@@ -48,7 +49,7 @@ impl MemoryStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<JobId, Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Held>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -56,7 +57,7 @@ impl MemoryStore {
 #[async_trait]
 impl JobStore for MemoryStore {
     async fn load(&self) -> Result<Vec<StoredJob>, StoreError> {
-        Ok(self
+        let mut jobs: Vec<StoredJob> = self
             .lock()
             .values()
             .map(|h| StoredJob {
@@ -66,7 +67,9 @@ impl JobStore for MemoryStore {
                 last_tick: h.last_tick,
                 next_due: h.next_due,
             })
-            .collect())
+            .collect();
+        jobs.sort_by(|a, b| a.def.id.cmp(&b.def.id));
+        Ok(jobs)
     }
 
     async fn put_job(&self, def: &JobDef) -> Result<(), StoreError> {
