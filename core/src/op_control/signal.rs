@@ -54,7 +54,7 @@ impl Signal {
 }
 
 /// A signal the machine acts on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) enum Command {
     Pause,
     Resume,
