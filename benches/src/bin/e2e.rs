@@ -225,10 +225,12 @@ impl Recorder {
 #[async_trait::async_trait]
 impl InvalidationSink for Recorder {
     async fn on_policy_change(&self, change: &PolicyChange) {
-        let now = self.base.elapsed().as_nanos() as u64;
         if let Some(sent) = self.sent.get(change.policy_version as usize) {
             let at = sent.load(Ordering::Relaxed);
             if at != 0 {
+                // Read the clock only for timed events: an untimed recorder
+                // (the throughput phase) is a bare counter like its baseline.
+                let now = self.base.elapsed().as_nanos() as u64;
                 let mut h = self.hist.lock().expect("hist");
                 let _ = h.record(now.saturating_sub(at).max(1));
             }
