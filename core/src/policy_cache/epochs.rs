@@ -88,19 +88,30 @@ impl Epochs {
         self.current = self.current.saturating_add(1);
         let epoch = self.current;
         if let Some(old) = self.per_agent.get_mut(agent) {
-            self.by_epoch.remove(old);
-            *old = epoch;
-        } else {
-            while self.per_agent.len() >= self.max_agents {
-                let Some((oldest, forgotten)) = self.by_epoch.pop_first() else {
-                    break;
-                };
-                self.per_agent.remove(&forgotten);
-                self.floor = self.floor.max(oldest);
-                self.overflows = self.overflows.saturating_add(1);
+            // Move the agent's id from its old epoch to the new one, without
+            // allocating: the new key goes in first (an empty `String` does
+            // not allocate), so a map holding only this agent never empties
+            // and frees its node just to allocate it again.
+            let previous = core::mem::replace(old, epoch);
+            self.by_epoch.insert(epoch, String::new());
+            let name = self
+                .by_epoch
+                .remove(&previous)
+                .unwrap_or_else(|| String::from(agent));
+            if let Some(slot) = self.by_epoch.get_mut(&epoch) {
+                *slot = name;
             }
-            self.per_agent.insert(String::from(agent), epoch);
+            return;
         }
+        while self.per_agent.len() >= self.max_agents {
+            let Some((oldest, forgotten)) = self.by_epoch.pop_first() else {
+                break;
+            };
+            self.per_agent.remove(&forgotten);
+            self.floor = self.floor.max(oldest);
+            self.overflows = self.overflows.saturating_add(1);
+        }
+        self.per_agent.insert(String::from(agent), epoch);
         self.by_epoch.insert(epoch, String::from(agent));
     }
 }

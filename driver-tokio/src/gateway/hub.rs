@@ -197,9 +197,18 @@ impl<E: Clone> InvalidationHub<E> {
 
     /// The subscriber acknowledged `seq`: trim its ring up to it.
     pub fn ack(&self, assembly_id: &str, seq: u64) {
+        self.ack_all(assembly_id, &[seq]);
+    }
+
+    /// The subscriber acknowledged each of `seqs`, in order: the same as
+    /// [`InvalidationHub::ack`] for each, under one lock. An ack past the
+    /// last assigned sequence is ignored.
+    pub fn ack_all(&self, assembly_id: &str, seqs: &[u64]) {
         let mut st = self.lock();
         if let Some(sub) = st.subscribers.get_mut(assembly_id) {
-            if seq < sub.next_seq {
+            let next_seq = sub.next_seq;
+            let highest = seqs.iter().copied().filter(|&s| s < next_seq).max();
+            if let Some(seq) = highest {
                 sub.acked = sub.acked.max(seq);
                 while sub.ring.front().is_some_and(|(s, _)| *s <= sub.acked) {
                     sub.ring.pop_front();
@@ -325,6 +334,10 @@ mod tests {
         assert_eq!((info.acked_seq, info.ring_len, info.lag), (4, 1, 1));
         hub.ack("a", 99); // an ack past the end is ignored
         assert_eq!(hub.subscribers()[0].acked_seq, 4);
+        // Several at once: the same as one by one (99 still ignored).
+        hub.ack_all("a", &[99, 3]);
+        let info = &hub.subscribers()[0];
+        assert_eq!((info.acked_seq, info.ring_len), (4, 1));
         let mut again = hub.subscribe("a", "t", 0).unwrap();
         assert_eq!(drain(&mut again.events), vec![(5, 4)]);
     }

@@ -16,7 +16,9 @@
 //! - an `assembly_id` already subscribed from another team is
 //!   `PERMISSION_DENIED`; past the subscriber or stream bound,
 //!   `RESOURCE_EXHAUSTED`;
-//! - later client messages ack events (`hub.ack`); other kinds are ignored;
+//! - later client messages ack events (`hub.ack_all`: the acks already
+//!   received are read together and applied in order under one hub lock);
+//!   other kinds are ignored;
 //! - when the hub closes the subscriber's channel (it fell behind, or a
 //!   newer stream of the same `assembly_id` replaced this one) the response
 //!   ends with `UNAVAILABLE`, after every event already queued, so the
@@ -28,7 +30,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
-use futures::Stream;
+use futures::{FutureExt, Stream};
 use tether_proto::gateway::invalidation_event::Payload;
 use tether_proto::gateway::invalidation_service_server::InvalidationService;
 use tether_proto::gateway::subscribe_request::Kind;
@@ -76,6 +78,8 @@ struct Open {
     lease: HubLease,
     events: mpsc::Receiver<(u64, Payload)>,
     inbound: Streaming<SubscribeRequest>,
+    /// The acks read in one go (reused).
+    acks: Vec<u64>,
     done: bool,
 }
 
@@ -153,6 +157,7 @@ impl InvalidationService for InvalidationSvc {
             },
             events: hub_stream.events,
             inbound,
+            acks: Vec::new(),
             done: false,
         };
         let mut response: Response<Self::SubscribeStream> =
@@ -166,11 +171,27 @@ impl InvalidationService for InvalidationSvc {
 }
 
 /// The next item of an open stream: an event, or the stream's end.
+///
+/// An event already queued is returned at once, without setting up the
+/// wait below (shutdown still goes first). Acks are read while no event is
+/// queued; every ack already received is read in one go and handed to the
+/// hub under one lock ([`InvalidationHub::ack_all`](super::hub::InvalidationHub::ack_all)).
 async fn next_event(mut open: Open) -> Option<(Result<InvalidationEvent, Status>, Open)> {
     if open.done {
         return None;
     }
     let shared = open.lease.shared.clone();
+    if !shared.shutdown.is_triggered() {
+        if let Ok((seq, payload)) = open.events.try_recv() {
+            return Some((
+                Ok(InvalidationEvent {
+                    seq,
+                    payload: Some(payload),
+                }),
+                open,
+            ));
+        }
+    }
     loop {
         tokio::select! {
             biased;
@@ -197,16 +218,34 @@ async fn next_event(mut open: Open) -> Option<(Result<InvalidationEvent, Status>
                     }
                 };
             }
-            message = open.inbound.message() => match message {
-                Ok(Some(m)) => {
-                    if let Some(Kind::Ack(ack)) = m.kind {
-                        shared.hub.ack(&open.lease.assembly_id, ack.seq);
+            message = open.inbound.message() => {
+                let mut message = message;
+                open.acks.clear();
+                let ended = loop {
+                    match message {
+                        Ok(Some(m)) => {
+                            if let Some(Kind::Ack(ack)) = m.kind {
+                                open.acks.push(ack.seq);
+                            }
+                        }
+                        Ok(None) | Err(_) => break true,
                     }
+                    // `Streaming::message` is cancel-safe: polling it once
+                    // and dropping it loses nothing.
+                    match open.inbound.message().now_or_never() {
+                        Some(next) => message = next,
+                        None => break false,
+                    }
+                };
+                if !open.acks.is_empty() {
+                    shared.hub.ack_all(&open.lease.assembly_id, &open.acks);
                 }
                 // The client ended or dropped its side: end ours; the lease
                 // marks the subscriber disconnected.
-                Ok(None) | Err(_) => return None,
-            },
+                if ended {
+                    return None;
+                }
+            }
         }
     }
 }
