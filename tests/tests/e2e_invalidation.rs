@@ -196,3 +196,33 @@ async fn client_away_past_the_replay_window_invalidates_everything() {
     tether.shutdown(std::time::Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }
+
+/// A burst far larger than the client's outgoing ack buffer: every applied
+/// event is still acked, one ack each (none dropped when the buffer is
+/// full; the client waits for room instead, and the gateway reads acks
+/// while it is sending).
+#[tokio::test]
+async fn a_burst_larger_than_the_ack_buffer_acks_every_applied_event() {
+    const EVENTS: u64 = 30_000;
+    let gw = serve(gateway().ring_capacity(1 << 16).live_capacity(1 << 16)).await;
+    let admin = gw.admin();
+    let tether = connected(client_config(&gw.endpoint())).await;
+    for v in 1..=EVENTS {
+        admin.publish_invalidation("", v, None);
+    }
+    until("every event applied", || {
+        tether.status().invalidation.events_applied == EVENTS
+    })
+    .await;
+    until("every applied event acked", || {
+        let subs = admin.list_subscribers(None);
+        subs.len() == 1 && subs[0].acked_seq == EVENTS && subs[0].acks_received >= EVENTS
+    })
+    .await;
+    let subs = admin.list_subscribers(None);
+    assert_eq!(subs[0].acks_received, EVENTS, "one ack per applied event");
+    let st = tether.status().invalidation;
+    assert_eq!((st.duplicates, st.gaps, st.reconnects), (0, 0, 0));
+    tether.shutdown(std::time::Duration::from_secs(1)).await;
+    gw.shutdown().await.unwrap();
+}

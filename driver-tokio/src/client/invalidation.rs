@@ -26,9 +26,15 @@
 //! cumulative, but the Agent Assembly gateway is only known to trim its
 //! replay buffer with acks, so sending one ack per batch could leave its
 //! buffer untrimmed. What batching saves is the per-event work around the ack
-//! (wake-ups, locks, status and metrics updates), not the ack itself. The
-//! only ack ever skipped is one that finds the outgoing buffer full (see
-//! `ACK_BUFFER`), as before.
+//! (wake-ups, locks, status and metrics updates), not the ack itself.
+//!
+//! No ack is dropped: when the outgoing buffer (`ACK_BUFFER`) is full the
+//! task waits for room before it reads more events, which is HTTP/2
+//! backpressure the gateway sees. If no room comes within the configured
+//! `keepalive_timeout`, the gateway has stopped reading acks: the stream is
+//! reported broken to the machine, which resubscribes from the last applied
+//! sequence (the resubscribe itself tells the gateway how far the client
+//! got).
 
 use std::sync::Arc;
 
@@ -52,8 +58,8 @@ use super::status::set_connected;
 use crate::metrics_names as m;
 
 const STREAM: &str = "invalidation";
-/// Acks buffered toward the gateway; a full buffer drops an ack, which is
-/// harmless: a later ack covers every earlier sequence.
+/// Acks buffered toward the gateway; when full, the task waits for room
+/// (see the module docs).
 const ACK_BUFFER: usize = 1024;
 /// Events taken from the stream per wake-up at most.
 const MAX_BATCH: usize = 256;
@@ -106,7 +112,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 }
                 other => other,
             };
-            run_batch(&shared, conn.as_ref(), &mut batch, received_at).await;
+            if let Err(stalled) = run_batch(&shared, conn.as_ref(), &mut batch, received_at).await {
+                ack_stalled(&shared, &mut sub, &mut conn, &attempt_span, stalled);
+            }
             match action {
                 SubscriptionAction::Connect { last_seq_seen } => {
                     conn = None;
@@ -175,7 +183,10 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 }
             }
         }
-        run_batch(&shared, conn.as_ref(), &mut batch, received_at).await;
+        if let Err(stalled) = run_batch(&shared, conn.as_ref(), &mut batch, received_at).await {
+            ack_stalled(&shared, &mut sub, &mut conn, &attempt_span, stalled);
+            continue;
+        }
         let stats = sub.stats();
         let last_seq = sub.last_seq_seen();
         shared.status.update_if(|s| {
@@ -281,6 +292,24 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     }
 }
 
+/// The gateway stopped reading acks: report the stream broken, so the
+/// machine reconnects with its usual backoff.
+fn ack_stalled(
+    shared: &Shared,
+    sub: &mut Subscription<Option<Payload>>,
+    conn: &mut Option<Conn>,
+    span: &tracing::Span,
+    stalled: AckStalled,
+) {
+    span.in_scope(|| tracing::warn!(%stalled, "stream failed"));
+    *conn = None;
+    sub.on_disconnected(shared.clock.now());
+    stream_down(shared);
+    shared
+        .status
+        .update(|s| s.invalidation.last_error = Some(stalled.to_string()));
+}
+
 fn stream_down(shared: &Shared) {
     shared.cache.with(|c, now| c.on_stream_down(now));
     shared
@@ -352,9 +381,14 @@ pub(crate) fn describe(status: &tonic::Status) -> String {
 /// Run the gathered `Apply`/`Ack` actions (see the module docs): the policy
 /// cache under one lock, then sinks and approval waiters in sequence order,
 /// then one ack per applied event on `conn`, the stream they came from.
-async fn run_batch(shared: &Shared, conn: Option<&Conn>, batch: &mut Batch, received_at: Instant) {
+async fn run_batch(
+    shared: &Shared,
+    conn: Option<&Conn>,
+    batch: &mut Batch,
+    received_at: Instant,
+) -> Result<(), AckStalled> {
     if batch.applied.is_empty() && batch.acks.is_empty() {
-        return;
+        return Ok(());
     }
     let applied = batch.applied.len();
     let invalidates = batch
@@ -379,21 +413,50 @@ async fn run_batch(shared: &Shared, conn: Option<&Conn>, batch: &mut Batch, rece
     for (seq, event) in batch.applied.drain(..) {
         apply(shared, &sinks, seq, event).await;
     }
-    match conn {
-        Some(c) => {
-            for seq in batch.acks.drain(..) {
-                let _ = c.acks.try_send(SubscribeRequest {
-                    assembly_id: shared.config.assembly_id.clone(),
-                    kind: Some(subscribe_request::Kind::Ack(SubscribeAck { seq })),
-                });
-            }
-        }
-        None => batch.acks.clear(),
-    }
     if applied > 0 {
         metrics::counter!(m::EVENTS_APPLIED, "stream" => STREAM).increment(applied as u64);
         metrics::histogram!(m::PUSH_TO_APPLY_SECONDS)
             .record_many(received_at.elapsed().as_secs_f64(), applied);
+    }
+    let Some(c) = conn else {
+        // The stream is gone: its acks go with it (the resubscribe names
+        // the last applied sequence).
+        batch.acks.clear();
+        return Ok(());
+    };
+    for seq in batch.acks.drain(..) {
+        let ack = SubscribeRequest {
+            assembly_id: shared.config.assembly_id.clone(),
+            kind: Some(subscribe_request::Kind::Ack(SubscribeAck { seq })),
+        };
+        let ack = match c.acks.try_send(ack) {
+            Ok(()) => continue,
+            // The stream's sending half is gone: the stream is failing and
+            // its end is read next.
+            Err(mpsc::error::TrySendError::Closed(_)) => break,
+            Err(mpsc::error::TrySendError::Full(ack)) => ack,
+        };
+        let wait = shared.config.keepalive_timeout;
+        match tokio::time::timeout(wait, c.acks.send(ack)).await {
+            Ok(_) => {}
+            // Dropping the drain forgets the acks left: the stream goes.
+            Err(_) => return Err(AckStalled(wait)),
+        }
+    }
+    Ok(())
+}
+
+/// The gateway left the outgoing acks unread for this long.
+#[derive(Debug)]
+struct AckStalled(std::time::Duration);
+
+impl std::fmt::Display for AckStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the gateway read no ack for {:?}: resubscribing from the last applied event",
+            self.0
+        )
     }
 }
 

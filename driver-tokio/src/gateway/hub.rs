@@ -58,6 +58,9 @@ pub struct SubscriberInfo {
     pub last_seq: u64,
     /// The highest sequence it acknowledged.
     pub acked_seq: u64,
+    /// Acks received from it, one per applied event when the client follows
+    /// the contract (duplicates and acks past the last sequence included).
+    pub acks_received: u64,
     /// Events assigned but not yet acknowledged.
     pub lag: u64,
     /// Events held in its replay ring.
@@ -72,6 +75,7 @@ struct Subscriber<E> {
     team_id: String,
     next_seq: u64,
     acked: u64,
+    acks_received: u64,
     ring: VecDeque<(u64, E)>,
     live: Option<(u64, mpsc::Sender<(u64, E)>)>,
     lag_closes: u64,
@@ -177,6 +181,7 @@ impl<E: Clone> InvalidationHub<E> {
                 team_id: team_id.to_owned(),
                 next_seq: 1,
                 acked: 0,
+                acks_received: 0,
                 ring: VecDeque::new(),
                 live: None,
                 lag_closes: 0,
@@ -206,6 +211,7 @@ impl<E: Clone> InvalidationHub<E> {
     pub fn ack_all(&self, assembly_id: &str, seqs: &[u64]) {
         let mut st = self.lock();
         if let Some(sub) = st.subscribers.get_mut(assembly_id) {
+            sub.acks_received = sub.acks_received.saturating_add(seqs.len() as u64);
             let next_seq = sub.next_seq;
             let highest = seqs.iter().copied().filter(|&s| s < next_seq).max();
             if let Some(seq) = highest {
@@ -281,6 +287,7 @@ impl<E: Clone> InvalidationHub<E> {
                     team_id: s.team_id.clone(),
                     last_seq,
                     acked_seq: s.acked,
+                    acks_received: s.acks_received,
                     lag: last_seq.saturating_sub(s.acked),
                     ring_len: s.ring.len() as u64,
                     connected: s.connected(),

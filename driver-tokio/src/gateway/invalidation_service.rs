@@ -18,7 +18,10 @@
 //!   `RESOURCE_EXHAUSTED`;
 //! - later client messages ack events (`hub.ack_all`: the acks already
 //!   received are read together and applied in order under one hub lock);
-//!   other kinds are ignored;
+//!   other kinds are ignored. Acks are read by their own task, so they are
+//!   taken while events are being sent and while the client's receive
+//!   window is full: a client that waits for room to send an ack never
+//!   deadlocks against a gateway waiting for room to send an event;
 //! - when the hub closes the subscriber's channel (it fell behind, or a
 //!   newer stream of the same `assembly_id` replaced this one) the response
 //!   ends with `UNAVAILABLE`, after every event already queued, so the
@@ -35,7 +38,8 @@ use tether_proto::gateway::invalidation_event::Payload;
 use tether_proto::gateway::invalidation_service_server::InvalidationService;
 use tether_proto::gateway::subscribe_request::Kind;
 use tether_proto::gateway::{InvalidationEvent, SubscribeRequest};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -77,10 +81,58 @@ impl Drop for HubLease {
 struct Open {
     lease: HubLease,
     events: mpsc::Receiver<(u64, Payload)>,
-    inbound: Streaming<SubscribeRequest>,
-    /// The acks read in one go (reused).
-    acks: Vec<u64>,
+    /// Fires when the client ended or dropped its side.
+    client_ended: oneshot::Receiver<()>,
+    _acks: AckReader,
     done: bool,
+}
+
+/// The task reading one stream's acks; stopped when the stream goes.
+struct AckReader(JoinHandle<()>);
+
+impl Drop for AckReader {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Read the client's acks until it ends its side: every ack already
+/// received is read in one go and handed to the hub under one lock
+/// ([`InvalidationHub::ack_all`](super::hub::InvalidationHub::ack_all)).
+async fn read_acks(
+    shared: Arc<Shared>,
+    assembly_id: String,
+    mut inbound: Streaming<SubscribeRequest>,
+    ended: oneshot::Sender<()>,
+) {
+    let mut acks = Vec::new();
+    loop {
+        let mut message = inbound.message().await;
+        acks.clear();
+        let client_ended = loop {
+            match message {
+                Ok(Some(m)) => {
+                    if let Some(Kind::Ack(ack)) = m.kind {
+                        acks.push(ack.seq);
+                    }
+                }
+                Ok(None) | Err(_) => break true,
+            }
+            // `Streaming::message` is cancel-safe: polling it once and
+            // dropping it loses nothing.
+            match inbound.message().now_or_never() {
+                Some(next) => message = next,
+                None => break false,
+            }
+        };
+        if !acks.is_empty() {
+            shared.hub.ack_all(&assembly_id, &acks);
+        }
+        if client_ended {
+            let _ = ended.send(());
+            return;
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -148,6 +200,13 @@ impl InvalidationService for InvalidationSvc {
                 SubscribeError::OtherTeam(_) => Status::permission_denied(e.to_string()),
             })?;
         tracing::debug!(%assembly_id, team = caller.team(), last_seq_seen, "invalidation stream opened");
+        let (ended_tx, client_ended) = oneshot::channel();
+        let acks = AckReader(tokio::spawn(read_acks(
+            shared.clone(),
+            assembly_id.clone(),
+            inbound,
+            ended_tx,
+        )));
         let open = Open {
             lease: HubLease {
                 shared: shared.clone(),
@@ -156,8 +215,8 @@ impl InvalidationService for InvalidationSvc {
                 _slot: slot,
             },
             events: hub_stream.events,
-            inbound,
-            acks: Vec::new(),
+            client_ended,
+            _acks: acks,
             done: false,
         };
         let mut response: Response<Self::SubscribeStream> =
@@ -173,9 +232,8 @@ impl InvalidationService for InvalidationSvc {
 /// The next item of an open stream: an event, or the stream's end.
 ///
 /// An event already queued is returned at once, without setting up the
-/// wait below (shutdown still goes first). Acks are read while no event is
-/// queued; every ack already received is read in one go and handed to the
-/// hub under one lock ([`InvalidationHub::ack_all`](super::hub::InvalidationHub::ack_all)).
+/// wait below (shutdown still goes first). Acks are read by the stream's
+/// own task ([`read_acks`]).
 async fn next_event(mut open: Open) -> Option<(Result<InvalidationEvent, Status>, Open)> {
     if open.done {
         return None;
@@ -192,60 +250,34 @@ async fn next_event(mut open: Open) -> Option<(Result<InvalidationEvent, Status>
             ));
         }
     }
-    loop {
-        tokio::select! {
-            biased;
-            () = shared.shutdown.triggered() => {
-                open.done = true;
-                return Some((Err(Status::unavailable("gateway is shutting down")), open));
-            }
-            event = open.events.recv() => {
-                return match event {
-                    Some((seq, payload)) => Some((
-                        Ok(InvalidationEvent { seq, payload: Some(payload) }),
+    tokio::select! {
+        biased;
+        () = shared.shutdown.triggered() => {
+            open.done = true;
+            Some((Err(Status::unavailable("gateway is shutting down")), open))
+        }
+        event = open.events.recv() => {
+            match event {
+                Some((seq, payload)) => Some((
+                    Ok(InvalidationEvent { seq, payload: Some(payload) }),
+                    open,
+                )),
+                None => {
+                    open.done = true;
+                    Some((
+                        Err(Status::unavailable(
+                            "the gateway closed this invalidation stream (the subscriber fell \
+                             behind, or a newer stream replaced it); resubscribe from the last \
+                             applied seq",
+                        )),
                         open,
-                    )),
-                    None => {
-                        open.done = true;
-                        Some((
-                            Err(Status::unavailable(
-                                "the gateway closed this invalidation stream (the subscriber fell \
-                                 behind, or a newer stream replaced it); resubscribe from the last \
-                                 applied seq",
-                            )),
-                            open,
-                        ))
-                    }
-                };
-            }
-            message = open.inbound.message() => {
-                let mut message = message;
-                open.acks.clear();
-                let ended = loop {
-                    match message {
-                        Ok(Some(m)) => {
-                            if let Some(Kind::Ack(ack)) = m.kind {
-                                open.acks.push(ack.seq);
-                            }
-                        }
-                        Ok(None) | Err(_) => break true,
-                    }
-                    // `Streaming::message` is cancel-safe: polling it once
-                    // and dropping it loses nothing.
-                    match open.inbound.message().now_or_never() {
-                        Some(next) => message = next,
-                        None => break false,
-                    }
-                };
-                if !open.acks.is_empty() {
-                    shared.hub.ack_all(&open.lease.assembly_id, &open.acks);
-                }
-                // The client ended or dropped its side: end ours; the lease
-                // marks the subscriber disconnected.
-                if ended {
-                    return None;
+                    ))
                 }
             }
         }
+        // The client ended or dropped its side (or its ack reader
+        // stopped): end ours; the lease marks the subscriber
+        // disconnected.
+        _ = &mut open.client_ended => None,
     }
 }
