@@ -99,6 +99,22 @@ fn slot_in<J>(slots: &mut [Option<Job<J>>], i: u32) -> &mut Job<J> {
     slots[i as usize].as_mut().expect("occupied slot")
 }
 
+/// The status of a job; `None` if removed.
+fn status_of<J>(entry: &Job<J>) -> Option<JobStatus> {
+    let live = entry.live.as_ref()?;
+    Some(JobStatus {
+        version: live.version,
+        enabled: live.enabled,
+        interval: live.interval,
+        anchor: live.anchor,
+        next_due: live.due,
+        failures: live.failures,
+        retry_at: live.retry_at,
+        running: entry.running.map(|r| (r.token, r.version)),
+        queued: live.queued,
+    })
+}
+
 /// When the job wants to be woken, given its state.
 fn desired<J>(job: &Job<J>) -> Option<(Timestamp, TickTimer)> {
     if let Some(run) = &job.running {
@@ -404,21 +420,30 @@ impl<J: Ord + Clone> TickSchedule<J> {
         result
     }
 
+    /// [`on_tick_finished`](Self::on_tick_finished), then the status of the
+    /// run's job after it (`None`: unknown run, or the job was removed), as
+    /// [`job`](Self::job) would give it, found through the run without a
+    /// lookup by id.
+    pub fn finish_tick(
+        &mut self,
+        now: Timestamp,
+        run: RunToken,
+        outcome: Outcome,
+    ) -> (Result<(), StaleRun>, Option<JobStatus>) {
+        let slot = self.runs.get(&run).copied();
+        let result = self.on_tick_finished(now, run, outcome);
+        let status = match (&result, slot) {
+            (Err(StaleRun::Unknown), _) | (_, None) => None,
+            // The job's slot, unless the job was dropped (a freed slot is
+            // not reused within one call).
+            (_, Some(i)) => self.slots[i as usize].as_ref().and_then(status_of),
+        };
+        (result, status)
+    }
+
     /// The status of `job`; `None` if unknown or removed.
     pub fn job(&self, job: &J) -> Option<JobStatus> {
-        let entry = self.slot(self.find(job)?);
-        let live = entry.live.as_ref()?;
-        Some(JobStatus {
-            version: live.version,
-            enabled: live.enabled,
-            interval: live.interval,
-            anchor: live.anchor,
-            next_due: live.due,
-            failures: live.failures,
-            retry_at: live.retry_at,
-            running: entry.running.map(|r| (r.token, r.version)),
-            queued: live.queued,
-        })
+        status_of(self.slot(self.find(job)?))
     }
 
     /// The job a running tick belongs to.

@@ -36,6 +36,9 @@
 //!   refused ([`TickError::TooManyJobs`]) and nothing changes;
 //! - `TICK_ZERO_INTERVAL_REFUSED`: a zero interval (a busy loop) is refused
 //!   ([`TickError::ZeroInterval`]) and nothing changes;
+//! - `TICK_FINISH_STATUS`: [`TickSchedule::finish_tick`] reports the job's
+//!   status as [`TickSchedule::job`] gives it right after the result
+//!   (`None` for an unknown run or a removed job);
 //! - `TICK_NEVER_STALLS`: every job that is enabled and idle (its next slot
 //!   or retry), and every running tick with a timeout, has its wake-up in the
 //!   timer set, so the reported deadline is never later than any of them.
