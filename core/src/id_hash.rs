@@ -1,4 +1,4 @@
-//! The hash of an id (a request id, an op id) for the machines' hash
+//! The hash of an id (a request id, an op id, a scheduled job id) for hash
 //! tables: word at a time, then a full avalanche, so a table's low (bucket)
 //! and high (tag) bits both depend on every byte.
 //!
@@ -13,7 +13,7 @@ const STEP: u64 = 0x9E37_79B9_7F4A_7C15;
 const FINAL: u64 = 0xD6E8_FEB8_6659_FD93;
 
 /// Hash an id.
-pub(crate) fn hash_id(id: &str) -> u64 {
+pub fn hash_id(id: &str) -> u64 {
     let bytes = id.as_bytes();
     let mut h = (bytes.len() as u64).wrapping_mul(STEP);
     let mut words = bytes.chunks_exact(8);
@@ -33,7 +33,7 @@ pub(crate) fn hash_id(id: &str) -> u64 {
 /// by ids (`str` hashes as its bytes, then one `0xff` byte, which is
 /// skipped: the length is already mixed in).
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct IdHasher(u64);
+pub struct IdHasher(u64);
 
 impl core::hash::Hasher for IdHasher {
     fn finish(&self) -> u64 {
@@ -61,7 +61,7 @@ impl core::hash::Hasher for IdHasher {
 }
 
 /// Builds [`IdHasher`]s.
-pub(crate) type BuildIdHasher = core::hash::BuildHasherDefault<IdHasher>;
+pub type BuildIdHasher = core::hash::BuildHasherDefault<IdHasher>;
 
 fn mix(h: u64, bytes: &[u8]) -> u64 {
     let mut word = [0u8; 8];

@@ -35,7 +35,7 @@ extern crate std;
 
 pub mod approval;
 pub mod backoff;
-mod id_hash;
+pub mod id_hash;
 pub mod inflight;
 pub mod machine;
 pub mod op_control;

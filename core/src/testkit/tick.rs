@@ -397,7 +397,17 @@ impl Harness {
             },
         };
         let before = self.machine.clone();
-        let got = self.machine.on_tick_finished(self.now, t, outcome);
+        let run_job = self.runs.get(&t).map(|r| r.job);
+        let (got, status) = self.machine.finish_tick(self.now, t, outcome);
+        let want = match (&got, run_job) {
+            (Err(StaleRun::Unknown), _) | (_, None) => None,
+            (_, Some(j)) => self.machine.job(&j),
+        };
+        ensure_invariant!(
+            status == want,
+            "TICK_FINISH_STATUS",
+            "finish_tick reported {status:?}, job() says {want:?}"
+        );
         let acts = drain(&mut self.machine)?;
         match (expect, got) {
             (Err(StaleRun::Unknown), Err(StaleRun::Unknown)) => {

@@ -4,8 +4,8 @@
 use core::time::Duration;
 
 /// At most 100,000 jobs (removed jobs whose tick is still running included).
-/// A job costs about a hundred bytes plus its id, so the bound is around
-/// 10 MiB: far above a realistic schedule (tens to thousands of jobs), low
+/// A job costs under two hundred bytes plus its id (held twice: the id map
+/// and the job's slot), so the bound is around 20 MiB: far above a realistic schedule (tens to thousands of jobs), low
 /// enough that a runaway upsert loop is refused instead of exhausting memory.
 pub const DEFAULT_MAX_JOBS: usize = 100_000;
 

@@ -5,8 +5,12 @@
 //! tick per job at a time, results of old versions ignored, failures backed
 //! off, a drift-free grid, missed slots skipped, a bounded job count.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::vec::Vec;
+use core::hash::{BuildHasherDefault, Hasher};
 use core::time::Duration;
+
+use hashbrown::HashMap;
 
 use super::config::{MissedTicks, TickConfig};
 use super::grid::{failure_delay, slot_after, slot_at_or_before};
@@ -17,6 +21,42 @@ use super::types::{
 };
 use crate::machine::Machine;
 use crate::time::{Deadline, Timestamp};
+
+/// No slot (the end of a bucket's list).
+const NIL: u32 = u32::MAX;
+
+/// Hashes a [`RunToken`] (one `u64`, issued in sequence) for the run table:
+/// one multiply by an odd constant spreads consecutive tokens over the
+/// buckets and the fold puts high bits into the low (bucket) bits too.
+#[derive(Clone, Copy, Debug, Default)]
+struct TokenHasher(u64);
+
+impl Hasher for TokenHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(u64::from(*b));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        let h = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = h ^ (h >> 32);
+    }
+}
+
+type Runs = HashMap<RunToken, u32, BuildHasherDefault<TokenHasher>>;
+
+/// The jobs whose wake-up is one instant, as a doubly linked list through
+/// the slab (`Slot::prev` / `Slot::next`), oldest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Bucket {
+    head: u32,
+    tail: u32,
+}
 
 /// A job's current version and schedule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,17 +80,43 @@ struct Run {
     give_up_at: Option<Timestamp>,
 }
 
+/// One job in the slab.
 #[derive(Clone, Debug, PartialEq, Eq)]
-struct Job {
+struct Job<J> {
+    id: J,
     /// `None`: removed, kept only while its tick runs.
     live: Option<Live>,
     running: Option<Run>,
     /// The job's one entry in the timer set, and why.
     timer: Option<(Timestamp, TickTimer)>,
+    /// Neighbours in the timer bucket of `timer`'s instant ([`NIL`]: none).
+    prev: u32,
+    next: u32,
+}
+
+/// The job in slot `i` of `slots`, which must be occupied.
+fn slot_in<J>(slots: &mut [Option<Job<J>>], i: u32) -> &mut Job<J> {
+    slots[i as usize].as_mut().expect("occupied slot")
+}
+
+/// The status of a job; `None` if removed.
+fn status_of<J>(entry: &Job<J>) -> Option<JobStatus> {
+    let live = entry.live.as_ref()?;
+    Some(JobStatus {
+        version: live.version,
+        enabled: live.enabled,
+        interval: live.interval,
+        anchor: live.anchor,
+        next_due: live.due,
+        failures: live.failures,
+        retry_at: live.retry_at,
+        running: entry.running.map(|r| (r.token, r.version)),
+        queued: live.queued,
+    })
 }
 
 /// When the job wants to be woken, given its state.
-fn desired(job: &Job) -> Option<(Timestamp, TickTimer)> {
+fn desired<J>(job: &Job<J>) -> Option<(Timestamp, TickTimer)> {
     if let Some(run) = &job.running {
         return run.give_up_at.map(|t| (t, TickTimer::RunTimeout));
     }
@@ -78,10 +144,20 @@ fn serve(live: &mut Live, missed: MissedTicks, now: Timestamp) {
     }
 }
 
-/// Periodic jobs as a sans-IO machine: one ordered set of `(due, job)` serves
-/// every job, so `poll_timeout` is one lookup whatever the job count.
+/// Periodic jobs as a sans-IO machine: one timer structure serves every
+/// job, so `poll_timeout` is one lookup whatever the job count.
 ///
-/// `J` is the job id (any `Ord + Clone`, e.g. `String`).
+/// Layout: jobs live in a slab (dense `u32` indices, freed slots reused); the
+/// id map is consulted only by the operations that name a job by id. Wake-ups
+/// are grouped by instant: an ordered map from each distinct instant to a
+/// bucket, a list linked through the slab. Periodic jobs share few instants
+/// (every job on a 1 s grid with millisecond anchors: at most 1,000), so
+/// arming, moving and firing a wake-up is O(1) list work plus a lookup in
+/// that small map, and a tick allocates nothing once the tables have grown.
+/// The earliest instant is the map's first key: `poll_timeout` is exact.
+///
+/// `J` is the job id (any `Ord + Clone`, e.g. `String`). It is held twice
+/// (the id map's key and the slab entry), and cloned into each action.
 ///
 /// ```
 /// use core::time::Duration;
@@ -103,9 +179,14 @@ fn serve(live: &mut Live, missed: MissedTicks, now: Timestamp) {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TickSchedule<J> {
     config: TickConfig,
-    jobs: BTreeMap<J, Job>,
-    runs: BTreeMap<RunToken, J>,
-    timers: BTreeSet<(Timestamp, J)>,
+    /// Job id → slab index.
+    index: BTreeMap<J, u32>,
+    slots: Vec<Option<Job<J>>>,
+    free: Vec<u32>,
+    /// Running tick → slab index.
+    runs: Runs,
+    /// Wake-up instant → the jobs due then.
+    timers: BTreeMap<Timestamp, Bucket>,
     live_jobs: usize,
     next_version: u64,
     next_run: u64,
@@ -118,9 +199,11 @@ impl<J: Ord + Clone> TickSchedule<J> {
     pub fn new(config: TickConfig) -> Self {
         TickSchedule {
             config: config.clamped(),
-            jobs: BTreeMap::new(),
-            runs: BTreeMap::new(),
-            timers: BTreeSet::new(),
+            index: BTreeMap::new(),
+            slots: Vec::new(),
+            free: Vec::new(),
+            runs: Runs::default(),
+            timers: BTreeMap::new(),
             live_jobs: 0,
             next_version: 1,
             next_run: 1,
@@ -143,12 +226,16 @@ impl<J: Ord + Clone> TickSchedule<J> {
     /// after it finishes (its result is then ignored) or is given up.
     ///
     /// Errors (nothing changed): [`TickError::ZeroInterval`];
-    /// [`TickError::TooManyJobs`] when `job` is new and `max_jobs` are held.
+    /// [`TickError::TooManyJobs`] when `job` is new and `max_jobs` are held
+    /// (or, whatever `max_jobs` says, `u32::MAX - 1`: the slab's index width).
     pub fn upsert(&mut self, now: Timestamp, job: J, spec: JobSpec) -> Result<Version, TickError> {
         if spec.interval.is_zero() {
             return Err(TickError::ZeroInterval);
         }
-        if !self.jobs.contains_key(&job) && self.jobs.len() >= self.config.max_jobs {
+        let existing = self.index.get(&job).copied();
+        if existing.is_none()
+            && (self.index.len() >= self.config.max_jobs || self.index.len() >= NIL as usize - 1)
+        {
             return Err(TickError::TooManyJobs);
         }
         let version = Version(self.next_version);
@@ -157,15 +244,7 @@ impl<J: Ord + Clone> TickSchedule<J> {
             Some(t) => (t, t),
             None => (now, now.saturating_add(spec.interval)),
         };
-        let entry = self.jobs.entry(job.clone()).or_insert(Job {
-            live: None,
-            running: None,
-            timer: None,
-        });
-        if entry.live.is_none() {
-            self.live_jobs += 1;
-        }
-        entry.live = Some(Live {
+        let live = Live {
             version,
             interval: spec.interval,
             enabled: spec.enabled,
@@ -174,8 +253,38 @@ impl<J: Ord + Clone> TickSchedule<J> {
             failures: 0,
             retry_at: None,
             queued: false,
-        });
-        self.set_timer(&job);
+        };
+        let i = match existing {
+            Some(i) => i,
+            None => {
+                let entry = Job {
+                    id: job.clone(),
+                    live: None,
+                    running: None,
+                    timer: None,
+                    prev: NIL,
+                    next: NIL,
+                };
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.slots[i as usize] = Some(entry);
+                        i
+                    }
+                    None => {
+                        self.slots.push(Some(entry));
+                        (self.slots.len() - 1) as u32
+                    }
+                };
+                self.index.insert(job, i);
+                i
+            }
+        };
+        let entry = self.slot_mut(i);
+        let was_live = entry.live.replace(live).is_some();
+        if !was_live {
+            self.live_jobs += 1;
+        }
+        self.set_timer(i);
         self.settle(now);
         Ok(version)
     }
@@ -184,15 +293,17 @@ impl<J: Ord + Clone> TickSchedule<J> {
     /// result is then ignored); until then the job id stays busy, so a
     /// re-added job does not overlap it, and it counts toward `max_jobs`.
     pub fn remove(&mut self, job: &J) -> Result<(), TickError> {
-        let entry = self.jobs.get_mut(job).ok_or(TickError::UnknownJob)?;
+        let i = self.find(job).ok_or(TickError::UnknownJob)?;
+        let entry = self.slot_mut(i);
         if entry.live.take().is_none() {
             return Err(TickError::UnknownJob);
         }
+        let running = entry.running.is_some();
         self.live_jobs = self.live_jobs.saturating_sub(1);
-        if entry.running.is_none() {
-            self.drop_job(job);
+        if running {
+            self.set_timer(i);
         } else {
-            self.set_timer(job);
+            self.drop_job(i);
         }
         Ok(())
     }
@@ -203,10 +314,11 @@ impl<J: Ord + Clone> TickSchedule<J> {
     /// (under [`MissedTicks::Delay`] the grid is re-anchored at `now`).
     pub fn set_enabled(&mut self, now: Timestamp, job: &J, enabled: bool) -> Result<(), TickError> {
         let missed = self.config.missed;
+        let i = self.find(job).ok_or(TickError::UnknownJob)?;
         let live = self
-            .jobs
-            .get_mut(job)
-            .and_then(|j| j.live.as_mut())
+            .slot_mut(i)
+            .live
+            .as_mut()
             .ok_or(TickError::UnknownJob)?;
         if live.enabled == enabled {
             return Ok(());
@@ -219,7 +331,7 @@ impl<J: Ord + Clone> TickSchedule<J> {
         } else {
             live.queued = false;
         }
-        self.set_timer(job);
+        self.set_timer(i);
         self.settle(now);
         Ok(())
     }
@@ -228,20 +340,22 @@ impl<J: Ord + Clone> TickSchedule<J> {
     /// that passed are served by this run). If a tick of it is running, one
     /// manual run follows it instead, however many calls arrive meanwhile.
     pub fn tick_now(&mut self, now: Timestamp, job: &J) -> Result<TickNow, TickError> {
-        let entry = self.jobs.get_mut(job).ok_or(TickError::UnknownJob)?;
+        let i = self.find(job).ok_or(TickError::UnknownJob)?;
+        let entry = slot_in(&mut self.slots, i);
         let busy = entry.running.is_some();
         let live = entry.live.as_mut().ok_or(TickError::UnknownJob)?;
         if !live.enabled {
             return Err(TickError::Disabled);
         }
         if busy {
-            if live.queued {
+            let coalesced = live.queued;
+            live.queued = true;
+            if coalesced {
                 add(&mut self.counters.coalesced, 1);
             }
-            live.queued = true;
             return Ok(TickNow::Coalesced);
         }
-        let token = self.start_run(now, job, RunReason::Manual, now);
+        let token = self.start_run(now, i, RunReason::Manual, now);
         self.settle(now);
         Ok(TickNow::Started(token))
     }
@@ -261,11 +375,11 @@ impl<J: Ord + Clone> TickSchedule<J> {
         run: RunToken,
         outcome: Outcome,
     ) -> Result<(), StaleRun> {
-        let Some(job) = self.runs.get(&run).cloned() else {
+        let Some(i) = self.runs.get(&run).copied() else {
             add(&mut self.counters.stale, 1);
             return Err(StaleRun::Unknown);
         };
-        let Some(entry) = self.jobs.get_mut(&job) else {
+        let Some(entry) = self.slots.get_mut(i as usize).and_then(Option::as_mut) else {
             add(&mut self.counters.stale, 1);
             return Err(StaleRun::Unknown);
         };
@@ -301,31 +415,41 @@ impl<J: Ord + Clone> TickSchedule<J> {
                 })
             }
         };
-        self.after_run(now, &job);
+        self.after_run(now, i);
         self.settle(now);
         result
     }
 
+    /// [`on_tick_finished`](Self::on_tick_finished), then the status of the
+    /// run's job after it (`None`: unknown run, or the job was removed), as
+    /// [`job`](Self::job) would give it, found through the run without a
+    /// lookup by id.
+    pub fn finish_tick(
+        &mut self,
+        now: Timestamp,
+        run: RunToken,
+        outcome: Outcome,
+    ) -> (Result<(), StaleRun>, Option<JobStatus>) {
+        let slot = self.runs.get(&run).copied();
+        let result = self.on_tick_finished(now, run, outcome);
+        let status = match (&result, slot) {
+            (Err(StaleRun::Unknown), _) | (_, None) => None,
+            // The job's slot, unless the job was dropped (a freed slot is
+            // not reused within one call).
+            (_, Some(i)) => self.slots[i as usize].as_ref().and_then(status_of),
+        };
+        (result, status)
+    }
+
     /// The status of `job`; `None` if unknown or removed.
     pub fn job(&self, job: &J) -> Option<JobStatus> {
-        let entry = self.jobs.get(job)?;
-        let live = entry.live.as_ref()?;
-        Some(JobStatus {
-            version: live.version,
-            enabled: live.enabled,
-            interval: live.interval,
-            anchor: live.anchor,
-            next_due: live.due,
-            failures: live.failures,
-            retry_at: live.retry_at,
-            running: entry.running.map(|r| (r.token, r.version)),
-            queued: live.queued,
-        })
+        status_of(self.slot(self.find(job)?))
     }
 
     /// The job a running tick belongs to.
     pub fn job_of(&self, run: RunToken) -> Option<&J> {
-        self.runs.get(&run)
+        let i = *self.runs.get(&run)?;
+        Some(&self.slot(i).id)
     }
 
     /// Gauges and counters.
@@ -333,7 +457,7 @@ impl<J: Ord + Clone> TickSchedule<J> {
         let c = self.counters;
         TickStats {
             jobs: self.live_jobs,
-            detached: self.jobs.len().saturating_sub(self.live_jobs),
+            detached: self.index.len().saturating_sub(self.live_jobs),
             running: self.runs.len(),
             runs: c.runs,
             successes: c.successes,
@@ -347,6 +471,20 @@ impl<J: Ord + Clone> TickSchedule<J> {
 
     // ---- internals ----------------------------------------------------
 
+    fn find(&self, job: &J) -> Option<u32> {
+        self.index.get(job).copied()
+    }
+
+    /// The job in slot `i`, which must be occupied (indices come from the
+    /// id map, the run table or a timer bucket, which only name live slots).
+    fn slot(&self, i: u32) -> &Job<J> {
+        self.slots[i as usize].as_ref().expect("occupied slot")
+    }
+
+    fn slot_mut(&mut self, i: u32) -> &mut Job<J> {
+        slot_in(&mut self.slots, i)
+    }
+
     fn fail(config: &TickConfig, counters: &mut Counters, live: &mut Live, now: Timestamp) {
         live.failures = live.failures.saturating_add(1);
         let d = failure_delay(config.failure_base, config.failure_max, live.failures);
@@ -354,34 +492,91 @@ impl<J: Ord + Clone> TickSchedule<J> {
         add(&mut counters.failures, 1);
     }
 
-    fn drop_job(&mut self, job: &J) {
-        if let Some(entry) = self.jobs.remove(job) {
-            if let Some((at, _)) = entry.timer {
-                self.timers.remove(&(at, job.clone()));
+    fn drop_job(&mut self, i: u32) {
+        self.unlink(i);
+        if let Some(entry) = self.slots[i as usize].take() {
+            self.index.remove(&entry.id);
+            self.free.push(i);
+        }
+    }
+
+    /// Take job `i` out of its timer bucket (if any); the bucket goes when
+    /// it empties.
+    fn unlink(&mut self, i: u32) {
+        let entry = self.slot_mut(i);
+        let Some((at, _)) = entry.timer.take() else {
+            return;
+        };
+        let (prev, next) = (entry.prev, entry.next);
+        entry.prev = NIL;
+        entry.next = NIL;
+        if prev != NIL {
+            self.slot_mut(prev).next = next;
+        }
+        if next != NIL {
+            self.slot_mut(next).prev = prev;
+        }
+        if prev == NIL && next == NIL {
+            self.timers.remove(&at);
+        } else if let Some(b) = self.timers.get_mut(&at) {
+            if prev == NIL {
+                b.head = next;
+            }
+            if next == NIL {
+                b.tail = prev;
             }
         }
     }
 
-    /// Put the job's one timer entry where its state wants it.
-    fn set_timer(&mut self, job: &J) {
-        let Some(entry) = self.jobs.get_mut(job) else {
-            return;
+    /// Put job `i` at the end of the bucket of `at`.
+    fn link(&mut self, i: u32, at: Timestamp, why: TickTimer) {
+        let tail = match self.timers.get_mut(&at) {
+            Some(b) => {
+                let tail = b.tail;
+                b.tail = i;
+                tail
+            }
+            None => {
+                self.timers.insert(at, Bucket { head: i, tail: i });
+                NIL
+            }
         };
-        if let Some((at, _)) = entry.timer.take() {
-            self.timers.remove(&(at, job.clone()));
+        if tail != NIL {
+            self.slot_mut(tail).next = i;
         }
+        let entry = self.slot_mut(i);
+        entry.timer = Some((at, why));
+        entry.prev = tail;
+        entry.next = NIL;
+    }
+
+    /// Put the job's one timer entry where its state wants it.
+    fn set_timer(&mut self, i: u32) {
         // `Timestamp::MAX` means "never" (a slot past the end of time).
-        if let Some((at, why)) = desired(entry).filter(|(at, _)| *at != Timestamp::MAX) {
-            entry.timer = Some((at, why));
-            self.timers.insert((at, job.clone()));
+        let want = desired(self.slot(i)).filter(|(at, _)| *at != Timestamp::MAX);
+        let have = self.slot(i).timer;
+        if want == have {
+            return;
+        }
+        match (want, have) {
+            // Same instant, another reason: the bucket stays.
+            (Some((at, why)), Some((had, _))) if at == had => {
+                self.slot_mut(i).timer = Some((at, why));
+            }
+            _ => {
+                self.unlink(i);
+                if let Some((at, why)) = want {
+                    self.link(i, at, why);
+                }
+            }
         }
     }
 
-    /// Start a tick of `job` (which must be live and idle); its token.
+    /// Start a tick of job `i` (which must be live and idle); its token.
     fn start_run(
         &mut self,
         now: Timestamp,
-        job: &J,
+        i: u32,
         reason: RunReason,
         scheduled_for: Timestamp,
     ) -> RunToken {
@@ -393,9 +588,7 @@ impl<J: Ord + Clone> TickSchedule<J> {
             .map(|d| now.saturating_add(d))
             .filter(|t| *t != Timestamp::MAX);
         let missed = self.config.missed;
-        let Some(entry) = self.jobs.get_mut(job) else {
-            return token;
-        };
+        let entry = slot_in(&mut self.slots, i);
         let Some(live) = entry.live.as_mut() else {
             return token;
         };
@@ -408,24 +601,25 @@ impl<J: Ord + Clone> TickSchedule<J> {
             version,
             give_up_at,
         });
-        self.runs.insert(token, job.clone());
+        let job = entry.id.clone();
+        self.runs.insert(token, i);
         add(&mut self.counters.runs, 1);
         self.actions.push_back(TickAction::RunTick {
-            job: job.clone(),
+            job,
             version,
             run: token,
             scheduled_for,
             reason,
         });
-        self.set_timer(job);
+        self.set_timer(i);
         token
     }
 
-    /// A grid slot of `job` is due at `now`: run it once for every slot
+    /// A grid slot of job `i` is due at `now`: run it once for every slot
     /// missed (see [`MissedTicks`]).
-    fn start_scheduled(&mut self, now: Timestamp, job: &J) {
+    fn start_scheduled(&mut self, now: Timestamp, i: u32) {
         let missed = self.config.missed;
-        let Some(live) = self.jobs.get_mut(job).and_then(|e| e.live.as_mut()) else {
+        let Some(live) = slot_in(&mut self.slots, i).live.as_mut() else {
             return;
         };
         let scheduled_for = match missed {
@@ -441,71 +635,63 @@ impl<J: Ord + Clone> TickSchedule<J> {
             }
             MissedTicks::Delay => now,
         };
-        self.start_run(now, job, RunReason::Scheduled, scheduled_for);
+        self.start_run(now, i, RunReason::Scheduled, scheduled_for);
     }
 
-    /// The running tick of `job` ended (finished or given up).
-    fn after_run(&mut self, now: Timestamp, job: &J) {
-        let Some(entry) = self.jobs.get(job) else {
-            return;
-        };
-        match &entry.live {
-            None => self.drop_job(job),
+    /// The running tick of job `i` ended (finished or given up).
+    fn after_run(&mut self, now: Timestamp, i: u32) {
+        match &self.slot(i).live {
+            None => self.drop_job(i),
             Some(live) if live.queued && live.enabled => {
-                self.start_run(now, job, RunReason::Manual, now);
+                self.start_run(now, i, RunReason::Manual, now);
             }
-            Some(_) => self.set_timer(job),
+            Some(_) => self.set_timer(i),
         }
     }
 
-    fn give_up(&mut self, now: Timestamp, job: &J) {
-        let Some(entry) = self.jobs.get_mut(job) else {
-            return;
-        };
+    fn give_up(&mut self, now: Timestamp, i: u32) {
+        let entry = slot_in(&mut self.slots, i);
         let Some(run) = entry.running.take() else {
             return;
         };
-        self.runs.remove(&run.token);
-        add(&mut self.counters.timeouts, 1);
-        self.actions.push_back(TickAction::GiveUp {
-            job: job.clone(),
-            version: run.version,
-            run: run.token,
-        });
+        let job = entry.id.clone();
         if let Some(live) = entry.live.as_mut() {
             if live.version == run.version {
                 Self::fail(&self.config, &mut self.counters, live, now);
             }
         }
-        self.after_run(now, job);
+        self.runs.remove(&run.token);
+        add(&mut self.counters.timeouts, 1);
+        self.actions.push_back(TickAction::GiveUp {
+            job,
+            version: run.version,
+            run: run.token,
+        });
+        self.after_run(now, i);
     }
 
-    /// Fire whatever of `job` is due at `now`.
-    fn fire(&mut self, now: Timestamp, job: &J) {
-        let Some(entry) = self.jobs.get(job) else {
-            return;
-        };
-        match desired(entry) {
-            Some((at, TickTimer::RunTimeout)) if at <= now => self.give_up(now, job),
+    /// Fire whatever of job `i` is due at `now`.
+    fn fire(&mut self, now: Timestamp, i: u32) {
+        match desired(self.slot(i)) {
+            Some((at, TickTimer::RunTimeout)) if at <= now => self.give_up(now, i),
             Some((at, TickTimer::Retry)) if at <= now => {
-                self.start_run(now, job, RunReason::Retry, at);
+                self.start_run(now, i, RunReason::Retry, at);
             }
-            Some((at, TickTimer::Due)) if at <= now => self.start_scheduled(now, job),
-            _ => self.set_timer(job),
+            Some((at, TickTimer::Due)) if at <= now => self.start_scheduled(now, i),
+            _ => self.set_timer(i),
         }
     }
 
-    /// Fire everything due at or before `now`.
+    /// Fire everything due at or before `now`, earliest instant first, in
+    /// arming order within an instant.
     fn settle(&mut self, now: Timestamp) {
-        while let Some((at, job)) = self.timers.first().cloned() {
+        while let Some((&at, b)) = self.timers.first_key_value() {
             if at > now {
                 break;
             }
-            self.timers.remove(&(at, job.clone()));
-            if let Some(entry) = self.jobs.get_mut(&job) {
-                entry.timer = None;
-            }
-            self.fire(now, &job);
+            let i = b.head;
+            self.unlink(i);
+            self.fire(now, i);
         }
     }
 }
@@ -519,16 +705,26 @@ impl<J: Ord + Clone> Machine for TickSchedule<J> {
     }
 
     fn poll_timeout(&self) -> Option<Deadline<TickTimer>> {
-        let (at, job) = self.timers.first()?;
+        let (at, b) = self.timers.first_key_value()?;
         let why = self
-            .jobs
-            .get(job)
-            .and_then(|e| e.timer)
+            .slot(b.head)
+            .timer
             .map_or(TickTimer::Due, |(_, why)| why);
         Some(Deadline::new(*at, why))
     }
 
     fn handle_timeout(&mut self, now: Timestamp) {
         self.settle(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_slot_size() {
+        // Keeps the figure in `DEFAULT_MAX_JOBS`'s docs honest.
+        assert!(core::mem::size_of::<Option<Job<u64>>>() <= 160);
     }
 }

@@ -36,13 +36,20 @@
 //!   refused ([`TickError::TooManyJobs`]) and nothing changes;
 //! - `TICK_ZERO_INTERVAL_REFUSED`: a zero interval (a busy loop) is refused
 //!   ([`TickError::ZeroInterval`]) and nothing changes;
+//! - `TICK_FINISH_STATUS`: [`TickSchedule::finish_tick`] reports the job's
+//!   status as [`TickSchedule::job`] gives it right after the result
+//!   (`None` for an unknown run or a removed job);
 //! - `TICK_NEVER_STALLS`: every job that is enabled and idle (its next slot
 //!   or retry), and every running tick with a timeout, has its wake-up in the
 //!   timer set, so the reported deadline is never later than any of them.
 //!
-//! One ordered set of `(deadline, job)` holds every job's single next wake-up
-//! (its due slot, its retry, or its running tick's timeout), so there is no
-//! timer per job and `poll_timeout` is one lookup.
+//! One timer structure holds every job's single next wake-up (its due slot,
+//! its retry, or its running tick's timeout): jobs sit in a slab, and the
+//! wake-ups are grouped into one bucket per distinct instant, kept in
+//! instant order. There is no timer per job, `poll_timeout` is one lookup
+//! (the first bucket: exactly the earliest deadline), and arming or firing a
+//! wake-up is list work in the slab plus a lookup among the distinct
+//! instants, which periodic jobs on shared grids keep few.
 
 mod config;
 mod grid;

@@ -80,7 +80,7 @@ impl Scheduler {
         let (events, _) = broadcast::channel(config.subscriber_capacity.max(1));
         let shared = Arc::new(Shared {
             cell,
-            jobs: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(HashMap::default()),
             registry,
             store,
             wall,
@@ -148,15 +148,17 @@ impl Scheduler {
         }
         let _admin = self.shared.admin.lock().await;
         let id = def.id.clone();
+        // One copy of the definition, shared by the job table and the store.
+        let def = Arc::new(def);
         let previous = {
             let mut jobs = self.shared.jobs();
             match jobs.get_mut(&id) {
-                Some(e) => Some(std::mem::replace(&mut e.def, Arc::new(def.clone()))),
+                Some(e) => Some(std::mem::replace(&mut e.def, Arc::clone(&def))),
                 None => {
                     jobs.insert(
                         id.clone(),
                         Entry {
-                            def: Arc::new(def.clone()),
+                            def: Arc::clone(&def),
                             state: JobState::new(),
                             ticks: 0,
                             last_tick: None,
@@ -186,7 +188,11 @@ impl Scheduler {
                 return Err(SchedulerError::Refused(e));
             }
         };
-        self.shared.store.put_job(&def).await.map_err(store_err)?;
+        self.shared
+            .store
+            .put_job_shared(&def)
+            .await
+            .map_err(store_err)?;
         Ok(version)
     }
 

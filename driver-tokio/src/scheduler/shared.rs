@@ -11,6 +11,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
+use tether_core::id_hash::BuildIdHasher;
 use tether_core::tick::{RunReason, RunToken, TickAction, TickSchedule, Version};
 use tether_core::Timestamp;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -37,10 +38,8 @@ pub(super) struct Key {
 
 impl Key {
     pub(super) fn of(id: &JobId) -> Self {
-        let mut h = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(id, &mut h);
         Key {
-            hash: std::hash::Hasher::finish(&h),
+            hash: tether_core::id_hash::hash_id(id.as_str()),
             id: id.clone(),
         }
     }
@@ -99,7 +98,7 @@ impl Command {
 
 pub(super) struct Shared {
     pub(super) cell: Arc<Cell>,
-    pub(super) jobs: Mutex<HashMap<JobId, Entry>>,
+    pub(super) jobs: Mutex<HashMap<JobId, Entry, BuildIdHasher>>,
     pub(super) registry: JobRegistry,
     pub(super) store: Arc<dyn JobStore>,
     pub(super) wall: Wall,
@@ -110,7 +109,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn jobs(&self) -> MutexGuard<'_, HashMap<JobId, Entry>> {
+    pub(super) fn jobs(&self) -> MutexGuard<'_, HashMap<JobId, Entry, BuildIdHasher>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -266,10 +266,9 @@ async fn ended(shared: &Arc<Shared>, meta: Running, how: Ended) {
     } else {
         Outcome::Failure
     };
-    let key = Key::of(&meta.job);
     let (verdict, next) = shared.cell.with(|m, now| {
-        let v = m.on_tick_finished(now, meta.run, reported);
-        (v, next_due(m, &key))
+        let (v, status) = m.finish_tick(now, meta.run, reported);
+        (v, status.filter(|j| j.enabled).map(|j| j.next_due))
     });
     let outcome = match verdict {
         Ok(()) => outcome,

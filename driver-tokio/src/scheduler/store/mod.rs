@@ -15,6 +15,7 @@
 mod memory;
 mod sqlite;
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -28,6 +29,13 @@ use super::state::JobState;
 
 /// Run records kept per job by default: enough to see a pattern of
 /// failures, small enough that history never dominates the store.
+///
+/// Its memory cost in a [`MemoryStore`] is about 100 bytes a record (more
+/// for a failure's message): a full history is about 10 KiB per job, about
+/// 1 GiB for 100,000 jobs. Kept at 100 because tens to thousands of jobs
+/// is the expected scale, where that is a few MiB at most; a schedule of
+/// 100,000 jobs in memory should pass a smaller bound to
+/// [`MemoryStore::new`]. A configured bound is always kept to exactly.
 pub const DEFAULT_MAX_RUNS_PER_JOB: usize = 100;
 
 /// A job as read back from a store.
@@ -80,6 +88,12 @@ pub trait JobStore: Send + Sync + 'static {
     /// Insert `def`, or update the definition of the job with its id
     /// (keeping its state, tick count and history).
     async fn put_job(&self, def: &JobDef) -> Result<(), StoreError>;
+    /// [`put_job`](JobStore::put_job) with the scheduler's shared copy of
+    /// the definition: a store in memory may keep the `Arc` instead of a
+    /// copy of its own. By default, `put_job(def)`.
+    async fn put_job_shared(&self, def: &Arc<JobDef>) -> Result<(), StoreError> {
+        self.put_job(def).await
+    }
     /// Set whether job `id` is enabled (nothing if unknown).
     async fn set_enabled(&self, id: &JobId, enabled: bool) -> Result<(), StoreError>;
     /// Remove job `id` with its state and history (nothing if unknown).
