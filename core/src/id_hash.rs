@@ -14,8 +14,13 @@ const FINAL: u64 = 0xD6E8_FEB8_6659_FD93;
 
 /// Hash an id.
 pub fn hash_id(id: &str) -> u64 {
-    let bytes = id.as_bytes();
-    let mut h = (bytes.len() as u64).wrapping_mul(STEP);
+    hash_bytes(0, id.as_bytes())
+}
+
+/// Mix the length, then `bytes` a word at a time, into `seed`; then
+/// avalanche. `hash_bytes(0, id)` is [`hash_id`].
+fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h = seed ^ (bytes.len() as u64).wrapping_mul(STEP);
     let mut words = bytes.chunks_exact(8);
     for w in &mut words {
         h = mix(h, w);
@@ -30,8 +35,9 @@ pub fn hash_id(id: &str) -> u64 {
 }
 
 /// A [`core::hash::Hasher`] over [`hash_id`], for `hashbrown` maps keyed
-/// by ids (`str` hashes as its bytes, then one `0xff` byte, which is
-/// skipped: the length is already mixed in).
+/// by ids: a `str` key hashes exactly as [`hash_id`] (its trailing `0xff`
+/// byte is skipped: the length is already mixed in); each further write
+/// chains from the previous hash.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct IdHasher(u64);
 
@@ -45,18 +51,7 @@ impl core::hash::Hasher for IdHasher {
         if bytes == [0xff] {
             return;
         }
-        let mut h = self.0;
-        let mut words = bytes.chunks_exact(8);
-        for w in &mut words {
-            h = mix(h, w);
-        }
-        let rest = words.remainder();
-        if !rest.is_empty() {
-            h = mix(h, rest);
-        }
-        let folded = h ^ (bytes.len() as u64).wrapping_mul(STEP);
-        let folded = (folded ^ (folded >> 32)).wrapping_mul(FINAL);
-        self.0 = folded ^ (folded >> 29);
+        self.0 = hash_bytes(self.0, bytes);
     }
 }
 
@@ -93,5 +88,13 @@ mod tests {
             buckets.iter().all(|&n| (50..=150).contains(&n)),
             "{buckets:?}"
         );
+    }
+
+    #[test]
+    fn a_str_key_hashes_as_hash_id() {
+        use core::hash::BuildHasher;
+        for id in ["", "a", "req-0000000001", "a longer id of several words"] {
+            assert_eq!(BuildIdHasher::default().hash_one(id), hash_id(id), "{id:?}");
+        }
     }
 }

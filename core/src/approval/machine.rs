@@ -112,23 +112,15 @@ impl ApprovalWaiters {
         }
         let hash = hash_id(request_id);
         let known = self.requests.find(hash, request_id);
-        let kept = known
-            .and_then(|r| self.requests.get(r))
-            .and_then(|r| kept_at(r.kept, now));
+        let entry = known.and_then(|r| self.requests.get(r));
+        let at_once = match entry.and_then(|r| kept_at(r.kept, now)) {
+            Some(verdict) => Some(Outcome::from(verdict)),
+            None => (deadline <= now).then_some(Outcome::TimedOut),
+        };
         let seq = self.next_seq;
-        if let Some(verdict) = kept {
-            let key = known
-                .and_then(|r| self.requests.get(r))
-                .map(|r| r.key.clone());
-            let key = key.unwrap_or_else(|| Arc::from(request_id));
-            return Ok(self.resolve_at_once(seq, key, verdict.into()));
-        }
-        if deadline <= now {
-            let key = known
-                .and_then(|r| self.requests.get(r))
-                .map(|r| r.key.clone());
-            let key = key.unwrap_or_else(|| Arc::from(request_id));
-            return Ok(self.resolve_at_once(seq, key, Outcome::TimedOut));
+        if let Some(outcome) = at_once {
+            let key = entry.map_or_else(|| Arc::from(request_id), |r| r.key.clone());
+            return Ok(self.resolve_at_once(seq, key, outcome));
         }
         let req = match known {
             Some(r) => Some(r),
@@ -376,9 +368,7 @@ impl ApprovalWaiters {
     }
 
     fn is_kept_live(&self, e: &KeptEntry) -> bool {
-        self.requests
-            .get(e.req)
-            .is_some_and(|r| r.kept_gen == e.gen && r.kept.is_some())
+        kept_live(&self.requests, e)
     }
 
     /// Link waiter `slot` at the tail of request `req`'s list.
@@ -433,18 +423,26 @@ impl ApprovalWaiters {
     /// Restore "the earliest queued deadline and expiry are live".
     fn settle(&mut self) {
         let slots = &self.slots;
-        self.deadlines.settle(self.waiting, |e| {
-            slots
-                .current(e.slot, e.seq)
-                .is_some_and(|s| s.state == SlotState::Waiting)
-        });
+        self.deadlines
+            .settle(self.waiting, |e| still_waiting(slots, e));
         let requests = &self.requests;
-        self.kept_order.settle(self.kept, |e| {
-            requests
-                .get(e.req)
-                .is_some_and(|r| r.kept_gen == e.gen && r.kept.is_some())
-        });
+        self.kept_order
+            .settle(self.kept, |e| kept_live(requests, e));
     }
+}
+
+/// Whether deadline entry `e` is its waiter's, still waiting (not stale).
+fn still_waiting(slots: &Slots, e: &DeadlineEntry) -> bool {
+    slots
+        .current(e.slot, e.seq)
+        .is_some_and(|s| s.state == SlotState::Waiting)
+}
+
+/// Whether expiry entry `e` is of the verdict kept now (not stale).
+fn kept_live(requests: &Requests, e: &KeptEntry) -> bool {
+    requests
+        .get(e.req)
+        .is_some_and(|r| r.kept_gen == e.gen && r.kept.is_some())
 }
 
 /// The verdict of `kept` if it is still kept at `now`.
@@ -490,11 +488,7 @@ impl Machine for ApprovalWaiters {
                 break;
             }
             self.deadlines.pop();
-            let live = self
-                .slots
-                .current(e.slot, e.seq)
-                .is_some_and(|s| s.state == SlotState::Waiting);
-            if !live {
+            if !still_waiting(&self.slots, &e) {
                 continue;
             }
             // A waiting slot's request entry exists: take its text before

@@ -219,9 +219,7 @@ impl OpTable {
 
     /// Whether `op` is paused since `age` (its age-queue item is current).
     fn is_paused_at(&self, op: &str, age: u64) -> bool {
-        self.entries
-            .get(op)
-            .is_some_and(|e| e.state == EntryState::Paused && e.age == age)
+        paused_at(&self.entries, op, age)
     }
 
     /// A paused entry stopped being paused: its age-queue item is stale.
@@ -232,13 +230,17 @@ impl OpTable {
             self.paused_by_age.clear();
         } else if self.paused_by_age.len() > self.paused.saturating_mul(2).saturating_add(SLACK) {
             let entries = &self.entries;
-            self.paused_by_age.retain(|(age, op)| {
-                entries
-                    .get(op)
-                    .is_some_and(|e| e.state == EntryState::Paused && e.age == *age)
-            });
+            self.paused_by_age
+                .retain(|(age, op)| paused_at(entries, op, *age));
         }
     }
+}
+
+/// Whether `op` has been paused since `age` in `entries`.
+fn paused_at(entries: &HashMap<Arc<str>, Entry, BuildIdHasher>, op: &str, age: u64) -> bool {
+    entries
+        .get(op)
+        .is_some_and(|e| e.state == EntryState::Paused && e.age == age)
 }
 
 #[cfg(test)]
