@@ -28,7 +28,12 @@
 //! buffer untrimmed. What batching saves is the per-event work around the ack
 //! (wake-ups, locks, status and metrics updates), not the ack itself.
 //!
-//! No ack is dropped: when the outgoing buffer (`ACK_BUFFER`) is full the
+//! Acks reach tonic through an [`AckOutbox`] (one lock and one wake-up per
+//! batch) and are encoded straight from their sequence number by
+//! [`SubscribeCodec`], with no message built per ack; the bytes on the wire
+//! are prost's.
+//!
+//! No ack is dropped: when the outbox (`ACK_BUFFER` acks) is full the
 //! task waits for room before it reads more events, which is HTTP/2
 //! backpressure the gateway sees. If no room comes within the configured
 //! `keepalive_timeout`, the gateway has stopped reading acks: the stream is
@@ -45,12 +50,15 @@ use tether_core::subscription::{
 };
 use tether_core::Machine;
 use tether_proto::gateway::invalidation_event::Payload;
-use tether_proto::gateway::invalidation_service_client::InvalidationServiceClient;
-use tether_proto::gateway::{subscribe_request, SubscribeAck, SubscribeInitial, SubscribeRequest};
-use tokio::sync::{mpsc, watch};
+use tether_proto::gateway::{subscribe_request, SubscribeInitial, SubscribeRequest};
+use tokio::sync::watch;
 use tokio::time::Instant;
-use tokio_stream::wrappers::ReceiverStream;
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::GrpcMethod;
 use tracing::Instrument;
+
+use super::ack_codec::{SubscribeCodec, SERVICE, SUBSCRIBE_PATH};
+use super::ack_outbox::{ack_outbox, AckOutbox};
 
 use super::shared::Shared;
 use super::sink::{InvalidateAllReason, InvalidationSink, PolicyChange};
@@ -80,7 +88,7 @@ struct Batch {
 struct Conn {
     /// The credential the stream was opened with.
     token: Option<String>,
-    acks: mpsc::Sender<SubscribeRequest>,
+    acks: AckOutbox,
     events: tonic::Streaming<tether_proto::gateway::InvalidationEvent>,
     /// The gateway's lifetime epoch, when it announced one.
     epoch: Option<u64>,
@@ -341,18 +349,31 @@ fn ready_event(conn: &mut Option<Conn>) -> Option<Option<Result<Event, tonic::St
 }
 
 async fn open(shared: &Shared, last_seq_seen: u64) -> Result<Conn, String> {
-    let (tx, rx) = mpsc::channel(ACK_BUFFER);
-    tx.try_send(SubscribeRequest {
-        assembly_id: shared.config.assembly_id.clone(),
-        kind: Some(subscribe_request::Kind::Initial(SubscribeInitial {
-            last_seq_seen,
-        })),
-    })
-    .map_err(|e| e.to_string())?;
-    let mut req = tonic::Request::new(ReceiverStream::new(rx));
+    let assembly_id = &shared.config.assembly_id;
+    let (acks, body) = ack_outbox(
+        ACK_BUFFER,
+        SubscribeRequest {
+            assembly_id: assembly_id.clone(),
+            kind: Some(subscribe_request::Kind::Initial(SubscribeInitial {
+                last_seq_seen,
+            })),
+        },
+    );
+    let mut req = tonic::Request::new(body);
+    req.extensions_mut()
+        .insert(GrpcMethod::new(SERVICE, "Subscribe"));
     let token = shared.authorize(&mut req).await;
-    let mut client = InvalidationServiceClient::new(shared.channel.clone());
-    match client.subscribe(req).await {
+    // The generated client's `subscribe`, with the codec that writes acks
+    // without building a message each.
+    let mut grpc = tonic::client::Grpc::new(shared.channel.clone());
+    if let Err(e) = grpc.ready().await {
+        return Err(format!("channel not ready: {e}"));
+    }
+    let path = PathAndQuery::from_static(SUBSCRIBE_PATH);
+    match grpc
+        .streaming(req, path, SubscribeCodec::new(assembly_id))
+        .await
+    {
         Ok(resp) => {
             let epoch = resp
                 .metadata()
@@ -361,7 +382,7 @@ async fn open(shared: &Shared, last_seq_seen: u64) -> Result<Conn, String> {
                 .and_then(|v| v.trim().parse::<u64>().ok());
             Ok(Conn {
                 token,
-                acks: tx,
+                acks,
                 events: resp.into_inner(),
                 epoch,
             })
@@ -424,26 +445,25 @@ async fn run_batch(
         batch.acks.clear();
         return Ok(());
     };
-    for seq in batch.acks.drain(..) {
-        let ack = SubscribeRequest {
-            assembly_id: shared.config.assembly_id.clone(),
-            kind: Some(subscribe_request::Kind::Ack(SubscribeAck { seq })),
-        };
-        let ack = match c.acks.try_send(ack) {
-            Ok(()) => continue,
-            // The stream's sending half is gone: the stream is failing and
-            // its end is read next.
-            Err(mpsc::error::TrySendError::Closed(_)) => break,
-            Err(mpsc::error::TrySendError::Full(ack)) => ack,
-        };
-        let wait = shared.config.keepalive_timeout;
-        match tokio::time::timeout(wait, c.acks.send(ack)).await {
-            Ok(_) => {}
-            // Dropping the drain forgets the acks left: the stream goes.
-            Err(_) => return Err(AckStalled(wait)),
+    let mut left = &batch.acks[..];
+    let outcome = loop {
+        match c.acks.push(left) {
+            Ok(taken) => left = &left[taken..],
+            // The request body is gone: the stream is failing and its end
+            // is read next.
+            Err(_) => break Ok(()),
         }
-    }
-    Ok(())
+        if left.is_empty() {
+            break Ok(());
+        }
+        let wait = shared.config.keepalive_timeout;
+        if tokio::time::timeout(wait, c.acks.room()).await.is_err() {
+            // The acks left are forgotten with the stream.
+            break Err(AckStalled(wait));
+        }
+    };
+    batch.acks.clear();
+    outcome
 }
 
 /// The gateway left the outgoing acks unread for this long.

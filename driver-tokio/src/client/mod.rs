@@ -25,6 +25,8 @@
 //! shutdown; a terminate reaches a `check` wherever it waits; every wait is
 //! a cancellation-safe future; the handle is cheap to clone.
 
+mod ack_codec;
+mod ack_outbox;
 mod approvals;
 mod channel;
 mod check;
