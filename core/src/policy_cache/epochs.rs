@@ -11,9 +11,32 @@
 //! its agent. That refuses more than needed (a refetch), never less (a
 //! stale store). An invalidation of every agent also just raises the floor,
 //! which makes every per-agent entry redundant, so they are dropped.
+//!
+//! Cost: one hashed lookup per invalidation, and nothing allocated when an
+//! agent already tracked is invalidated again. The agent's id is stored
+//! once (an `Arc<str>`, also handed out to name the agent in the cache's
+//! action); the age order is a list threaded through a slab, so moving an
+//! agent to the newest end and forgetting the oldest are O(1).
 
-use alloc::collections::BTreeMap;
-use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use hashbrown::HashMap;
+
+use crate::id_hash::BuildIdHasher;
+
+/// No slot: the end of the age list.
+const NIL: u32 = u32::MAX;
+
+/// One tracked agent, linked into the age list (oldest first).
+#[derive(Clone, Debug)]
+struct Tracked {
+    /// Epoch of the agent's latest invalidation.
+    epoch: u64,
+    name: Arc<str>,
+    older: u32,
+    newer: u32,
+}
 
 /// The epoch bookkeeping of one cache.
 #[derive(Clone, Debug)]
@@ -22,10 +45,14 @@ pub(crate) struct Epochs {
     current: u64,
     /// Every fetch begun before this epoch is refused, whatever its agent.
     floor: u64,
-    /// Agent → epoch of its latest invalidation (only those above `floor`).
-    per_agent: BTreeMap<String, u64>,
-    /// The same, by epoch, to find the oldest at the bound.
-    by_epoch: BTreeMap<u64, String>,
+    /// Agent → its slot in `slots` (only agents invalidated above `floor`).
+    per_agent: HashMap<Arc<str>, u32, BuildIdHasher>,
+    /// Tracked agents; a slot in `free` holds a forgotten one.
+    slots: Vec<Tracked>,
+    free: Vec<u32>,
+    /// The agent whose latest invalidation is the oldest, and the newest.
+    oldest: u32,
+    newest: u32,
     max_agents: usize,
     /// How many times the bound forced a global bump.
     overflows: u64,
@@ -36,9 +63,13 @@ impl Epochs {
         Epochs {
             current: 0,
             floor: 0,
-            per_agent: BTreeMap::new(),
-            by_epoch: BTreeMap::new(),
-            max_agents,
+            per_agent: HashMap::with_hasher(BuildIdHasher::default()),
+            slots: Vec::new(),
+            free: Vec::new(),
+            oldest: NIL,
+            newest: NIL,
+            // Slot numbers are u32, NIL excluded.
+            max_agents: max_agents.min(NIL as usize),
             overflows: 0,
         }
     }
@@ -65,7 +96,11 @@ impl Epochs {
             // be told apart, so refuse every fetch. Safe, and unreachable.
             return true;
         }
-        epoch < self.floor || self.per_agent.get(agent).is_some_and(|&e| epoch < e)
+        epoch < self.floor
+            || self
+                .per_agent
+                .get(agent)
+                .is_some_and(|&slot| epoch < self.slots[slot as usize].epoch)
     }
 
     /// An invalidation of every agent.
@@ -73,46 +108,95 @@ impl Epochs {
         self.current = self.current.saturating_add(1);
         self.floor = self.current;
         self.per_agent.clear();
-        self.by_epoch.clear();
+        self.slots.clear();
+        self.free.clear();
+        self.oldest = NIL;
+        self.newest = NIL;
     }
 
     /// An invalidation of one agent; falls back to a global bump when the
     /// agent cannot be tracked (bound of zero, or epochs exhausted so that a
-    /// new epoch could not be told from the last).
-    pub(crate) fn invalidate_agent(&mut self, agent: &str) {
+    /// new epoch could not be told from the last). Returns the agent's id as
+    /// stored (`None` after a global bump), to name it without a copy.
+    pub(crate) fn invalidate_agent(&mut self, agent: &str) -> Option<Arc<str>> {
         if self.max_agents == 0 || self.current == u64::MAX {
             self.overflows = self.overflows.saturating_add(1);
             self.invalidate_all();
-            return;
+            return None;
         }
         self.current = self.current.saturating_add(1);
         let epoch = self.current;
-        if let Some(old) = self.per_agent.get_mut(agent) {
-            // Move the agent's id from its old epoch to the new one, without
-            // allocating: the new key goes in first (an empty `String` does
-            // not allocate), so a map holding only this agent never empties
-            // and frees its node just to allocate it again.
-            let previous = core::mem::replace(old, epoch);
-            self.by_epoch.insert(epoch, String::new());
-            let name = self
-                .by_epoch
-                .remove(&previous)
-                .unwrap_or_else(|| String::from(agent));
-            if let Some(slot) = self.by_epoch.get_mut(&epoch) {
-                *slot = name;
+        if let Some(&slot) = self.per_agent.get(agent) {
+            self.unlink(slot);
+            self.link_newest(slot);
+            let tracked = &mut self.slots[slot as usize];
+            tracked.epoch = epoch;
+            return Some(tracked.name.clone());
+        }
+        while self.per_agent.len() >= self.max_agents && self.forget_oldest() {}
+        let name: Arc<str> = Arc::from(agent);
+        let tracked = Tracked {
+            epoch,
+            name: name.clone(),
+            older: NIL,
+            newer: NIL,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = tracked;
+                slot
             }
-            return;
+            None => {
+                self.slots.push(tracked);
+                // Below NIL: at most `max_agents` (<= NIL) are tracked.
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.link_newest(slot);
+        self.per_agent.insert(name.clone(), slot);
+        Some(name)
+    }
+
+    /// Forget the agent whose latest invalidation is the oldest, raising
+    /// the floor to its epoch. Whether one was tracked.
+    fn forget_oldest(&mut self) -> bool {
+        let slot = self.oldest;
+        if slot == NIL {
+            return false;
         }
-        while self.per_agent.len() >= self.max_agents {
-            let Some((oldest, forgotten)) = self.by_epoch.pop_first() else {
-                break;
-            };
-            self.per_agent.remove(&forgotten);
-            self.floor = self.floor.max(oldest);
-            self.overflows = self.overflows.saturating_add(1);
+        self.unlink(slot);
+        let tracked = &self.slots[slot as usize];
+        self.per_agent.remove(&*tracked.name);
+        self.floor = self.floor.max(tracked.epoch);
+        self.free.push(slot);
+        self.overflows = self.overflows.saturating_add(1);
+        true
+    }
+
+    fn unlink(&mut self, slot: u32) {
+        let Tracked { older, newer, .. } = self.slots[slot as usize];
+        match older {
+            NIL => self.oldest = newer,
+            o => self.slots[o as usize].newer = newer,
         }
-        self.per_agent.insert(String::from(agent), epoch);
-        self.by_epoch.insert(epoch, String::from(agent));
+        match newer {
+            NIL => self.newest = older,
+            n => self.slots[n as usize].older = older,
+        }
+    }
+
+    fn link_newest(&mut self, slot: u32) {
+        let previous = self.newest;
+        {
+            let tracked = &mut self.slots[slot as usize];
+            tracked.older = previous;
+            tracked.newer = NIL;
+        }
+        match previous {
+            NIL => self.oldest = slot,
+            p => self.slots[p as usize].newer = slot,
+        }
+        self.newest = slot;
     }
 }
 
@@ -158,6 +242,43 @@ mod tests {
         assert_eq!(e.tracked(), 0);
         assert!(e.refuses(t, "a"));
         assert!(!e.refuses(e.current(), "a"));
+    }
+
+    #[test]
+    fn reinvalidation_moves_an_agent_to_the_newest_end_and_reuses_slots() {
+        let mut e = Epochs::new(2);
+        e.invalidate_agent("a");
+        e.invalidate_agent("b");
+        // "a" again: now "b" is the oldest, and "a"'s first entry is stale.
+        let t = e.current();
+        e.invalidate_agent("a");
+        e.invalidate_agent("c");
+        assert_eq!(e.overflows(), 1);
+        assert!(e.refuses(t, "a"), "a is still tracked, at its later epoch");
+        assert!(!e.refuses(e.current(), "a"));
+        assert_eq!(e.tracked(), 2);
+        // Many re-invalidations of tracked agents use no new slot.
+        for _ in 0..1_000 {
+            e.invalidate_agent("a");
+            e.invalidate_agent("c");
+        }
+        assert_eq!(e.slots.len(), 2);
+        assert_eq!(e.overflows(), 1, "no agent was forgotten meanwhile");
+        // The oldest live one is "a" (c was invalidated after it): "d"
+        // forgets it and raises the floor to a's latest epoch.
+        let before_d = e.current();
+        e.invalidate_agent("d");
+        assert!(e.per_agent.contains_key("c") && !e.per_agent.contains_key("a"));
+        assert_eq!(e.floor, before_d - 1);
+        assert!(e.refuses(before_d - 2, "z") && !e.refuses(before_d, "z"));
+        assert_eq!(e.slots.len(), 2, "d took a's slot");
+        // The list still runs oldest to newest: c, then d.
+        let names: alloc::vec::Vec<&str> = core::iter::successors(Some(e.oldest), |&s| {
+            Some(e.slots[s as usize].newer).filter(|&n| n != NIL)
+        })
+        .map(|s| &*e.slots[s as usize].name)
+        .collect();
+        assert_eq!(names, ["c", "d"]);
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! its beginning to its completion.
 
 use alloc::string::String;
+use core::borrow::Borrow;
+use core::cmp::Ordering;
 
 use crate::time::Timestamp;
 
@@ -44,6 +46,60 @@ impl CacheKey {
             h = h.wrapping_mul(PRIME);
         }
         h
+    }
+}
+
+/// A cache key's two parts, borrowed, so the cache can search its ordered
+/// map without building a [`CacheKey`] (and allocating its strings). Orders
+/// exactly as [`CacheKey`] does: agent first, then action.
+pub trait KeyParts {
+    /// The agent part.
+    fn agent(&self) -> &str;
+    /// The action part.
+    fn action(&self) -> &str;
+}
+
+impl KeyParts for CacheKey {
+    fn agent(&self) -> &str {
+        &self.agent_id
+    }
+    fn action(&self) -> &str {
+        &self.action
+    }
+}
+
+impl KeyParts for (&str, &str) {
+    fn agent(&self) -> &str {
+        self.0
+    }
+    fn action(&self) -> &str {
+        self.1
+    }
+}
+
+impl<'a> Borrow<dyn KeyParts + 'a> for CacheKey {
+    fn borrow(&self) -> &(dyn KeyParts + 'a) {
+        self
+    }
+}
+
+impl PartialEq for dyn KeyParts + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.agent() == other.agent() && self.action() == other.action()
+    }
+}
+
+impl Eq for dyn KeyParts + '_ {}
+
+impl PartialOrd for dyn KeyParts + '_ {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for dyn KeyParts + '_ {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.agent(), self.action()).cmp(&(other.agent(), other.action()))
     }
 }
 

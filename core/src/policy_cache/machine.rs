@@ -4,12 +4,13 @@
 //! Guarantees: see the module docs of [`crate::policy_cache`].
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
-use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::ops::Bound;
 
 use super::config::PolicyCacheConfig;
 use super::epochs::Epochs;
-use super::key::{CacheKey, FetchTicket};
+use super::key::{CacheKey, FetchTicket, KeyParts};
 use super::outcome::{Lookup, NotStored, Stored};
 use super::output::{
     EvictReason, InvalidationScope, PolicyCacheAction, PolicyCacheStats, PolicyCacheTimer,
@@ -335,11 +336,15 @@ impl<V: Clone> PolicyCache<V> {
             self.invalidated(InvalidationScope::OversizedAgentId, 0);
             return;
         }
-        self.epochs.invalidate_agent(agent);
-        let start = CacheKey::new(agent, "");
+        let name = self
+            .epochs
+            .invalidate_agent(agent)
+            .unwrap_or_else(|| Arc::from(agent));
+        // Look the agent's range up by a borrowed probe: no key is built.
+        let probe: (&str, &str) = (agent, "");
         let covered: Vec<(CacheKey, Timestamp)> = self
             .entries
-            .range(start..)
+            .range::<dyn KeyParts, _>((Bound::Included(&probe as &dyn KeyParts), Bound::Unbounded))
             .take_while(|(k, _)| k.agent_id == agent)
             .map(|(k, e)| (k.clone(), e.expires_at))
             .collect();
@@ -347,7 +352,7 @@ impl<V: Clone> PolicyCache<V> {
             self.entries.remove(key);
             self.expiry.remove(&(*expires_at, key.clone()));
         }
-        self.invalidated(InvalidationScope::Agent(String::from(agent)), covered.len());
+        self.invalidated(InvalidationScope::Agent(name), covered.len());
     }
 
     fn invalidated(&mut self, scope: InvalidationScope, dropped: usize) {

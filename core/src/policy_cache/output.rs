@@ -1,6 +1,6 @@
 //! The cache's outputs: informational actions, timer reasons and counters.
 
-use alloc::string::String;
+use alloc::sync::Arc;
 
 /// What the cache reports to its driver. Every action is informational
 /// (metrics, logs): the cache needs nothing executed to stay correct.
@@ -44,8 +44,8 @@ pub enum EvictReason {
 pub enum InvalidationScope {
     /// Every agent's.
     All,
-    /// One agent's.
-    Agent(String),
+    /// One agent's (its id, shared with the cache's own bookkeeping).
+    Agent(Arc<str>),
     /// An agent id longer than `max_key_len`: no cached entry can belong to
     /// it, so nothing was dropped, but every fetch in flight was refused as
     /// for [`InvalidationScope::All`] (the id is not kept).

@@ -332,10 +332,7 @@ impl Harness {
                 m.last_inv_agent.insert(String::from(a), idx);
                 let before = m.entries.len();
                 m.entries.retain(|k, _| k.agent_id != a);
-                (
-                    InvalidationScope::Agent(String::from(a)),
-                    before - m.entries.len(),
-                )
+                (InvalidationScope::Agent(a.into()), before - m.entries.len())
             }
         };
         expected.push(PolicyCacheAction::Invalidated { scope, dropped });
