@@ -19,11 +19,17 @@ use super::Clock;
 
 type Executor<A> = Box<dyn Fn(A) + Send + Sync>;
 
+/// Largest action buffer, in actions, kept between inputs.
+const MAX_SPARE: usize = 4096;
+
 /// A machine shared between the tasks that feed it and the callers that
 /// query it.
 pub struct Driven<M: Machine> {
     machine: Mutex<M>,
     execute: Executor<M::Action>,
+    /// A drained action buffer kept for the next input that emits more than
+    /// one action, so a burst does not grow a fresh `Vec` each time.
+    spare: Mutex<Vec<M::Action>>,
     deadline_moved: Arc<Notify>,
     clock: Clock,
 }
@@ -42,6 +48,7 @@ where
         Arc::new(Driven {
             machine: Mutex::new(machine),
             execute: Box::new(execute),
+            spare: Mutex::new(Vec::new()),
             deadline_moved: Arc::new(Notify::new()),
             clock,
         })
@@ -55,7 +62,7 @@ where
     /// Feed an input: run `f` on the machine with the current time, drain
     /// and execute every action, and wake the timer task.
     pub fn with<R>(&self, f: impl FnOnce(&mut M, tether_core::Timestamp) -> R) -> R {
-        let (result, first, rest, moved) = {
+        let (result, first, mut rest, moved) = {
             let mut m = self.lock();
             let now = self.clock.now();
             let before = m.poll_timeout().map(|d| d.at);
@@ -66,15 +73,19 @@ where
             let mut rest = Vec::new();
             if first.is_some() {
                 while let Some(a) = m.poll_action() {
+                    if rest.capacity() == 0 {
+                        rest = self.take_spare();
+                    }
                     rest.push(a);
                 }
             }
             let moved = m.poll_timeout().map(|d| d.at) != before;
             (result, first, rest, moved)
         };
-        for a in first.into_iter().chain(rest) {
+        for a in first.into_iter().chain(rest.drain(..)) {
             (self.execute)(a);
         }
+        self.keep_spare(rest);
         // Wake the timer task only when the deadline moved: an input that
         // changes no timer (a check on a running op, a cache hit) costs no
         // cross-task wake-up. Compared under the lock, so no move is missed.
@@ -87,6 +98,27 @@ where
     /// Read the machine without feeding it.
     pub fn read<R>(&self, f: impl FnOnce(&M) -> R) -> R {
         f(&self.lock())
+    }
+
+    /// The spare action buffer, or a new one if another input holds it.
+    fn take_spare(&self) -> Vec<M::Action> {
+        match self.spare.try_lock() {
+            Ok(mut spare) => std::mem::take(&mut *spare),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Keep an emptied buffer for the next burst (at most `MAX_SPARE`
+    /// actions' worth, so one huge burst does not pin its memory).
+    fn keep_spare(&self, buffer: Vec<M::Action>) {
+        if buffer.capacity() == 0 || buffer.capacity() > MAX_SPARE {
+            return;
+        }
+        if let Ok(mut spare) = self.spare.try_lock() {
+            if spare.capacity() < buffer.capacity() {
+                *spare = buffer;
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, M> {
