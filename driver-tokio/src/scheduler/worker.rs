@@ -5,7 +5,8 @@
 //! Guarantees:
 //! - a tick that returns, fails, panics (caught through its task's
 //!   `JoinHandle` result) or is stopped after `run_timeout` yields exactly
-//!   one record; none of them stops the worker;
+//!   one record (one the schedule gave up just before its ending was told
+//!   is recorded as timed out); none of them stops the worker;
 //! - the schedule hears of every ending it asked about, before the record
 //!   is written, so the job's next tick starts only after this one ended;
 //!   the ticks that end in one turn of the loop (a slot's worth of due
@@ -284,16 +285,21 @@ impl Ticks {
                 match verdict {
                     Ok(()) => {}
                     Err(StaleRun::OldVersion { .. }) => j.outcome = RunOutcome::Superseded,
-                    // Given up meanwhile (and recorded then).
-                    Err(StaleRun::Unknown) => j.given_up = true,
+                    // Given up after `run_timeout` before its ending was
+                    // told: `give_up` did not record it (it records only
+                    // ticks still running), so it is recorded here, as the
+                    // schedule counted it: timed out, state not saved.
+                    Err(StaleRun::Unknown) => {
+                        j.outcome = RunOutcome::TimedOut;
+                        j.state = None;
+                        j.next = next_due(m, &Key::of(&j.meta.job));
+                    }
                 }
             }
             now
         });
         for j in judged {
-            if !j.given_up {
-                conclude(shared, j.meta, j.outcome, j.state, j.next, now).await;
-            }
+            conclude(shared, j.meta, j.outcome, j.state, j.next, now).await;
         }
     }
 }
@@ -305,7 +311,6 @@ struct Judged {
     /// The state to save: `Some` after a success only.
     state: Option<JobState>,
     next: Option<Timestamp>,
-    given_up: bool,
 }
 
 impl Judged {
@@ -324,7 +329,6 @@ impl Judged {
             outcome,
             state,
             next: None,
-            given_up: false,
         }
     }
 }
