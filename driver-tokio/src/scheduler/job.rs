@@ -19,9 +19,44 @@ pub type Labels = BTreeMap<String, String>;
 
 /// A job's unique id. Cheap to clone: every structure that holds the id
 /// (the schedule, its timers, the store, the records) shares one
-/// allocation.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// allocation, and two handles on that allocation compare equal without
+/// reading the string.
+#[derive(Clone, Debug)]
 pub struct JobId(Arc<str>);
+
+impl std::hash::Hash for JobId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The string's hash, as equality is the string's.
+        self.0.hash(state)
+    }
+}
+
+// Equality and order are the string's; the shared allocation only short-cuts
+// them (an id looked up with the handle it was stored under is found without
+// reading either string, one cache miss less per lookup).
+impl PartialEq for JobId {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for JobId {}
+
+impl PartialOrd for JobId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for JobId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
 
 impl JobId {
     /// The id as a string.

@@ -99,6 +99,7 @@ impl Scheduler {
             shared.jobs().insert(
                 id.clone(),
                 Entry {
+                    imp: shared.registry.get(&job.def.kind),
                     def: Arc::new(job.def),
                     state: job.state,
                     ticks: job.ticks,
@@ -150,15 +151,20 @@ impl Scheduler {
         let id = def.id.clone();
         // One copy of the definition, shared by the job table and the store.
         let def = Arc::new(def);
+        let imp = self.shared.registry.get(&def.kind);
         let previous = {
             let mut jobs = self.shared.jobs();
             match jobs.get_mut(&id) {
-                Some(e) => Some(std::mem::replace(&mut e.def, Arc::clone(&def))),
+                Some(e) => Some((
+                    std::mem::replace(&mut e.def, Arc::clone(&def)),
+                    std::mem::replace(&mut e.imp, imp),
+                )),
                 None => {
                     jobs.insert(
                         id.clone(),
                         Entry {
                             def: Arc::clone(&def),
+                            imp,
                             state: JobState::new(),
                             ticks: 0,
                             last_tick: None,
@@ -176,9 +182,10 @@ impl Scheduler {
             Err(e) => {
                 let mut jobs = self.shared.jobs();
                 match previous {
-                    Some(p) => {
+                    Some((def, imp)) => {
                         if let Some(e) = jobs.get_mut(&id) {
-                            e.def = p;
+                            e.def = def;
+                            e.imp = imp;
                         }
                     }
                     None => {

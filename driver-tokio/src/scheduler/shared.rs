@@ -20,7 +20,7 @@ use super::job::{JobDef, JobId};
 use super::record::RunRecord;
 use super::state::JobState;
 use super::store::JobStore;
-use super::tick_job::JobRegistry;
+use super::tick_job::{JobRegistry, TickJob};
 use super::wall::Wall;
 use crate::runtime::Driven;
 
@@ -47,10 +47,14 @@ impl Key {
 
 /// A job's definition and persistent data, as the running scheduler holds
 /// them.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(super) struct Entry {
     /// Shared with the ticks running now, so starting one copies nothing.
     pub(super) def: Arc<JobDef>,
+    /// The registry's implementation of `def.kind`, looked up when the
+    /// definition is set (the registry never changes once started), so a
+    /// tick needs no lookup by name.
+    pub(super) imp: Option<Arc<dyn TickJob>>,
     pub(super) state: JobState,
     pub(super) ticks: u64,
     pub(super) last_tick: Option<SystemTime>,

@@ -35,8 +35,4 @@ impl Wall {
         t.duration_since(self.base)
             .map_or(Timestamp::ZERO, |d| Timestamp::ZERO + d)
     }
-
-    pub(super) fn now(&self) -> SystemTime {
-        self.at(self.clock.now())
-    }
 }

@@ -5,9 +5,12 @@
 //! Guarantees:
 //! - a tick that returns, fails, panics (caught through its task's
 //!   `JoinHandle` result) or is stopped after `run_timeout` yields exactly
-//!   one record; none of them stops the worker;
+//!   one record (one the schedule gave up just before its ending was told
+//!   is recorded as timed out); none of them stops the worker;
 //! - the schedule hears of every ending it asked about, before the record
 //!   is written, so the job's next tick starts only after this one ended;
+//!   the ticks that end in one turn of the loop (a slot's worth of due
+//!   ticks that complete at once) are told to it together, in one input;
 //! - a tick's state and its record are saved in one store transaction, the
 //!   state only after a success the schedule accepted (a superseded
 //!   version's result is recorded, never saved);
@@ -24,7 +27,6 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
 
 use tether_core::tick::{Outcome, RunReason, RunToken, StaleRun, Version};
 use tether_core::Timestamp;
@@ -56,9 +58,8 @@ struct Running {
     version: Version,
     run: RunToken,
     reason: RunReason,
-    scheduled_for: std::time::SystemTime,
-    started_at: std::time::SystemTime,
-    started: Instant,
+    scheduled_for: Timestamp,
+    started: Timestamp,
     tick: u64,
 }
 
@@ -67,6 +68,8 @@ struct Ticks {
     set: JoinSet<TickResult>,
     by_task: HashMap<Id, Running>,
     by_run: HashMap<RunToken, AbortHandle>,
+    /// Ticks that ended in this turn, not yet told to the schedule.
+    ended: Vec<(Running, Ended)>,
 }
 
 /// Most commands handled in one turn of the worker's loop.
@@ -93,10 +96,14 @@ pub(super) async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Co
                     match cmd {
                         Command::Run { job, version, run, scheduled_for, reason } => {
                             if closing.is_none() {
-                                ticks.start(&shared, job, version, run, scheduled_for, reason).await;
+                                ticks.start(&shared, job, version, run, scheduled_for, reason);
                             }
                         }
-                        Command::GiveUp { run } => ticks.give_up(&shared, run).await,
+                        Command::GiveUp { run } => {
+                            // Whatever ended before it is recorded first.
+                            ticks.flush(&shared).await;
+                            ticks.give_up(&shared, run).await;
+                        }
                         Command::Shutdown { grace, done } => {
                             closing = Some((Instant::now() + grace, done));
                         }
@@ -110,10 +117,12 @@ pub(super) async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Co
                         Err(_) => break,
                     }
                 }
+                ticks.flush(&shared).await;
             }
             Some(joined) = ticks.set.join_next_with_id(), if !ticks.set.is_empty() => {
                 let Some(shared) = shared.upgrade() else { return };
-                ticks.joined(&shared, joined).await;
+                ticks.joined(joined);
+                ticks.flush(&shared).await;
             }
             _ = sleep_until_opt(grace) => {
                 tracing::warn!(running = ticks.set.len(), "shutdown grace over: stopping running ticks");
@@ -136,7 +145,9 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 impl Ticks {
-    async fn start(
+    /// Start a tick the schedule asked for; one that completes at once is
+    /// queued in `ended`, told to the schedule by the turn's [`Ticks::flush`].
+    fn start(
         &mut self,
         shared: &Arc<Shared>,
         job: JobId,
@@ -153,10 +164,10 @@ impl Ticks {
                 .with(|m, now| m.on_tick_finished(now, run, Outcome::Failure));
             return;
         };
-        let imp = shared.registry.get(&entry.def.kind);
         let wall = shared.wall;
         let tick = entry.ticks.saturating_add(1);
-        let started_at = wall.now();
+        let started = wall.clock.now();
+        let imp = entry.imp;
         let ctx = TickContext {
             def: entry.def,
             version,
@@ -166,14 +177,6 @@ impl Ticks {
             reason,
             state: entry.state,
         };
-        let span = tracing::info_span!(
-            "scheduler.tick",
-            job = %job,
-            run = run.get(),
-            version = version.get(),
-            tick,
-            reason = ?reason,
-        );
         let fut = async move {
             let mut ctx = ctx;
             let r = match imp {
@@ -182,18 +185,30 @@ impl Ticks {
             };
             (ctx.state, r)
         };
+        // The span only when a subscriber wants it: a disabled one would
+        // still be entered and left at every poll.
+        let span = tracing::info_span!(
+            "scheduler.tick",
+            job = %job,
+            run = run.get(),
+            version = version.get(),
+            tick,
+            reason = ?reason,
+        );
+        let mut fut: Pin<Box<dyn Future<Output = TickResult> + Send>> = if span.is_disabled() {
+            Box::pin(fut)
+        } else {
+            Box::pin(fut.instrument(span))
+        };
         let meta = Running {
             job,
             version,
             run,
             reason,
-            scheduled_for: wall.at(scheduled_for),
-            started_at,
-            started: Instant::now(),
+            scheduled_for,
+            started,
             tick,
         };
-        let mut fut: Pin<Box<dyn Future<Output = TickResult> + Send>> =
-            Box::pin(fut.instrument(span));
         // First poll here: a tick that completes at once needs no task. A
         // pending one moves to its own task, whose first poll registers
         // that task's waker (the no-op one used here is never woken).
@@ -206,10 +221,10 @@ impl Ticks {
                 self.by_run.insert(run, abort.clone());
                 self.by_task.insert(abort.id(), meta);
             }
-            Ok(Poll::Ready(result)) => ended(shared, meta, Ended::Returned(result)).await,
+            Ok(Poll::Ready(result)) => self.ended.push((meta, Ended::Returned(result))),
             Err(panic) => {
                 drop(fut);
-                ended(shared, meta, Ended::Panicked(panic)).await;
+                self.ended.push((meta, Ended::Panicked(panic)));
             }
         }
     }
@@ -226,11 +241,13 @@ impl Ticks {
         tracing::warn!(job = %meta.job, run = run.get(), "tick timed out: stopped");
         let key = Key::of(&meta.job);
         let next_due = shared.cell.read(|m| next_due(m, &key));
-        conclude(shared, meta, RunOutcome::TimedOut, None, next_due).await;
+        let now = shared.wall.clock.now();
+        conclude(shared, meta, RunOutcome::TimedOut, None, next_due, now).await;
     }
 
-    /// A tick task ended (returned, panicked or was stopped).
-    async fn joined(&mut self, shared: &Arc<Shared>, joined: Result<(Id, TickResult), JoinError>) {
+    /// A tick task ended (returned, panicked or was stopped): queue it in
+    /// `ended`.
+    fn joined(&mut self, joined: Result<(Id, TickResult), JoinError>) {
         let id = match &joined {
             Ok((id, _)) => *id,
             Err(e) => e.id(),
@@ -245,38 +262,75 @@ impl Ticks {
             Err(e) if e.is_panic() => Ended::Panicked(e.into_panic()),
             Err(_) => Ended::Cancelled,
         };
-        ended(shared, meta, how).await;
+        self.ended.push((meta, how));
+    }
+
+    /// The ticks that ended (returned, panicked or were stopped) since the
+    /// last flush: tell the schedule of all of them in one input, then
+    /// record each, in the order they ended.
+    async fn flush(&mut self, shared: &Arc<Shared>) {
+        if self.ended.is_empty() {
+            return;
+        }
+        let mut judged: Vec<Judged> = self.ended.drain(..).map(Judged::of).collect();
+        let now = shared.cell.with(|m, now| {
+            for j in &mut judged {
+                let reported = if j.state.is_some() {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                };
+                let (verdict, status) = m.finish_tick(now, j.meta.run, reported);
+                j.next = status.filter(|s| s.enabled).map(|s| s.next_due);
+                match verdict {
+                    Ok(()) => {}
+                    Err(StaleRun::OldVersion { .. }) => j.outcome = RunOutcome::Superseded,
+                    // Given up after `run_timeout` before its ending was
+                    // told: `give_up` did not record it (it records only
+                    // ticks still running), so it is recorded here, as the
+                    // schedule counted it: timed out, state not saved.
+                    Err(StaleRun::Unknown) => {
+                        j.outcome = RunOutcome::TimedOut;
+                        j.state = None;
+                        j.next = next_due(m, &Key::of(&j.meta.job));
+                    }
+                }
+            }
+            now
+        });
+        for j in judged {
+            conclude(shared, j.meta, j.outcome, j.state, j.next, now).await;
+        }
     }
 }
 
-/// A tick ended (returned, panicked or was stopped): tell the schedule,
-/// then record it.
-async fn ended(shared: &Arc<Shared>, meta: Running, how: Ended) {
-    let (outcome, state) = match how {
-        Ended::Returned((state, Ok(()))) => (RunOutcome::Success, Some(state)),
-        Ended::Returned((_, Err(msg))) => (RunOutcome::Failed(msg), None),
-        Ended::Panicked(payload) => (RunOutcome::Panicked(panic_message(payload)), None),
-        Ended::Cancelled => (RunOutcome::Failed("cancelled".to_owned()), None),
-    };
-    if let RunOutcome::Panicked(m) | RunOutcome::Failed(m) = &outcome {
-        tracing::warn!(job = %meta.job, run = meta.run.get(), error = %m, "tick failed");
+/// A tick that ended, with the schedule's verdict once it is told.
+struct Judged {
+    meta: Running,
+    outcome: RunOutcome,
+    /// The state to save: `Some` after a success only.
+    state: Option<JobState>,
+    next: Option<Timestamp>,
+}
+
+impl Judged {
+    fn of((meta, how): (Running, Ended)) -> Self {
+        let (outcome, state) = match how {
+            Ended::Returned((state, Ok(()))) => (RunOutcome::Success, Some(state)),
+            Ended::Returned((_, Err(msg))) => (RunOutcome::Failed(msg), None),
+            Ended::Panicked(payload) => (RunOutcome::Panicked(panic_message(payload)), None),
+            Ended::Cancelled => (RunOutcome::Failed("cancelled".to_owned()), None),
+        };
+        if let RunOutcome::Panicked(m) | RunOutcome::Failed(m) = &outcome {
+            tracing::warn!(job = %meta.job, run = meta.run.get(), error = %m, "tick failed");
+        }
+        Judged {
+            meta,
+            outcome,
+            state,
+            next: None,
+        }
     }
-    let reported = if state.is_some() {
-        Outcome::Success
-    } else {
-        Outcome::Failure
-    };
-    let (verdict, next) = shared.cell.with(|m, now| {
-        let (v, status) = m.finish_tick(now, meta.run, reported);
-        (v, status.filter(|j| j.enabled).map(|j| j.next_due))
-    });
-    let outcome = match verdict {
-        Ok(()) => outcome,
-        Err(StaleRun::OldVersion { .. }) => RunOutcome::Superseded,
-        // Given up meanwhile (and recorded then).
-        Err(StaleRun::Unknown) => return,
-    };
-    conclude(shared, meta, outcome, state, next).await;
 }
 
 fn next_due(m: &tether_core::tick::TickSchedule<Key>, job: &Key) -> Option<Timestamp> {
@@ -293,19 +347,20 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
     }
 }
 
-/// Record a finished run: memory first (the job's next tick may start at
-/// once), then the store (one transaction), then subscribers.
+/// Record a run that finished at `now`: memory first (the job's next tick
+/// may start at once), then the store (one transaction), then subscribers.
 async fn conclude(
     shared: &Shared,
     meta: Running,
     outcome: RunOutcome,
     state: Option<JobState>,
     next_due: Option<Timestamp>,
+    now: Timestamp,
 ) {
     let wall = shared.wall;
     let save = (outcome != RunOutcome::Superseded).then(|| TickSave {
         ticks: meta.tick,
-        last_tick: meta.started_at,
+        last_tick: wall.at(meta.started),
         next_due: next_due.map(|t| wall.at(t)),
         state: state.filter(|_| outcome == RunOutcome::Success),
     });
@@ -324,14 +379,14 @@ async fn conclude(
         run: meta.run.get(),
         tick: meta.tick,
         reason: meta.reason,
-        scheduled_for: meta.scheduled_for,
-        started_at: meta.started_at,
-        finished_at: wall.now(),
+        scheduled_for: wall.at(meta.scheduled_for),
+        started_at: wall.at(meta.started),
+        finished_at: wall.at(now),
         outcome,
     };
     metrics::counter!(SCHEDULER_TICKS, "outcome" => record.outcome.label()).increment(1);
     metrics::histogram!(SCHEDULER_TICK_SECONDS)
-        .record(Duration::as_secs_f64(&meta.started.elapsed()));
+        .record(now.saturating_duration_since(meta.started).as_secs_f64());
     if let Err(e) = shared.store.record_run(&record, save.as_ref()).await {
         metrics::counter!(SCHEDULER_STORE_ERRORS).increment(1);
         tracing::error!(job = %record.job, error = %e, "run not saved");

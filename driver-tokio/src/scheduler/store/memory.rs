@@ -7,13 +7,15 @@
 //! tick's record finds its job in one probe) and loaded in id order.
 //!
 //! Memory: a job's definition is shared with the scheduler that stored it
-//! ([`JobStore::put_job_shared`]), not copied; a run record is kept without
-//! its job id (the job's entry names it), and a job's history grows to
-//! exactly `max_runs_per_job` records, never to the next power of two.
+//! ([`JobStore::put_job_shared`]), not copied; a run record is kept in 64
+//! bytes (plus its message after a failure or a panic): without its job id
+//! (the job's entry names it), its instants as nanoseconds since the Unix
+//! epoch (exact from 1970 to 2554); a job's history grows to exactly
+//! `max_runs_per_job` records, never to the next power of two.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tether_core::tick::RunReason;
 
@@ -25,44 +27,87 @@ use crate::scheduler::job::{JobDef, JobId};
 use crate::scheduler::record::{RunOutcome, RunRecord};
 use crate::scheduler::state::JobState;
 
-/// A run record without its job id (the job's entry names it).
+/// A run record without its job id (the job's entry names it), in 64
+/// bytes: instants as nanoseconds since the Unix epoch, the outcome as a
+/// tag and, for a failure or a panic only, a boxed message.
 #[derive(Debug)]
 struct Kept {
     version: u64,
     run: u64,
     tick: u64,
+    scheduled_for: u64,
+    started_at: u64,
+    finished_at: u64,
+    // A thin pointer (8 bytes, `None` free) where `String` would take 24:
+    // most records carry no message.
+    #[allow(clippy::box_collection)]
+    message: Option<Box<String>>,
     reason: RunReason,
-    scheduled_for: SystemTime,
-    started_at: SystemTime,
-    finished_at: SystemTime,
-    outcome: RunOutcome,
+    outcome: Tag,
+}
+
+/// [`RunOutcome`] without its message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tag {
+    Success,
+    Failed,
+    Panicked,
+    TimedOut,
+    Superseded,
+}
+
+/// Nanoseconds since the Unix epoch, exact for every instant from 1970 to
+/// 2554 (the wall clock's run records); earlier ones saturate to the
+/// epoch, later ones to the end of that range.
+fn epoch_ns(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn from_epoch_ns(ns: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(ns)
 }
 
 impl Kept {
     fn of(r: &RunRecord) -> Self {
+        let (outcome, message) = match &r.outcome {
+            RunOutcome::Success => (Tag::Success, None),
+            RunOutcome::Failed(m) => (Tag::Failed, Some(Box::new(m.clone()))),
+            RunOutcome::Panicked(m) => (Tag::Panicked, Some(Box::new(m.clone()))),
+            RunOutcome::TimedOut => (Tag::TimedOut, None),
+            RunOutcome::Superseded => (Tag::Superseded, None),
+        };
         Kept {
             version: r.version,
             run: r.run,
             tick: r.tick,
+            scheduled_for: epoch_ns(r.scheduled_for),
+            started_at: epoch_ns(r.started_at),
+            finished_at: epoch_ns(r.finished_at),
+            message,
             reason: r.reason,
-            scheduled_for: r.scheduled_for,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            outcome: r.outcome.clone(),
+            outcome,
         }
     }
 
     fn record(&self, job: &JobId) -> RunRecord {
+        let message = || self.message.as_deref().cloned().unwrap_or_default();
         RunRecord {
             job: job.clone(),
             version: self.version,
             run: self.run,
             tick: self.tick,
             reason: self.reason,
-            scheduled_for: self.scheduled_for,
-            started_at: self.started_at,
-            finished_at: self.finished_at,
-            outcome: self.outcome.clone(),
+            scheduled_for: from_epoch_ns(self.scheduled_for),
+            started_at: from_epoch_ns(self.started_at),
+            finished_at: from_epoch_ns(self.finished_at),
+            outcome: match self.outcome {
+                Tag::Success => RunOutcome::Success,
+                Tag::Failed => RunOutcome::Failed(message()),
+                Tag::Panicked => RunOutcome::Panicked(message()),
+                Tag::TimedOut => RunOutcome::TimedOut,
+                Tag::Superseded => RunOutcome::Superseded,
+            },
         }
     }
 }
@@ -180,7 +225,7 @@ impl JobStore for MemoryStore {
             // Grow by doubling, but never past the bound: a full history
             // holds `max_runs` records, not the next power of two.
             if h.runs.len() == h.runs.capacity() {
-                let want = (h.runs.capacity() * 2).max(4).min(self.max_runs);
+                let want = (h.runs.capacity() * 2).max(8).min(self.max_runs);
                 h.runs.reserve_exact(want - h.runs.len());
             }
             h.runs.push_back(Kept::of(run));
@@ -210,5 +255,68 @@ impl JobStore for MemoryStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(tick: u64, outcome: RunOutcome) -> RunRecord {
+        let t = UNIX_EPOCH + Duration::new(1_800_000_000, 123_456_789);
+        RunRecord {
+            job: JobId::from("j"),
+            version: 3,
+            run: 40 + tick,
+            tick,
+            reason: RunReason::Retry,
+            scheduled_for: t,
+            started_at: t + Duration::from_nanos(tick),
+            finished_at: t + Duration::from_secs(tick),
+            outcome,
+        }
+    }
+
+    #[test]
+    fn a_kept_record_is_64_bytes_and_reads_back_exactly() {
+        assert_eq!(std::mem::size_of::<Kept>(), 64);
+        for outcome in [
+            RunOutcome::Success,
+            RunOutcome::Failed("boom".into()),
+            RunOutcome::Panicked("oops".into()),
+            RunOutcome::TimedOut,
+            RunOutcome::Superseded,
+        ] {
+            let r = record(7, outcome);
+            assert_eq!(Kept::of(&r).record(&r.job), r);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_default_history_is_bounded_to_the_default() {
+        let store = MemoryStore::default();
+        store
+            .put_job(&JobDef::new("j", "k", Duration::from_secs(1)))
+            .await
+            .unwrap();
+        for tick in 1..=3 * DEFAULT_MAX_RUNS_PER_JOB as u64 {
+            store
+                .record_run(&record(tick, RunOutcome::Success), None)
+                .await
+                .unwrap();
+        }
+        let runs = store
+            .recent_runs(&JobId::from("j"), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(runs.len(), DEFAULT_MAX_RUNS_PER_JOB);
+        assert_eq!(runs[0].tick, 3 * DEFAULT_MAX_RUNS_PER_JOB as u64);
+        let jobs = store.lock();
+        let held = &jobs[&JobId::from("j")].runs;
+        assert!(
+            held.capacity() <= DEFAULT_MAX_RUNS_PER_JOB,
+            "{}",
+            held.capacity()
+        );
     }
 }

@@ -27,16 +27,16 @@ use super::job::{JobDef, JobId};
 use super::record::RunRecord;
 use super::state::JobState;
 
-/// Run records kept per job by default: enough to see a pattern of
-/// failures, small enough that history never dominates the store.
+/// Run records kept per job by default: the last 8, enough to see a job's
+/// recent pattern (a whole failure backoff, 1 s to 30 s, fits), small
+/// enough that history never dominates the store at any scale.
 ///
-/// Its memory cost in a [`MemoryStore`] is about 100 bytes a record (more
-/// for a failure's message): a full history is about 10 KiB per job, about
-/// 1 GiB for 100,000 jobs. Kept at 100 because tens to thousands of jobs
-/// is the expected scale, where that is a few MiB at most; a schedule of
-/// 100,000 jobs in memory should pass a smaller bound to
-/// [`MemoryStore::new`]. A configured bound is always kept to exactly.
-pub const DEFAULT_MAX_RUNS_PER_JOB: usize = 100;
+/// Its memory cost in a [`MemoryStore`] is 64 bytes a record (plus the
+/// message of a failure or a panic): a full history is about 512 bytes per
+/// job, about 50 MiB for 100,000 jobs. Pass a larger bound to
+/// [`MemoryStore::new`] or [`SqliteStore::open_with`] to keep more. A
+/// configured bound is always kept to exactly.
+pub const DEFAULT_MAX_RUNS_PER_JOB: usize = 8;
 
 /// A job as read back from a store.
 #[derive(Clone, Debug, PartialEq, Eq)]
