@@ -8,7 +8,6 @@
 //! whose text is stored once.
 
 use alloc::collections::VecDeque;
-use alloc::sync::Arc;
 
 use super::config::ApprovalConfig;
 use super::deadlines::{DeadlineEntry, DeadlineQueue};
@@ -119,8 +118,7 @@ impl ApprovalWaiters {
         };
         let seq = self.next_seq;
         if let Some(outcome) = at_once {
-            let key = entry.map_or_else(|| Arc::from(request_id), |r| r.key.clone());
-            return Ok(self.resolve_at_once(seq, key, outcome));
+            return Ok(self.resolve_at_once(seq, outcome));
         }
         let req = match known {
             Some(r) => Some(r),
@@ -264,15 +262,12 @@ impl ApprovalWaiters {
     }
 
     /// A waiter resolved in the wait that created it.
-    fn resolve_at_once(&mut self, seq: u64, request_id: Arc<str>, outcome: Outcome) -> WaiterId {
+    fn resolve_at_once(&mut self, seq: u64, outcome: Outcome) -> WaiterId {
         self.next_seq += 1;
         let slot = self.slots.take(seq, SlotState::Resolved);
         let waiter = WaiterId { seq, slot };
-        self.actions.push_back(ApprovalAction::Resolved {
-            waiter,
-            request_id,
-            outcome,
-        });
+        self.actions
+            .push_back(ApprovalAction::Resolved { waiter, outcome });
         waiter
     }
 
@@ -287,7 +282,6 @@ impl ApprovalWaiters {
         }
         r.head = NIL;
         r.tail = NIL;
-        let key = r.key.clone();
         self.waited_requests -= 1;
         while slot != NIL {
             let s = self.slots.get_mut(slot);
@@ -298,11 +292,8 @@ impl ApprovalWaiters {
             s.next = NIL;
             let waiter = WaiterId { seq: s.seq, slot };
             self.waiting -= 1;
-            self.actions.push_back(ApprovalAction::Resolved {
-                waiter,
-                request_id: key.clone(),
-                outcome,
-            });
+            self.actions
+                .push_back(ApprovalAction::Resolved { waiter, outcome });
             slot = next;
         }
     }
@@ -491,13 +482,6 @@ impl Machine for ApprovalWaiters {
             if !still_waiting(&self.slots, &e) {
                 continue;
             }
-            // A waiting slot's request entry exists: take its text before
-            // unlinking may remove the entry.
-            let req = self.slots.get(e.slot).req;
-            let request_id = self
-                .requests
-                .get(req)
-                .map_or_else(|| Arc::from(""), |r| r.key.clone());
             self.unlink(e.slot);
             self.waiting -= 1;
             self.slots.get_mut(e.slot).state = SlotState::Resolved;
@@ -506,7 +490,6 @@ impl Machine for ApprovalWaiters {
                     seq: e.seq,
                     slot: e.slot,
                 },
-                request_id,
                 outcome: Outcome::TimedOut,
             });
         }

@@ -1,7 +1,5 @@
 //! The waiters' outputs: actions, timer reasons and counters.
 
-use alloc::sync::Arc;
-
 use super::decision::Outcome;
 use super::waiter::WaiterId;
 
@@ -9,13 +7,12 @@ use super::waiter::WaiterId;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ApprovalAction {
     /// Wake `waiter` with its outcome. Emitted exactly once per waiter that
-    /// was not cancelled first.
+    /// was not cancelled first. The request id is not repeated: whoever
+    /// called [`ApprovalWaiters::wait`](super::ApprovalWaiters::wait) knows
+    /// it, so the machine neither shares nor copies its text per waiter.
     Resolved {
         /// The waiter.
         waiter: WaiterId,
-        /// The request it waited for (the machine's one copy of the id's
-        /// text, shared).
-        request_id: Arc<str>,
         /// What it learns.
         outcome: Outcome,
     },

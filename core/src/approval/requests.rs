@@ -3,10 +3,10 @@
 //!
 //! Guarantees: one entry per request id with waiters or a kept verdict
 //! (found by one hash lookup), removed as soon as it has neither; a slot
-//! index stays valid until its entry is removed; the id's text is shared
-//! (`Arc<str>`) with the resolutions that name it, never copied per waiter.
+//! index stays valid until its entry is removed; the id's text is stored
+//! once per entry (a `Box<str>`), never copied per waiter or resolution.
 
-use alloc::sync::Arc;
+use alloc::boxed::Box;
 use alloc::vec::Vec;
 
 use hashbrown::HashTable;
@@ -20,7 +20,7 @@ pub(crate) const NIL: u32 = u32::MAX;
 
 #[derive(Clone, Debug)]
 pub(crate) struct Request {
-    pub(crate) key: Arc<str>,
+    pub(crate) key: Box<str>,
     /// First and last waiter slot, in wait order; `NIL` when none waits.
     pub(crate) head: u32,
     pub(crate) tail: u32,
@@ -69,7 +69,7 @@ impl Requests {
     /// A new empty entry for `key`, which has none (checked by the caller).
     pub(crate) fn insert_new(&mut self, hash: u64, key: &str) -> Option<u32> {
         let request = Request {
-            key: Arc::from(key),
+            key: Box::from(key),
             head: NIL,
             tail: NIL,
             kept: None,

@@ -17,6 +17,15 @@ impl WaiterId {
     pub fn get(self) -> u64 {
         self.seq
     }
+
+    /// The machine's slot for this waiter: dense from 0, below the most
+    /// waiters and undelivered resolutions ever held at once, and reused
+    /// once the waiter's resolution is drained or it is cancelled. A
+    /// driver can keep per-waiter data in a `Vec` indexed by it, telling a
+    /// reuse apart by [`WaiterId::get`].
+    pub fn slot(self) -> usize {
+        self.slot as usize
+    }
 }
 
 /// Why [`ApprovalWaiters::wait`](super::ApprovalWaiters::wait) refused.

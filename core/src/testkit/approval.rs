@@ -9,7 +9,6 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::format;
 use alloc::string::String;
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::time::Duration;
 
@@ -119,6 +118,9 @@ pub struct Harness {
     issued: Vec<WaiterId>,
     /// The deadline every issued waiter was given.
     deadlines: BTreeMap<WaiterId, Timestamp>,
+    /// The request id every issued waiter waited for (resolutions do not
+    /// repeat it).
+    requests: BTreeMap<WaiterId, String>,
     /// The request ids selectors map to.
     ids: Vec<String>,
 }
@@ -137,6 +139,7 @@ impl Harness {
             model: Model::default(),
             issued: Vec::new(),
             deadlines: BTreeMap::new(),
+            requests: BTreeMap::new(),
             ids,
         }
     }
@@ -206,10 +209,9 @@ impl Harness {
             .collect();
         due.sort();
         for (_, id) in due {
-            if let Some(w) = self.model.waiters.remove(&id) {
+            if self.model.waiters.remove(&id).is_some() {
                 expected.push(ApprovalAction::Resolved {
                     waiter: id,
-                    request_id: Arc::from(w.request.as_str()),
                     outcome: Outcome::TimedOut,
                 });
             }
@@ -266,10 +268,10 @@ impl Harness {
         );
         self.issued.push(id);
         self.deadlines.insert(id, deadline);
+        self.requests.insert(id, String::from(request));
         if let Some(v) = self.model.kept_at(request, self.now) {
             expected.push(ApprovalAction::Resolved {
                 waiter: id,
-                request_id: Arc::from(request),
                 outcome: v.into(),
             });
             return Ok("APPROVAL_EARLY_VERDICT_KEPT");
@@ -277,7 +279,6 @@ impl Harness {
         if deadline <= self.now {
             expected.push(ApprovalAction::Resolved {
                 waiter: id,
-                request_id: Arc::from(request),
                 outcome: Outcome::TimedOut,
             });
             return Ok("APPROVAL_TIMEOUT_IS_PENDING");
@@ -325,7 +326,6 @@ impl Harness {
             m.waiters.remove(&id);
             expected.push(ApprovalAction::Resolved {
                 waiter: id,
-                request_id: Arc::from(request),
                 outcome: verdict.into(),
             });
         }
@@ -390,11 +390,8 @@ impl Harness {
     ) -> Result<(), Violation> {
         let now = self.now;
         for a in got {
-            let ApprovalAction::Resolved {
-                waiter,
-                request_id,
-                outcome,
-            } = a;
+            let ApprovalAction::Resolved { waiter, outcome } = a;
+            let request_id = self.requests.get(waiter).map_or("", String::as_str);
             ensure_invariant!(
                 !self.model.cancelled.contains(waiter),
                 "APPROVAL_CANCEL_LEAVES_NOTHING",
@@ -416,7 +413,7 @@ impl Harness {
                 }
                 Outcome::Denied => {
                     ensure_invariant!(
-                        self.model.denied.contains(&**request_id),
+                        self.model.denied.contains(request_id),
                         "APPROVAL_TIMEOUT_IS_PENDING",
                         "{waiter:?} denied with no DENIED verdict for {request_id:?}"
                     );
@@ -427,7 +424,7 @@ impl Harness {
                 let first = self
                     .model
                     .kept
-                    .get(&**request_id)
+                    .get(request_id)
                     .map(|(v, _, _)| Outcome::from(*v));
                 ensure_invariant!(
                     first.is_none_or(|f| f == *outcome),

@@ -9,16 +9,17 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 pub use tether_core::approval::Outcome;
 use tether_core::approval::{
-    ApprovalAction, ApprovalConfig, ApprovalWaiters, ReviewerDecision, WaitError, WaiterId,
+    ApprovalAction, ApprovalConfig, ApprovalTimer, ApprovalWaiters, ReviewerDecision, WaitError,
+    WaiterId,
 };
+use tether_core::{Deadline, Machine, Timestamp};
 
 use super::error::TetherError;
 use crate::runtime::{Clock, Driven, TimerTask};
@@ -26,15 +27,14 @@ use crate::runtime::{Clock, Driven, TimerTask};
 /// Approval waiting, cheap to clone.
 #[derive(Clone)]
 pub struct Approvals {
-    cell: Arc<Driven<ApprovalWaiters>>,
-    mailboxes: Mailboxes,
+    cell: Arc<Driven<Waiters>>,
     _timer: Arc<TimerTask>,
 }
 
 impl std::fmt::Debug for Approvals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Approvals")
-            .field("waiting", &self.cell.read(|m| m.waiting()))
+            .field("waiting", &self.waiting())
             .finish()
     }
 }
@@ -42,22 +42,10 @@ impl std::fmt::Debug for Approvals {
 impl Approvals {
     /// Start the machine and its timer on the current tokio runtime.
     pub fn new(config: ApprovalConfig, clock: Clock) -> Self {
-        let mailboxes = Mailboxes::default();
-        let exec = mailboxes.clone();
-        let cell = Driven::new(
-            ApprovalWaiters::new(config),
-            clock,
-            move |a: ApprovalAction| {
-                let ApprovalAction::Resolved {
-                    waiter, outcome, ..
-                } = a;
-                exec.deliver(waiter, outcome);
-            },
-        );
+        let cell = Driven::new(Waiters::new(config), clock, Waker::wake);
         let timer = Arc::new(cell.spawn_timer());
         Approvals {
             cell,
-            mailboxes,
             _timer: timer,
         }
     }
@@ -72,12 +60,11 @@ impl Approvals {
     /// the future before it finishes cancels the waiter and leaves nothing
     /// behind (cancellation-safe).
     pub fn wait(&self, request_id: &str, timeout: Duration) -> ApprovalWait<'_> {
-        let mailboxes = &self.mailboxes;
-        let registered = self.cell.with(|m, now| {
-            let id = m.wait(now, request_id, now + timeout)?;
-            // Opened under the machine's lock, before an immediate
-            // resolution is executed, so it finds the mailbox.
-            mailboxes.open(id);
+        let registered = self.cell.with(|w, now| {
+            let id = w.machine.wait(now, request_id, now + timeout)?;
+            // Opened before an immediate resolution is drained, so the
+            // resolution finds the mailbox.
+            w.mailboxes.open(id);
             Ok(id)
         });
         ApprovalWait {
@@ -92,12 +79,12 @@ impl Approvals {
     /// Feed a verdict from the invalidation stream (ApprovalResolved).
     pub fn on_verdict(&self, request_id: &str, decision: ReviewerDecision) {
         self.cell
-            .with(|m, now| m.on_verdict(now, request_id, decision));
+            .with(|w, now| w.machine.on_verdict(now, request_id, decision));
     }
 
     /// Waiters currently waiting.
     pub fn waiting(&self) -> usize {
-        self.cell.read(|m| m.waiting())
+        self.cell.read(|w| w.machine.waiting())
     }
 }
 
@@ -133,7 +120,17 @@ impl Future for ApprovalWait<'_> {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let polled = match self.state {
-            WaitState::Waiting(id) => self.approvals.mailboxes.poll(id, cx.waker()),
+            WaitState::Waiting(id) => match self
+                .approvals
+                .cell
+                .beside(|w| w.mailboxes.poll(id, cx.waker()))
+            {
+                Poll::Ready(Some(outcome)) => Poll::Ready(Ok(outcome)),
+                // Only a dropped machine leaves a wait without its mailbox,
+                // which cannot happen while the future borrows its handle.
+                Poll::Ready(None) => Poll::Ready(Err(TetherError::Shutdown)),
+                Poll::Pending => Poll::Pending,
+            },
             WaitState::Refused(e) => Poll::Ready(Err(TetherError::Limit(format!(
                 "approval wait refused: {e:?}"
             )))),
@@ -151,106 +148,160 @@ impl Future for ApprovalWait<'_> {
 impl Drop for ApprovalWait<'_> {
     fn drop(&mut self) {
         if let WaitState::Waiting(id) = self.state {
-            self.approvals.cell.with(|m, _| m.cancel(id));
-            self.approvals.mailboxes.close(id);
+            self.approvals.cell.update(|w| {
+                w.machine.cancel(id);
+                w.mailboxes.close(id);
+            });
         }
     }
 }
 
-/// What a waiter's mailbox holds: whom to wake, then the outcome.
+/// The machine and its waiters' mailboxes under one lock: a wait, a
+/// verdict, a poll and a cancellation each take the lock once.
+///
+/// As a [`Machine`], it passes inputs and timers through to the approval
+/// machine and turns each resolution into the outcome written in its
+/// waiter's mailbox (under the lock) plus the waker to wake (the action
+/// executed outside the lock).
+struct Waiters {
+    machine: ApprovalWaiters,
+    mailboxes: Mailboxes,
+}
+
+impl Waiters {
+    fn new(config: ApprovalConfig) -> Self {
+        Waiters {
+            machine: ApprovalWaiters::new(config),
+            mailboxes: Mailboxes::default(),
+        }
+    }
+}
+
+impl Machine for Waiters {
+    type Action = Waker;
+    type TimerReason = ApprovalTimer;
+
+    fn poll_action(&mut self) -> Option<Waker> {
+        loop {
+            let ApprovalAction::Resolved {
+                waiter, outcome, ..
+            } = self.machine.poll_action()?;
+            if let Some(waker) = self.mailboxes.deliver(waiter, outcome) {
+                return Some(waker);
+            }
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Deadline<ApprovalTimer>> {
+        self.machine.poll_timeout()
+    }
+
+    fn handle_timeout(&mut self, now: Timestamp) {
+        self.machine.handle_timeout(now);
+    }
+}
+
+/// What a waiter's mailbox holds.
+#[derive(Debug)]
 enum Mailbox {
+    /// No waiter uses this slot.
+    Empty,
+    /// Waiting; whom to wake.
     Waiting(Option<Waker>),
+    /// Resolved; the outcome, until its future takes it.
     Done(Outcome),
 }
 
-/// One small entry per pending wait, keyed by its waiter id, instead of a
-/// channel per wait: the resolution is written in place and the waiting
-/// task woken.
+/// One mailbox per pending wait, in a dense `Vec` indexed by the machine's
+/// slot for the waiter (so no hashing, and it grows like the machine's
+/// slab) and tagged with the waiter's id: the resolution is written in
+/// place and the waiting task woken.
+///
+/// The machine reuses a slot once the resolution is drained, which can be
+/// before the waiter's future takes its outcome: such an outcome is moved
+/// aside, keyed by waiter id, when its slot is reused.
 ///
 /// Guarantees: an outcome reaches the mailbox of its waiter at most once
-/// and only while it is open; a mailbox is removed when its outcome is
-/// taken or its future dropped, so none outlives its wait.
-#[derive(Clone, Default)]
+/// and only while it is open; a mailbox (or moved outcome) is removed when
+/// its outcome is taken or its future dropped, so none outlives its wait.
+#[derive(Default)]
 struct Mailboxes {
-    map: Arc<Mutex<HashMap<u64, Mailbox, BuildHasherDefault<SeqHasher>>>>,
+    /// By slot: the waiter id using it and its mailbox.
+    slots: Vec<(u64, Mailbox)>,
+    /// Outcomes not yet taken whose slot a newer waiter uses, by waiter id.
+    moved: HashMap<u64, Outcome>,
 }
 
 impl Mailboxes {
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Mailbox, BuildHasherDefault<SeqHasher>>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    /// Open the mailbox of a new waiter.
+    fn open(&mut self, id: WaiterId) {
+        let slot = id.slot();
+        if slot >= self.slots.len() {
+            self.slots.resize_with(slot + 1, || (0, Mailbox::Empty));
+        }
+        let (seq, mailbox) = &mut self.slots[slot];
+        if let Mailbox::Done(outcome) = *mailbox {
+            self.moved.insert(*seq, outcome);
+        }
+        *seq = id.get();
+        *mailbox = Mailbox::Waiting(None);
     }
 
-    fn open(&self, id: WaiterId) {
-        self.lock().insert(id.get(), Mailbox::Waiting(None));
-    }
-
-    fn deliver(&self, id: WaiterId, outcome: Outcome) {
-        let waker = {
-            let mut map = self.lock();
-            match map.get_mut(&id.get()) {
-                Some(slot @ Mailbox::Waiting(_)) => {
-                    match std::mem::replace(slot, Mailbox::Done(outcome)) {
-                        Mailbox::Waiting(w) => w,
-                        Mailbox::Done(_) => None,
-                    }
-                }
-                _ => None,
-            }
-        };
-        if let Some(w) = waker {
-            w.wake();
+    /// The mailbox of `id`, if it is open in its slot.
+    fn get_mut(&mut self, id: WaiterId) -> Option<&mut Mailbox> {
+        match self.slots.get_mut(id.slot()) {
+            Some((seq, mailbox)) if *seq == id.get() => Some(mailbox),
+            _ => None,
         }
     }
 
-    fn poll(&self, id: WaiterId, waker: &Waker) -> Poll<Result<Outcome, TetherError>> {
-        let mut map = self.lock();
-        match map.get_mut(&id.get()) {
-            Some(Mailbox::Waiting(slot)) => {
+    /// Write `outcome` into the mailbox of waiting `id`; whom to wake.
+    fn deliver(&mut self, id: WaiterId, outcome: Outcome) -> Option<Waker> {
+        let mailbox = self.get_mut(id)?;
+        match std::mem::replace(mailbox, Mailbox::Done(outcome)) {
+            Mailbox::Waiting(waker) => waker,
+            other => {
+                *mailbox = other;
+                None
+            }
+        }
+    }
+
+    /// Take the outcome of `id` (`Ready(None)`: no mailbox), or remember
+    /// `waker` to wake when it comes.
+    fn poll(&mut self, id: WaiterId, waker: &Waker) -> Poll<Option<Outcome>> {
+        let Some(mailbox) = self.get_mut(id) else {
+            return Poll::Ready(self.moved.remove(&id.get()));
+        };
+        match mailbox {
+            Mailbox::Waiting(slot) => {
                 if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
                     *slot = Some(waker.clone());
                 }
                 Poll::Pending
             }
-            Some(Mailbox::Done(outcome)) => {
+            Mailbox::Done(outcome) => {
                 let outcome = *outcome;
-                map.remove(&id.get());
-                Poll::Ready(Ok(outcome))
+                *mailbox = Mailbox::Empty;
+                Poll::Ready(Some(outcome))
             }
-            // Only a dropped machine leaves a wait without its mailbox,
-            // which cannot happen while the future borrows its handle.
-            None => Poll::Ready(Err(TetherError::Shutdown)),
+            Mailbox::Empty => Poll::Ready(None),
         }
     }
 
-    fn close(&self, id: WaiterId) {
-        self.lock().remove(&id.get());
+    /// Remove the mailbox (or moved outcome) of `id`.
+    fn close(&mut self, id: WaiterId) {
+        match self.get_mut(id) {
+            Some(mailbox) => *mailbox = Mailbox::Empty,
+            None => {
+                self.moved.remove(&id.get());
+            }
+        }
     }
 
     #[cfg(test)]
     fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-}
-
-/// Hashes the machine's waiter ids, which are issued in sequence: one
-/// multiplication by an odd constant spreads consecutive ids over every
-/// bucket with no collision among any 2^k of them.
-#[derive(Default)]
-struct SeqHasher(u64);
-
-impl Hasher for SeqHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.moved.is_empty() && self.slots.iter().all(|(_, m)| matches!(m, Mailbox::Empty))
     }
 }
 
@@ -290,13 +341,38 @@ mod tests {
         let fut = a.wait("r4", Duration::from_secs(100));
         let _ = tokio::time::timeout(Duration::from_secs(1), fut).await;
         assert_eq!(a.waiting(), 0);
-        assert!(a.mailboxes.is_empty());
+        assert!(a.cell.read(|w| w.mailboxes.is_empty()));
         // Registered at the call: a future dropped unpolled cancels too.
         let unpolled = a.wait("r5", Duration::from_secs(100));
         assert_eq!(a.waiting(), 1);
         drop(unpolled);
         assert_eq!(a.waiting(), 0);
-        assert!(a.mailboxes.is_empty());
+        assert!(a.cell.read(|w| w.mailboxes.is_empty()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outcome_not_yet_taken_survives_the_reuse_of_its_slot() {
+        let a = Approvals::new(ApprovalConfig::default(), Clock::new());
+        let moved = || a.cell.read(|w| w.mailboxes.moved.len());
+        let first = a.wait("r1", Duration::from_secs(10));
+        a.on_verdict("r1", ReviewerDecision::Approved);
+        // The resolution is drained, so the machine reuses the slot before
+        // `first` takes its outcome: the outcome is moved aside.
+        let second = a.wait("r2", Duration::from_secs(10));
+        assert_eq!(moved(), 1);
+        a.on_verdict("r2", ReviewerDecision::Denied);
+        assert_eq!(second.await.unwrap(), Outcome::Denied);
+        assert_eq!(first.await.unwrap(), Outcome::Approved);
+        assert!(a.cell.read(|w| w.mailboxes.is_empty()));
+        // Dropped instead of taken, a moved outcome is removed too.
+        let third = a.wait("r3", Duration::from_secs(10));
+        a.on_verdict("r3", ReviewerDecision::Approved);
+        let fourth = a.wait("r4", Duration::from_secs(10));
+        assert_eq!(moved(), 1);
+        drop(third);
+        drop(fourth);
+        assert_eq!(a.waiting(), 0);
+        assert!(a.cell.read(|w| w.mailboxes.is_empty()));
     }
 
     #[tokio::test(start_paused = true)]
@@ -317,6 +393,6 @@ mod tests {
         ));
         a.on_verdict("r1", ReviewerDecision::Denied);
         assert_eq!(first.await.unwrap(), Outcome::Denied);
-        assert!(a.mailboxes.is_empty());
+        assert!(a.cell.read(|w| w.mailboxes.is_empty()));
     }
 }

@@ -62,11 +62,18 @@ where
     /// Feed an input: run `f` on the machine with the current time, drain
     /// and execute every action, and wake the timer task.
     pub fn with<R>(&self, f: impl FnOnce(&mut M, tether_core::Timestamp) -> R) -> R {
+        let clock = self.clock;
+        self.update(move |m| f(m, clock.now()))
+    }
+
+    /// Feed an input that takes no time (a cancellation), or change state
+    /// kept beside the machine in `M`: as [`Driven::with`], without reading
+    /// the clock.
+    pub fn update<R>(&self, f: impl FnOnce(&mut M) -> R) -> R {
         let (result, first, mut rest, moved) = {
             let mut m = self.lock();
-            let now = self.clock.now();
             let before = m.poll_timeout().map(|d| d.at);
-            let result = f(&mut m, now);
+            let result = f(&mut m);
             // Most inputs emit no action or one: only a second one
             // allocates.
             let first = m.poll_action();
@@ -93,6 +100,14 @@ where
             self.deadline_moved.notify_one();
         }
         result
+    }
+
+    /// Change state kept beside the machine in `M`, under the same lock,
+    /// without feeding the machine: nothing is drained, the timer is not
+    /// checked and the clock is not read, so `f` must not give the machine
+    /// an input.
+    pub fn beside<R>(&self, f: impl FnOnce(&mut M) -> R) -> R {
+        f(&mut self.lock())
     }
 
     /// Read the machine without feeding it.
