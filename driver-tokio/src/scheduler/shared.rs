@@ -117,10 +117,16 @@ impl Shared {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn publish(&self, record: RunRecord) {
+    /// Broadcast `records`, in order, under one lock.
+    pub(super) fn publish(&self, records: impl IntoIterator<Item = RunRecord>) {
         let events = self.events.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = events.as_ref() {
-            let _ = tx.send(record);
+        match events.as_ref() {
+            Some(tx) => {
+                for record in records {
+                    let _ = tx.send(record);
+                }
+            }
+            None => drop(records.into_iter()),
         }
     }
 }

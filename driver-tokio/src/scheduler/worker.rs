@@ -13,7 +13,11 @@
 //!   ticks that complete at once) are told to it together, in one input;
 //! - a tick's state and its record are saved in one store transaction, the
 //!   state only after a success the schedule accepted (a superseded
-//!   version's result is recorded, never saved);
+//!   version's result is recorded, never saved); the records of one turn
+//!   go to the store in one [`JobStore::record_runs`] batch, in the order
+//!   the ticks ended, and to subscribers under one lock;
+//! - the ticks asked for in one turn read their jobs' entries under one
+//!   lock, released before the first is polled;
 //! - tasks: this one, plus one per tick still running after its first
 //!   poll (none per job): a tick is first polled here, and one that
 //!   completes at once (most periodic bodies that only touch memory) ends
@@ -37,8 +41,10 @@ use tracing::Instrument;
 
 use super::job::JobId;
 use super::record::{RunOutcome, RunRecord};
-use super::shared::{Command, Key, Shared};
+use super::shared::{Command, Entry, Key, Shared};
 use super::state::JobState;
+#[cfg(doc)]
+use super::store::JobStore;
 use super::store::TickSave;
 use super::tick_job::TickContext;
 use crate::metrics_names::{SCHEDULER_STORE_ERRORS, SCHEDULER_TICKS, SCHEDULER_TICK_SECONDS};
@@ -70,6 +76,22 @@ struct Ticks {
     by_run: HashMap<RunToken, AbortHandle>,
     /// Ticks that ended in this turn, not yet told to the schedule.
     ended: Vec<(Running, Ended)>,
+    /// The records and saves of one turn's endings, written to the store
+    /// in one batch (kept empty between turns, for its capacity).
+    batch: Vec<(RunRecord, Option<TickSave>)>,
+    /// Ticks the schedule asked for in this turn, not yet started (kept
+    /// empty between turns, for its capacity).
+    due: Vec<Due>,
+}
+
+/// A tick the schedule asked for, with its job's entry once read.
+struct Due {
+    job: JobId,
+    version: Version,
+    run: RunToken,
+    scheduled_for: Timestamp,
+    reason: RunReason,
+    entry: Option<Entry>,
 }
 
 /// Most commands handled in one turn of the worker's loop.
@@ -96,11 +118,13 @@ pub(super) async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Co
                     match cmd {
                         Command::Run { job, version, run, scheduled_for, reason } => {
                             if closing.is_none() {
-                                ticks.start(&shared, job, version, run, scheduled_for, reason);
+                                ticks.due.push(Due { job, version, run, scheduled_for, reason, entry: None });
                             }
                         }
                         Command::GiveUp { run } => {
-                            // Whatever ended before it is recorded first.
+                            // Whatever was asked before it starts, and
+                            // whatever ended before it is recorded, first.
+                            ticks.start_due(&shared);
                             ticks.flush(&shared).await;
                             ticks.give_up(&shared, run).await;
                         }
@@ -117,6 +141,7 @@ pub(super) async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Co
                         Err(_) => break,
                     }
                 }
+                ticks.start_due(&shared);
                 ticks.flush(&shared).await;
             }
             Some(joined) = ticks.set.join_next_with_id(), if !ticks.set.is_empty() => {
@@ -145,18 +170,37 @@ async fn sleep_until_opt(at: Option<Instant>) {
 }
 
 impl Ticks {
+    /// Start the ticks in `due`, in order: their jobs' entries are read
+    /// under one lock, released before any tick is polled (a tick may
+    /// read the scheduler).
+    fn start_due(&mut self, shared: &Arc<Shared>) {
+        if self.due.is_empty() {
+            return;
+        }
+        let mut due = std::mem::take(&mut self.due);
+        {
+            let jobs = shared.jobs();
+            for d in &mut due {
+                d.entry = jobs.get(&d.job).cloned();
+            }
+        }
+        for d in due.drain(..) {
+            self.start(shared, d);
+        }
+        self.due = due;
+    }
+
     /// Start a tick the schedule asked for; one that completes at once is
     /// queued in `ended`, told to the schedule by the turn's [`Ticks::flush`].
-    fn start(
-        &mut self,
-        shared: &Arc<Shared>,
-        job: JobId,
-        version: Version,
-        run: RunToken,
-        scheduled_for: Timestamp,
-        reason: RunReason,
-    ) {
-        let entry = shared.jobs().get(&job).cloned();
+    fn start(&mut self, shared: &Arc<Shared>, due: Due) {
+        let Due {
+            job,
+            version,
+            run,
+            scheduled_for,
+            reason,
+            entry,
+        } = due;
         let Some(entry) = entry else {
             // Deleted since the schedule started it: free the schedule.
             let _ = shared
@@ -242,7 +286,13 @@ impl Ticks {
         let key = Key::of(&meta.job);
         let next_due = shared.cell.read(|m| next_due(m, &key));
         let now = shared.wall.clock.now();
-        conclude(shared, meta, RunOutcome::TimedOut, None, next_due, now).await;
+        let judged = Judged {
+            meta,
+            outcome: RunOutcome::TimedOut,
+            state: None,
+            next: next_due,
+        };
+        conclude(shared, &mut self.batch, std::iter::once(judged), now).await;
     }
 
     /// A tick task ended (returned, panicked or was stopped): queue it in
@@ -298,9 +348,7 @@ impl Ticks {
             }
             now
         });
-        for j in judged {
-            conclude(shared, j.meta, j.outcome, j.state, j.next, now).await;
-        }
+        conclude(shared, &mut self.batch, judged, now).await;
     }
 }
 
@@ -347,49 +395,64 @@ fn panic_message(payload: Box<dyn Any + Send>) -> String {
     }
 }
 
-/// Record a run that finished at `now`: memory first (the job's next tick
-/// may start at once), then the store (one transaction), then subscribers.
+/// Record the runs that finished at `now`: memory first (a job's next tick
+/// may start at once; one lock for all), then the store (one batch, each
+/// run one transaction), then subscribers.
 async fn conclude(
     shared: &Shared,
-    meta: Running,
-    outcome: RunOutcome,
-    state: Option<JobState>,
-    next_due: Option<Timestamp>,
+    batch: &mut Vec<(RunRecord, Option<TickSave>)>,
+    judged: impl IntoIterator<Item = Judged>,
     now: Timestamp,
 ) {
     let wall = shared.wall;
-    let save = (outcome != RunOutcome::Superseded).then(|| TickSave {
-        ticks: meta.tick,
-        last_tick: wall.at(meta.started),
-        next_due: next_due.map(|t| wall.at(t)),
-        state: state.filter(|_| outcome == RunOutcome::Success),
-    });
-    if let Some(save) = &save {
-        if let Some(e) = shared.jobs().get_mut(&meta.job) {
-            e.ticks = save.ticks;
-            e.last_tick = Some(save.last_tick);
-            if let Some(s) = &save.state {
-                e.state = s.clone();
+    let finished_at = wall.at(now);
+    {
+        let mut jobs = shared.jobs();
+        for Judged {
+            meta,
+            outcome,
+            state,
+            next,
+        } in judged
+        {
+            let save = (outcome != RunOutcome::Superseded).then(|| TickSave {
+                ticks: meta.tick,
+                last_tick: wall.at(meta.started),
+                next_due: next.map(|t| wall.at(t)),
+                state: state.filter(|_| outcome == RunOutcome::Success),
+            });
+            if let Some(save) = &save {
+                if let Some(e) = jobs.get_mut(&meta.job) {
+                    e.ticks = save.ticks;
+                    e.last_tick = Some(save.last_tick);
+                    if let Some(s) = &save.state {
+                        e.state = s.clone();
+                    }
+                }
             }
+            metrics::counter!(SCHEDULER_TICKS, "outcome" => outcome.label()).increment(1);
+            metrics::histogram!(SCHEDULER_TICK_SECONDS)
+                .record(now.saturating_duration_since(meta.started).as_secs_f64());
+            let record = RunRecord {
+                job: meta.job,
+                version: meta.version.get(),
+                run: meta.run.get(),
+                tick: meta.tick,
+                reason: meta.reason,
+                scheduled_for: wall.at(meta.scheduled_for),
+                started_at: wall.at(meta.started),
+                finished_at,
+                outcome,
+            };
+            batch.push((record, save));
         }
     }
-    let record = RunRecord {
-        job: meta.job,
-        version: meta.version.get(),
-        run: meta.run.get(),
-        tick: meta.tick,
-        reason: meta.reason,
-        scheduled_for: wall.at(meta.scheduled_for),
-        started_at: wall.at(meta.started),
-        finished_at: wall.at(now),
-        outcome,
-    };
-    metrics::counter!(SCHEDULER_TICKS, "outcome" => record.outcome.label()).increment(1);
-    metrics::histogram!(SCHEDULER_TICK_SECONDS)
-        .record(now.saturating_duration_since(meta.started).as_secs_f64());
-    if let Err(e) = shared.store.record_run(&record, save.as_ref()).await {
-        metrics::counter!(SCHEDULER_STORE_ERRORS).increment(1);
-        tracing::error!(job = %record.job, error = %e, "run not saved");
+    if batch.is_empty() {
+        return;
     }
-    shared.publish(record);
+    if let Err(e) = shared.store.record_runs(batch).await {
+        metrics::counter!(SCHEDULER_STORE_ERRORS).increment(e.failed as u64);
+        tracing::error!(runs = e.failed, error = %e.first, "runs not saved");
+    }
+    shared.publish(batch.drain(..).map(|(record, _)| record));
 }

@@ -22,7 +22,7 @@ use tether_core::tick::RunReason;
 use async_trait::async_trait;
 use tether_core::id_hash::BuildIdHasher;
 
-use super::{JobStore, StoreError, StoredJob, TickSave, DEFAULT_MAX_RUNS_PER_JOB};
+use super::{JobStore, RunsNotSaved, StoreError, StoredJob, TickSave, DEFAULT_MAX_RUNS_PER_JOB};
 use crate::scheduler::job::{JobDef, JobId};
 use crate::scheduler::record::{RunOutcome, RunRecord};
 use crate::scheduler::state::JobState;
@@ -166,6 +166,39 @@ impl MemoryStore {
         }
     }
 
+    /// Append `run` to its job's history and apply `save` (nothing if the
+    /// job is not held).
+    fn keep(
+        &self,
+        jobs: &mut HashMap<JobId, Held, BuildIdHasher>,
+        run: &RunRecord,
+        save: Option<&TickSave>,
+    ) {
+        let Some(h) = jobs.get_mut(&run.job) else {
+            return;
+        };
+        if self.max_runs > 0 {
+            while h.runs.len() >= self.max_runs {
+                h.runs.pop_front();
+            }
+            // Grow by doubling, but never past the bound: a full history
+            // holds `max_runs` records, not the next power of two.
+            if h.runs.len() == h.runs.capacity() {
+                let want = (h.runs.capacity() * 2).max(8).min(self.max_runs);
+                h.runs.reserve_exact(want - h.runs.len());
+            }
+            h.runs.push_back(Kept::of(run));
+        }
+        if let Some(save) = save {
+            h.ticks = save.ticks;
+            h.last_tick = Some(save.last_tick);
+            h.next_due = save.next_due;
+            if let Some(state) = &save.state {
+                h.state = state.clone();
+            }
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Held, BuildIdHasher>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -214,29 +247,18 @@ impl JobStore for MemoryStore {
     }
 
     async fn record_run(&self, run: &RunRecord, save: Option<&TickSave>) -> Result<(), StoreError> {
+        self.keep(&mut self.lock(), run, save);
+        Ok(())
+    }
+
+    async fn record_runs(
+        &self,
+        runs: &[(RunRecord, Option<TickSave>)],
+    ) -> Result<(), RunsNotSaved> {
+        // One lock for the batch: each run is still applied whole.
         let mut jobs = self.lock();
-        let Some(h) = jobs.get_mut(&run.job) else {
-            return Ok(());
-        };
-        if self.max_runs > 0 {
-            while h.runs.len() >= self.max_runs {
-                h.runs.pop_front();
-            }
-            // Grow by doubling, but never past the bound: a full history
-            // holds `max_runs` records, not the next power of two.
-            if h.runs.len() == h.runs.capacity() {
-                let want = (h.runs.capacity() * 2).max(8).min(self.max_runs);
-                h.runs.reserve_exact(want - h.runs.len());
-            }
-            h.runs.push_back(Kept::of(run));
-        }
-        if let Some(save) = save {
-            h.ticks = save.ticks;
-            h.last_tick = Some(save.last_tick);
-            h.next_due = save.next_due;
-            if let Some(state) = &save.state {
-                h.state = state.clone();
-            }
+        for (run, save) in runs {
+            self.keep(&mut jobs, run, save.as_ref());
         }
         Ok(())
     }
@@ -317,6 +339,47 @@ mod tests {
             held.capacity() <= DEFAULT_MAX_RUNS_PER_JOB,
             "{}",
             held.capacity()
+        );
+    }
+
+    fn save(ticks: u64, n: &str) -> TickSave {
+        let mut state = JobState::new();
+        state.set("n", n).unwrap();
+        TickSave {
+            ticks,
+            last_tick: UNIX_EPOCH + Duration::from_secs(ticks),
+            next_due: None,
+            state: Some(state),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_applies_each_run_in_order_and_drops_unknown_jobs() {
+        let store = MemoryStore::default();
+        store
+            .put_job(&JobDef::new("j", "k", Duration::from_secs(1)))
+            .await
+            .unwrap();
+        let mut gone = record(2, RunOutcome::Success);
+        gone.job = JobId::from("gone");
+        let batch = vec![
+            (record(1, RunOutcome::Success), Some(save(1, "one"))),
+            (gone, Some(save(2, "two"))),
+            (record(2, RunOutcome::Success), Some(save(2, "two"))),
+            (record(3, RunOutcome::Failed("x".into())), None),
+        ];
+        store.record_runs(&batch).await.unwrap();
+        let runs = store.recent_runs(&JobId::from("j"), 10).await.unwrap();
+        let ticks: Vec<u64> = runs.iter().map(|r| r.tick).collect();
+        assert_eq!(ticks, [3, 2, 1]);
+        assert_eq!(runs[0].outcome, RunOutcome::Failed("x".into()));
+        let jobs = store.load().await.unwrap();
+        assert_eq!(jobs.len(), 1, "no job created for a run of an unknown one");
+        assert_eq!(jobs[0].state.get("n"), Some("two"));
+        assert_eq!(jobs[0].ticks, 2);
+        assert_eq!(
+            store.recent_runs(&JobId::from("gone"), 10).await.unwrap(),
+            []
         );
     }
 }

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use tether_core::tick::RunReason;
 
-use super::{JobStore, StoreError, StoredJob, TickSave, DEFAULT_MAX_RUNS_PER_JOB};
+use super::{JobStore, RunsNotSaved, StoreError, StoredJob, TickSave, DEFAULT_MAX_RUNS_PER_JOB};
 use crate::scheduler::job::{JobDef, JobId};
 use crate::scheduler::record::{RunOutcome, RunRecord};
 
@@ -380,6 +380,34 @@ impl JobStore for SqliteStore {
         let (run, save, max) = (run.clone(), save.cloned(), self.max_runs);
         self.call(move |c| record_run(c, &run, save.as_ref(), max))
             .await
+    }
+
+    async fn record_runs(
+        &self,
+        runs: &[(RunRecord, Option<TickSave>)],
+    ) -> Result<(), RunsNotSaved> {
+        // One trip to the blocking pool for the batch; each run is still
+        // its own transaction.
+        let (runs, runs_len, max) = (runs.to_vec(), runs.len(), self.max_runs);
+        let failed = self
+            .call(move |c| {
+                let mut failed = None;
+                for (run, save) in &runs {
+                    if let Err(e) = record_run(c, run, save.as_ref(), max) {
+                        RunsNotSaved::add(&mut failed, e);
+                    }
+                }
+                Ok(failed)
+            })
+            .await;
+        match failed {
+            Ok(None) => Ok(()),
+            Ok(Some(f)) => Err(f),
+            Err(e) => Err(RunsNotSaved {
+                first: e,
+                failed: runs_len,
+            }),
+        }
     }
 
     async fn recent_runs(&self, id: &JobId, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
