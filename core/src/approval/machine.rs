@@ -137,7 +137,7 @@ impl ApprovalWaiters {
             seq,
             slot,
         });
-        Ok(WaiterId { seq, slot })
+        Ok(WaiterId::new(seq, slot))
     }
 
     /// An `ApprovalResolved` event. An approval or a denial resolves every
@@ -179,7 +179,7 @@ impl ApprovalWaiters {
     /// there was anything to cancel; an unknown, delivered or already
     /// cancelled waiter is a harmless no-op returning `false`.
     pub fn cancel(&mut self, waiter: WaiterId) -> bool {
-        let Some(slot) = self.slots.current(waiter.slot, waiter.seq) else {
+        let Some(slot) = self.slots.current(waiter.slot, waiter.seq()) else {
             return false;
         };
         match slot.state {
@@ -204,7 +204,7 @@ impl ApprovalWaiters {
     /// Whether `waiter` is still waiting (not resolved, not cancelled).
     pub fn is_waiting(&self, waiter: WaiterId) -> bool {
         self.slots
-            .current(waiter.slot, waiter.seq)
+            .current(waiter.slot, waiter.seq())
             .is_some_and(|s| s.state == SlotState::Waiting)
     }
 
@@ -265,7 +265,7 @@ impl ApprovalWaiters {
     fn resolve_at_once(&mut self, seq: u64, outcome: Outcome) -> WaiterId {
         self.next_seq += 1;
         let slot = self.slots.take(seq, SlotState::Resolved);
-        let waiter = WaiterId { seq, slot };
+        let waiter = WaiterId::new(seq, slot);
         self.actions
             .push_back(ApprovalAction::Resolved { waiter, outcome });
         waiter
@@ -290,7 +290,7 @@ impl ApprovalWaiters {
             s.req = NIL;
             s.prev = NIL;
             s.next = NIL;
-            let waiter = WaiterId { seq: s.seq, slot };
+            let waiter = WaiterId::new(s.seq, slot);
             self.waiting -= 1;
             self.actions
                 .push_back(ApprovalAction::Resolved { waiter, outcome });
@@ -486,10 +486,7 @@ impl Machine for ApprovalWaiters {
             self.waiting -= 1;
             self.slots.get_mut(e.slot).state = SlotState::Resolved;
             self.actions.push_back(ApprovalAction::Resolved {
-                waiter: WaiterId {
-                    seq: e.seq,
-                    slot: e.slot,
-                },
+                waiter: WaiterId::new(e.seq, e.slot),
                 outcome: Outcome::TimedOut,
             });
         }

@@ -358,10 +358,11 @@ impl Harness {
     fn cancel(&mut self, slot: u8) -> Result<(), Violation> {
         let n = self.issued.len();
         let i = usize::from(slot) % (n + 1);
-        let waiter = self.issued.get(i).copied().unwrap_or(WaiterId {
-            seq: u64::MAX - 1,
-            slot: 0,
-        });
+        let waiter = self
+            .issued
+            .get(i)
+            .copied()
+            .unwrap_or(WaiterId::new(u64::MAX - 1, 0));
         let want = self.model.waiters.remove(&waiter).is_some();
         let got = self.machine.cancel(waiter);
         self.transcript.push(Observed::Cancel(got));
