@@ -51,6 +51,15 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Change the state under the lock; wake the waker `f` hands back
+    /// after releasing it.
+    fn update(&self, f: impl FnOnce(&mut State) -> Option<Waker>) {
+        let waker = f(&mut self.lock());
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
 }
 
 /// The stream task's half: pushes acks.
@@ -89,23 +98,22 @@ pub(crate) fn ack_outbox(capacity: usize, subscribe: SubscribeRequest) -> (AckOu
 impl AckOutbox {
     /// Queue as many of `seqs` as fit, in order; how many were taken.
     pub(crate) fn push(&self, seqs: &[u64]) -> Result<usize, BodyGone> {
-        let mut state = self.inner.lock();
-        if state.body_gone {
-            return Err(BodyGone);
-        }
-        let room = self.inner.capacity.saturating_sub(state.queued.len());
-        let taken = room.min(seqs.len());
-        state.queued.extend(&seqs[..taken]);
-        let waker = if taken > 0 {
-            state.body_waker.take()
-        } else {
-            None
-        };
-        drop(state);
-        if let Some(w) = waker {
-            w.wake();
-        }
-        Ok(taken)
+        let capacity = self.inner.capacity;
+        let mut taken = Err(BodyGone);
+        self.inner.update(|state| {
+            if state.body_gone {
+                return None;
+            }
+            let n = capacity.saturating_sub(state.queued.len()).min(seqs.len());
+            state.queued.extend(&seqs[..n]);
+            taken = Ok(n);
+            if n > 0 {
+                state.body_waker.take()
+            } else {
+                None
+            }
+        });
+        taken
     }
 
     /// Resolves once at least one more ack fits, or the body is gone (the
@@ -131,13 +139,10 @@ impl AckOutbox {
 
 impl Drop for AckOutbox {
     fn drop(&mut self) {
-        let mut state = self.inner.lock();
-        state.outbox_gone = true;
-        let waker = state.body_waker.take();
-        drop(state);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.inner.update(|state| {
+            state.outbox_gone = true;
+            state.body_waker.take()
+        });
     }
 }
 
@@ -174,13 +179,10 @@ impl Stream for AckBody {
 
 impl Drop for AckBody {
     fn drop(&mut self) {
-        let mut state = self.inner.lock();
-        state.body_gone = true;
-        let waker = state.room_waker.take();
-        drop(state);
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.inner.update(|state| {
+            state.body_gone = true;
+            state.room_waker.take()
+        });
     }
 }
 
