@@ -49,14 +49,20 @@ fn config() -> impl Strategy<Value = TickConfig> {
         0u64..40_000,
         proptest::option::weighted(0.7, 0u64..30_000),
         prop_oneof![Just(MissedTicks::Skip), Just(MissedTicks::Delay)],
+        // Exact, the default (1 ms: a no-op on this millisecond clock), and
+        // coarse ones that round most instants up.
+        prop_oneof![Just(0u64), Just(1), 2u64..50, 250u64..3_000],
     )
-        .prop_map(|(max_jobs, base, max, timeout, missed)| TickConfig {
-            max_jobs,
-            failure_base: Duration::from_millis(base),
-            failure_max: Duration::from_millis(max),
-            run_timeout: timeout.map(Duration::from_millis),
-            missed,
-        })
+        .prop_map(
+            |(max_jobs, base, max, timeout, missed, granularity)| TickConfig {
+                max_jobs,
+                failure_base: Duration::from_millis(base),
+                failure_max: Duration::from_millis(max),
+                run_timeout: timeout.map(Duration::from_millis),
+                missed,
+                timer_granularity: Duration::from_millis(granularity),
+            },
+        )
 }
 
 proptest! {
@@ -434,6 +440,7 @@ fn nonsense_config_is_clamped_not_panicking() {
         failure_max: Duration::ZERO,
         run_timeout: Some(Duration::ZERO),
         missed: MissedTicks::Skip,
+        timer_granularity: Duration::MAX,
     };
     let ops = [
         Op::Upsert {

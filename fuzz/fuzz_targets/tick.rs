@@ -16,6 +16,7 @@ struct Input {
     failure_max_ms: u32,
     run_timeout_ms: Option<u32>,
     delay: bool,
+    granularity_ms: u16,
     ops: Vec<Op>,
 }
 
@@ -30,6 +31,7 @@ fuzz_target!(|input: Input| {
         } else {
             MissedTicks::Skip
         },
+        timer_granularity: Duration::from_millis(u64::from(input.granularity_ms)),
     };
     if let Err(v) = run(cfg, &input.ops) {
         panic!("{v}");

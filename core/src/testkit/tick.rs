@@ -14,7 +14,7 @@ use super::Violation;
 use crate::ensure_invariant;
 use crate::machine::Machine;
 use crate::tick::{
-    failure_delay, on_grid, JobSpec, MissedTicks, Outcome, RunReason, RunToken, StaleRun,
+    align_up, failure_delay, on_grid, JobSpec, MissedTicks, Outcome, RunReason, RunToken, StaleRun,
     TickAction, TickConfig, TickError, TickNow, TickSchedule, Version,
 };
 use crate::time::Timestamp;
@@ -241,7 +241,10 @@ impl Harness {
                     ModelJob {
                         version,
                         interval: spec.interval,
-                        anchor: spec.first_at.unwrap_or(self.now),
+                        anchor: align_up(
+                            spec.first_at.unwrap_or(self.now),
+                            self.machine.config().timer_granularity,
+                        ),
                         enabled: spec.enabled,
                         failures: 0,
                         retry_at: None,
@@ -509,7 +512,7 @@ impl Harness {
         if let Some(j) = self.jobs.get_mut(&job) {
             j.failures = j.failures.saturating_add(1);
             let d = failure_delay(c.failure_base, c.failure_max, j.failures);
-            j.retry_at = Some(now.saturating_add(d));
+            j.retry_at = Some(align_up(now.saturating_add(d), c.timer_granularity));
         }
     }
 
@@ -651,7 +654,7 @@ impl Harness {
             }
             let give_up_at = cfg
                 .run_timeout
-                .map(|d| now.saturating_add(d))
+                .map(|d| align_up(now.saturating_add(d), cfg.timer_granularity))
                 .filter(|t| *t != Timestamp::MAX);
             self.runs.insert(
                 run,

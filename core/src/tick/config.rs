@@ -24,6 +24,19 @@ pub const DEFAULT_FAILURE_MAX: Duration = Duration::from_secs(30);
 /// run; a job that legitimately runs longer needs a larger value (or `None`).
 pub const DEFAULT_RUN_TIMEOUT: Option<Duration> = Some(Duration::from_secs(600));
 
+/// Wake-up instants are rounded up to whole milliseconds by default: a job
+/// anchored at a nanosecond `now` would otherwise get an instant of its own,
+/// so 100,000 jobs registered one after another would be 100,000 timer
+/// buckets; on millisecond instants jobs on a 1 s grid share at most 1,000,
+/// and a slot, a retry or a timeout runs at most 1 ms after the exact one.
+pub const DEFAULT_TIMER_GRANULARITY: Duration = Duration::from_millis(1);
+
+/// The coarsest timer granularity a config is clamped to: 1 s. Coarser
+/// rounding would delay retries and timeouts by more than they are worth
+/// (and a granularity near `u64::MAX` nanoseconds would push every instant
+/// to "never").
+pub const MAX_TIMER_GRANULARITY: Duration = Duration::from_secs(1);
+
 /// Missed ticks are skipped by default (DESIGN.md): after a late wake-up the
 /// job runs once, not once per missed slot, and stays on its grid.
 pub const DEFAULT_MISSED: MissedTicks = MissedTicks::Skip;
@@ -56,7 +69,8 @@ pub enum MissedTicks {
 ///
 /// Out-of-range values are clamped when the machine is built, never rejected
 /// with a panic: `failure_base` and a configured `run_timeout` to at least
-/// [`MIN_DELAY`], `failure_max` to at least `failure_base`.
+/// [`MIN_DELAY`], `failure_max` to at least `failure_base`,
+/// `timer_granularity` to at most [`MAX_TIMER_GRANULARITY`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TickConfig {
     /// Most jobs held (removed jobs whose tick is still running included).
@@ -70,6 +84,11 @@ pub struct TickConfig {
     pub run_timeout: Option<Duration>,
     /// What to do about missed grid slots.
     pub missed: MissedTicks,
+    /// Every instant the schedule derives (a grid's anchor, so each of its
+    /// slots when the interval is a multiple; a retry; a run's timeout) is
+    /// rounded up to a multiple of this, so jobs share timer buckets.
+    /// Zero: exact instants.
+    pub timer_granularity: Duration,
 }
 
 impl Default for TickConfig {
@@ -80,6 +99,7 @@ impl Default for TickConfig {
             failure_max: DEFAULT_FAILURE_MAX,
             run_timeout: DEFAULT_RUN_TIMEOUT,
             missed: DEFAULT_MISSED,
+            timer_granularity: DEFAULT_TIMER_GRANULARITY,
         }
     }
 }
@@ -94,6 +114,7 @@ impl TickConfig {
             failure_max: self.failure_max.max(failure_base),
             run_timeout: self.run_timeout.map(|d| d.max(MIN_DELAY)),
             missed: self.missed,
+            timer_granularity: self.timer_granularity.min(MAX_TIMER_GRANULARITY),
         }
     }
 }

@@ -29,6 +29,21 @@ pub fn slot_after(anchor: Timestamp, interval: Duration, t: Timestamp) -> Timest
     Timestamp::from_nanos(u64::try_from(at).unwrap_or(u64::MAX))
 }
 
+/// `t` rounded up to the next multiple of `granularity` (counted from
+/// [`Timestamp::ZERO`]), saturating at `Timestamp::MAX`; `t` itself when
+/// `granularity` is zero or `t` is already a multiple.
+pub fn align_up(t: Timestamp, granularity: Duration) -> Timestamp {
+    let g = duration_nanos(granularity);
+    if g <= 1 {
+        return t;
+    }
+    let rem = t.as_nanos() % g;
+    if rem == 0 {
+        return t;
+    }
+    Timestamp::from_nanos(t.as_nanos().saturating_add(g - rem))
+}
+
 /// Whether `t` is a slot of the grid (`t >= anchor`, on a multiple).
 pub fn on_grid(anchor: Timestamp, interval: Duration, t: Timestamp) -> bool {
     let iv = duration_nanos(interval);

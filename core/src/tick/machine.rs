@@ -13,7 +13,7 @@ use core::time::Duration;
 use hashbrown::HashMap;
 
 use super::config::{MissedTicks, TickConfig};
-use super::grid::{failure_delay, slot_after, slot_at_or_before};
+use super::grid::{align_up, failure_delay, slot_after, slot_at_or_before};
 use super::stats::{add, Counters, TickStats};
 use super::types::{
     JobSpec, JobStatus, Outcome, RunReason, RunToken, StaleRun, TickAction, TickError, TickNow,
@@ -130,16 +130,18 @@ fn desired<J>(job: &Job<J>) -> Option<(Timestamp, TickTimer)> {
     })
 }
 
-/// Mark every grid slot `<= now` as served (without running it).
-fn serve(live: &mut Live, missed: MissedTicks, now: Timestamp) {
+/// Mark every grid slot `<= now` as served (without running it); under
+/// [`MissedTicks::Delay`] the grid is re-anchored at `now` rounded up to
+/// `granularity`.
+fn serve(live: &mut Live, missed: MissedTicks, granularity: Duration, now: Timestamp) {
     if live.due > now {
         return;
     }
     match missed {
         MissedTicks::Skip => live.due = slot_after(live.anchor, live.interval, now),
         MissedTicks::Delay => {
-            live.anchor = now;
-            live.due = now.saturating_add(live.interval);
+            live.anchor = align_up(now, granularity);
+            live.due = live.anchor.saturating_add(live.interval);
         }
     }
 }
@@ -150,8 +152,10 @@ fn serve(live: &mut Live, missed: MissedTicks, now: Timestamp) {
 /// Layout: jobs live in a slab (dense `u32` indices, freed slots reused); the
 /// id map is consulted only by the operations that name a job by id. Wake-ups
 /// are grouped by instant: an ordered map from each distinct instant to a
-/// bucket, a list linked through the slab. Periodic jobs share few instants
-/// (every job on a 1 s grid with millisecond anchors: at most 1,000), so
+/// bucket, a list linked through the slab. Periodic jobs share few instants,
+/// because every instant the schedule derives is rounded up to
+/// [`TickConfig::timer_granularity`] (1 ms by default: every job on a 1 s
+/// grid then falls on one of at most 1,000 instants), so
 /// arming, moving and firing a wake-up is O(1) list work plus a lookup in
 /// that small map, and a tick allocates nothing once the tables have grown.
 /// The earliest instant is the map's first key: `poll_timeout` is exact.
@@ -220,7 +224,8 @@ impl<J: Ord + Clone> TickSchedule<J> {
     /// Add `job`, or replace its schedule; its new version.
     ///
     /// The grid is `spec.first_at` (or `now + interval` for the first slot,
-    /// anchored at `now`) plus multiples of the interval; the failure count
+    /// anchored at `now`) plus multiples of the interval, its anchor rounded
+    /// up to [`TickConfig::timer_granularity`]; the failure count
     /// resets and a queued manual tick is dropped. A tick of the job still
     /// running keeps the job busy: the new version's first tick starts only
     /// after it finishes (its result is then ignored) or is given up.
@@ -240,9 +245,16 @@ impl<J: Ord + Clone> TickSchedule<J> {
         }
         let version = Version(self.next_version);
         self.next_version = self.next_version.saturating_add(1);
+        let granularity = self.config.timer_granularity;
         let (anchor, due) = match spec.first_at {
-            Some(t) => (t, t),
-            None => (now, now.saturating_add(spec.interval)),
+            Some(t) => {
+                let t = align_up(t, granularity);
+                (t, t)
+            }
+            None => {
+                let t = align_up(now, granularity);
+                (t, t.saturating_add(spec.interval))
+            }
         };
         let live = Live {
             version,
@@ -314,6 +326,7 @@ impl<J: Ord + Clone> TickSchedule<J> {
     /// (under [`MissedTicks::Delay`] the grid is re-anchored at `now`).
     pub fn set_enabled(&mut self, now: Timestamp, job: &J, enabled: bool) -> Result<(), TickError> {
         let missed = self.config.missed;
+        let granularity = self.config.timer_granularity;
         let i = self.find(job).ok_or(TickError::UnknownJob)?;
         let live = self
             .slot_mut(i)
@@ -327,7 +340,7 @@ impl<J: Ord + Clone> TickSchedule<J> {
         if enabled {
             live.failures = 0;
             live.retry_at = None;
-            serve(live, missed, now);
+            serve(live, missed, granularity, now);
         } else {
             live.queued = false;
         }
@@ -488,7 +501,7 @@ impl<J: Ord + Clone> TickSchedule<J> {
     fn fail(config: &TickConfig, counters: &mut Counters, live: &mut Live, now: Timestamp) {
         live.failures = live.failures.saturating_add(1);
         let d = failure_delay(config.failure_base, config.failure_max, live.failures);
-        live.retry_at = Some(now.saturating_add(d));
+        live.retry_at = Some(align_up(now.saturating_add(d), config.timer_granularity));
         add(&mut counters.failures, 1);
     }
 
@@ -585,14 +598,15 @@ impl<J: Ord + Clone> TickSchedule<J> {
         let give_up_at = self
             .config
             .run_timeout
-            .map(|d| now.saturating_add(d))
+            .map(|d| align_up(now.saturating_add(d), self.config.timer_granularity))
             .filter(|t| *t != Timestamp::MAX);
         let missed = self.config.missed;
+        let granularity = self.config.timer_granularity;
         let entry = slot_in(&mut self.slots, i);
         let Some(live) = entry.live.as_mut() else {
             return token;
         };
-        serve(live, missed, now);
+        serve(live, missed, granularity, now);
         live.retry_at = None;
         live.queued = false;
         let version = live.version;
@@ -721,6 +735,40 @@ impl<J: Ord + Clone> Machine for TickSchedule<J> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jobs_anchored_within_one_granule_share_a_bucket() {
+        let mut s: TickSchedule<u32> = TickSchedule::new(TickConfig::default());
+        let every = JobSpec::every(Duration::from_secs(1));
+        // 1,000 jobs registered a microsecond apart: one millisecond.
+        for j in 0..1_000u32 {
+            let now = Timestamp::from_nanos(5_000_001 + u64::from(j) * 1_000);
+            s.upsert(now, j, every).unwrap();
+        }
+        assert_eq!(s.timers.len(), 1, "one bucket for the whole millisecond");
+        let due = s.poll_timeout().unwrap().at;
+        assert_eq!(due, Timestamp::from_nanos(1_006_000_000));
+        s.handle_timeout(due);
+        let mut ran = 0;
+        while let Some(a) = s.poll_action() {
+            if let TickAction::RunTick { scheduled_for, .. } = a {
+                assert_eq!(scheduled_for, due);
+                ran += 1;
+            }
+        }
+        assert_eq!(ran, 1_000);
+
+        // Exact instants (granularity zero): one bucket per job.
+        let mut exact: TickSchedule<u32> = TickSchedule::new(TickConfig {
+            timer_granularity: Duration::ZERO,
+            ..TickConfig::default()
+        });
+        for j in 0..10u32 {
+            let now = Timestamp::from_nanos(5_000_000 + u64::from(j) * 1_000);
+            exact.upsert(now, j, every).unwrap();
+        }
+        assert_eq!(exact.timers.len(), 10);
+    }
 
     #[test]
     fn job_slot_size() {

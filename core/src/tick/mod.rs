@@ -17,8 +17,10 @@
 //!   both are typed errors ([`StaleRun`]);
 //! - `TICK_FAILURE_BACKOFF`: after `k` consecutive failures the job retries
 //!   `failure_base × 2^(k − 1)` after the failure, capped at `failure_max`
-//!   (at the defaults 1 s, 2 s, 4 s, 8 s, 16 s, then 30 s); a tick given up
-//!   after `run_timeout` counts as a failure;
+//!   (at the defaults 1 s, 2 s, 4 s, 8 s, 16 s, then 30 s), the instant
+//!   rounded up to `timer_granularity` like every instant the schedule
+//!   derives (1 ms by default); a tick given up after `run_timeout` counts
+//!   as a failure;
 //! - `TICK_SUCCESS_RESETS`: a success resets the failure count and returns
 //!   the job to its grid;
 //! - `TICK_NO_DRIFT`: a scheduled run's `scheduled_for` is a slot of the
@@ -46,7 +48,8 @@
 //! One timer structure holds every job's single next wake-up (its due slot,
 //! its retry, or its running tick's timeout): jobs sit in a slab, and the
 //! wake-ups are grouped into one bucket per distinct instant, kept in
-//! instant order. There is no timer per job, `poll_timeout` is one lookup
+//! instant order; instants are rounded up to `timer_granularity` (1 ms by
+//! default) so that jobs registered a few nanoseconds apart share one. There is no timer per job, `poll_timeout` is one lookup
 //! (the first bucket: exactly the earliest deadline), and arming or firing a
 //! wake-up is list work in the slab plus a lookup among the distinct
 //! instants, which periodic jobs on shared grids keep few.
@@ -59,9 +62,10 @@ mod types;
 
 pub use config::{
     MissedTicks, TickConfig, DEFAULT_FAILURE_BASE, DEFAULT_FAILURE_MAX, DEFAULT_MAX_JOBS,
-    DEFAULT_MISSED, DEFAULT_RUN_TIMEOUT, MIN_DELAY,
+    DEFAULT_MISSED, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMER_GRANULARITY, MAX_TIMER_GRANULARITY,
+    MIN_DELAY,
 };
-pub use grid::{failure_delay, on_grid, slot_after, slot_at_or_before};
+pub use grid::{align_up, failure_delay, on_grid, slot_after, slot_at_or_before};
 pub use machine::TickSchedule;
 pub use stats::TickStats;
 pub use types::{
