@@ -16,6 +16,11 @@
 //!   of wall time;
 //! - ticks actually run per second over the same window, to show both
 //!   sides did the work (about `JOBS` per second).
+//!
+//! A third side, `tether-discard`, runs the same scheduler on a
+//! [`DiscardStore`] (keeps nothing): the difference from `tether` is what
+//! persistence in memory costs (job copies, state, bounded run history),
+//! and what is left is the schedule and its worker.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tether_tokio::scheduler::{
-    JobDef, JobRegistry, MemoryStore, Scheduler, SchedulerConfig, TickContext, TickFailure, TickJob,
+    JobDef, JobId, JobRegistry, JobStore, MemoryStore, RunRecord, RunsNotSaved, Scheduler,
+    SchedulerConfig, StoreError, StoredJob, TickContext, TickFailure, TickJob, TickSave,
 };
 
 use crate::mem::resident_bytes;
@@ -86,10 +92,50 @@ impl TickJob for Count {
     }
 }
 
+/// A [`JobStore`] that keeps nothing (bench only, not a product type): every
+/// write succeeds and is dropped, every read is empty. It isolates the
+/// schedule and its worker from the cost of persistence.
+pub struct DiscardStore;
+
+#[async_trait]
+impl JobStore for DiscardStore {
+    async fn load(&self) -> Result<Vec<StoredJob>, StoreError> {
+        Ok(Vec::new())
+    }
+    async fn put_job(&self, _: &JobDef) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn set_enabled(&self, _: &JobId, _: bool) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn delete_job(&self, _: &JobId) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn record_run(&self, _: &RunRecord, _: Option<&TickSave>) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn record_runs(&self, _: &[(RunRecord, Option<TickSave>)]) -> Result<(), RunsNotSaved> {
+        Ok(())
+    }
+    async fn recent_runs(&self, _: &JobId, _: usize) -> Result<Vec<RunRecord>, StoreError> {
+        Ok(Vec::new())
+    }
+}
+
 /// Start tether's scheduler service on the current runtime with `jobs`
-/// jobs every `interval`, each counting one `ticks` per tick. Shut it down
-/// with [`Scheduler::shutdown`] (or drop it).
+/// jobs every `interval`, each counting one `ticks` per tick, on a
+/// [`MemoryStore`]. Shut it down with [`Scheduler::shutdown`] (or drop it).
 pub async fn start_tether(jobs: usize, interval: Duration, ticks: Arc<AtomicU64>) -> Scheduler {
+    start_on(MemoryStore::default(), jobs, interval, ticks).await
+}
+
+/// [`start_tether`] on `store`.
+pub async fn start_on(
+    store: impl JobStore,
+    jobs: usize,
+    interval: Duration,
+    ticks: Arc<AtomicU64>,
+) -> Scheduler {
     let config = SchedulerConfig {
         tick: tether_tokio::scheduler::TickConfig {
             max_jobs: jobs.max(tether_core::tick::DEFAULT_MAX_JOBS),
@@ -98,7 +144,7 @@ pub async fn start_tether(jobs: usize, interval: Duration, ticks: Arc<AtomicU64>
         ..SchedulerConfig::default()
     };
     let registry = JobRegistry::new().with("count", Count(ticks));
-    let scheduler = Scheduler::start(config, registry, MemoryStore::default())
+    let scheduler = Scheduler::start(config, registry, store)
         .await
         .expect("scheduler");
     for i in 0..jobs {
@@ -145,10 +191,10 @@ impl Measured {
 }
 
 /// The child process's body, for the calling binary's `--sched <side>`
-/// mode: run side `which` (`tether` or `baseline`) and measure it. Returns
-/// the line [`rows`] parses, or `unknown`.
+/// mode: run side `which` (`tether`, `tether-discard` or `baseline`) and
+/// measure it. Returns the line [`rows`] parses, or `unknown`.
 pub fn child(which: &str, quick: bool) -> String {
-    if which != "tether" && which != "baseline" {
+    if !["tether", "tether-discard", "baseline"].contains(&which) {
         return "unknown".into();
     }
     let rt = runtime();
@@ -157,6 +203,9 @@ pub fn child(which: &str, quick: bool) -> String {
     let m = rt.block_on(async {
         let (scheduler, tasks) = if which == "tether" {
             let s = start_tether(JOBS, INTERVAL, ticks.clone()).await;
+            (Some(s), Vec::new())
+        } else if which == "tether-discard" {
+            let s = start_on(DiscardStore, JOBS, INTERVAL, ticks.clone()).await;
             (Some(s), Vec::new())
         } else {
             let hs = crate::baseline::ticks::spawn_jobs(JOBS, INTERVAL, ticks.clone());
@@ -223,8 +272,9 @@ pub struct SchedRow {
 /// resident memory, CPU per second, ticks run per second.
 pub fn rows(exe: &Path, quick: bool) -> Vec<SchedRow> {
     let t = measure(exe, "tether", quick);
+    let d = measure(exe, "tether-discard", quick);
     let b = measure(exe, "baseline", quick);
-    let ratio = |f: fn(&Measured) -> f64| match (t, b) {
+    let ratio = |side: Option<Measured>, f: fn(&Measured) -> f64| match (side, b) {
         (Some(t), Some(b)) if f(&b) > 0.0 => format!("{:.2}", f(&t) / f(&b)),
         _ => "n/a".into(),
     };
@@ -251,33 +301,36 @@ pub fn rows(exe: &Path, quick: bool) -> Vec<SchedRow> {
     let tps = |m: &Measured| format!("{:.0}", m.ticks_per_sec);
     let secs = window(quick).as_secs();
     let label = format!("100k tick jobs @ 1 s, {WORKERS} workers");
-    vec![
-        SchedRow {
-            what: format!("resident memory, {label}, registered (before the first tick)"),
-            tether: fmt(t, &setup),
+    let running = format!("after {} s running", secs + INTERVAL.as_secs());
+    let mut rows = Vec::new();
+    for (side, store, note) in [
+        (t, "", " (run history growing)"),
+        (d, " [tether without persistence: DiscardStore]", ""),
+    ] {
+        rows.push(SchedRow {
+            what: format!("resident memory, {label}, registered (before the first tick){store}"),
+            tether: fmt(side, &setup),
             baseline: fmt(b, &setup),
-            ratio: ratio(|m| m.setup_rss_bytes as f64),
-        },
-        SchedRow {
-            what: format!(
-                "resident memory, {label}, after {} s running (run history growing)",
-                secs + INTERVAL.as_secs()
-            ),
-            tether: fmt(t, &mem),
+            ratio: ratio(side, |m| m.setup_rss_bytes as f64),
+        });
+        rows.push(SchedRow {
+            what: format!("resident memory, {label}, {running}{note}{store}"),
+            tether: fmt(side, &mem),
             baseline: fmt(b, &mem),
-            ratio: ratio(|m| m.rss_bytes as f64),
-        },
-        SchedRow {
-            what: format!("CPU (user+sys) per second, {label}, {secs} s window"),
-            tether: fmt(t, &cpu),
+            ratio: ratio(side, |m| m.rss_bytes as f64),
+        });
+        rows.push(SchedRow {
+            what: format!("CPU (user+sys) per second, {label}, {secs} s window{store}"),
+            tether: fmt(side, &cpu),
             baseline: fmt(b, &cpu),
-            ratio: ratio(|m| m.cpu_per_sec),
-        },
-        SchedRow {
-            what: format!("ticks run per second, {label}"),
-            tether: fmt(t, &tps),
-            baseline: fmt(b, &tps),
-            ratio: ratio(|m| m.ticks_per_sec),
-        },
-    ]
+            ratio: ratio(side, |m| m.cpu_per_sec),
+        });
+    }
+    rows.push(SchedRow {
+        what: format!("ticks run per second, {label} (tether on MemoryStore)"),
+        tether: fmt(t, &tps),
+        baseline: fmt(b, &tps),
+        ratio: ratio(t, |m| m.ticks_per_sec),
+    });
+    rows
 }
