@@ -67,6 +67,7 @@ mod service;
 mod shared;
 mod state;
 mod store;
+mod table;
 mod tick_job;
 mod wall;
 mod worker;

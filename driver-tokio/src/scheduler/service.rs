@@ -8,7 +8,6 @@
 //! then memory then store); on start the stored jobs are resumed, enabled
 //! ones ticking again.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +24,7 @@ use super::record::{RunRecord, RunSubscription};
 use super::shared::{Command, Entry, Key, Shared};
 use super::state::JobState;
 use super::store::{JobStore, StoreError};
+use super::table::JobTable;
 use super::tick_job::JobRegistry;
 use super::wall::Wall;
 use super::worker;
@@ -80,7 +80,7 @@ impl Scheduler {
         let (events, _) = broadcast::channel(config.subscriber_capacity.max(1));
         let shared = Arc::new(Shared {
             cell,
-            jobs: Mutex::new(HashMap::default()),
+            jobs: Mutex::new(JobTable::default()),
             registry,
             store,
             wall,
@@ -96,22 +96,19 @@ impl Scheduler {
             let id = job.def.id.clone();
             let spec = JobSpec::every(job.def.interval).enabled(job.def.enabled);
             let first = job.next_due.map(|t| wall.timestamp(t));
-            shared.jobs().insert(
-                id.clone(),
-                Entry {
-                    imp: shared.registry.get(&job.def.kind),
-                    def: Arc::new(job.def),
-                    state: job.state,
-                    ticks: job.ticks,
-                    last_tick: job.last_tick,
-                },
-            );
+            let slot = shared.jobs().insert(Entry {
+                imp: shared.registry.get(&job.def.kind),
+                def: Arc::new(job.def),
+                state: job.state,
+                ticks: job.ticks,
+                last_tick: job.last_tick,
+            });
             let r = shared.cell.with(|m, now| {
                 let spec = match first {
                     Some(t) => spec.first_at(t.max(now)),
                     None => spec,
                 };
-                m.upsert(now, Key::of(&id), spec)
+                m.upsert(now, Key::at(&id, slot), spec)
             });
             match r {
                 Ok(_) => resumed += 1,
@@ -152,30 +149,31 @@ impl Scheduler {
         // One copy of the definition, shared by the job table and the store.
         let def = Arc::new(def);
         let imp = self.shared.registry.get(&def.kind);
-        let previous = {
+        let (previous, slot) = {
             let mut jobs = self.shared.jobs();
-            match jobs.get_mut(&id) {
-                Some(e) => Some((
-                    std::mem::replace(&mut e.def, Arc::clone(&def)),
-                    std::mem::replace(&mut e.imp, imp),
-                )),
-                None => {
-                    jobs.insert(
-                        id.clone(),
-                        Entry {
-                            def: Arc::clone(&def),
-                            imp,
-                            state: JobState::new(),
-                            ticks: 0,
-                            last_tick: None,
-                        },
-                    );
-                    None
+            let slot = jobs.slot_of(&id);
+            match (slot, jobs.get_mut(&id)) {
+                (Some(slot), Some(e)) => (
+                    Some((
+                        std::mem::replace(&mut e.def, Arc::clone(&def)),
+                        std::mem::replace(&mut e.imp, imp),
+                    )),
+                    slot,
+                ),
+                _ => {
+                    let slot = jobs.insert(Entry {
+                        def: Arc::clone(&def),
+                        imp,
+                        state: JobState::new(),
+                        ticks: 0,
+                        last_tick: None,
+                    });
+                    (None, slot)
                 }
             }
         };
         let spec = JobSpec::every(def.interval).enabled(def.enabled);
-        let key = Key::of(&id);
+        let key = Key::at(&id, slot);
         let r = self.shared.cell.with(|m, now| m.upsert(now, key, spec));
         let version = match r {
             Ok(v) => v,

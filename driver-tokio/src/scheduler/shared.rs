@@ -6,12 +6,10 @@
 //! fed (its executor only queues commands for the worker), so no lock is
 //! ever taken inside another.
 
-use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use tether_core::id_hash::BuildIdHasher;
 use tether_core::tick::{RunReason, RunToken, TickAction, TickSchedule, Version};
 use tether_core::Timestamp;
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -20,6 +18,7 @@ use super::job::{JobDef, JobId};
 use super::record::RunRecord;
 use super::state::JobState;
 use super::store::JobStore;
+use super::table::{JobTable, Keyed, NO_SLOT};
 use super::tick_job::{JobRegistry, TickJob};
 use super::wall::Wall;
 use crate::runtime::Driven;
@@ -30,18 +29,52 @@ pub(super) type Cell = Driven<TickSchedule<Key>>;
 /// the schedule's ordered maps compare one integer per step instead of two
 /// strings (only equal hashes fall back to the id). The schedule's order of
 /// jobs carries no meaning, so ordering by hash changes nothing it does.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+///
+/// It also carries the job's slot in the [`JobTable`] as a hint (not part
+/// of its identity: equality and order ignore it), so a tick the schedule
+/// starts finds its job's entry without a hash lookup.
+#[derive(Clone, Debug)]
 pub(super) struct Key {
     hash: u64,
     pub(super) id: JobId,
+    pub(super) slot: u32,
 }
 
 impl Key {
+    /// The key of `id`, with no slot hint (for naming a job to the schedule).
     pub(super) fn of(id: &JobId) -> Self {
+        Key::at(id, NO_SLOT)
+    }
+
+    /// The key of `id`, held in `slot` of the job table.
+    pub(super) fn at(id: &JobId, slot: u32) -> Self {
         Key {
             hash: tether_core::id_hash::hash_id(id.as_str()),
             id: id.clone(),
+            slot,
         }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash == other.hash && self.id == other.id
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.hash
+            .cmp(&other.hash)
+            .then_with(|| self.id.cmp(&other.id))
     }
 }
 
@@ -60,11 +93,19 @@ pub(super) struct Entry {
     pub(super) last_tick: Option<SystemTime>,
 }
 
+impl Keyed for Entry {
+    fn job_id(&self) -> &JobId {
+        &self.def.id
+    }
+}
+
 /// What the schedule's executor asks the worker to do.
 #[derive(Debug)]
 pub(super) enum Command {
     Run {
         job: JobId,
+        /// The job's slot in the job table (a hint).
+        slot: u32,
         version: Version,
         run: RunToken,
         scheduled_for: Timestamp,
@@ -89,6 +130,7 @@ impl Command {
                 scheduled_for,
                 reason,
             } => Command::Run {
+                slot: job.slot,
                 job: job.id,
                 version,
                 run,
@@ -102,7 +144,7 @@ impl Command {
 
 pub(super) struct Shared {
     pub(super) cell: Arc<Cell>,
-    pub(super) jobs: Mutex<HashMap<JobId, Entry, BuildIdHasher>>,
+    pub(super) jobs: Mutex<JobTable<Entry>>,
     pub(super) registry: JobRegistry,
     pub(super) store: Arc<dyn JobStore>,
     pub(super) wall: Wall,
@@ -113,7 +155,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn jobs(&self) -> MutexGuard<'_, HashMap<JobId, Entry, BuildIdHasher>> {
+    pub(super) fn jobs(&self) -> MutexGuard<'_, JobTable<Entry>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 

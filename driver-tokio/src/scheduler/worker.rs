@@ -61,6 +61,8 @@ enum Ended {
 /// A tick running now.
 struct Running {
     job: JobId,
+    /// The job's slot in the job table (a hint).
+    slot: u32,
     version: Version,
     run: RunToken,
     reason: RunReason,
@@ -87,6 +89,7 @@ struct Ticks {
 /// A tick the schedule asked for, with its job's entry once read.
 struct Due {
     job: JobId,
+    slot: u32,
     version: Version,
     run: RunToken,
     scheduled_for: Timestamp,
@@ -116,9 +119,9 @@ pub(super) async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Co
                 let mut budget = DRAIN;
                 loop {
                     match cmd {
-                        Command::Run { job, version, run, scheduled_for, reason } => {
+                        Command::Run { job, slot, version, run, scheduled_for, reason } => {
                             if closing.is_none() {
-                                ticks.due.push(Due { job, version, run, scheduled_for, reason, entry: None });
+                                ticks.due.push(Due { job, slot, version, run, scheduled_for, reason, entry: None });
                             }
                         }
                         Command::GiveUp { run } => {
@@ -181,7 +184,7 @@ impl Ticks {
         {
             let jobs = shared.jobs();
             for d in &mut due {
-                d.entry = jobs.get(&d.job).cloned();
+                d.entry = jobs.at(d.slot, &d.job).cloned();
             }
         }
         for d in due.drain(..) {
@@ -195,6 +198,7 @@ impl Ticks {
     fn start(&mut self, shared: &Arc<Shared>, due: Due) {
         let Due {
             job,
+            slot,
             version,
             run,
             scheduled_for,
@@ -246,6 +250,7 @@ impl Ticks {
         };
         let meta = Running {
             job,
+            slot,
             version,
             run,
             reason,
@@ -422,7 +427,7 @@ async fn conclude(
                 state: state.filter(|_| outcome == RunOutcome::Success),
             });
             if let Some(save) = &save {
-                if let Some(e) = jobs.get_mut(&meta.job) {
+                if let Some(e) = jobs.at_mut(meta.slot, &meta.job) {
                     e.ticks = save.ticks;
                     e.last_tick = Some(save.last_tick);
                     if let Some(s) = &save.state {

@@ -3,8 +3,13 @@
 //!
 //! Guarantees: those of [`JobStore`]; every operation holds one lock, so
 //! each is atomic. Clones share the same data, so a scheduler restarted on
-//! a clone resumes what the previous one stored. Jobs are held by hash (a
-//! tick's record finds its job in one probe) and loaded in id order.
+//! a clone resumes what the previous one stored. Jobs are held in a
+//! [`JobTable`] (a dense slab in the order they were stored, indexed by id)
+//! and loaded in id order. A batch of records finds each job by trying the
+//! slot after the previous record's first: a scheduler's batch holds the
+//! ticks of jobs registered together, which sit in neighbouring slots, so
+//! most records are placed without a hash lookup (a miss falls back to the
+//! index, so the hint never changes which job a record reaches).
 //!
 //! Memory: a job's definition is shared with the scheduler that stored it
 //! ([`JobStore::put_job_shared`]), not copied; a run record is kept in 64
@@ -13,19 +18,19 @@
 //! epoch (exact from 1970 to 2554); a job's history grows to exactly
 //! `max_runs_per_job` records, never to the next power of two.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tether_core::tick::RunReason;
 
 use async_trait::async_trait;
-use tether_core::id_hash::BuildIdHasher;
 
 use super::{JobStore, RunsNotSaved, StoreError, StoredJob, TickSave, DEFAULT_MAX_RUNS_PER_JOB};
 use crate::scheduler::job::{JobDef, JobId};
 use crate::scheduler::record::{RunOutcome, RunRecord};
 use crate::scheduler::state::JobState;
+use crate::scheduler::table::{JobTable, Keyed};
 
 /// A run record without its job id (the job's entry names it), in 64
 /// bytes: instants as nanoseconds since the Unix epoch, the outcome as a
@@ -122,10 +127,24 @@ struct Held {
     runs: VecDeque<Kept>,
 }
 
+impl Keyed for Held {
+    fn job_id(&self) -> &JobId {
+        &self.def.id
+    }
+}
+
+/// The store's jobs, and where the next record of a batch is looked for.
+#[derive(Debug, Default)]
+struct Jobs {
+    table: JobTable<Held>,
+    /// The slot after the last record's job.
+    hint: u32,
+}
+
 /// A [`JobStore`] in memory. Cheap to clone (clones share the data).
 #[derive(Clone, Debug)]
 pub struct MemoryStore {
-    jobs: Arc<Mutex<HashMap<JobId, Held, BuildIdHasher>>>,
+    jobs: Arc<Mutex<Jobs>>,
     max_runs: usize,
 }
 
@@ -148,33 +167,29 @@ impl MemoryStore {
     /// state, tick count and history).
     fn hold(&self, def: Arc<JobDef>) {
         let mut jobs = self.lock();
-        match jobs.get_mut(&def.id) {
+        match jobs.table.get_mut(&def.id) {
             Some(h) => h.def = def,
             None => {
-                jobs.insert(
-                    def.id.clone(),
-                    Held {
-                        def,
-                        state: JobState::new(),
-                        ticks: 0,
-                        last_tick: None,
-                        next_due: None,
-                        runs: VecDeque::new(),
-                    },
-                );
+                jobs.table.insert(Held {
+                    def,
+                    state: JobState::new(),
+                    ticks: 0,
+                    last_tick: None,
+                    next_due: None,
+                    runs: VecDeque::new(),
+                });
             }
         }
     }
 
     /// Append `run` to its job's history and apply `save` (nothing if the
     /// job is not held).
-    fn keep(
-        &self,
-        jobs: &mut HashMap<JobId, Held, BuildIdHasher>,
-        run: &RunRecord,
-        save: Option<&TickSave>,
-    ) {
-        let Some(h) = jobs.get_mut(&run.job) else {
+    fn keep(&self, jobs: &mut Jobs, run: &RunRecord, save: Option<&TickSave>) {
+        let Some(slot) = jobs.table.find(jobs.hint, &run.job) else {
+            return;
+        };
+        jobs.hint = slot.saturating_add(1);
+        let Some(h) = jobs.table.in_slot_mut(slot) else {
             return;
         };
         if self.max_runs > 0 {
@@ -199,7 +214,7 @@ impl MemoryStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<JobId, Held, BuildIdHasher>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Jobs> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -209,6 +224,7 @@ impl JobStore for MemoryStore {
     async fn load(&self) -> Result<Vec<StoredJob>, StoreError> {
         let mut jobs: Vec<StoredJob> = self
             .lock()
+            .table
             .values()
             .map(|h| StoredJob {
                 def: (*h.def).clone(),
@@ -233,7 +249,7 @@ impl JobStore for MemoryStore {
     }
 
     async fn set_enabled(&self, id: &JobId, enabled: bool) -> Result<(), StoreError> {
-        if let Some(h) = self.lock().get_mut(id) {
+        if let Some(h) = self.lock().table.get_mut(id) {
             if h.def.enabled != enabled {
                 Arc::make_mut(&mut h.def).enabled = enabled;
             }
@@ -242,7 +258,7 @@ impl JobStore for MemoryStore {
     }
 
     async fn delete_job(&self, id: &JobId) -> Result<(), StoreError> {
-        self.lock().remove(id);
+        self.lock().table.remove(id);
         Ok(())
     }
 
@@ -266,6 +282,7 @@ impl JobStore for MemoryStore {
     async fn recent_runs(&self, id: &JobId, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
         Ok(self
             .lock()
+            .table
             .get(id)
             .map(|h| {
                 let job = &h.def.id;
@@ -334,7 +351,7 @@ mod tests {
         assert_eq!(runs.len(), DEFAULT_MAX_RUNS_PER_JOB);
         assert_eq!(runs[0].tick, 3 * DEFAULT_MAX_RUNS_PER_JOB as u64);
         let jobs = store.lock();
-        let held = &jobs[&JobId::from("j")].runs;
+        let held = &jobs.table.get(&JobId::from("j")).unwrap().runs;
         assert!(
             held.capacity() <= DEFAULT_MAX_RUNS_PER_JOB,
             "{}",
@@ -381,5 +398,49 @@ mod tests {
             store.recent_runs(&JobId::from("gone"), 10).await.unwrap(),
             []
         );
+    }
+
+    #[tokio::test]
+    async fn records_reach_their_own_job_whatever_the_slot_hint() {
+        let store = MemoryStore::default();
+        for id in ["a", "b", "c"] {
+            store
+                .put_job(&JobDef::new(id, "k", Duration::from_secs(1)))
+                .await
+                .unwrap();
+        }
+        // b's slot goes to d: a record of b must not land in d's history.
+        store.delete_job(&JobId::from("b")).await.unwrap();
+        store
+            .put_job(&JobDef::new("d", "k", Duration::from_secs(1)))
+            .await
+            .unwrap();
+        let of = |id: &str, tick: u64| {
+            let mut r = record(tick, RunOutcome::Success);
+            r.job = JobId::from(id);
+            (r, None)
+        };
+        // In slot order, out of order, and a deleted job in between.
+        let batch = vec![
+            of("a", 1),
+            of("b", 2),
+            of("d", 3),
+            of("c", 4),
+            of("a", 5),
+            of("c", 6),
+            of("d", 7),
+        ];
+        store.record_runs(&batch).await.unwrap();
+        for (id, want) in [
+            ("a", vec![5, 1]),
+            ("b", vec![]),
+            ("c", vec![6, 4]),
+            ("d", vec![7, 3]),
+        ] {
+            let runs = store.recent_runs(&JobId::from(id), 10).await.unwrap();
+            let ticks: Vec<u64> = runs.iter().map(|r| r.tick).collect();
+            assert_eq!(ticks, want, "job {id}");
+            assert!(runs.iter().all(|r| r.job.as_str() == id));
+        }
     }
 }
