@@ -84,6 +84,9 @@ struct Ticks {
     /// Ticks the schedule asked for in this turn, not yet started (kept
     /// empty between turns, for its capacity).
     due: Vec<Due>,
+    /// This turn's endings with the schedule's verdicts (kept empty between
+    /// turns, for its capacity).
+    judged: Vec<Judged>,
 }
 
 /// A tick the schedule asked for, with its job's entry once read.
@@ -327,7 +330,8 @@ impl Ticks {
         if self.ended.is_empty() {
             return;
         }
-        let mut judged: Vec<Judged> = self.ended.drain(..).map(Judged::of).collect();
+        let mut judged = std::mem::take(&mut self.judged);
+        judged.extend(self.ended.drain(..).map(Judged::of));
         let now = shared.cell.with(|m, now| {
             for j in &mut judged {
                 let reported = if j.state.is_some() {
@@ -353,7 +357,8 @@ impl Ticks {
             }
             now
         });
-        conclude(shared, &mut self.batch, judged, now).await;
+        conclude(shared, &mut self.batch, judged.drain(..), now).await;
+        self.judged = judged;
     }
 }
 
@@ -411,6 +416,8 @@ async fn conclude(
 ) {
     let wall = shared.wall;
     let finished_at = wall.at(now);
+    let tick_seconds = metrics::histogram!(SCHEDULER_TICK_SECONDS);
+    let mut successes = 0u64;
     {
         let mut jobs = shared.jobs();
         for Judged {
@@ -435,9 +442,14 @@ async fn conclude(
                     }
                 }
             }
-            metrics::counter!(SCHEDULER_TICKS, "outcome" => outcome.label()).increment(1);
-            metrics::histogram!(SCHEDULER_TICK_SECONDS)
-                .record(now.saturating_duration_since(meta.started).as_secs_f64());
+            // Successes, nearly all of a healthy turn, are counted once
+            // per turn; anything else as it comes.
+            if outcome == RunOutcome::Success {
+                successes += 1;
+            } else {
+                metrics::counter!(SCHEDULER_TICKS, "outcome" => outcome.label()).increment(1);
+            }
+            tick_seconds.record(now.saturating_duration_since(meta.started).as_secs_f64());
             let record = RunRecord {
                 job: meta.job,
                 version: meta.version.get(),
@@ -451,6 +463,10 @@ async fn conclude(
             };
             batch.push((record, save));
         }
+    }
+    if successes > 0 {
+        metrics::counter!(SCHEDULER_TICKS, "outcome" => RunOutcome::Success.label())
+            .increment(successes);
     }
     if batch.is_empty() {
         return;
