@@ -10,6 +10,7 @@
 //! [`TEXT_SLACK`] bytes (it is compacted when removed text exceeds that);
 //! at most one kept verdict per entry.
 
+use alloc::string::String;
 use alloc::vec::Vec;
 
 use hashbrown::HashTable;
@@ -68,7 +69,7 @@ pub(crate) struct Requests {
     table: HashTable<u32>,
     /// Every entry's id text, back to back (plus removed text until the
     /// next compaction).
-    text: Vec<u8>,
+    text: String,
     /// Bytes of `text` no entry uses.
     removed_text: usize,
     /// Kept verdicts, by entry index.
@@ -86,10 +87,10 @@ impl Requests {
         self.table.len()
     }
 
-    /// The id text of `r`.
-    fn key<'a>(text: &'a [u8], r: &Request) -> &'a [u8] {
+    /// The id text of `r` (always whole characters: copied from a `str`).
+    fn key<'a>(text: &'a str, r: &Request) -> &'a str {
         let start = r.start as usize;
-        text.get(start..start + usize::from(r.len)).unwrap_or(&[])
+        text.get(start..start + usize::from(r.len)).unwrap_or("")
     }
 
     /// The entry for `key` (whose hash is `hash`).
@@ -100,7 +101,7 @@ impl Requests {
                 entries
                     .get(i as usize)
                     .and_then(Option::as_ref)
-                    .is_some_and(|r| Self::key(text, r) == key.as_bytes())
+                    .is_some_and(|r| Self::key(text, r) == key)
             })
             .copied()
     }
@@ -143,13 +144,13 @@ impl Requests {
         } else {
             self.entries.push(Some(request));
         }
-        self.text.extend_from_slice(key.as_bytes());
+        self.text.push_str(key);
         let (entries, text) = (&self.entries, &self.text);
         self.table.insert_unique(hash, idx, |&i| {
             entries
                 .get(i as usize)
                 .and_then(Option::as_ref)
-                .map_or(0, |r| hash_bytes_id(Self::key(text, r)))
+                .map_or(0, |r| hash_id(Self::key(text, r)))
         });
         Some(idx)
     }
@@ -210,14 +211,15 @@ impl Requests {
             return;
         }
         if let Some(r) = self.entries[idx as usize].take() {
-            let hash = hash_bytes_id(Self::key(&self.text, &r));
+            let hash = hash_id(Self::key(&self.text, &r));
             if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
                 entry.remove();
             }
             self.free.push(idx);
-            if r.start as usize + usize::from(r.len) == self.text.len() {
+            let start = r.start as usize;
+            if start + usize::from(r.len) == self.text.len() && self.text.is_char_boundary(start) {
                 // The newest text: give it back at once.
-                self.text.truncate(r.start as usize);
+                self.text.truncate(start);
             } else {
                 self.removed_text += usize::from(r.len);
             }
@@ -233,25 +235,16 @@ impl Requests {
     /// Rewrite the shared text buffer with only the live entries' text.
     fn compact_text(&mut self) {
         let live = self.text.len() - self.removed_text;
-        let mut text = Vec::with_capacity(live);
+        let mut text = String::with_capacity(live);
         for r in self.entries.iter_mut().flatten() {
-            let start = r.start as usize;
-            let bytes = self
-                .text
-                .get(start..start + usize::from(r.len))
-                .unwrap_or(&[]);
+            let key = Self::key(&self.text, r);
             // Live text fitted in u32 offsets before, so it still does.
             r.start = u32::try_from(text.len()).unwrap_or(u32::MAX);
-            text.extend_from_slice(bytes);
+            text.push_str(key);
         }
         self.text = text;
         self.removed_text = 0;
     }
-}
-
-/// [`hash_id`] of an id's bytes (always valid UTF-8: copied from a `str`).
-fn hash_bytes_id(bytes: &[u8]) -> u64 {
-    hash_id(core::str::from_utf8(bytes).unwrap_or(""))
 }
 
 #[cfg(test)]
@@ -279,7 +272,7 @@ mod tests {
         assert_eq!(r.find(hash_id("b"), "b"), Some(b));
         let c = r.find_or_insert(hash_id("c"), "c").unwrap();
         assert_eq!(c, a, "a freed index is reused");
-        assert_eq!(Requests::key(&r.text, r.get(c).unwrap()), b"c");
+        assert_eq!(Requests::key(&r.text, r.get(c).unwrap()), "c");
         assert!(r.take_kept(b) && !r.take_kept(b));
         assert_eq!(r.kept(b), None);
         r.remove_if_unused(b);
@@ -307,7 +300,7 @@ mod tests {
             let found = r.find(hash_id(id), id);
             assert_eq!(found.is_some(), i % 10 == 0, "{id}");
             if let Some(x) = found {
-                assert_eq!(Requests::key(&r.text, r.get(x).unwrap()), id.as_bytes());
+                assert_eq!(Requests::key(&r.text, r.get(x).unwrap()), id);
             }
         }
         let long = "x".repeat(MAX_ID_LEN + 1);
