@@ -27,6 +27,11 @@ pub const DEFAULT_MAX_KEPT_VERDICTS: usize = 1_024;
 /// memory. A longer id is refused by `wait` and ignored in a verdict.
 pub const DEFAULT_MAX_REQUEST_ID_LEN: usize = 256;
 
+/// The longest request id any configuration accepts, in bytes: 65,535 (an
+/// id's length is stored in 16 bits). A larger `max_request_id_len` acts as
+/// this.
+pub const REQUEST_ID_LEN_LIMIT: usize = u16::MAX as usize;
+
 /// Parameters of [`ApprovalWaiters`](super::ApprovalWaiters).
 ///
 /// Every value is valid: `max_waiters == 0` refuses every wait,
@@ -40,7 +45,7 @@ pub struct ApprovalConfig {
     pub keep_verdict_for: Duration,
     /// Most verdicts kept at once.
     pub max_kept_verdicts: usize,
-    /// Longest request id, in bytes.
+    /// Longest request id, in bytes (at most [`REQUEST_ID_LEN_LIMIT`]).
     pub max_request_id_len: usize,
 }
 

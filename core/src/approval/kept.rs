@@ -4,7 +4,7 @@
 //!
 //! Guarantees: [`KeptOrder::front`] is the earliest expiry still in the
 //! queue; the owner removes entries whose verdict was replaced ("stale",
-//! told by the request entry's generation) with [`KeptOrder::settle`],
+//! told by the kept verdict's generation) with [`KeptOrder::settle`],
 //! which also keeps at most `2 × kept + SLACK` entries.
 
 use alloc::collections::VecDeque;

@@ -14,8 +14,8 @@ use super::deadlines::{DeadlineEntry, DeadlineQueue};
 use super::decision::{Outcome, ReviewerDecision, Verdict};
 use super::kept::{KeptEntry, KeptOrder};
 use super::output::{ApprovalAction, ApprovalStats, ApprovalTimer};
-use super::requests::{Requests, NIL};
-use super::slots::{SlotState, Slots};
+use super::requests::{Kept, Requests, MAX_ID_LEN, NIL};
+use super::slots::{SlotState, Slots, RESOLVED};
 use super::waiter::{WaitError, WaiterId};
 use crate::id_hash::hash_id;
 use crate::machine::Machine;
@@ -111,8 +111,8 @@ impl ApprovalWaiters {
         }
         let hash = hash_id(request_id);
         let known = self.requests.find(hash, request_id);
-        let entry = known.and_then(|r| self.requests.get(r));
-        let at_once = match entry.and_then(|r| kept_at(r.kept, now)) {
+        let kept = known.and_then(|r| self.requests.kept(r));
+        let at_once = match kept_at(kept, now) {
             Some(verdict) => Some(Outcome::from(verdict)),
             None => (deadline <= now).then_some(Outcome::TimedOut),
         };
@@ -129,7 +129,7 @@ impl ApprovalWaiters {
             return Err(WaitError::Full);
         };
         self.next_seq += 1;
-        let slot = self.slots.take(seq, SlotState::Waiting);
+        let slot = self.slots.take(seq, req);
         self.link(req, slot);
         self.waiting += 1;
         self.deadlines.push(DeadlineEntry {
@@ -159,7 +159,7 @@ impl ApprovalWaiters {
         let hash = hash_id(request_id);
         let known = self.requests.find(hash, request_id);
         if let Some(req) = known {
-            let kept = self.requests.get(req).and_then(|r| r.kept);
+            let kept = self.requests.kept(req);
             if kept_at(kept, now).is_some() {
                 self.stats.duplicate_verdicts = self.stats.duplicate_verdicts.saturating_add(1);
                 return;
@@ -182,7 +182,7 @@ impl ApprovalWaiters {
         let Some(slot) = self.slots.current(waiter.slot, waiter.seq()) else {
             return false;
         };
-        match slot.state {
+        match slot.state() {
             SlotState::Waiting => {
                 self.unlink(waiter.slot);
                 self.waiting -= 1;
@@ -205,7 +205,14 @@ impl ApprovalWaiters {
     pub fn is_waiting(&self, waiter: WaiterId) -> bool {
         self.slots
             .current(waiter.slot, waiter.seq())
-            .is_some_and(|s| s.state == SlotState::Waiting)
+            .is_some_and(|s| s.state() == SlotState::Waiting)
+    }
+
+    /// Whether `waiter` is waiting or resolved with its resolution not yet
+    /// drained: the machine still holds its slot, so a driver's per-slot
+    /// data (see [`WaiterId::slot`]) is still this waiter's.
+    pub fn holds(&self, waiter: WaiterId) -> bool {
+        self.slots.current(waiter.slot, waiter.seq()).is_some()
     }
 
     /// Waiters waiting now.
@@ -216,7 +223,7 @@ impl ApprovalWaiters {
     /// The verdict kept for `request_id` at `now`, if any.
     pub fn kept_verdict(&self, now: Timestamp, request_id: &str) -> Option<Verdict> {
         let req = self.requests.find(hash_id(request_id), request_id)?;
-        kept_at(self.requests.get(req)?.kept, now)
+        kept_at(self.requests.kept(req), now)
     }
 
     /// Counters since construction and current sizes.
@@ -241,7 +248,7 @@ impl ApprovalWaiters {
     fn id_invalid(&self, request_id: &str) -> Option<WaitError> {
         if request_id.is_empty() {
             Some(WaitError::EmptyRequestId)
-        } else if request_id.len() > self.config.max_request_id_len {
+        } else if request_id.len() > self.config.max_request_id_len.min(MAX_ID_LEN) {
             Some(WaitError::RequestIdTooLong)
         } else {
             None
@@ -264,7 +271,7 @@ impl ApprovalWaiters {
     /// A waiter resolved in the wait that created it.
     fn resolve_at_once(&mut self, seq: u64, outcome: Outcome) -> WaiterId {
         self.next_seq += 1;
-        let slot = self.slots.take(seq, SlotState::Resolved);
+        let slot = self.slots.take(seq, RESOLVED);
         let waiter = WaiterId::new(seq, slot);
         self.actions
             .push_back(ApprovalAction::Resolved { waiter, outcome });
@@ -276,24 +283,24 @@ impl ApprovalWaiters {
         let Some(r) = self.requests.get_mut(req) else {
             return;
         };
-        let mut slot = r.head;
-        if slot == NIL {
+        let head = r.head;
+        if head == NIL {
             return;
         }
         r.head = NIL;
-        r.tail = NIL;
         self.waited_requests -= 1;
-        while slot != NIL {
+        let mut slot = head;
+        loop {
             let s = self.slots.get_mut(slot);
             let next = s.next;
-            s.state = SlotState::Resolved;
-            s.req = NIL;
-            s.prev = NIL;
-            s.next = NIL;
-            let waiter = WaiterId::new(s.seq, slot);
+            s.set_resolved();
+            let waiter = WaiterId::new(s.seq(), slot);
             self.waiting -= 1;
             self.actions
                 .push_back(ApprovalAction::Resolved { waiter, outcome });
+            if next == head || next == NIL {
+                break;
+            }
             slot = next;
         }
     }
@@ -337,23 +344,24 @@ impl ApprovalWaiters {
                 }
             },
         };
-        let Some(r) = self.requests.get_mut(req) else {
-            return;
-        };
         let gen = self.kept_gens;
         self.kept_gens = self.kept_gens.wrapping_add(1);
-        r.kept_gen = gen;
-        r.kept = Some((verdict, expires));
+        self.requests.set_kept(
+            req,
+            Kept {
+                verdict,
+                expires,
+                gen,
+            },
+        );
         self.kept += 1;
         self.kept_order.push(KeptEntry { expires, req, gen });
     }
 
     /// Forget the verdict kept for entry `req`, and the entry if unused.
     fn unkeep(&mut self, req: u32) {
-        if let Some(r) = self.requests.get_mut(req) {
-            if r.kept.take().is_some() {
-                self.kept -= 1;
-            }
+        if self.requests.take_kept(req) {
+            self.kept -= 1;
         }
         self.requests.remove_if_unused(req);
     }
@@ -362,50 +370,47 @@ impl ApprovalWaiters {
         kept_live(&self.requests, e)
     }
 
-    /// Link waiter `slot` at the tail of request `req`'s list.
+    /// Link waiter `slot` at the tail of request `req`'s circular list.
     fn link(&mut self, req: u32, slot: u32) {
         let Some(r) = self.requests.get_mut(req) else {
             return;
         };
-        let tail = r.tail;
-        if tail == NIL {
+        let head = r.head;
+        if head == NIL {
             r.head = slot;
             self.waited_requests += 1;
+            let s = self.slots.get_mut(slot);
+            (s.req, s.prev, s.next) = (req, slot, slot);
+            return;
         }
-        r.tail = slot;
+        let tail = self.slots.get(head).prev;
         let s = self.slots.get_mut(slot);
-        s.req = req;
-        s.prev = tail;
-        s.next = NIL;
-        if tail != NIL {
-            self.slots.get_mut(tail).next = slot;
-        }
+        (s.req, s.prev, s.next) = (req, tail, head);
+        self.slots.get_mut(tail).next = slot;
+        self.slots.get_mut(head).prev = slot;
     }
 
     /// Unlink waiting `slot` from its request's list (removing the entry
-    /// when nothing else holds it).
+    /// when nothing else holds it). The caller then releases the slot or
+    /// marks it resolved.
     fn unlink(&mut self, slot: u32) {
         let s = self.slots.get(slot);
         let (req, prev, next) = (s.req, s.prev, s.next);
-        if prev != NIL {
+        if next == slot {
+            if let Some(r) = self.requests.get_mut(req) {
+                r.head = NIL;
+            }
+            self.waited_requests -= 1;
+        } else {
             self.slots.get_mut(prev).next = next;
-        }
-        if next != NIL {
             self.slots.get_mut(next).prev = prev;
-        }
-        if let Some(r) = self.requests.get_mut(req) {
-            if r.head == slot {
-                r.head = next;
-            }
-            if r.tail == slot {
-                r.tail = prev;
-            }
-            if r.head == NIL {
-                self.waited_requests -= 1;
+            if let Some(r) = self.requests.get_mut(req) {
+                if r.head == slot {
+                    r.head = next;
+                }
             }
         }
         let s = self.slots.get_mut(slot);
-        s.req = NIL;
         s.prev = NIL;
         s.next = NIL;
         self.requests.remove_if_unused(req);
@@ -426,19 +431,17 @@ impl ApprovalWaiters {
 fn still_waiting(slots: &Slots, e: &DeadlineEntry) -> bool {
     slots
         .current(e.slot, e.seq)
-        .is_some_and(|s| s.state == SlotState::Waiting)
+        .is_some_and(|s| s.state() == SlotState::Waiting)
 }
 
 /// Whether expiry entry `e` is of the verdict kept now (not stale).
 fn kept_live(requests: &Requests, e: &KeptEntry) -> bool {
-    requests
-        .get(e.req)
-        .is_some_and(|r| r.kept_gen == e.gen && r.kept.is_some())
+    requests.kept(e.req).is_some_and(|k| k.gen == e.gen)
 }
 
 /// The verdict of `kept` if it is still kept at `now`.
-fn kept_at(kept: Option<(Verdict, Timestamp)>, now: Timestamp) -> Option<Verdict> {
-    kept.filter(|(_, expires)| now < *expires).map(|(v, _)| v)
+fn kept_at(kept: Option<Kept>, now: Timestamp) -> Option<Verdict> {
+    kept.filter(|k| now < k.expires).map(|k| k.verdict)
 }
 
 impl Machine for ApprovalWaiters {
@@ -484,7 +487,7 @@ impl Machine for ApprovalWaiters {
             }
             self.unlink(e.slot);
             self.waiting -= 1;
-            self.slots.get_mut(e.slot).state = SlotState::Resolved;
+            self.slots.get_mut(e.slot).set_resolved();
             self.actions.push_back(ApprovalAction::Resolved {
                 waiter: WaiterId::new(e.seq, e.slot),
                 outcome: Outcome::TimedOut,

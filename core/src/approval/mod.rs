@@ -28,7 +28,8 @@
 //!   `max_waiters` (`wait` returns [`WaitError::Full`] at the bound), kept
 //!   verdicts within `max_kept_verdicts` (the soonest expiring is dropped;
 //!   of verdicts expiring together, the one kept first),
-//!   request ids within `max_request_id_len` bytes;
+//!   request ids within `max_request_id_len` bytes (and
+//!   [`REQUEST_ID_LEN_LIMIT`]);
 //! - `APPROVAL_TIMER_EXACT`: `poll_timeout` is exactly the earliest waiter
 //!   deadline or verdict expiry, so once every waiter is resolved or
 //!   cancelled and every verdict expired, no state and no timer is left.
@@ -50,7 +51,7 @@ mod waiter;
 
 pub use config::{
     ApprovalConfig, DEFAULT_KEEP_VERDICT_FOR, DEFAULT_MAX_KEPT_VERDICTS,
-    DEFAULT_MAX_REQUEST_ID_LEN, DEFAULT_MAX_WAITERS,
+    DEFAULT_MAX_REQUEST_ID_LEN, DEFAULT_MAX_WAITERS, REQUEST_ID_LEN_LIMIT,
 };
 pub use decision::{Outcome, ReviewerDecision, Verdict};
 pub use machine::ApprovalWaiters;

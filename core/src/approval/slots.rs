@@ -1,5 +1,5 @@
-//! Waiter slots: a slab of fixed-size records, each waiter linked into its
-//! request's list.
+//! Waiter slots: a slab of 20-byte records, each waiting waiter linked into
+//! its request's circular list.
 //!
 //! Guarantees: a slot is in use from the wait that takes it until its
 //! resolution is drained or it is cancelled, so a slot index names one
@@ -11,6 +11,10 @@ use alloc::vec::Vec;
 
 use super::requests::NIL;
 
+/// `req` of a resolved slot whose resolution is not drained yet (request
+/// entry indexes stay below it).
+pub(crate) const RESOLVED: u32 = NIL - 1;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum SlotState {
     /// Not in use; `next` links the free list.
@@ -21,14 +25,42 @@ pub(crate) enum SlotState {
     Resolved,
 }
 
+/// One slot. The sequence number is two halves so the record is 4-byte
+/// aligned (20 bytes, not 24); the state is told by `req`.
 #[derive(Clone, Debug)]
 pub(crate) struct Slot {
-    pub(crate) seq: u64,
-    /// The request entry (while waiting).
+    seq_lo: u32,
+    seq_hi: u32,
+    /// The request entry while waiting; [`RESOLVED`] while resolved and not
+    /// drained; `NIL` when free.
     pub(crate) req: u32,
+    /// Neighbours in the request's circular list (while waiting); `next`
+    /// also links the free list.
     pub(crate) prev: u32,
     pub(crate) next: u32,
-    pub(crate) state: SlotState,
+}
+
+const _: () = assert!(core::mem::size_of::<Slot>() == 20);
+
+impl Slot {
+    pub(crate) fn seq(&self) -> u64 {
+        (u64::from(self.seq_hi) << 32) | u64::from(self.seq_lo)
+    }
+
+    pub(crate) fn state(&self) -> SlotState {
+        match self.req {
+            NIL => SlotState::Free,
+            RESOLVED => SlotState::Resolved,
+            _ => SlotState::Waiting,
+        }
+    }
+
+    /// Mark resolved (the caller unlinked it first).
+    pub(crate) fn set_resolved(&mut self) {
+        self.req = RESOLVED;
+        self.prev = NIL;
+        self.next = NIL;
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -49,14 +81,15 @@ impl Slots {
         self.free.is_some() || self.slots.len() < NIL as usize
     }
 
-    /// Take a slot (call [`Slots::has_room`] first).
-    pub(crate) fn take(&mut self, seq: u64, state: SlotState) -> u32 {
+    /// Take a slot (call [`Slots::has_room`] first) for waiter `seq`,
+    /// resolved at once or to be linked into request `req`'s list.
+    pub(crate) fn take(&mut self, seq: u64, req: u32) -> u32 {
         let slot = Slot {
-            seq,
-            req: NIL,
+            seq_lo: seq as u32,
+            seq_hi: (seq >> 32) as u32,
+            req,
             prev: NIL,
             next: NIL,
-            state,
         };
         self.used += 1;
         match self.free {
@@ -77,7 +110,7 @@ impl Slots {
     pub(crate) fn current(&self, i: u32, seq: u64) -> Option<&Slot> {
         self.slots
             .get(i as usize)
-            .filter(|s| s.seq == seq && s.state != SlotState::Free)
+            .filter(|s| s.req != NIL && s.seq() == seq)
     }
 
     pub(crate) fn get(&self, i: u32) -> &Slot {
@@ -93,10 +126,9 @@ impl Slots {
         let Some(s) = self.slots.get_mut(i as usize) else {
             return;
         };
-        if s.state == SlotState::Free {
+        if s.req == NIL {
             return;
         }
-        s.state = SlotState::Free;
         s.req = NIL;
         s.prev = NIL;
         s.next = self.free.unwrap_or(NIL);
@@ -112,16 +144,20 @@ mod tests {
     #[test]
     fn released_slots_are_reused_and_old_ids_no_longer_match() {
         let mut s = Slots::default();
-        let a = s.take(1, SlotState::Waiting);
-        let b = s.take(2, SlotState::Resolved);
+        let a = s.take(1, 0);
+        let b = s.take(2, RESOLVED);
         assert_eq!(s.used(), 2);
+        assert_eq!(s.get(a).state(), SlotState::Waiting);
+        assert_eq!(s.get(b).state(), SlotState::Resolved);
         s.release(a);
         s.release(a);
         assert_eq!(s.used(), 1);
         assert!(s.current(a, 1).is_none());
-        let c = s.take(3, SlotState::Waiting);
+        assert_eq!(s.get(a).state(), SlotState::Free);
+        let c = s.take(3 << 32 | 3, 0);
         assert_eq!(c, a);
-        assert!(s.current(c, 1).is_none() && s.current(c, 3).is_some());
+        assert!(s.current(c, 3).is_none() && s.current(c, 3 << 32 | 3).is_some());
+        assert_eq!(s.get(c).seq(), 3 << 32 | 3);
         assert!(s.current(b, 2).is_some() && s.current(99, 2).is_none());
     }
 }

@@ -16,7 +16,7 @@ use super::contract::{drain, timeout_checked};
 use super::Violation;
 use crate::approval::{
     ApprovalAction, ApprovalConfig, ApprovalStats, ApprovalWaiters, Outcome, ReviewerDecision,
-    Verdict, WaitError, WaiterId,
+    Verdict, WaitError, WaiterId, REQUEST_ID_LEN_LIMIT,
 };
 use crate::ensure_invariant;
 use crate::machine::Machine;
@@ -229,7 +229,7 @@ impl Harness {
         let cfg = &self.config;
         let want = if request.is_empty() {
             Err(WaitError::EmptyRequestId)
-        } else if request.len() > cfg.max_request_id_len {
+        } else if request.len() > cfg.max_request_id_len.min(REQUEST_ID_LEN_LIMIT) {
             Err(WaitError::RequestIdTooLong)
         } else if self.model.waiters.len() >= cfg.max_waiters {
             Err(WaitError::Full)
@@ -305,7 +305,7 @@ impl Harness {
             m.counts.ignored_non_verdicts += 1;
             return;
         };
-        if request.is_empty() || request.len() > cfg.max_request_id_len {
+        if request.is_empty() || request.len() > cfg.max_request_id_len.min(REQUEST_ID_LEN_LIMIT) {
             m.counts.ignored_bad_ids += 1;
             return;
         }

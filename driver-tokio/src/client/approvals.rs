@@ -19,6 +19,7 @@ use tether_core::approval::{
     ApprovalAction, ApprovalConfig, ApprovalTimer, ApprovalWaiters, ReviewerDecision, WaitError,
     WaiterId,
 };
+use tether_core::id_hash::BuildIdHasher;
 use tether_core::{Deadline, Machine, Timestamp};
 
 use super::error::TetherError;
@@ -129,7 +130,7 @@ impl Future for ApprovalWait<'_> {
             Ok(id) => match self
                 .approvals
                 .cell
-                .beside(|w| w.mailboxes.poll(id, cx.waker()))
+                .beside(|w| w.mailboxes.poll(&w.machine, id, cx.waker()))
             {
                 Poll::Ready(Some(outcome)) => Poll::Ready(Ok(outcome)),
                 // Only a dropped machine leaves a wait without its mailbox,
@@ -155,8 +156,8 @@ impl Drop for ApprovalWait<'_> {
     fn drop(&mut self) {
         if let Ok(id) = self.state {
             self.approvals.cell.update(|w| {
-                w.machine.cancel(id);
-                w.mailboxes.close(id);
+                let cancelled = w.machine.cancel(id);
+                w.mailboxes.close(id, cancelled);
             });
         }
     }
@@ -207,107 +208,83 @@ impl Machine for Waiters {
     }
 }
 
-/// What a waiter's mailbox holds.
-#[derive(Debug)]
-enum Mailbox {
-    /// No waiter uses this slot.
-    Empty,
-    /// Waiting; whom to wake.
-    Waiting(Option<Waker>),
-    /// Resolved; the outcome, until its future takes it.
-    Done(Outcome),
-}
-
-/// One mailbox per pending wait, in a dense `Vec` indexed by the machine's
-/// slot for the waiter (so no hashing, and it grows like the machine's
-/// slab) and tagged with the waiter's id: the resolution is written in
-/// place and the waiting task woken.
+/// The waiters' mailboxes: whom to wake per waiting waiter, in a dense
+/// `Vec` indexed by the machine's slot for the waiter (so no hashing, and
+/// it grows like the machine's slab), and the outcomes delivered but not
+/// yet taken, by waiter id.
 ///
-/// The machine reuses a slot once the resolution is drained, which can be
-/// before the waiter's future takes its outcome: such an outcome is moved
-/// aside, keyed by waiter id, when its slot is reused.
+/// A slot's waker needs no tag naming its waiter: while the machine holds
+/// the slot ([`ApprovalWaiters::holds`]) it is that waiter's, and a
+/// resolution moves the outcome out of the slot's reach (into `done`) in
+/// the same drain that frees the slot, so a newer waiter reusing it never
+/// sees an older one's outcome. 16 bytes per slot.
 ///
-/// Guarantees: an outcome reaches the mailbox of its waiter at most once
-/// and only while it is open; a mailbox (or moved outcome) is removed when
-/// its outcome is taken or its future dropped, so none outlives its wait.
+/// Guarantees: an outcome is written at most once, only for a waiter whose
+/// future still exists (a dropped future cancels first); a waker or
+/// outcome is removed when its outcome is taken or its future dropped, so
+/// none outlives its wait.
 #[derive(Default)]
 struct Mailboxes {
-    /// By slot: the waiter id using it and its mailbox.
-    slots: Vec<(u64, Mailbox)>,
-    /// Outcomes not yet taken whose slot a newer waiter uses, by waiter id.
-    moved: HashMap<u64, Outcome>,
+    /// By slot: whom to wake when the waiter holding the slot is resolved.
+    wakers: Vec<Option<Waker>>,
+    /// Outcomes delivered and not yet taken, by waiter id.
+    done: HashMap<u64, Outcome, BuildIdHasher>,
 }
 
+// A slot's mailbox is one waker, no tag.
+const _: () = assert!(std::mem::size_of::<Option<Waker>>() == 16);
+
 impl Mailboxes {
-    /// Open the mailbox of a new waiter.
+    /// Open the mailbox of a new waiter (whose slot the machine now holds).
     fn open(&mut self, id: WaiterId) {
         let slot = id.slot();
-        if slot >= self.slots.len() {
-            self.slots.resize_with(slot + 1, || (0, Mailbox::Empty));
+        if slot >= self.wakers.len() {
+            self.wakers.resize_with(slot + 1, || None);
         }
-        let (seq, mailbox) = &mut self.slots[slot];
-        if let Mailbox::Done(outcome) = *mailbox {
-            self.moved.insert(*seq, outcome);
-        }
-        *seq = id.get();
-        *mailbox = Mailbox::Waiting(None);
+        self.wakers[slot] = None;
     }
 
-    /// The mailbox of `id`, if it is open in its slot.
-    fn get_mut(&mut self, id: WaiterId) -> Option<&mut Mailbox> {
-        match self.slots.get_mut(id.slot()) {
-            Some((seq, mailbox)) if *seq == id.get() => Some(mailbox),
-            _ => None,
-        }
-    }
-
-    /// Write `outcome` into the mailbox of waiting `id`; whom to wake.
+    /// Record `outcome` for `id`, whose resolution is being drained (its
+    /// slot is still its own); whom to wake.
     fn deliver(&mut self, id: WaiterId, outcome: Outcome) -> Option<Waker> {
-        let mailbox = self.get_mut(id)?;
-        match std::mem::replace(mailbox, Mailbox::Done(outcome)) {
-            Mailbox::Waiting(waker) => waker,
-            other => {
-                *mailbox = other;
-                None
-            }
-        }
+        self.done.insert(id.get(), outcome);
+        self.wakers.get_mut(id.slot()).and_then(Option::take)
     }
 
-    /// Take the outcome of `id` (`Ready(None)`: no mailbox), or remember
-    /// `waker` to wake when it comes.
-    fn poll(&mut self, id: WaiterId, waker: &Waker) -> Poll<Option<Outcome>> {
-        let Some(mailbox) = self.get_mut(id) else {
-            return Poll::Ready(self.moved.remove(&id.get()));
-        };
-        match mailbox {
-            Mailbox::Waiting(slot) => {
+    /// Take the outcome of `id` (`Ready(None)`: it has none and the machine
+    /// does not hold it), or remember `waker` while the machine holds it.
+    fn poll(
+        &mut self,
+        machine: &ApprovalWaiters,
+        id: WaiterId,
+        waker: &Waker,
+    ) -> Poll<Option<Outcome>> {
+        if machine.holds(id) {
+            if let Some(slot) = self.wakers.get_mut(id.slot()) {
                 if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
                     *slot = Some(waker.clone());
                 }
-                Poll::Pending
+                return Poll::Pending;
             }
-            Mailbox::Done(outcome) => {
-                let outcome = *outcome;
-                *mailbox = Mailbox::Empty;
-                Poll::Ready(Some(outcome))
-            }
-            Mailbox::Empty => Poll::Ready(None),
         }
+        Poll::Ready(self.done.remove(&id.get()))
     }
 
-    /// Remove the mailbox (or moved outcome) of `id`.
-    fn close(&mut self, id: WaiterId) {
-        match self.get_mut(id) {
-            Some(mailbox) => *mailbox = Mailbox::Empty,
-            None => {
-                self.moved.remove(&id.get());
+    /// Remove what `id` left: its waker if the machine held it until now
+    /// (`cancelled`), else its outcome not yet taken.
+    fn close(&mut self, id: WaiterId, cancelled: bool) {
+        if cancelled {
+            if let Some(slot) = self.wakers.get_mut(id.slot()) {
+                *slot = None;
             }
+        } else {
+            self.done.remove(&id.get());
         }
     }
 
     #[cfg(test)]
     fn is_empty(&self) -> bool {
-        self.moved.is_empty() && self.slots.iter().all(|(_, m)| matches!(m, Mailbox::Empty))
+        self.done.is_empty() && self.wakers.iter().all(Option::is_none)
     }
 }
 
@@ -359,22 +336,22 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_outcome_not_yet_taken_survives_the_reuse_of_its_slot() {
         let a = Approvals::new(ApprovalConfig::default(), Clock::new());
-        let moved = || a.cell.read(|w| w.mailboxes.moved.len());
+        let done = || a.cell.read(|w| w.mailboxes.done.len());
         let first = a.wait("r1", Duration::from_secs(10));
         a.on_verdict("r1", ReviewerDecision::Approved);
         // The resolution is drained, so the machine reuses the slot before
-        // `first` takes its outcome: the outcome is moved aside.
+        // `first` takes its outcome: the outcome waits in `done`.
         let second = a.wait("r2", Duration::from_secs(10));
-        assert_eq!(moved(), 1);
+        assert_eq!(done(), 1);
         a.on_verdict("r2", ReviewerDecision::Denied);
         assert_eq!(second.await.unwrap(), Outcome::Denied);
         assert_eq!(first.await.unwrap(), Outcome::Approved);
         assert!(a.cell.read(|w| w.mailboxes.is_empty()));
-        // Dropped instead of taken, a moved outcome is removed too.
+        // Dropped instead of taken, an outcome in `done` is removed too.
         let third = a.wait("r3", Duration::from_secs(10));
         a.on_verdict("r3", ReviewerDecision::Approved);
         let fourth = a.wait("r4", Duration::from_secs(10));
-        assert_eq!(moved(), 1);
+        assert_eq!(done(), 1);
         drop(third);
         drop(fourth);
         assert_eq!(a.waiting(), 0);
