@@ -3,9 +3,13 @@
 //! next deadline.
 //!
 //! Guarantees: after every input the machine is drained to `None`; the timer
-//! task is woken whenever an input moved the deadline, and only then (a
-//! `Notify` permit, so no wake-up is lost between reading the deadline and
-//! sleeping);
+//! task is woken whenever an input made the deadline earlier (or set one
+//! where there was none), and only then (a `Notify` permit, so no wake-up is
+//! lost between reading the deadline and sleeping). A deadline moved later
+//! or cleared wakes no one: the timer task wakes at the earlier instant it
+//! sleeps for, its `handle_timeout` finds nothing due (the core contract:
+//! an early `handle_timeout` does nothing) and it sleeps again until the new
+//! deadline;
 //! the timer task ends when the cell is dropped or [`TimerTask::stop`] is
 //! called.
 
@@ -70,7 +74,7 @@ where
     /// kept beside the machine in `M`: as [`Driven::with`], without reading
     /// the clock.
     pub fn update<R>(&self, f: impl FnOnce(&mut M) -> R) -> R {
-        let (result, first, mut rest, moved) = {
+        let (result, first, mut rest, earlier) = {
             let mut m = self.lock();
             let before = m.poll_timeout().map(|d| d.at);
             let result = f(&mut m);
@@ -86,17 +90,24 @@ where
                     rest.push(a);
                 }
             }
-            let moved = m.poll_timeout().map(|d| d.at) != before;
-            (result, first, rest, moved)
+            let after = m.poll_timeout().map(|d| d.at);
+            let earlier = match (before, after) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(b), Some(a)) => a < b,
+            };
+            (result, first, rest, earlier)
         };
         for a in first.into_iter().chain(rest.drain(..)) {
             (self.execute)(a);
         }
         self.keep_spare(rest);
-        // Wake the timer task only when the deadline moved: an input that
-        // changes no timer (a check on a running op, a cache hit) costs no
-        // cross-task wake-up. Compared under the lock, so no move is missed.
-        if moved {
+        // Wake the timer task only when the deadline moved earlier: an
+        // input that changes no timer (a check on a running op, a cache
+        // hit) or pushes it later (a resolved waiter, a finished tick)
+        // costs no cross-task wake-up. Compared under the lock, so no move
+        // is missed.
+        if earlier {
             self.deadline_moved.notify_one();
         }
         result
@@ -260,5 +271,49 @@ mod tests {
             .await
             .expect("timer task ended")
             .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_moved_later_fires_at_the_new_instant_and_one_moved_earlier_at_once() {
+        use tether_core::tick::{JobSpec, TickAction, TickConfig, TickSchedule};
+
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let clock = Clock::new();
+        let cell = Driven::new(
+            TickSchedule::<u32>::new(TickConfig::default()),
+            clock,
+            move |a| {
+                if let TickAction::RunTick { job, .. } = a {
+                    let _ = tx.send((job, Clock::now(&clock)));
+                }
+            },
+        );
+        let timer = cell.spawn_timer();
+        let t0 = clock.now();
+        let every = |s| JobSpec::every(Duration::from_secs(s));
+        cell.with(|m, now| m.upsert(now, 1, every(10))).unwrap();
+        // Let the timer task sleep for t0 + 10 s, then push it to t0 + 20 s:
+        // no wake-up is sent; the task wakes at 10 s, finds nothing due.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        cell.with(|m, _| m.upsert(t0, 1, every(20))).unwrap();
+        let (job, at) = rx.recv().await.unwrap();
+        assert_eq!(job, 1);
+        let since = at.saturating_duration_since(t0);
+        assert!(
+            since >= Duration::from_secs(20) && since <= Duration::from_millis(20_002),
+            "ran {since:?} after the upsert"
+        );
+        // Earlier: a job due in 1 s while the task sleeps for the next
+        // 20 s slot runs after 1 s, not 20.
+        let t1 = clock.now();
+        cell.with(|m, now| m.upsert(now, 2, every(1))).unwrap();
+        let (job, at) = rx.recv().await.unwrap();
+        assert_eq!(job, 2);
+        let since = at.saturating_duration_since(t1);
+        assert!(
+            since >= Duration::from_secs(1) && since <= Duration::from_millis(1_002),
+            "ran {since:?} after the upsert"
+        );
+        timer.stop().await;
     }
 }
