@@ -9,7 +9,11 @@
 //!   replayed before any live event, with no event in between lost or
 //!   duplicated (the snapshot and the switch to live happen under one lock);
 //! - the ring holds at most `ring_capacity` events per subscriber; acks trim
-//!   it; an event pushed out of a full ring is gone for a subscriber that is
+//!   it (an acked event is never replayed, and no longer counts in
+//!   [`SubscriberInfo::ring_len`]; it is dropped from memory at the
+//!   subscriber's next publish or subscribe, in one batch, on the publishing
+//!   thread that allocated it, not one by one on the thread reading acks);
+//!   an event pushed out of a full ring is gone for a subscriber that is
 //!   away (it will see an unreplayable gap);
 //! - a subscriber that falls behind its live channel has its stream
 //!   **closed**, never silently skipped, so it resubscribes and replays;
@@ -86,6 +90,25 @@ struct Subscriber<E> {
 impl<E> Subscriber<E> {
     fn connected(&self) -> bool {
         self.live.as_ref().is_some_and(|(_, tx)| !tx.is_closed())
+    }
+
+    /// Drop the acked events still held at the front of the ring.
+    fn trim(&mut self) {
+        while self.ring.front().is_some_and(|(s, _)| *s <= self.acked) {
+            self.ring.pop_front();
+        }
+    }
+
+    /// Events held and not acked: the ring holds consecutive sequence
+    /// numbers, so those after `acked` are its tail.
+    fn unacked_len(&self) -> usize {
+        match (self.ring.front(), self.ring.back()) {
+            (Some((first, _)), Some((last, _))) => {
+                let from = self.acked.max(first - 1);
+                usize::try_from(last.saturating_sub(from)).unwrap_or(usize::MAX)
+            }
+            _ => 0,
+        }
     }
 }
 
@@ -188,6 +211,7 @@ impl<E: Clone> InvalidationHub<E> {
                 last_stream: stream_id,
             });
         sub.last_stream = stream_id;
+        sub.trim();
         let (tx, rx) = mpsc::channel(self.ring_capacity + self.live_capacity);
         for (seq, ev) in sub.ring.iter().filter(|(s, _)| *s > last_seq_seen) {
             // Capacity covers the whole ring, so this cannot be full.
@@ -215,10 +239,9 @@ impl<E: Clone> InvalidationHub<E> {
             let next_seq = sub.next_seq;
             let highest = seqs.iter().copied().filter(|&s| s < next_seq).max();
             if let Some(seq) = highest {
+                // The ring itself is trimmed at the next publish or
+                // subscribe.
                 sub.acked = sub.acked.max(seq);
-                while sub.ring.front().is_some_and(|(s, _)| *s <= sub.acked) {
-                    sub.ring.pop_front();
-                }
             }
         }
     }
@@ -245,6 +268,7 @@ impl<E: Clone> InvalidationHub<E> {
             n += 1;
             let seq = sub.next_seq;
             sub.next_seq += 1;
+            sub.trim();
             if sub.ring.len() >= self.ring_capacity {
                 sub.ring.pop_front();
             }
@@ -289,7 +313,7 @@ impl<E: Clone> InvalidationHub<E> {
                     acked_seq: s.acked,
                     acks_received: s.acks_received,
                     lag: last_seq.saturating_sub(s.acked),
-                    ring_len: s.ring.len() as u64,
+                    ring_len: s.unacked_len() as u64,
                     connected: s.connected(),
                     lag_closes: s.lag_closes,
                 }
