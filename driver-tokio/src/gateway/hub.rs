@@ -374,6 +374,27 @@ mod tests {
     }
 
     #[test]
+    fn acked_events_are_dropped_lazily_but_never_counted_or_replayed() {
+        let hub = InvalidationHub::new(8, 32);
+        let _s = hub.subscribe("a", "t", 0).unwrap();
+        let held = |hub: &InvalidationHub<u32>| hub.lock().subscribers["a"].ring.len();
+        for i in 0..8 {
+            hub.publish(None, i);
+        }
+        hub.ack("a", 6);
+        assert_eq!(hub.subscribers()[0].ring_len, 2);
+        assert_eq!(held(&hub), 8, "dropped later, not by the ack");
+        hub.publish(None, 8);
+        assert_eq!((hub.subscribers()[0].ring_len, held(&hub)), (3, 3));
+        hub.ack("a", 8);
+        assert_eq!((hub.subscribers()[0].ring_len, held(&hub)), (1, 3));
+        // A subscribe from before the ack replays only what was not acked.
+        let mut again = hub.subscribe("a", "t", 0).unwrap();
+        assert_eq!(drain(&mut again.events), vec![(9, 8)]);
+        assert_eq!(held(&hub), 1);
+    }
+
+    #[test]
     fn a_lagging_subscriber_is_closed_not_skipped() {
         let hub = InvalidationHub::new(1, 1);
         let mut s = hub.subscribe("a", "t", 0).unwrap();
