@@ -8,13 +8,13 @@
 
 use std::sync::Arc;
 
-use tether_proto::gateway::invalidation_event::Payload;
-use tether_proto::gateway::{Decision as WireVerdict, PolicyInvalidated};
+use tether_proto::gateway::Decision as WireVerdict;
 
 use super::desk::{DeskError, PendingApproval, Verdict};
 use super::hub::SubscriberInfo;
 use super::ops::{AgentKey, OpRecord, OpSignal, SignalError};
 use super::state::Shared;
+use super::subscribe_codec::EncodedPayload;
 
 /// What a pause, resume, terminate or halt did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,10 +94,7 @@ impl AdminHandle {
     ) -> usize {
         self.shared.hub.publish(
             team_id,
-            Payload::PolicyInvalidated(PolicyInvalidated {
-                agent_id: agent_id.to_owned(),
-                policy_version,
-            }),
+            EncodedPayload::policy_invalidated(agent_id, policy_version),
         )
     }
 

@@ -9,7 +9,11 @@
 //!   replayed before any live event, with no event in between lost or
 //!   duplicated (the snapshot and the switch to live happen under one lock);
 //! - the ring holds at most `ring_capacity` events per subscriber; acks trim
-//!   it; an event pushed out of a full ring is gone for a subscriber that is
+//!   it (an acked event is never replayed, and no longer counts in
+//!   [`SubscriberInfo::ring_len`]; it is dropped from memory at the
+//!   subscriber's next publish or subscribe, in one batch, on the publishing
+//!   thread that allocated it, not one by one on the thread reading acks);
+//!   an event pushed out of a full ring is gone for a subscriber that is
 //!   away (it will see an unreplayable gap);
 //! - a subscriber that falls behind its live channel has its stream
 //!   **closed**, never silently skipped, so it resubscribes and replays;
@@ -86,6 +90,25 @@ struct Subscriber<E> {
 impl<E> Subscriber<E> {
     fn connected(&self) -> bool {
         self.live.as_ref().is_some_and(|(_, tx)| !tx.is_closed())
+    }
+
+    /// Drop the acked events still held at the front of the ring.
+    fn trim(&mut self) {
+        while self.ring.front().is_some_and(|(s, _)| *s <= self.acked) {
+            self.ring.pop_front();
+        }
+    }
+
+    /// Events held and not acked: the ring holds consecutive sequence
+    /// numbers, so those after `acked` are its tail.
+    fn unacked_len(&self) -> usize {
+        match (self.ring.front(), self.ring.back()) {
+            (Some((first, _)), Some((last, _))) => {
+                let from = self.acked.max(first - 1);
+                usize::try_from(last.saturating_sub(from)).unwrap_or(usize::MAX)
+            }
+            _ => 0,
+        }
     }
 }
 
@@ -188,6 +211,7 @@ impl<E: Clone> InvalidationHub<E> {
                 last_stream: stream_id,
             });
         sub.last_stream = stream_id;
+        sub.trim();
         let (tx, rx) = mpsc::channel(self.ring_capacity + self.live_capacity);
         for (seq, ev) in sub.ring.iter().filter(|(s, _)| *s > last_seq_seen) {
             // Capacity covers the whole ring, so this cannot be full.
@@ -215,10 +239,9 @@ impl<E: Clone> InvalidationHub<E> {
             let next_seq = sub.next_seq;
             let highest = seqs.iter().copied().filter(|&s| s < next_seq).max();
             if let Some(seq) = highest {
+                // The ring itself is trimmed at the next publish or
+                // subscribe.
                 sub.acked = sub.acked.max(seq);
-                while sub.ring.front().is_some_and(|(s, _)| *s <= sub.acked) {
-                    sub.ring.pop_front();
-                }
             }
         }
     }
@@ -245,6 +268,7 @@ impl<E: Clone> InvalidationHub<E> {
             n += 1;
             let seq = sub.next_seq;
             sub.next_seq += 1;
+            sub.trim();
             if sub.ring.len() >= self.ring_capacity {
                 sub.ring.pop_front();
             }
@@ -289,7 +313,7 @@ impl<E: Clone> InvalidationHub<E> {
                     acked_seq: s.acked,
                     acks_received: s.acks_received,
                     lag: last_seq.saturating_sub(s.acked),
-                    ring_len: s.ring.len() as u64,
+                    ring_len: s.unacked_len() as u64,
                     connected: s.connected(),
                     lag_closes: s.lag_closes,
                 }
@@ -347,6 +371,27 @@ mod tests {
         assert_eq!((info.acked_seq, info.ring_len), (4, 1));
         let mut again = hub.subscribe("a", "t", 0).unwrap();
         assert_eq!(drain(&mut again.events), vec![(5, 4)]);
+    }
+
+    #[test]
+    fn acked_events_are_dropped_lazily_but_never_counted_or_replayed() {
+        let hub = InvalidationHub::new(8, 32);
+        let _s = hub.subscribe("a", "t", 0).unwrap();
+        let held = |hub: &InvalidationHub<u32>| hub.lock().subscribers["a"].ring.len();
+        for i in 0..8 {
+            hub.publish(None, i);
+        }
+        hub.ack("a", 6);
+        assert_eq!(hub.subscribers()[0].ring_len, 2);
+        assert_eq!(held(&hub), 8, "dropped later, not by the ack");
+        hub.publish(None, 8);
+        assert_eq!((hub.subscribers()[0].ring_len, held(&hub)), (3, 3));
+        hub.ack("a", 8);
+        assert_eq!((hub.subscribers()[0].ring_len, held(&hub)), (1, 3));
+        // A subscribe from before the ack replays only what was not acked.
+        let mut again = hub.subscribe("a", "t", 0).unwrap();
+        assert_eq!(drain(&mut again.events), vec![(9, 8)]);
+        assert_eq!(held(&hub), 1);
     }
 
     #[test]

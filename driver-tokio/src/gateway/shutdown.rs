@@ -4,30 +4,38 @@
 //! started waiting before or after the trigger, is woken (no lost wake-up),
 //! so every open stream and held call of the gateway ends promptly.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use tokio::sync::watch;
 
 /// A one-way latch shared by the server and every handler. Cheap to clone.
 #[derive(Clone, Debug)]
 pub(crate) struct Shutdown {
-    tx: std::sync::Arc<watch::Sender<bool>>,
+    tx: Arc<watch::Sender<bool>>,
+    /// The same flag, for [`Shutdown::is_triggered`] without the channel's
+    /// lock (it is checked once per event sent).
+    flag: Arc<AtomicBool>,
 }
 
 impl Shutdown {
     /// A signal not yet triggered.
     pub(crate) fn new() -> Self {
         Shutdown {
-            tx: std::sync::Arc::new(watch::channel(false).0),
+            tx: Arc::new(watch::channel(false).0),
+            flag: Arc::new(AtomicBool::new(false)),
         }
     }
 
     /// Trigger it; idempotent.
     pub(crate) fn trigger(&self) {
+        self.flag.store(true, Ordering::Release);
         self.tx.send_replace(true);
     }
 
     /// Whether it was triggered.
     pub(crate) fn is_triggered(&self) -> bool {
-        *self.tx.borrow()
+        self.flag.load(Ordering::Acquire)
     }
 
     /// Completes once the signal is triggered (at once if it already was).

@@ -22,6 +22,7 @@ use super::hub::InvalidationHub;
 use super::ops::{AgentKey, OpBoard, OpRecord, OpSignal, SignalError};
 use super::rules::RuleTable;
 use super::shutdown::Shutdown;
+use super::subscribe_codec::EncodedPayload;
 
 /// Bounds and timings the services apply.
 #[derive(Clone, Debug)]
@@ -141,7 +142,7 @@ fn lifetime_epoch() -> u64 {
 
 /// Everything one gateway's services share.
 pub(crate) struct Shared {
-    pub(crate) hub: InvalidationHub<Payload>,
+    pub(crate) hub: InvalidationHub<EncodedPayload>,
     pub(crate) ops: OpBoard,
     pub(crate) desk: ApprovalDesk,
     pub(crate) rules: RuleTable,
@@ -160,7 +161,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Fresh state.
     pub(crate) fn new(
-        hub: InvalidationHub<Payload>,
+        hub: InvalidationHub<EncodedPayload>,
         ops: OpBoard,
         desk: ApprovalDesk,
         rules: RuleTable,
@@ -196,10 +197,10 @@ impl Shared {
     ) -> usize {
         self.hub.publish(
             Some(team_id),
-            Payload::ApprovalResolved(ApprovalResolved {
+            EncodedPayload::new(&Payload::ApprovalResolved(ApprovalResolved {
                 request_id: request_id.to_owned(),
                 decision: decision as i32,
-            }),
+            })),
         )
     }
 
