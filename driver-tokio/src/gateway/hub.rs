@@ -104,7 +104,7 @@ impl<E> Subscriber<E> {
     fn unacked_len(&self) -> usize {
         match (self.ring.front(), self.ring.back()) {
             (Some((first, _)), Some((last, _))) => {
-                let from = self.acked.max(first - 1);
+                let from = self.acked.max(first.saturating_sub(1));
                 usize::try_from(last.saturating_sub(from)).unwrap_or(usize::MAX)
             }
             _ => 0,

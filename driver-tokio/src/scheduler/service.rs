@@ -151,16 +151,16 @@ impl Scheduler {
         let imp = self.shared.registry.get(&def.kind);
         let (previous, slot) = {
             let mut jobs = self.shared.jobs();
-            let slot = jobs.slot_of(&id);
-            match (slot, jobs.get_mut(&id)) {
-                (Some(slot), Some(e)) => (
+            let held = jobs.slot_of(&id);
+            match held.and_then(|slot| Some((slot, jobs.in_slot_mut(slot)?))) {
+                Some((slot, e)) => (
                     Some((
                         std::mem::replace(&mut e.def, Arc::clone(&def)),
                         std::mem::replace(&mut e.imp, imp),
                     )),
                     slot,
                 ),
-                _ => {
+                None => {
                     let slot = jobs.insert(Entry {
                         def: Arc::clone(&def),
                         imp,

@@ -99,18 +99,23 @@ impl Keyed for Entry {
     }
 }
 
+/// A tick the schedule started: which job, version and run, why, and for
+/// which slot. The worker carries it from the command to the run record.
+#[derive(Debug)]
+pub(super) struct TickOrder {
+    pub(super) job: JobId,
+    /// The job's slot in the job table (a hint).
+    pub(super) slot: u32,
+    pub(super) version: Version,
+    pub(super) run: RunToken,
+    pub(super) scheduled_for: Timestamp,
+    pub(super) reason: RunReason,
+}
+
 /// What the schedule's executor asks the worker to do.
 #[derive(Debug)]
 pub(super) enum Command {
-    Run {
-        job: JobId,
-        /// The job's slot in the job table (a hint).
-        slot: u32,
-        version: Version,
-        run: RunToken,
-        scheduled_for: Timestamp,
-        reason: RunReason,
-    },
+    Run(TickOrder),
     GiveUp {
         run: RunToken,
     },
@@ -129,14 +134,14 @@ impl Command {
                 run,
                 scheduled_for,
                 reason,
-            } => Command::Run {
+            } => Command::Run(TickOrder {
                 slot: job.slot,
                 job: job.id,
                 version,
                 run,
                 scheduled_for,
                 reason,
-            },
+            }),
             TickAction::GiveUp { run, .. } => Command::GiveUp { run },
         }
     }

@@ -32,16 +32,15 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
-use tether_core::tick::{Outcome, RunReason, RunToken, StaleRun, Version};
+use tether_core::tick::{Outcome, RunToken, StaleRun};
 use tether_core::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::job::JobId;
 use super::record::{RunOutcome, RunRecord};
-use super::shared::{Command, Entry, Key, Shared};
+use super::shared::{Command, Entry, Key, Shared, TickOrder};
 use super::state::JobState;
 #[cfg(doc)]
 use super::store::JobStore;
@@ -60,13 +59,7 @@ enum Ended {
 
 /// A tick running now.
 struct Running {
-    job: JobId,
-    /// The job's slot in the job table (a hint).
-    slot: u32,
-    version: Version,
-    run: RunToken,
-    reason: RunReason,
-    scheduled_for: Timestamp,
+    order: TickOrder,
     started: Timestamp,
     tick: u64,
 }
@@ -91,12 +84,7 @@ struct Ticks {
 
 /// A tick the schedule asked for, with its job's entry once read.
 struct Due {
-    job: JobId,
-    slot: u32,
-    version: Version,
-    run: RunToken,
-    scheduled_for: Timestamp,
-    reason: RunReason,
+    order: TickOrder,
     entry: Option<Entry>,
 }
 
@@ -122,9 +110,9 @@ pub(super) async fn run(shared: Weak<Shared>, mut rx: mpsc::UnboundedReceiver<Co
                 let mut budget = DRAIN;
                 loop {
                     match cmd {
-                        Command::Run { job, slot, version, run, scheduled_for, reason } => {
+                        Command::Run(order) => {
                             if closing.is_none() {
-                                ticks.due.push(Due { job, slot, version, run, scheduled_for, reason, entry: None });
+                                ticks.due.push(Due { order, entry: None });
                             }
                         }
                         Command::GiveUp { run } => {
@@ -187,7 +175,7 @@ impl Ticks {
         {
             let jobs = shared.jobs();
             for d in &mut due {
-                d.entry = jobs.at(d.slot, &d.job).cloned();
+                d.entry = jobs.at(d.order.slot, &d.order.job).cloned();
             }
         }
         for d in due.drain(..) {
@@ -199,15 +187,15 @@ impl Ticks {
     /// Start a tick the schedule asked for; one that completes at once is
     /// queued in `ended`, told to the schedule by the turn's [`Ticks::flush`].
     fn start(&mut self, shared: &Arc<Shared>, due: Due) {
-        let Due {
-            job,
-            slot,
+        let Due { order, entry } = due;
+        let TickOrder {
+            ref job,
             version,
             run,
             scheduled_for,
             reason,
-            entry,
-        } = due;
+            ..
+        } = order;
         let Some(entry) = entry else {
             // Deleted since the schedule started it: free the schedule.
             let _ = shared
@@ -252,12 +240,7 @@ impl Ticks {
             Box::pin(fut.instrument(span))
         };
         let meta = Running {
-            job,
-            slot,
-            version,
-            run,
-            reason,
-            scheduled_for,
+            order,
             started,
             tick,
         };
@@ -290,8 +273,8 @@ impl Ticks {
         let Some(meta) = self.by_task.remove(&abort.id()) else {
             return;
         };
-        tracing::warn!(job = %meta.job, run = run.get(), "tick timed out: stopped");
-        let key = Key::of(&meta.job);
+        tracing::warn!(job = %meta.order.job, run = run.get(), "tick timed out: stopped");
+        let key = Key::of(&meta.order.job);
         let next_due = shared.cell.read(|m| next_due(m, &key));
         let now = shared.wall.clock.now();
         let judged = Judged {
@@ -314,7 +297,7 @@ impl Ticks {
         let Some(meta) = self.by_task.remove(&id) else {
             return;
         };
-        self.by_run.remove(&meta.run);
+        self.by_run.remove(&meta.order.run);
         let how = match joined {
             Ok((_, result)) => Ended::Returned(result),
             Err(e) if e.is_panic() => Ended::Panicked(e.into_panic()),
@@ -339,7 +322,7 @@ impl Ticks {
                 } else {
                     Outcome::Failure
                 };
-                let (verdict, status) = m.finish_tick(now, j.meta.run, reported);
+                let (verdict, status) = m.finish_tick(now, j.meta.order.run, reported);
                 j.next = status.filter(|s| s.enabled).map(|s| s.next_due);
                 match verdict {
                     Ok(()) => {}
@@ -351,7 +334,7 @@ impl Ticks {
                     Err(StaleRun::Unknown) => {
                         j.outcome = RunOutcome::TimedOut;
                         j.state = None;
-                        j.next = next_due(m, &Key::of(&j.meta.job));
+                        j.next = next_due(m, &Key::of(&j.meta.order.job));
                     }
                 }
             }
@@ -380,7 +363,7 @@ impl Judged {
             Ended::Cancelled => (RunOutcome::Failed("cancelled".to_owned()), None),
         };
         if let RunOutcome::Panicked(m) | RunOutcome::Failed(m) = &outcome {
-            tracing::warn!(job = %meta.job, run = meta.run.get(), error = %m, "tick failed");
+            tracing::warn!(job = %meta.order.job, run = meta.order.run.get(), error = %m, "tick failed");
         }
         Judged {
             meta,
@@ -434,7 +417,7 @@ async fn conclude(
                 state: state.filter(|_| outcome == RunOutcome::Success),
             });
             if let Some(save) = &save {
-                if let Some(e) = jobs.at_mut(meta.slot, &meta.job) {
+                if let Some(e) = jobs.at_mut(meta.order.slot, &meta.order.job) {
                     e.ticks = save.ticks;
                     e.last_tick = Some(save.last_tick);
                     if let Some(s) = &save.state {
@@ -450,13 +433,14 @@ async fn conclude(
                 metrics::counter!(SCHEDULER_TICKS, "outcome" => outcome.label()).increment(1);
             }
             tick_seconds.record(now.saturating_duration_since(meta.started).as_secs_f64());
+            let order = meta.order;
             let record = RunRecord {
-                job: meta.job,
-                version: meta.version.get(),
-                run: meta.run.get(),
+                job: order.job,
+                version: order.version.get(),
+                run: order.run.get(),
                 tick: meta.tick,
-                reason: meta.reason,
-                scheduled_for: wall.at(meta.scheduled_for),
+                reason: order.reason,
+                scheduled_for: wall.at(order.scheduled_for),
                 started_at: wall.at(meta.started),
                 finished_at,
                 outcome,
