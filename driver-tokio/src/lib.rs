@@ -1,22 +1,30 @@
 //! tether-tokio: runs tether's sans-IO machines on tokio and tonic.
+//!
+//! The crate an agent runtime depends on: the runtime [`client`] (policy
+//! checks, the invalidation and op-control streams, approvals), the
+//! queued-work [`runner`] and the periodic-job [`scheduler`]. It holds no
+//! server and no command-line code: the reference gateway is the
+//! `tether-gateway` crate and the `tether` command is `tether-cli`.
+//!
+//! # Features
+//!
+//! - `sqlite` (default): `scheduler::SqliteStore`, a durable job store on a
+//!   bundled SQLite (a C build). Without it the scheduler keeps jobs in
+//!   memory or in a store of your own.
+//! - `tls-ring` (default): `https://` gateways through rustls with the ring
+//!   provider and the webpki root certificates.
+//! - `tls-aws-lc`: the same with the aws-lc-rs provider.
+//!
+//! With `default-features = false` the client speaks plain HTTP/2 (`http://`
+//! gateways, or a `tonic::transport::Channel` you build yourself).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod client;
-pub mod fault;
 pub mod metrics_names;
 pub mod runner;
 pub mod runtime;
 pub mod scheduler;
 
-/// The `Subscribe` response header in which tether's reference gateway
-/// announces its lifetime epoch: a decimal `u64` that differs across gateway
-/// restarts and stays the same for every stream of one gateway lifetime. The
-/// client passes it to `Subscription::on_gateway_epoch`, so a restart is
-/// noticed as the stream opens even when sequence numbers cannot show it
-/// (gateways that send no such header, e.g. Agent Assembly, keep that
-/// limitation).
-pub const GATEWAY_EPOCH_HEADER: &str = "x-tether-gateway-epoch";
-
-#[cfg(feature = "gateway")]
-pub mod gateway;
+pub use tether_proto::GATEWAY_EPOCH_HEADER;

@@ -1,5 +1,6 @@
 //! A scheduler reopened on the same SQLite file resumes its jobs, their
 //! state and their history; a failed tick's run is saved, its state not.
+#![cfg(feature = "sqlite")]
 
 use std::time::Duration;
 

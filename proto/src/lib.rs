@@ -29,6 +29,16 @@
 //! [`FILE_DESCRIPTOR_SET`] holds the encoded descriptors of every file, for
 //! gRPC reflection.
 
+/// The `Subscribe` response header in which tether's reference gateway
+/// announces its lifetime epoch: a decimal `u64` that differs across gateway
+/// restarts and stays the same for every stream of one gateway lifetime. A
+/// client passes it to `Subscription::on_gateway_epoch`, so a restart is
+/// noticed as the stream opens even when sequence numbers cannot show it
+/// (gateways that send no such header, e.g. Agent Assembly, keep that
+/// limitation). Not part of the Agent Assembly protocol: an extension that
+/// both of tether's sides understand and other peers ignore.
+pub const GATEWAY_EPOCH_HEADER: &str = "x-tether-gateway-epoch";
+
 /// Generated code: rustdoc comes from the `.proto` comments, lints that
 /// generated code cannot meet are allowed here.
 macro_rules! generated {

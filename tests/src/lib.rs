@@ -1,5 +1,5 @@
 //! Helpers for tether's end-to-end tests (the fault-injecting proxy is
-//! `tether_tokio::fault::LoopbackProxy`): a recording invalidation sink, and one-line set-up of a
+//! `tether_fault::LoopbackProxy`): a recording invalidation sink, and one-line set-up of a
 //! reference gateway and a client with test-speed backoff.
 //!
 //! Everything here talks to loopback addresses only, and every wait is
@@ -11,11 +11,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use tether_core::backoff::BackoffConfig;
+use tether_gateway::auth::TokenTable;
+use tether_gateway::ops::AgentKey;
+use tether_gateway::rules::RuleTable;
+use tether_gateway::{Gateway, GatewayBuilder, RunningGateway};
 use tether_tokio::client::{AgentIdentity, Tether, TetherConfig};
-use tether_tokio::gateway::auth::TokenTable;
-use tether_tokio::gateway::ops::AgentKey;
-use tether_tokio::gateway::rules::RuleTable;
-use tether_tokio::gateway::{Gateway, GatewayBuilder, RunningGateway};
 use tokio::net::TcpListener;
 
 /// The longest any test waits for something to happen.

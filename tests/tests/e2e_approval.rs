@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use tether_gateway::desk::Verdict as ReviewerVerdict;
 use tether_tests::{bounded, client_config, connected, gateway, serve, until};
 use tether_tokio::client::{Decision, ToolCall, VerdictSource};
-use tether_tokio::gateway::desk::Verdict as ReviewerVerdict;
 
 #[tokio::test]
 async fn pending_then_reviewer_decides_releases_the_check() {

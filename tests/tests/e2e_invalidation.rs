@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
+use tether_fault::LoopbackProxy;
 use tether_tests::recorder::{Recorder, Seen};
 use tether_tests::{bounded, client_config, connected, gateway, serve, serve_on, until};
 use tether_tokio::client::{InvalidateAllReason, ToolCall, VerdictSource};
-use tether_tokio::fault::LoopbackProxy;
 
 /// 1. An invalidation published on the gateway drops the cached decision;
 /// every event is applied once, in order; acks trim the gateway's ring.

@@ -5,9 +5,9 @@
 
 use std::time::Duration;
 
+use tether_fault::LoopbackProxy;
 use tether_tests::{agent_key, bounded, client_config, connected, gateway, serve, until};
 use tether_tokio::client::{OpState, Tether, ToolCall, VerdictSource};
-use tether_tokio::fault::LoopbackProxy;
 
 async fn signals_applied(t: &Tether, n: u64) {
     let mut st = t.watch_status();

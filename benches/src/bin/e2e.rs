@@ -26,6 +26,7 @@ use tether_core::inflight::{InFlight, InFlightConfig};
 use tether_core::op_control::{OpControl, OpControlConfig, Signal};
 use tether_core::tick::{TickConfig, TickSchedule};
 use tether_core::{Machine, Timestamp};
+use tether_gateway::{GatewayBuilder, RunningGateway};
 use tether_proto::assembly::gateway::v1::invalidation_service_client::InvalidationServiceClient;
 use tether_proto::assembly::gateway::v1::{subscribe_request, SubscribeInitial, SubscribeRequest};
 use tether_tests::{agent_key, client_config, connected, TOKEN};
@@ -33,7 +34,6 @@ use tether_tokio::client::Approvals;
 use tether_tokio::client::{
     InvalidateAllReason, InvalidationSink, PolicyChange, Tether, TetherConfig, ToolCall,
 };
-use tether_tokio::gateway::{GatewayBuilder, RunningGateway};
 use tether_tokio::runtime::Clock;
 use tokio::sync::Notify;
 

@@ -79,9 +79,11 @@ pub use labels::{LabelSelector, SelectorError};
 pub use record::{RunEvent, RunOutcome, RunRecord, RunSubscription};
 pub use service::Scheduler;
 pub use state::{JobState, StateFull, MAX_STATE_BYTES, MAX_STATE_ENTRIES};
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+pub use store::SqliteStore;
 pub use store::{
-    JobStore, MemoryStore, RunsNotSaved, SqliteStore, StoreError, StoredJob, TickSave,
-    DEFAULT_MAX_RUNS_PER_JOB,
+    JobStore, MemoryStore, RunsNotSaved, StoreError, StoredJob, TickSave, DEFAULT_MAX_RUNS_PER_JOB,
 };
 pub use tether_core::tick::{MissedTicks, RunReason, TickConfig, TickNow, Version};
 pub use tick_job::{JobRegistry, TickContext, TickFailure, TickJob};

@@ -17,6 +17,7 @@
 //!   next.
 
 mod memory;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 
 use std::sync::Arc;
@@ -25,6 +26,8 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
 pub use sqlite::SqliteStore;
 
 use super::job::{JobDef, JobId};
@@ -72,9 +75,12 @@ pub struct TickSave {
 
 /// A store operation that failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// SQLite failed.
-    #[error("sqlite: {0}")]
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    #[error("sqlite")]
     Sqlite(#[from] rusqlite::Error),
     /// Stored data cannot be read back.
     #[error("corrupt store: {0}")]

@@ -1,12 +1,14 @@
 //! The reference gateway as a server: health, reflection, the admin
 //! service and its token, status, and graceful shutdown.
-#![cfg(feature = "gateway")]
 
 mod gateway_support;
 
 use std::time::Duration;
 
 use gateway_support::*;
+use tether_gateway::auth::TokenTable;
+use tether_gateway::rules::RuleTable;
+use tether_gateway::Gateway;
 use tether_proto::admin::admin_service_client::AdminServiceClient;
 use tether_proto::admin::{
     PublishApprovalResolvedRequest, PublishInvalidationRequest, StatusRequest,
@@ -16,9 +18,6 @@ use tether_proto::approval::{ListPendingRequest, WatchApprovalsRequest};
 use tether_proto::gateway::Decision as Verdict;
 use tether_proto::policy::policy_service_client::PolicyServiceClient;
 use tether_proto::policy::OpControlSubscribeRequest;
-use tether_tokio::gateway::auth::TokenTable;
-use tether_tokio::gateway::rules::RuleTable;
-use tether_tokio::gateway::Gateway;
 use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;

@@ -14,7 +14,7 @@
 //!   else the call fails with `INVALID_ARGUMENT` (`DEADLINE_EXCEEDED` for a
 //!   silent client) before any event is sent;
 //! - the response carries this gateway lifetime's epoch in the
-//!   `x-tether-gateway-epoch` header ([`crate::GATEWAY_EPOCH_HEADER`]), the
+//!   `x-tether-gateway-epoch` header ([`tether_proto::GATEWAY_EPOCH_HEADER`]), the
 //!   same for every stream of one lifetime and different after a restart;
 //! - events are the hub's replay after `last_seq_seen`, then live events,
 //!   each as `InvalidationEvent{seq, payload}`;
@@ -291,7 +291,7 @@ async fn subscribe(
     };
     let mut response = Response::new(events);
     response.metadata_mut().insert(
-        crate::GATEWAY_EPOCH_HEADER,
+        tether_proto::GATEWAY_EPOCH_HEADER,
         MetadataValue::from(shared.epoch),
     );
     Ok(response)

@@ -10,12 +10,12 @@ mod timeline;
 
 use std::time::Duration;
 
+use tether_fault::LoopbackProxy;
+use tether_gateway::auth::TokenTable;
+use tether_gateway::ops::AgentKey;
+use tether_gateway::rules::RuleTable;
+use tether_gateway::{Gateway, GatewayBuilder, RunningGateway};
 use tether_tokio::client::{AgentIdentity, Decision, Tether, TetherConfig};
-use tether_tokio::fault::LoopbackProxy;
-use tether_tokio::gateway::auth::TokenTable;
-use tether_tokio::gateway::ops::AgentKey;
-use tether_tokio::gateway::rules::RuleTable;
-use tether_tokio::gateway::{Gateway, GatewayBuilder, RunningGateway};
 use tokio::net::TcpListener;
 
 use crate::common::CliError;

@@ -1,9 +1,11 @@
 //! The invalidation stream of the reference gateway, over real gRPC.
-#![cfg(feature = "gateway")]
 
 mod gateway_support;
 
 use gateway_support::*;
+use tether_gateway::auth::TokenTable;
+use tether_gateway::rules::RuleTable;
+use tether_gateway::Gateway;
 use tether_proto::admin::admin_service_client::AdminServiceClient;
 use tether_proto::admin::ListSubscribersRequest;
 use tether_proto::approval::approval_service_client::ApprovalServiceClient;
@@ -12,9 +14,6 @@ use tether_proto::common::Decision;
 use tether_proto::gateway::subscribe_request::Kind;
 use tether_proto::gateway::{Decision as Verdict, SubscribeAck, SubscribeRequest};
 use tether_proto::policy::policy_service_client::PolicyServiceClient;
-use tether_tokio::gateway::auth::TokenTable;
-use tether_tokio::gateway::rules::RuleTable;
-use tether_tokio::gateway::Gateway;
 use tonic::Code;
 
 #[tokio::test]
@@ -60,9 +59,9 @@ async fn subscribe_announces_the_gateway_lifetime_epoch() {
         let sub = subscribe(ch, assembly_id, 0, Cred::None).await.unwrap();
         let value = sub
             .metadata
-            .get(tether_tokio::GATEWAY_EPOCH_HEADER)
+            .get(tether_proto::GATEWAY_EPOCH_HEADER)
             .expect("x-tether-gateway-epoch header");
-        assert_eq!(tether_tokio::GATEWAY_EPOCH_HEADER, "x-tether-gateway-epoch");
+        assert_eq!(tether_proto::GATEWAY_EPOCH_HEADER, "x-tether-gateway-epoch");
         value.to_str().unwrap().parse().expect("a decimal u64")
     }
     let first = start(Gateway::builder()).await;
@@ -265,11 +264,7 @@ async fn an_approval_verdict_reaches_only_the_approvals_team() {
 }
 
 /// Team a's stream is still the one receiving: its next event is `seq`.
-async fn admin_publish_reaches(
-    gw: &tether_tokio::gateway::RunningGateway,
-    sub: &mut Sub,
-    seq: u64,
-) {
+async fn admin_publish_reaches(gw: &tether_gateway::RunningGateway, sub: &mut Sub, seq: u64) {
     gw.admin().publish_invalidation("", seq, Some("team-a"));
     assert_eq!(sub.expect().await.seq, seq);
 }

@@ -2,16 +2,15 @@
 //! messages written byte by byte (unknown fields, acks without or with
 //! another `assembly_id`, malformed frames) and what the gateway makes of
 //! them.
-#![cfg(feature = "gateway")]
 
 mod gateway_support;
 
 use bytes::{Buf, BufMut};
 use gateway_support::*;
 use prost::Message;
+use tether_gateway::Gateway;
 use tether_proto::gateway::subscribe_request::Kind;
 use tether_proto::gateway::{InvalidationEvent, SubscribeAck, SubscribeInitial, SubscribeRequest};
-use tether_tokio::gateway::Gateway;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};

@@ -3,9 +3,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use tether_tokio::gateway::auth::TokenTable;
-use tether_tokio::gateway::rules::RuleTable;
-use tether_tokio::gateway::Gateway;
+use tether_gateway::auth::TokenTable;
+use tether_gateway::rules::RuleTable;
+use tether_gateway::Gateway;
 
 use crate::common::{self, CliError};
 

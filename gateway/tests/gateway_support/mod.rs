@@ -5,6 +5,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use tether_gateway::ops::AgentKey;
+use tether_gateway::{GatewayBuilder, RunningGateway};
 use tether_proto::common::AgentId;
 use tether_proto::gateway::invalidation_event::Payload;
 use tether_proto::gateway::invalidation_service_client::InvalidationServiceClient;
@@ -15,8 +17,6 @@ use tether_proto::gateway::{
 };
 use tether_proto::policy::action_context::Action;
 use tether_proto::policy::{ActionContext, CheckActionRequest, ToolCallContext};
-use tether_tokio::gateway::ops::AgentKey;
-use tether_tokio::gateway::{GatewayBuilder, RunningGateway};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;

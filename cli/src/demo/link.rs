@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use tether_gateway::desk::Verdict as Review;
 use tether_tokio::client::{
     Decision, InvalidateAllReason, InvalidationSink, OpState, PolicyChange, ToolCall, VerdictSource,
 };
-use tether_tokio::gateway::desk::Verdict as Review;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 

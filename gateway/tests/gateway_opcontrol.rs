@@ -1,18 +1,17 @@
 //! The op-control stream (kill switch) of the reference gateway, over real
 //! gRPC, steered through the admin handle and the admin service.
-#![cfg(feature = "gateway")]
 
 mod gateway_support;
 
 use gateway_support::*;
+use tether_gateway::auth::TokenTable;
+use tether_gateway::ops::{AgentKey, SignalError};
+use tether_gateway::{AdminError, Gateway, RunningGateway};
 use tether_proto::admin::admin_service_client::AdminServiceClient;
 use tether_proto::admin::halt_request::Scope;
 use tether_proto::admin::{HaltRequest, PauseOpRequest, ResumeOpRequest, TerminateOpRequest};
 use tether_proto::policy::policy_service_client::PolicyServiceClient;
 use tether_proto::policy::{OpControlMessage, OpControlSignal, OpControlSubscribeRequest};
-use tether_tokio::gateway::auth::TokenTable;
-use tether_tokio::gateway::ops::{AgentKey, SignalError};
-use tether_tokio::gateway::{AdminError, Gateway, RunningGateway};
 use tonic::transport::Channel;
 use tonic::{Code, Status, Streaming};
 

@@ -1,12 +1,14 @@
 //! CheckAction, BatchCheck and the reviewer's ApprovalService of the
 //! reference gateway, over real gRPC.
-#![cfg(feature = "gateway")]
 
 mod gateway_support;
 
 use std::time::Duration;
 
 use gateway_support::*;
+use tether_gateway::auth::TokenTable;
+use tether_gateway::rules::{Effect, Rule, RuleTable};
+use tether_gateway::{Gateway, GatewayBuilder};
 use tether_proto::approval::approval_service_client::ApprovalServiceClient;
 use tether_proto::approval::{
     ApprovalDecisionType, DecideRequest, ListPendingRequest, WatchApprovalsRequest,
@@ -18,9 +20,6 @@ use tether_proto::policy::policy_service_client::PolicyServiceClient;
 use tether_proto::policy::{
     ActionContext, BatchCheckRequest, CheckActionRequest, CheckActionResponse, LlmCallContext,
 };
-use tether_tokio::gateway::auth::TokenTable;
-use tether_tokio::gateway::rules::{Effect, Rule, RuleTable};
-use tether_tokio::gateway::{Gateway, GatewayBuilder};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -309,10 +308,7 @@ async fn a_held_check_is_released_by_the_reviewer() {
     });
     let filed = within(watch.message()).await.unwrap().unwrap();
     gw.admin()
-        .decide(
-            &filed.request_id,
-            tether_tokio::gateway::desk::Verdict::Denied,
-        )
+        .decide(&filed.request_id, tether_gateway::desk::Verdict::Denied)
         .unwrap();
     let r = within(held).await.unwrap().unwrap();
     assert_eq!(r.decision, Decision::Deny as i32);

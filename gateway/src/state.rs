@@ -154,7 +154,7 @@ pub(crate) struct Shared {
     pub(crate) op_streams: OpStreams,
     pub(crate) started_at_unix_ms: u64,
     /// This gateway lifetime's epoch, announced on every `Subscribe`
-    /// ([`crate::GATEWAY_EPOCH_HEADER`]).
+    /// ([`tether_proto::GATEWAY_EPOCH_HEADER`]).
     pub(crate) epoch: u64,
 }
 
