@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tether_tokio::client::{
-    AgentIdentity, Decision, Status, StreamStatus, Tether, TetherConfig, TetherError, ToolCall,
-    Verdict, VerdictSource,
+    AgentIdentity, ClientStatus, Decision, StreamStatus, Tether, TetherConfig, TetherError,
+    ToolCall, Verdict, VerdictSource,
 };
 
 use crate::common::{self, CliError};
@@ -234,7 +234,7 @@ fn print_error(op: &str, tool: &str, e: &TetherError, json: bool) {
 }
 
 /// The part of a status that deserves a line when it changes.
-fn key(s: &Status) -> (bool, bool, u64, u64) {
+fn key(s: &ClientStatus) -> (bool, bool, u64, u64) {
     (
         s.invalidation.connected,
         s.op_control.connected,
@@ -244,7 +244,7 @@ fn key(s: &Status) -> (bool, bool, u64, u64) {
 }
 
 /// Print a status line whenever the connection state changes.
-async fn show_status(mut rx: tokio::sync::watch::Receiver<Status>, json: bool) {
+async fn show_status(mut rx: tokio::sync::watch::Receiver<ClientStatus>, json: bool) {
     let mut last = None;
     loop {
         let status = rx.borrow_and_update().clone();
@@ -282,7 +282,7 @@ fn stream_json(s: &StreamStatus) -> serde_json::Value {
     })
 }
 
-fn print_status(s: &Status, json: bool) {
+fn print_status(s: &ClientStatus, json: bool) {
     let (time, ms) = common::now();
     if json {
         println!(

@@ -7,8 +7,8 @@ use core::time::Duration;
 use proptest::prelude::*;
 use tether_core::op_control::{
     CheckOutcome, DenyReason, InvalidId, OpControl, OpControlAction, OpControlConfig,
-    OpControlTimer, OpState, OutagePolicy, Saturation, Signal, SignalOutcome, WaitOutcome,
-    WaiterId, DEFAULT_OUTAGE_GRACE, DEFAULT_RESTORE_SETTLE,
+    OpControlTimer, OpState, OpWaiterId, OutagePolicy, Saturation, Signal, SignalOutcome,
+    WaitOutcome, DEFAULT_OUTAGE_GRACE, DEFAULT_RESTORE_SETTLE,
 };
 use tether_core::testkit::op_control::{run, small_config, Op, TARGETS};
 use tether_core::{Machine, Timestamp};
@@ -150,11 +150,11 @@ fn drain(oc: &mut OpControl) -> Vec<OpControlAction> {
     out
 }
 
-fn release(waiter: WaiterId, outcome: WaitOutcome) -> OpControlAction {
+fn release(waiter: OpWaiterId, outcome: WaitOutcome) -> OpControlAction {
     OpControlAction::Release { waiter, outcome }
 }
 
-fn wait(out: CheckOutcome) -> WaiterId {
+fn wait(out: CheckOutcome) -> OpWaiterId {
     match out {
         CheckOutcome::Wait(w) => w,
         other => panic!("expected a wait, got {other:?}"),
@@ -770,6 +770,6 @@ fn nonsense_inputs_never_panic() {
         oc.check(Timestamp::MAX, "a", "x"),
         CheckOutcome::Deny(DenyReason::Saturated)
     );
-    assert!(!oc.cancel(WaiterId::from_raw(42)));
+    assert!(!oc.cancel(OpWaiterId::from_raw(42)));
     while oc.poll_action().is_some() {}
 }

@@ -4,8 +4,8 @@ use core::time::Duration;
 
 use proptest::prelude::*;
 use tether_core::policy_cache::{
-    CacheKey, EvictReason, InvalidationScope, Lookup, NotStored, PolicyCache, PolicyCacheAction,
-    PolicyCacheConfig, PolicyCacheTimer, StreamStatus,
+    CacheKey, EvictReason, InvalidationLink, InvalidationScope, Lookup, NotStored, PolicyCache,
+    PolicyCacheAction, PolicyCacheConfig, PolicyCacheTimer,
 };
 use tether_core::testkit::policy_cache::{run, small_config, Op};
 use tether_core::{Machine, Timestamp};
@@ -228,7 +228,7 @@ fn decisions_stop_being_served_when_the_stream_is_down_too_long() {
     let down = T0 + ms(20_000);
     c.on_stream_down(down);
     c.on_stream_down(down + ms(10_000));
-    assert_eq!(c.stream_status(), StreamStatus::Down { since: down });
+    assert_eq!(c.stream_status(), InvalidationLink::Down { since: down });
     assert!(c.is_serving(down + bound - ms(1)));
     assert_eq!(c.get(down + bound, &k), Lookup::Stale);
     assert_eq!(c.stats().stale_refusals, 2);

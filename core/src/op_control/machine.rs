@@ -16,8 +16,8 @@ use super::finished::FinishedOps;
 use super::link::{Link, LinkEvent};
 use super::op_id::{check_agent, parse_plain, parse_scope, Scope};
 use super::outcome::{
-    CheckOutcome, DenyReason, OpControlAction, OpControlStats, OpControlTimer, OpState, Saturation,
-    WaitOutcome, WaiterId,
+    CheckOutcome, DenyReason, OpControlAction, OpControlStats, OpControlTimer, OpState, OpWaiterId,
+    Saturation, WaitOutcome,
 };
 use super::signal::{Command, Signal, SignalOutcome};
 use super::table::{Change, EntryState, Full, OpTable, Own};
@@ -188,7 +188,7 @@ impl OpControl {
     /// Drop a waiter (its check was cancelled). Whether it was still
     /// waiting; afterwards nothing of it is left, not even an undrained
     /// release.
-    pub fn cancel(&mut self, waiter: WaiterId) -> bool {
+    pub fn cancel(&mut self, waiter: OpWaiterId) -> bool {
         if self.waiters.remove(waiter).is_some() {
             return true;
         }
@@ -428,7 +428,7 @@ impl OpControl {
         CheckOutcome::Wait(self.waiters.insert(agent, op, kind))
     }
 
-    fn release(&mut self, waiter: WaiterId, outcome: WaitOutcome) {
+    fn release(&mut self, waiter: OpWaiterId, outcome: WaitOutcome) {
         if self.waiters.remove(waiter).is_some() {
             self.releases
                 .push_back(OpControlAction::Release { waiter, outcome });
@@ -440,7 +440,7 @@ impl OpControl {
     fn reevaluate(&mut self, now: Timestamp) {
         let in_force = self.link.in_force(now);
         let policy = self.config.outage_policy;
-        let verdicts: Vec<(WaiterId, Verdict)> = self
+        let verdicts: Vec<(OpWaiterId, Verdict)> = self
             .waiters
             .iter()
             .map(|(id, w)| {

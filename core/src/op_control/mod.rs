@@ -81,7 +81,7 @@ pub use config::{
 pub use machine::OpControl;
 pub use op_id::{check_agent, parse_plain, parse_scope, InvalidId, Scope, AGENT_PREFIX, ALL_OPS};
 pub use outcome::{
-    CheckOutcome, DenyReason, OpControlAction, OpControlStats, OpControlTimer, OpState, Saturation,
-    WaitOutcome, WaiterId,
+    CheckOutcome, DenyReason, OpControlAction, OpControlStats, OpControlTimer, OpState, OpWaiterId,
+    Saturation, WaitOutcome,
 };
 pub use signal::{Signal, SignalOutcome};

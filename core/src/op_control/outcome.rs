@@ -19,13 +19,13 @@ pub enum OpState {
 
 /// Identifies one waiter (a check blocked on a paused op or an outage).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct WaiterId(pub(crate) u64);
+pub struct OpWaiterId(pub(crate) u64);
 
-impl WaiterId {
+impl OpWaiterId {
     /// A waiter id from its raw number (for drivers that keep ids as
     /// numbers; an id that was never issued is simply not found).
     pub const fn from_raw(raw: u64) -> Self {
-        WaiterId(raw)
+        OpWaiterId(raw)
     }
 
     /// The raw number (unique among live waiters).
@@ -64,7 +64,7 @@ pub enum CheckOutcome {
     Deny(DenyReason),
     /// The op must wait; a [`OpControlAction::Release`] for this waiter will
     /// say how the wait ended (exactly once, unless it is cancelled first).
-    Wait(WaiterId),
+    Wait(OpWaiterId),
 }
 
 /// How a wait ended.
@@ -102,7 +102,7 @@ pub enum OpControlAction {
     /// End the wait of `waiter` with `outcome`.
     Release {
         /// The waiter.
-        waiter: WaiterId,
+        waiter: OpWaiterId,
         /// How its wait ended.
         outcome: WaitOutcome,
     },

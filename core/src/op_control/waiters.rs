@@ -8,7 +8,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use super::outcome::WaiterId;
+use super::outcome::OpWaiterId;
 
 /// Why a waiter waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,16 +30,16 @@ pub(crate) struct Waiter {
 
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Waiters {
-    live: BTreeMap<WaiterId, Waiter>,
+    live: BTreeMap<OpWaiterId, Waiter>,
     next: u64,
 }
 
 impl Waiters {
-    pub(crate) fn insert(&mut self, agent: &str, op: &str, kind: WaitKind) -> WaiterId {
+    pub(crate) fn insert(&mut self, agent: &str, op: &str, kind: WaitKind) -> OpWaiterId {
         // Ids only repeat after 2^64 waiters; skip any still live anyway.
-        let mut id = WaiterId(self.next);
+        let mut id = OpWaiterId(self.next);
         while self.live.contains_key(&id) {
-            id = WaiterId(id.0.wrapping_add(1));
+            id = OpWaiterId(id.0.wrapping_add(1));
         }
         self.next = id.0.wrapping_add(1);
         self.live.insert(
@@ -53,22 +53,22 @@ impl Waiters {
         id
     }
 
-    pub(crate) fn remove(&mut self, id: WaiterId) -> Option<Waiter> {
+    pub(crate) fn remove(&mut self, id: OpWaiterId) -> Option<Waiter> {
         self.live.remove(&id)
     }
 
-    pub(crate) fn set_kind(&mut self, id: WaiterId, kind: WaitKind) {
+    pub(crate) fn set_kind(&mut self, id: OpWaiterId, kind: WaitKind) {
         if let Some(w) = self.live.get_mut(&id) {
             w.kind = kind;
         }
     }
 
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (&WaiterId, &Waiter)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&OpWaiterId, &Waiter)> {
         self.live.iter()
     }
 
     /// The ids of every waiter of `op` (any agent).
-    pub(crate) fn of_op(&self, op: &str) -> Vec<WaiterId> {
+    pub(crate) fn of_op(&self, op: &str) -> Vec<OpWaiterId> {
         self.live
             .iter()
             .filter(|(_, w)| w.op == op)
@@ -76,7 +76,7 @@ impl Waiters {
             .collect()
     }
 
-    pub(crate) fn ids(&self) -> Vec<WaiterId> {
+    pub(crate) fn ids(&self) -> Vec<OpWaiterId> {
         self.live.keys().copied().collect()
     }
 

@@ -20,7 +20,7 @@ use crate::time::{earliest, Deadline, Timestamp};
 
 /// Whether the invalidation stream is up, as last reported by the driver.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamStatus {
+pub enum InvalidationLink {
     /// Up: invalidations arrive, cached decisions are served.
     Up,
     /// Down (or not yet up) since `since`. Cached decisions are served
@@ -62,7 +62,7 @@ pub struct PolicyCache<V> {
     expiry: BTreeSet<(Timestamp, CacheKey)>,
     epochs: Epochs,
     policy_version: u64,
-    stream: StreamStatus,
+    stream: InvalidationLink,
     /// Whether `BecameStale` was emitted for the current outage.
     stale_announced: bool,
     actions: VecDeque<PolicyCacheAction>,
@@ -80,7 +80,7 @@ impl<V: Clone> PolicyCache<V> {
             entries: BTreeMap::new(),
             expiry: BTreeSet::new(),
             policy_version: 0,
-            stream: StreamStatus::Down { since: now },
+            stream: InvalidationLink::Down { since: now },
             stale_announced: false,
             actions: VecDeque::new(),
             stats: PolicyCacheStats::default(),
@@ -99,7 +99,7 @@ impl<V: Clone> PolicyCache<V> {
     }
 
     /// The stream status as last reported.
-    pub fn stream_status(&self) -> StreamStatus {
+    pub fn stream_status(&self) -> InvalidationLink {
         self.stream
     }
 
@@ -107,8 +107,8 @@ impl<V: Clone> PolicyCache<V> {
     /// stream has been down for at least the staleness bound.
     pub fn is_serving(&self, now: Timestamp) -> bool {
         match self.stream {
-            StreamStatus::Up => true,
-            StreamStatus::Down { since } => now < self.stale_at(since),
+            InvalidationLink::Up => true,
+            InvalidationLink::Down { since } => now < self.stale_at(since),
         }
     }
 
@@ -249,8 +249,8 @@ impl<V: Clone> PolicyCache<V> {
     /// served again; if they had stopped, [`PolicyCacheAction::ServingResumed`]
     /// is reported.
     pub fn on_stream_up(&mut self, _now: Timestamp) {
-        if matches!(self.stream, StreamStatus::Down { .. }) {
-            self.stream = StreamStatus::Up;
+        if matches!(self.stream, InvalidationLink::Down { .. }) {
+            self.stream = InvalidationLink::Up;
             if self.stale_announced {
                 self.stale_announced = false;
                 self.push(PolicyCacheAction::ServingResumed);
@@ -261,8 +261,8 @@ impl<V: Clone> PolicyCache<V> {
     /// The invalidation stream is down. The staleness clock starts now; a
     /// repeated report does not restart it.
     pub fn on_stream_down(&mut self, now: Timestamp) {
-        if self.stream == StreamStatus::Up {
-            self.stream = StreamStatus::Down { since: now };
+        if self.stream == InvalidationLink::Up {
+            self.stream = InvalidationLink::Down { since: now };
             self.stale_announced = false;
         }
     }
@@ -392,7 +392,7 @@ impl<V: Clone> Machine for PolicyCache<V> {
             .first()
             .map(|(at, _)| Deadline::new(*at, PolicyCacheTimer::Expiry));
         let stale = match self.stream {
-            StreamStatus::Down { since } if !self.stale_announced => Some(Deadline::new(
+            InvalidationLink::Down { since } if !self.stale_announced => Some(Deadline::new(
                 self.stale_at(since),
                 PolicyCacheTimer::Staleness,
             )),
@@ -402,7 +402,7 @@ impl<V: Clone> Machine for PolicyCache<V> {
     }
 
     fn handle_timeout(&mut self, now: Timestamp) {
-        if let StreamStatus::Down { since } = self.stream {
+        if let InvalidationLink::Down { since } = self.stream {
             if !self.stale_announced && now >= self.stale_at(since) {
                 self.stale_announced = true;
                 self.push(PolicyCacheAction::BecameStale);

@@ -52,7 +52,7 @@ pub use config::{
     DEFAULT_MAX_TRACKED_AGENTS, DEFAULT_STALENESS_BOUND, DEFAULT_TTL,
 };
 pub use key::{CacheKey, FetchTicket};
-pub use machine::{PolicyCache, StreamStatus};
+pub use machine::{InvalidationLink, PolicyCache};
 pub use outcome::{Lookup, NotStored, Stored};
 pub use output::{
     EvictReason, InvalidationScope, PolicyCacheAction, PolicyCacheStats, PolicyCacheTimer,

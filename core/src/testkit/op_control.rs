@@ -17,7 +17,7 @@ use crate::ensure_invariant;
 use crate::machine::Machine;
 use crate::op_control::{
     CheckOutcome, DenyReason, OpControl, OpControlAction, OpControlConfig, OpControlStats, OpState,
-    OutagePolicy, Saturation, Signal, SignalOutcome, WaitOutcome, WaiterId,
+    OpWaiterId, OutagePolicy, Saturation, Signal, SignalOutcome, WaitOutcome,
 };
 use crate::time::Timestamp;
 
@@ -278,8 +278,8 @@ pub struct Harness {
     policy: OutagePolicy,
     model: Model,
     link: LinkMirror,
-    live: BTreeMap<WaiterId, (String, String)>,
-    issued: Vec<WaiterId>,
+    live: BTreeMap<OpWaiterId, (String, String)>,
+    issued: Vec<OpWaiterId>,
     recent: VecDeque<(u64, i32, String)>,
     finished: BTreeSet<String>,
     long_id: String,
@@ -349,7 +349,7 @@ impl Harness {
             Op::Check { agent, target } => self.check(agent, target)?,
             Op::Cancel(i) => {
                 let id = if self.issued.is_empty() {
-                    WaiterId(u64::from(i))
+                    OpWaiterId(u64::from(i))
                 } else {
                     self.issued[usize::from(i) % self.issued.len()]
                 };
@@ -677,7 +677,7 @@ impl Harness {
     fn check_release(
         &mut self,
         step: &Step,
-        waiter: WaiterId,
+        waiter: OpWaiterId,
         outcome: WaitOutcome,
         sat: bool,
         in_outage: bool,

@@ -20,7 +20,7 @@ use tether_proto::policy::policy_service_client::PolicyServiceClient;
 use tether_proto::policy::{action_context, ActionContext, CheckActionRequest, ToolCallContext};
 use tokio::time::Instant;
 
-use super::error::TetherError;
+use super::error::{ProtocolError, TetherError};
 use super::ops::OpBlocked;
 use super::shared::{attach_token, Cached, Shared};
 use super::verdict::{Decision, Verdict, VerdictSource};
@@ -146,10 +146,11 @@ pub(crate) async fn check(
         WireDecision::Deny => Some(Decision::Deny),
         WireDecision::Pending => None,
         WireDecision::Unspecified => {
-            return Err(TetherError::Protocol(format!(
-                "CheckAction answered decision {} for {}",
-                response.decision, call.tool_name
-            )))
+            return Err(ProtocolError::UnknownDecision {
+                decision: response.decision,
+                tool: call.tool_name.clone(),
+            }
+            .into())
         }
     };
     if let Some(d) = gateway_verdict {
@@ -174,9 +175,7 @@ pub(crate) async fn check(
     // 4. PENDING: wait for the reviewer, raced with a terminate.
     let approval_id = response.approval_id.clone();
     if approval_id.is_empty() {
-        return Err(TetherError::Protocol(
-            "PENDING without an approval_id".into(),
-        ));
+        return Err(ProtocolError::PendingWithoutApprovalId.into());
     }
     let deadline = shared.config.approval_deadline;
     let outcome =

@@ -47,19 +47,69 @@ impl AgentIdentity {
 }
 
 /// TLS settings for an `https` gateway URL.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
+#[non_exhaustive]
 pub struct TlsSettings {
-    /// PEM of a CA to trust in addition to (or instead of) the system roots.
+    /// PEM of a CA to trust in addition to the webpki roots.
     pub ca_pem: Option<Vec<u8>>,
     /// The server name to verify, if not the URL's host.
     pub domain: Option<String>,
+    /// A client identity for mutual TLS: PEM certificate chain and PEM
+    /// private key.
+    pub identity: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl std::fmt::Debug for TlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The private key never reaches a log.
+        f.debug_struct("TlsSettings")
+            .field("ca_pem", &self.ca_pem.as_ref().map(|c| c.len()))
+            .field("domain", &self.domain)
+            .field("identity", &self.identity.is_some())
+            .finish()
+    }
+}
+
+impl TlsSettings {
+    /// Trust the CA in `pem` too.
+    pub fn with_ca_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Verify the gateway's certificate for `domain` instead of the URL's
+    /// host.
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Present this client certificate (PEM chain) and key (PEM) to the
+    /// gateway: mutual TLS.
+    pub fn with_identity(
+        mut self,
+        cert_pem: impl Into<Vec<u8>>,
+        key_pem: impl Into<Vec<u8>>,
+    ) -> Self {
+        self.identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
 }
 
 /// Everything a [`Tether`](super::Tether) client needs.
+///
+/// Build it with [`TetherConfig::new`] and the `with_*` methods; every field
+/// is public to read and to set, and new fields come with defaults.
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct TetherConfig {
     /// The gateway, e.g. `http://127.0.0.1:50051` (TLS when `https`).
     pub gateway_url: String,
+    /// A channel of your own (a custom connector, a proxy, a service
+    /// mesh, in-process transport). When set, it carries every call and
+    /// stream, and `gateway_url`, the timeouts, keepalive and `tls` are not
+    /// used to build one.
+    pub channel: Option<tonic::transport::Channel>,
     /// Who this runtime is.
     pub agent: AgentIdentity,
     /// The subscriber id of the invalidation stream.
@@ -91,14 +141,18 @@ pub struct TetherConfig {
     /// approval is still pending; this is a local decision, not a denial by
     /// anyone). Defaults to deny, the safe side.
     pub approval_fallback: Decision,
-    /// Seed of every jitter generator, so a run can be replayed.
-    pub seed: u64,
+    /// Seed of every jitter generator. `None` (the default): drawn from the
+    /// operating system's randomness when the client starts, so a fleet
+    /// started together does not reconnect in lock step. `Some`: a run
+    /// replays exactly.
+    pub seed: Option<u64>,
 }
 
 impl std::fmt::Debug for TetherConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TetherConfig")
             .field("gateway_url", &self.gateway_url)
+            .field("own_channel", &self.channel.is_some())
             .field("agent", &self.agent)
             .field("assembly_id", &self.assembly_id)
             .field("approval_deadline", &self.approval_deadline)
@@ -117,6 +171,7 @@ impl TetherConfig {
     ) -> Self {
         TetherConfig {
             gateway_url: gateway_url.into(),
+            channel: None,
             agent,
             assembly_id: assembly_id.into(),
             credentials: Arc::new(StaticToken::none()),
@@ -131,7 +186,7 @@ impl TetherConfig {
             ops: Default::default(),
             approval_deadline: DEFAULT_APPROVAL_DEADLINE,
             approval_fallback: Decision::Deny,
-            seed: 0,
+            seed: None,
         }
     }
 
@@ -154,9 +209,71 @@ impl TetherConfig {
         self
     }
 
-    /// Set the jitter seed.
+    /// Fix the jitter seed, so a run replays exactly (the default draws
+    /// one from the operating system's randomness).
     pub fn with_seed(mut self, seed: u64) -> Self {
-        self.seed = seed;
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Carry every call and stream on `channel`, a
+    /// [`tonic::transport::Channel`] you built (your own connector, TLS
+    /// setup or middleware-free transport). tether still keeps the streams
+    /// alive and bounds every call; the URL is then only a label in logs.
+    pub fn with_channel(mut self, channel: tonic::transport::Channel) -> Self {
+        self.channel = Some(channel);
+        self
+    }
+
+    /// TLS settings for an `https://` gateway (extra CA, server name,
+    /// client identity for mutual TLS).
+    pub fn with_tls(mut self, tls: TlsSettings) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// The TCP connect timeout (default [`DEFAULT_CONNECT_TIMEOUT`]).
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The CheckAction timeout (default [`DEFAULT_REQUEST_TIMEOUT`]).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// HTTP/2 keepalive: ping every `interval`, give up on the connection
+    /// after `timeout` without an answer (defaults
+    /// [`DEFAULT_KEEPALIVE_INTERVAL`], [`DEFAULT_KEEPALIVE_TIMEOUT`]).
+    pub fn with_keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
+        self.keepalive_interval = interval;
+        self.keepalive_timeout = timeout;
+        self
+    }
+
+    /// The streams' reconnect backoff.
+    pub fn with_backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The policy cache's TTL and bounds.
+    pub fn with_cache(mut self, cache: PolicyCacheConfig) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The approval waiters' bounds.
+    pub fn with_approvals(mut self, approvals: ApprovalConfig) -> Self {
+        self.approvals = approvals;
+        self
+    }
+
+    /// The op-control machine's bounds and outage policy.
+    pub fn with_ops(mut self, ops: tether_core::op_control::OpControlConfig) -> Self {
+        self.ops = ops;
         self
     }
 }

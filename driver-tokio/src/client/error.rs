@@ -1,21 +1,78 @@
-//! The client's error type.
+//! The client's error types: what went wrong, with the cause attached.
 
 /// What can go wrong in the client.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TetherError {
     /// The configuration cannot work (bad URL, bad TLS material).
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    #[error("invalid configuration")]
+    InvalidConfig(#[from] ConfigError),
     /// The gateway answered CheckAction with an error.
-    #[error("gateway error: {0}")]
+    #[error("gateway error")]
     Gateway(#[from] tonic::Status),
     /// The gateway answered something tether cannot interpret.
-    #[error("gateway protocol error: {0}")]
-    Protocol(String),
+    #[error("gateway protocol error")]
+    Protocol(#[from] ProtocolError),
     /// A bound was hit (too many waiters); the caller is failed closed.
     #[error("limit reached: {0}")]
     Limit(String),
     /// The client was shut down.
     #[error("the tether client is shut down")]
     Shutdown,
+    /// [`Tether::ready`](super::Tether::ready) gave up before both streams
+    /// were up.
+    #[error("the gateway streams were not up within {waited:?}")]
+    NotReady {
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// The status when it gave up (each stream's `last_error` says why).
+        status: Box<super::ClientStatus>,
+    },
+}
+
+/// A configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The gateway URL does not parse.
+    #[error("gateway URL {url:?} is not a valid URI")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it does not parse.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The TLS material (CA, identity) was refused.
+    #[error("TLS settings for {url:?} were refused")]
+    Tls {
+        /// The gateway URL.
+        url: String,
+        /// What tonic / rustls said.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// An `https://` URL, but the crate was built without a TLS feature.
+    #[error("gateway URL {url:?} needs TLS, but tether-tokio was built without a TLS feature (enable `tls-ring` or `tls-aws-lc`)")]
+    TlsUnavailable {
+        /// The gateway URL.
+        url: String,
+    },
+}
+
+/// A gateway answer that breaks the protocol.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// CheckAction answered a decision value that is not a verdict.
+    #[error("CheckAction answered decision {decision} for tool {tool:?}")]
+    UnknownDecision {
+        /// The wire value.
+        decision: i32,
+        /// The tool that was checked.
+        tool: String,
+    },
+    /// CheckAction answered PENDING without the approval id to wait on.
+    #[error("CheckAction answered PENDING without an approval_id")]
+    PendingWithoutApprovalId,
 }

@@ -97,7 +97,7 @@ struct Conn {
 pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let clock = shared.clock;
     let mut backoff = shared.config.backoff.clone();
-    backoff.seed = shared.config.seed ^ 0x1a1a_1a1a;
+    backoff.seed = shared.seed ^ 0x1a1a_1a1a;
     let mut sub: Subscription<Option<Payload>> = Subscription::new(SubscriptionConfig {
         backoff,
         ..SubscriptionConfig::default()

@@ -55,20 +55,39 @@ pub use config::{
     DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use credentials::{CredentialProvider, StaticToken};
-pub use error::TetherError;
-pub use ops::{DenyReason, OpBlocked, OpState, Ops, OutagePolicy, WaitOutcome};
+pub use error::{ConfigError, ProtocolError, TetherError};
+pub use ops::{DenyReason, FailClosed, OpBlocked, OpState, Ops, OutagePolicy, WaitOutcome};
 pub use sink::{InvalidateAllReason, InvalidationSink, PolicyChange};
-pub use status::{Status, StreamStatus};
+pub use status::{ClientStatus, StreamStatus};
 pub use verdict::{Decision, Verdict, VerdictSource};
 
 use shared::{CheckGuard, Shared};
 
-/// A connected runtime client. Cheap to clone; every clone is the same
-/// client.
+/// A runtime client. Cheap to clone; every clone is the same client.
+///
+/// Its streams run in background tasks until [`Tether::shutdown`] or until
+/// the last clone is dropped, whichever comes first (dropping ends them at
+/// once, without waiting for checks in flight).
 #[derive(Clone)]
 pub struct Tether {
     shared: Arc<Shared>,
-    tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    life: Arc<Lifetime>,
+}
+
+/// Owns the stream tasks; dropped with the last [`Tether`] clone, it stops
+/// them. The tasks hold the shared state, never this.
+struct Lifetime {
+    shared: Arc<Shared>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Drop for Lifetime {
+    fn drop(&mut self) {
+        let _ = self.shared.shutdown.send(true);
+        for t in self.tasks.get_mut().drain(..) {
+            t.abort();
+        }
+    }
 }
 
 impl std::fmt::Debug for Tether {
@@ -88,8 +107,14 @@ pub struct ShutdownReport {
 
 impl Tether {
     /// Spawn the invalidation and op-control streams on the current tokio
-    /// runtime. Does not wait for the gateway: the streams connect (and
-    /// reconnect) in the background; see [`Tether::status`].
+    /// runtime and return at once. **It does not wait for the gateway**
+    /// (like tonic's `connect_lazy`): the streams connect, and reconnect,
+    /// in the background. Await [`Tether::ready`] to wait for both streams
+    /// with a timeout, or watch [`Tether::status`].
+    ///
+    /// Fails only on a configuration that cannot work (a URL that does not
+    /// parse, TLS material that is refused, `https` without a TLS feature).
+    /// Must be called within a tokio runtime.
     pub fn connect(config: TetherConfig) -> Result<Self, TetherError> {
         let channel = channel::build(&config)?;
         let shared = Shared::new(config, channel);
@@ -99,9 +124,34 @@ impl Tether {
         ));
         let ops = tokio::spawn(op_stream::run(shared.clone(), shared.shutdown.subscribe()));
         Ok(Tether {
+            life: Arc::new(Lifetime {
+                shared: shared.clone(),
+                tasks: Mutex::new(vec![inv, ops]),
+            }),
             shared,
-            tasks: Arc::new(Mutex::new(vec![inv, ops])),
         })
+    }
+
+    /// Wait until both streams (invalidation and op control) are up, for at
+    /// most `timeout`. On timeout the error carries the status, whose
+    /// `last_error` per stream says why a stream is not up. The client
+    /// keeps trying either way.
+    pub async fn ready(&self, timeout: Duration) -> Result<(), TetherError> {
+        let mut rx = self.watch_status();
+        let up = tokio::time::timeout(timeout, async {
+            // The sender lives as long as `self`, so this never errs.
+            let _ = rx
+                .wait_for(|s| s.invalidation.connected && s.op_control.connected)
+                .await;
+        })
+        .await;
+        match up {
+            Ok(()) => Ok(()),
+            Err(_) => Err(TetherError::NotReady {
+                waited: timeout,
+                status: Box::new(self.status()),
+            }),
+        }
     }
 
     /// Decide whether the tool call `call` of op `op_id` (`"trace:span"`)
@@ -144,7 +194,7 @@ impl Tether {
     }
 
     /// Both streams' state and counters.
-    pub fn status(&self) -> Status {
+    pub fn status(&self) -> ClientStatus {
         self.shared.status.get()
     }
 
@@ -155,7 +205,7 @@ impl Tether {
     /// Do not keep the `Ref` that `borrow` or `wait_for` return (for example
     /// in a `let` that lives on): it holds a read lock that blocks the
     /// stream tasks' next status update. Copy out what you need.
-    pub fn watch_status(&self) -> tokio::sync::watch::Receiver<Status> {
+    pub fn watch_status(&self) -> tokio::sync::watch::Receiver<ClientStatus> {
         self.shared.status.watch()
     }
 
@@ -185,7 +235,7 @@ impl Tether {
             self.shared.checks_in_flight.load(Ordering::SeqCst)
         };
         let _ = self.shared.shutdown.send(true);
-        let tasks: Vec<_> = std::mem::take(&mut *self.tasks.lock().await);
+        let tasks: Vec<_> = std::mem::take(&mut *self.life.tasks.lock().await);
         for t in tasks {
             let abort = t.abort_handle();
             if tokio::time::timeout(Duration::from_secs(1), t)

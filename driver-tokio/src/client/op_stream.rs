@@ -29,7 +29,7 @@ const STREAM: &str = "op_control";
 pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
     let clock = shared.clock;
     let mut cfg = shared.config.backoff.clone();
-    cfg.seed = shared.config.seed ^ 0x0c0c_0c0c;
+    cfg.seed = shared.seed ^ 0x0c0c_0c0c;
     let mut backoff = Backoff::new(cfg);
     backoff.start(clock.now());
     let mut stream: Option<tonic::Streaming<OpControlMessage>> = None;

@@ -11,7 +11,8 @@
 use std::sync::Arc;
 
 use tether_core::op_control::{
-    CheckOutcome, OpControl, OpControlAction, OpControlConfig, Signal, SignalOutcome, WaiterId,
+    CheckOutcome, InvalidId, OpControl, OpControlAction, OpControlConfig, OpWaiterId, Signal,
+    SignalOutcome,
 };
 pub use tether_core::op_control::{DenyReason, OpState, OutagePolicy, WaitOutcome};
 use tokio::sync::{oneshot, watch};
@@ -19,7 +20,8 @@ use tokio::sync::{oneshot, watch};
 use crate::runtime::{CancelGuard, Clock, Driven, TimerTask, Waiters};
 
 /// Why an op may not run.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpBlocked {
     /// The op was terminated (directly, for its agent, or fleet-wide).
     #[error("op is terminated")]
@@ -28,17 +30,43 @@ pub enum OpBlocked {
     /// policy denies.
     #[error("op-control stream is down and the outage policy denies")]
     OutageDeny,
-    /// Failed closed: a paused entry was evicted, the table is saturated,
-    /// too many waiters, or the op id is invalid.
-    #[error("failed closed: {0}")]
-    FailedClosed(String),
+    /// Op control could not keep track of the op, so it fails closed.
+    #[error("op control failed closed")]
+    FailedClosed(#[source] FailClosed),
+}
+
+/// Why op control failed an op closed (it never fails one open).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FailClosed {
+    /// The op was paused and its entry evicted to make room for others.
+    #[error("the paused op's entry was evicted to make room")]
+    Evicted,
+    /// The op-control table is saturated.
+    #[error("the op-control table is saturated")]
+    Saturated,
+    /// Too many checks are already waiting.
+    #[error("too many checks are waiting")]
+    TooManyWaiters,
+    /// The op id cannot name one op.
+    #[error("invalid op id: {0:?}")]
+    InvalidOpId(InvalidId),
+    /// The agent id cannot be addressed.
+    #[error("invalid agent id: {0:?}")]
+    InvalidAgent(InvalidId),
+    /// The runtime reported the op finished while a check of it waited.
+    #[error("the op finished while a check of it waited")]
+    OpFinished,
+    /// The client shut down while the check waited.
+    #[error("the client shut down")]
+    ShutDown,
 }
 
 /// The op-control state of this runtime's agent, cheap to clone.
 #[derive(Clone)]
 pub struct Ops {
     cell: Arc<Driven<OpControl>>,
-    senders: Waiters<WaiterId, WaitOutcome>,
+    senders: Waiters<OpWaiterId, WaitOutcome>,
     changes: Arc<watch::Sender<u64>>,
     agent: Arc<str>,
     _timer: Arc<TimerTask>,
@@ -52,8 +80,8 @@ impl std::fmt::Debug for Ops {
 
 impl Ops {
     /// Start the machine and its timer for `agent` on the current runtime.
-    pub fn new(config: OpControlConfig, agent: &str, clock: Clock) -> Self {
-        let senders: Waiters<WaiterId, WaitOutcome> = Waiters::default();
+    pub(crate) fn new(config: OpControlConfig, agent: &str, clock: Clock) -> Self {
+        let senders: Waiters<OpWaiterId, WaitOutcome> = Waiters::default();
         let exec = senders.clone();
         let machine = OpControl::new(config, clock.now());
         let cell = Driven::new(machine, clock, move |a: OpControlAction| match a {
@@ -111,8 +139,12 @@ impl Ops {
                 Ok(o) if o.runs() => continue, // re-check: it may be paused again
                 Ok(WaitOutcome::Terminated) => return Err(OpBlocked::Terminated),
                 Ok(WaitOutcome::OutageDeny) => return Err(OpBlocked::OutageDeny),
-                Ok(other) => return Err(OpBlocked::FailedClosed(format!("{other:?}"))),
-                Err(_) => return Err(OpBlocked::FailedClosed("shut down".into())),
+                Ok(WaitOutcome::Evicted) => {
+                    return Err(OpBlocked::FailedClosed(FailClosed::Evicted))
+                }
+                // `runs()` covers every other outcome but this one.
+                Ok(_) => return Err(OpBlocked::FailedClosed(FailClosed::OpFinished)),
+                Err(_) => return Err(OpBlocked::FailedClosed(FailClosed::ShutDown)),
             }
         }
     }
@@ -136,8 +168,9 @@ impl Ops {
         self.cell.with(|m, _| m.on_op_finished(&self.agent, op_id));
     }
 
-    /// Feed a signal from the op-control stream.
-    pub fn on_signal(&self, op_id: &str, signal: i32, sequence: u64) -> SignalOutcome {
+    /// Feed a signal from the op-control stream (the stream task's job
+    /// alone: application code reads and waits, it never feeds).
+    pub(crate) fn on_signal(&self, op_id: &str, signal: i32, sequence: u64) -> SignalOutcome {
         let out = self
             .cell
             .with(|m, now| m.on_signal(now, op_id, Signal::from_wire(signal), sequence));
@@ -146,13 +179,13 @@ impl Ops {
     }
 
     /// The control stream is up.
-    pub fn on_stream_up(&self) {
+    pub(crate) fn on_stream_up(&self) {
         self.cell.with(|m, now| m.on_stream_up(now));
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// The control stream is down.
-    pub fn on_stream_down(&self) {
+    pub(crate) fn on_stream_down(&self) {
         self.cell.with(|m, now| m.on_stream_down(now));
     }
 
@@ -166,6 +199,10 @@ fn blocked(reason: DenyReason) -> OpBlocked {
     match reason {
         DenyReason::Terminated => OpBlocked::Terminated,
         DenyReason::StreamDown => OpBlocked::OutageDeny,
-        other => OpBlocked::FailedClosed(format!("{other:?}")),
+        DenyReason::Evicted => OpBlocked::FailedClosed(FailClosed::Evicted),
+        DenyReason::Saturated => OpBlocked::FailedClosed(FailClosed::Saturated),
+        DenyReason::TooManyWaiters => OpBlocked::FailedClosed(FailClosed::TooManyWaiters),
+        DenyReason::InvalidOpId(e) => OpBlocked::FailedClosed(FailClosed::InvalidOpId(e)),
+        DenyReason::InvalidAgent(e) => OpBlocked::FailedClosed(FailClosed::InvalidAgent(e)),
     }
 }

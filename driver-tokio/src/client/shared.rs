@@ -24,6 +24,8 @@ pub(crate) struct Cached {
 
 pub(crate) struct Shared {
     pub(crate) config: TetherConfig,
+    /// The jitter seed: the configured one, or one drawn from the OS.
+    pub(crate) seed: u64,
     pub(crate) channel: Channel,
     pub(crate) clock: Clock,
     pub(crate) cache: Arc<Driven<PolicyCache<Cached>>>,
@@ -51,8 +53,10 @@ impl Shared {
         let cache_timer = cache.spawn_timer();
         let approvals = Approvals::new(config.approvals.clone(), clock);
         let ops = Ops::new(config.ops.clone(), &config.agent.agent_id, clock);
+        let seed = config.seed.unwrap_or_else(os_seed);
         Arc::new(Shared {
             config,
+            seed,
             channel,
             clock,
             cache,
@@ -98,6 +102,15 @@ impl Shared {
         self.config.credentials.refresh(token.unwrap_or("")).await;
         true
     }
+}
+
+/// A seed from the operating system's randomness (std's `RandomState`
+/// keys come from it), different in every process and every call.
+fn os_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x7e7e_7e7e);
+    h.finish()
 }
 
 /// Put `token` in the request metadata as `x-aa-credential-token`.

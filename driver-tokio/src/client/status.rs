@@ -8,6 +8,7 @@ use tokio::sync::watch;
 
 /// One stream's state and counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct StreamStatus {
     /// Whether the stream is open now.
     pub connected: bool,
@@ -31,9 +32,10 @@ pub struct StreamStatus {
     pub last_error: Option<String>,
 }
 
-/// Both streams' status.
+/// The client's status: both streams'.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Status {
+#[non_exhaustive]
+pub struct ClientStatus {
     /// The invalidation stream.
     pub invalidation: StreamStatus,
     /// The op-control stream.
@@ -43,13 +45,13 @@ pub struct Status {
 /// Where the stream tasks publish their status.
 #[derive(Clone, Debug)]
 pub(crate) struct StatusBoard {
-    inner: Arc<watch::Sender<Status>>,
+    inner: Arc<watch::Sender<ClientStatus>>,
 }
 
 impl Default for StatusBoard {
     fn default() -> Self {
         StatusBoard {
-            inner: Arc::new(watch::channel(Status::default()).0),
+            inner: Arc::new(watch::channel(ClientStatus::default()).0),
         }
     }
 }
@@ -57,23 +59,23 @@ impl Default for StatusBoard {
 impl StatusBoard {
     /// Change the status; watchers are woken only if something changed.
     /// `f` returns whether it changed anything (cheap: no clone to compare).
-    pub(crate) fn update_if(&self, f: impl FnOnce(&mut Status) -> bool) {
+    pub(crate) fn update_if(&self, f: impl FnOnce(&mut ClientStatus) -> bool) {
         self.inner.send_if_modified(f);
     }
 
     /// Change the status and wake watchers.
-    pub(crate) fn update(&self, f: impl FnOnce(&mut Status)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut ClientStatus)) {
         self.inner.send_if_modified(|s| {
             f(s);
             true
         });
     }
 
-    pub(crate) fn get(&self) -> Status {
+    pub(crate) fn get(&self) -> ClientStatus {
         self.inner.borrow().clone()
     }
 
-    pub(crate) fn watch(&self) -> watch::Receiver<Status> {
+    pub(crate) fn watch(&self) -> watch::Receiver<ClientStatus> {
         self.inner.subscribe()
     }
 }
