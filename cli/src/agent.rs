@@ -183,6 +183,7 @@ fn source_text(source: &VerdictSource) -> (&'static str, Option<&str>) {
         VerdictSource::Gateway => ("gateway", None),
         VerdictSource::Reviewer { approval_id } => ("reviewer", Some(approval_id)),
         VerdictSource::ApprovalDeadline { approval_id } => ("deadline", Some(approval_id)),
+        _ => ("other", None),
     }
 }
 
@@ -191,6 +192,8 @@ fn print_verdict(op: &str, tool: &str, v: &Verdict, json: bool) {
     let decision = match v.decision {
         Decision::Allow => "allow",
         Decision::Deny => "deny",
+        Decision::Redact => "redact",
+        _ => "other",
     };
     let (source, approval) = source_text(&v.source);
     let latency_us = v.latency.as_micros() as u64;

@@ -33,6 +33,7 @@ extern crate alloc;
 #[cfg(any(test, feature = "testkit"))]
 extern crate std;
 
+pub mod answer;
 pub mod approval;
 pub mod backoff;
 pub mod id_hash;

@@ -259,7 +259,7 @@ mod tests {
         );
         assert_eq!(
             rule_key(&with(
-                Some(Action::LlmCall(LlmCallContext {})),
+                Some(Action::LlmCall(LlmCallContext::default())),
                 ActionType::ActionUnspecified
             ))
             .unwrap(),

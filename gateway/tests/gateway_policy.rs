@@ -91,7 +91,7 @@ async fn allow_and_deny_follow_the_rule_table() {
     let llm = CheckActionRequest {
         action_type: ActionType::LlmCall as i32,
         context: Some(ActionContext {
-            action: Some(Action::LlmCall(LlmCallContext {})),
+            action: Some(Action::LlmCall(LlmCallContext::default())),
         }),
         ..Default::default()
     };

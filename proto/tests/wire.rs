@@ -281,6 +281,11 @@ fn policy_check_action_request() {
                 target_url: "u".into(),
             })),
         }),
+        caller_agent_id: Some(common::AgentId {
+            org_id: "o".into(),
+            team_id: "t".into(),
+            agent_id: "b".into(),
+        }),
     };
     wire(
         &msg,
@@ -297,6 +302,8 @@ fn policy_check_action_request() {
             0x12, 0x03, 0x6D, 0x63, 0x70, // tool_source = "mcp"
             0x1A, 0x02, 0x7B, 0x7D, // args_json = b"{}"
             0x22, 0x01, 0x75, // target_url = "u"
+            0x3A, 0x09, // caller_agent_id (field 7), 9 bytes
+            0x0A, 0x01, 0x6F, 0x12, 0x01, 0x74, 0x1A, 0x01, 0x62, // o / t / b
         ],
     );
 }
@@ -304,12 +311,21 @@ fn policy_check_action_request() {
 #[test]
 fn policy_action_context_every_arm() {
     let arms = [
-        (Action::LlmCall(policy::LlmCallContext {}), 0x0A),
+        (Action::LlmCall(policy::LlmCallContext::default()), 0x0A),
         (Action::ToolCall(policy::ToolCallContext::default()), 0x12),
-        (Action::FileOp(policy::FileOpContext {}), 0x1A),
-        (Action::NetworkCall(policy::NetworkCallContext {}), 0x22),
-        (Action::ProcessExec(policy::ProcessExecContext {}), 0x2A),
-        (Action::ToolResult(policy::ToolResultContext {}), 0x32),
+        (Action::FileOp(policy::FileOpContext::default()), 0x1A),
+        (
+            Action::NetworkCall(policy::NetworkCallContext::default()),
+            0x22,
+        ),
+        (
+            Action::ProcessExec(policy::ProcessExecContext::default()),
+            0x2A,
+        ),
+        (
+            Action::ToolResult(policy::ToolResultContext::default()),
+            0x32,
+        ),
     ];
     for (action, tag) in arms {
         let msg = policy::ActionContext {
@@ -341,23 +357,84 @@ fn policy_tool_call_context() {
 }
 
 #[test]
+fn policy_action_contexts_carry_every_declared_field() {
+    wire(
+        &policy::LlmCallContext {
+            model: "m".into(),
+            prompt_tokens: 7,
+            contains_pii: true,
+        },
+        &[0x0A, 0x01, 0x6D, 0x10, 0x07, 0x18, 0x01],
+    );
+    wire(
+        &policy::FileOpContext {
+            operation: "r".into(),
+            path: "p".into(),
+            is_sensitive_path: true,
+        },
+        &[0x0A, 0x01, 0x72, 0x12, 0x01, 0x70, 0x18, 0x01],
+    );
+    wire(
+        &policy::NetworkCallContext {
+            host: "h".into(),
+            port: 443,
+            protocol: "s".into(),
+            in_allowlist: true,
+        },
+        // port 443 = 0x1BB: varint 0xBB 0x03
+        &[
+            0x0A, 0x01, 0x68, 0x10, 0xBB, 0x03, 0x1A, 0x01, 0x73, 0x20, 0x01,
+        ],
+    );
+    wire(
+        &policy::ProcessExecContext {
+            command: "c".into(),
+            args: vec!["a".into(), "b".into()],
+        },
+        &[0x0A, 0x01, 0x63, 0x12, 0x01, 0x61, 0x12, 0x01, 0x62],
+    );
+    wire(
+        &policy::ToolResultContext {
+            tool_name: "t".into(),
+            tool_source: "s".into(),
+            result_json: b"{}".to_vec(),
+            source_url: "u".into(),
+        },
+        &[
+            0x0A, 0x01, 0x74, 0x12, 0x01, 0x73, 0x1A, 0x02, 0x7B, 0x7D, 0x22, 0x01, 0x75,
+        ],
+    );
+}
+
+#[test]
 fn policy_check_action_response() {
     let msg = policy::CheckActionResponse {
-        decision: common::Decision::Pending.into(),
+        decision: common::Decision::Redact.into(),
         reason: "r".into(),
         policy_rule: "p".into(),
         approval_id: "ap".into(),
+        redact: Some(policy::RedactInstructions {
+            rules: vec![policy::RedactRule {
+                field_path: "a".into(),
+                replacement: "x".into(),
+            }],
+        }),
         decision_latency_us: 1234,
+        agent_identity_assurance: common::AgentIdentityAssurance::Bound.into(),
     };
     wire(
         &msg,
         &[
-            0x08, 0x03, // decision = PENDING
+            0x08, 0x04, // decision = REDACT
             0x12, 0x01, 0x72, // reason = "r"
             0x1A, 0x01, 0x70, // policy_rule = "p"
             0x22, 0x02, 0x61, 0x70, // approval_id = "ap"
-            // no field 5
+            0x2A, 0x08, // redact (field 5), 8 bytes
+            0x0A, 0x06, // rules[0], 6 bytes
+            0x0A, 0x01, 0x61, // field_path = "a"
+            0x12, 0x01, 0x78, // replacement = "x"
             0x30, 0xD2, 0x09, // decision_latency_us (field 6) = 1234
+            0x38, 0x03, // agent_identity_assurance (field 7) = BOUND
         ],
     );
 }
@@ -669,6 +746,7 @@ fn round_trip_nested_and_repeated() {
     let batch = policy::BatchCheckRequest {
         requests: (0..3)
             .map(|i| policy::CheckActionRequest {
+                caller_agent_id: None,
                 agent_id: Some(ota()),
                 credential_token: format!("tok-{i}"),
                 trace_id: format!("trace-{i}"),
@@ -708,17 +786,24 @@ fn unknown_fields_are_ignored() {
         .unwrap();
     assert_eq!(ack, gateway::SubscribeAck { seq: 5 });
 
-    // A field 5 in CheckActionResponse (which has none) is skipped.
+    // A field 9 in CheckActionResponse (which has none) is skipped.
     let resp =
-        policy::CheckActionResponse::decode(&[0x08, 0x01, 0x28, 0x07, 0x30, 0x02][..]).unwrap();
+        policy::CheckActionResponse::decode(&[0x08, 0x01, 0x48, 0x07, 0x30, 0x02][..]).unwrap();
     assert_eq!(resp.decision, common::Decision::Allow as i32);
     assert_eq!(resp.decision_latency_us, 2);
 
-    // The gateway's LlmCallContext fields, unknown to tether, are skipped
-    // and the arm is still recognised.
+    // An LLMCallContext field tether does not declare (field 9) is skipped
+    // and the declared ones are read.
     let ctx =
-        policy::ActionContext::decode(&[0x0A, 0x05, 0x0A, 0x03, 0x67, 0x70, 0x74][..]).unwrap();
-    assert_eq!(ctx.action, Some(Action::LlmCall(policy::LlmCallContext {})));
+        policy::ActionContext::decode(&[0x0A, 0x07, 0x0A, 0x03, 0x67, 0x70, 0x74, 0x48, 0x01][..])
+            .unwrap();
+    assert_eq!(
+        ctx.action,
+        Some(Action::LlmCall(policy::LlmCallContext {
+            model: "gpt".into(),
+            ..Default::default()
+        }))
+    );
 
     // An oneof arm tether does not know (field 7) leaves the oneof unset.
     let ctx = policy::ActionContext::decode(&[0x3A, 0x00][..]).unwrap();

@@ -13,6 +13,9 @@
 
 use std::time::Duration;
 
+use tether_core::answer::{
+    classify, AnswerDecision, AnswerMeaning, FinalDecision, GatewayAnswer, InvalidAnswer,
+};
 use tether_core::approval::Outcome;
 use tether_core::policy_cache::{CacheKey, Lookup};
 use tether_proto::common::{ActionType, AgentId, Decision as WireDecision};
@@ -23,7 +26,7 @@ use tokio::time::Instant;
 use super::error::{ProtocolError, TetherError};
 use super::ops::OpBlocked;
 use super::shared::{attach_token, Cached, Shared};
-use super::verdict::{Decision, Verdict, VerdictSource};
+use super::verdict::{Decision, Redaction, Verdict, VerdictSource};
 
 /// A tool call to be checked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -90,6 +93,7 @@ pub(crate) async fn check(
     let started = Instant::now();
     let verdict = |decision, source, reason: String| Verdict {
         decision,
+        redactions: Vec::new(),
         source,
         reason,
         latency: started.elapsed(),
@@ -129,7 +133,9 @@ pub(crate) async fn check(
         _ => None,
     });
     if let Some(hit) = cached {
-        return Ok(verdict(hit.decision, VerdictSource::Cache, hit.reason));
+        let mut v = verdict(hit.decision, VerdictSource::Cache, hit.reason);
+        v.redactions = hit.redactions;
+        return Ok(v);
     }
 
     // 3. CheckAction, raced with a terminate.
@@ -140,43 +146,73 @@ pub(crate) async fn check(
         Step::Terminated => return Ok(terminated()),
         Step::Done(r) => r?,
     };
-    let decision = WireDecision::try_from(response.decision).unwrap_or(WireDecision::Unspecified);
-    let gateway_verdict = match decision {
-        WireDecision::Allow | WireDecision::Redact => Some(Decision::Allow),
-        WireDecision::Deny => Some(Decision::Deny),
-        WireDecision::Pending => None,
-        WireDecision::Unspecified => {
+    let answer = GatewayAnswer {
+        decision: answer_decision(response.decision),
+        approval_id: &response.approval_id,
+        policy_rule: &response.policy_rule,
+    };
+    // The answer's meaning (and whether it may be cached) is the core's.
+    let final_answer = match classify(answer) {
+        AnswerMeaning::Policy {
+            decision,
+            cacheable,
+        } => Some((decision, VerdictSource::Gateway, cacheable)),
+        AnswerMeaning::Reviewer { decision } => Some((
+            decision,
+            VerdictSource::Reviewer {
+                approval_id: response.approval_id.clone(),
+            },
+            false,
+        )),
+        AnswerMeaning::Pending => None,
+        AnswerMeaning::Invalid(InvalidAnswer::UnknownDecision) => {
             return Err(ProtocolError::UnknownDecision {
                 decision: response.decision,
                 tool: call.tool_name.clone(),
             }
             .into())
         }
+        AnswerMeaning::Invalid(InvalidAnswer::PendingWithoutApprovalId) => {
+            return Err(ProtocolError::PendingWithoutApprovalId.into())
+        }
     };
-    if let Some(d) = gateway_verdict {
-        let value = Cached {
-            decision: d,
-            reason: response.reason.clone(),
+    if let Some((decision, source, cacheable)) = final_answer {
+        let decision = match decision {
+            FinalDecision::Allow => Decision::Allow,
+            FinalDecision::Deny => Decision::Deny,
+            FinalDecision::Redact => Decision::Redact,
         };
-        let version = ticket.policy_version();
-        let stored = shared
-            .cache
-            .with(|c, now| c.complete_fetch(now, ticket, key, value, version));
-        if let Err(why) = stored {
-            tracing::debug!(?why, "decision not cached");
+        let redactions: Vec<Redaction> = response
+            .redact
+            .iter()
+            .flat_map(|r| r.rules.iter())
+            .map(|r| Redaction::new(r.field_path.clone(), r.replacement.clone()))
+            .collect();
+        if cacheable {
+            let value = Cached {
+                decision,
+                reason: response.reason.clone(),
+                redactions: redactions.clone(),
+            };
+            let version = ticket.policy_version();
+            let stored = shared
+                .cache
+                .with(|c, now| c.complete_fetch(now, ticket, key, value, version));
+            if let Err(why) = stored {
+                tracing::debug!(?why, "decision not cached");
+            }
         }
         // A terminate that landed while the answer was in flight still wins.
         if shared.ops.state(op_id) == tether_core::op_control::OpState::Terminated {
             return Ok(terminated());
         }
-        return Ok(verdict(d, VerdictSource::Gateway, response.reason));
+        let mut v = verdict(decision, source, response.reason);
+        v.redactions = redactions;
+        return Ok(v);
     }
 
     // 4. PENDING: wait for the reviewer, raced with a terminate.
     let approval_id = response.approval_id.clone();
-    if approval_id.is_empty() {
-        return Err(ProtocolError::PendingWithoutApprovalId.into());
-    }
     let deadline = shared.config.approval_deadline;
     let outcome =
         match unless_terminated(shared, op_id, shared.approvals.wait(&approval_id, deadline)).await
@@ -206,6 +242,17 @@ pub(crate) async fn check(
     })
 }
 
+/// The wire decision as the core's answer classification sees it.
+fn answer_decision(wire: i32) -> AnswerDecision {
+    match WireDecision::try_from(wire) {
+        Ok(WireDecision::Allow) => AnswerDecision::Allow,
+        Ok(WireDecision::Deny) => AnswerDecision::Deny,
+        Ok(WireDecision::Pending) => AnswerDecision::Pending,
+        Ok(WireDecision::Redact) => AnswerDecision::Redact,
+        Ok(WireDecision::Unspecified) | Err(_) => AnswerDecision::Unspecified,
+    }
+}
+
 async fn check_action(
     shared: &Shared,
     op_id: &str,
@@ -224,6 +271,7 @@ async fn check_action(
             trace_id: trace_id.to_owned(),
             span_id: span_id.to_owned(),
             action_type: ActionType::ToolCall as i32,
+            caller_agent_id: None,
             context: Some(ActionContext {
                 action: Some(action_context::Action::ToolCall(ToolCallContext {
                     tool_name: call.tool_name.clone(),

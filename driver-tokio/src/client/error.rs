@@ -5,13 +5,13 @@
 #[non_exhaustive]
 pub enum TetherError {
     /// The configuration cannot work (bad URL, bad TLS material).
-    #[error("invalid configuration")]
+    #[error("invalid configuration: {0}")]
     InvalidConfig(#[from] ConfigError),
     /// The gateway answered CheckAction with an error.
-    #[error("gateway error")]
+    #[error("gateway error: {0}")]
     Gateway(#[from] tonic::Status),
     /// The gateway answered something tether cannot interpret.
-    #[error("gateway protocol error")]
+    #[error("gateway protocol error: {0}")]
     Protocol(#[from] ProtocolError),
     /// A bound was hit (too many waiters); the caller is failed closed.
     #[error("limit reached: {0}")]

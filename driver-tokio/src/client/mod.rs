@@ -59,7 +59,7 @@ pub use error::{ConfigError, ProtocolError, TetherError};
 pub use ops::{DenyReason, FailClosed, OpBlocked, OpState, Ops, OutagePolicy, WaitOutcome};
 pub use sink::{InvalidateAllReason, InvalidationSink, PolicyChange};
 pub use status::{ClientStatus, StreamStatus};
-pub use verdict::{Decision, Verdict, VerdictSource};
+pub use verdict::{Decision, Redaction, Verdict, VerdictSource};
 
 use shared::{CheckGuard, Shared};
 

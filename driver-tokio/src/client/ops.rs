@@ -31,7 +31,7 @@ pub enum OpBlocked {
     #[error("op-control stream is down and the outage policy denies")]
     OutageDeny,
     /// Op control could not keep track of the op, so it fails closed.
-    #[error("op control failed closed")]
+    #[error("op control failed closed: {0}")]
     FailedClosed(#[source] FailClosed),
 }
 

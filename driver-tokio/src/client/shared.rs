@@ -20,6 +20,7 @@ use crate::runtime::{Clock, Driven, TimerTask};
 pub(crate) struct Cached {
     pub(crate) decision: Decision,
     pub(crate) reason: String,
+    pub(crate) redactions: Vec<super::verdict::Redaction>,
 }
 
 pub(crate) struct Shared {

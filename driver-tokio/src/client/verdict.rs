@@ -2,17 +2,43 @@
 
 use std::time::Duration;
 
-/// Allow or deny.
+/// Allow, deny, or proceed only after redacting.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Decision {
     /// The tool call may proceed.
     Allow,
     /// The tool call must not proceed.
     Deny,
+    /// The tool call may proceed only after the data named by
+    /// [`Verdict::redactions`] is redacted. [`Verdict::allowed`] is `false`
+    /// for it, so a runtime that does not redact fails closed.
+    Redact,
+}
+
+/// One redaction the gateway asks for with a [`Decision::Redact`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Redaction {
+    /// Path of the field to redact, for example `args.password`.
+    pub field_path: String,
+    /// What replaces its value.
+    pub replacement: String,
+}
+
+impl Redaction {
+    /// A redaction of `field_path` by `replacement`.
+    pub fn new(field_path: impl Into<String>, replacement: impl Into<String>) -> Self {
+        Redaction {
+            field_path: field_path.into(),
+            replacement: replacement.into(),
+        }
+    }
 }
 
 /// Which step of the pipeline produced a verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum VerdictSource {
     /// The op was terminated (directly, for its agent, or fleet-wide).
     Terminated,
@@ -23,7 +49,9 @@ pub enum VerdictSource {
     Cache,
     /// The gateway's CheckAction answer.
     Gateway,
-    /// A reviewer's verdict on an approval.
+    /// A reviewer's verdict on an approval: either on a `PENDING` answer,
+    /// or the answer that ended a call the gateway held for review (it
+    /// carries the approval id). Never cached.
     Reviewer {
         /// The approval id.
         approval_id: String,
@@ -38,9 +66,12 @@ pub enum VerdictSource {
 
 /// The answer to `check`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Verdict {
-    /// Allow or deny.
+    /// Allow, deny or redact.
     pub decision: Decision,
+    /// With [`Decision::Redact`]: what to redact, in order. Empty otherwise.
+    pub redactions: Vec<Redaction>,
     /// Who decided.
     pub source: VerdictSource,
     /// A human-readable reason (the gateway's, or tether's own).
@@ -50,7 +81,8 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// Whether the call may proceed.
+    /// Whether the call may proceed as it is (`false` for a redact
+    /// verdict: the call may proceed only once redacted).
     pub fn allowed(&self) -> bool {
         self.decision == Decision::Allow
     }
@@ -59,6 +91,7 @@ impl Verdict {
     pub fn label(&self) -> &'static str {
         match (&self.source, self.decision) {
             (VerdictSource::Terminated, _) => "terminated",
+            (_, Decision::Redact) => "redact",
             (VerdictSource::OutagePolicy, Decision::Allow) => "outage_allow",
             (VerdictSource::OutagePolicy, Decision::Deny) => "outage_deny",
             (VerdictSource::Cache, Decision::Allow) => "cache_allow",

@@ -1,0 +1,197 @@
+//! What a gateway's answer means to the agent, end to end on 127.0.0.1:
+//! a held call's verdict is the reviewer's for that one call (never cached,
+//! reported with its approval id); a DENY that names no policy rule (a
+//! refused credential) is never cached; REDACT is its own verdict that
+//! carries the gateway's redaction rules.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tether_gateway::desk::Verdict as Review;
+use tether_proto::common::Decision as WireDecision;
+use tether_proto::policy::action_context::Action;
+use tether_proto::policy::policy_service_server::{PolicyService, PolicyServiceServer};
+use tether_proto::policy::{
+    BatchCheckRequest, BatchCheckResponse, CheckActionRequest, CheckActionResponse,
+    OpControlMessage, OpControlSubscribeRequest, RedactInstructions, RedactRule,
+};
+use tether_tests::{bounded, client_config, connected, gateway, serve, until};
+use tether_tokio::client::{Decision, Redaction, Tether, ToolCall, VerdictSource};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::{Request, Response, Status};
+
+#[tokio::test]
+async fn a_held_calls_verdict_is_the_reviewers_and_is_never_cached() {
+    let gw = serve(gateway()).await; // rules: `hold pay 10`
+    let admin = gw.admin();
+    let tether = connected(client_config(&gw.endpoint())).await;
+    let call = ToolCall::new("pay").with_args(r#"{"amount":5}"#);
+
+    for (round, op) in ["t:1", "t:2"].into_iter().enumerate() {
+        let check = tokio::spawn({
+            let (t, call) = (tether.clone(), call.clone());
+            async move { t.check(op, &call).await }
+        });
+        // Every identical call is a new pending approval at the gateway.
+        until("the call is held for review", || admin.pending().len() == 1).await;
+        let pending = admin.pending().remove(0);
+        admin.decide(&pending.request_id, Review::Approved).unwrap();
+        let v = bounded("held call answered", check).await.unwrap().unwrap();
+        assert_eq!(v.decision, Decision::Allow, "round {round}");
+        assert_eq!(
+            v.source,
+            VerdictSource::Reviewer {
+                approval_id: pending.request_id.clone()
+            },
+            "round {round}: the verdict is the reviewer's, with its approval id"
+        );
+    }
+    assert_eq!(
+        tether.cached_decisions(),
+        0,
+        "a reviewer's verdict is never cached"
+    );
+    tether.shutdown(Duration::from_secs(1)).await;
+    gw.shutdown().await.unwrap();
+}
+
+/// Answers by tool name and counts the calls it got.
+#[derive(Clone, Default)]
+struct Scripted {
+    calls: Arc<AtomicUsize>,
+}
+
+#[tonic::async_trait]
+impl PolicyService for Scripted {
+    async fn check_action(
+        &self,
+        req: Request<CheckActionRequest>,
+    ) -> Result<Response<CheckActionResponse>, Status> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let tool = match req.into_inner().context.and_then(|c| c.action) {
+            Some(Action::ToolCall(t)) => t.tool_name,
+            _ => String::new(),
+        };
+        let answer = match tool.as_str() {
+            // The real gateway's answer to a missing or bad credential.
+            "needs_credential" => CheckActionResponse {
+                decision: WireDecision::Deny as i32,
+                reason: "missing credential token".into(),
+                ..Default::default()
+            },
+            "send_email" => CheckActionResponse {
+                decision: WireDecision::Redact as i32,
+                reason: "personal data".into(),
+                policy_rule: "redact pii".into(),
+                redact: Some(RedactInstructions {
+                    rules: vec![
+                        RedactRule {
+                            field_path: "args.to".into(),
+                            replacement: "<redacted>".into(),
+                        },
+                        RedactRule {
+                            field_path: "args.body".into(),
+                            replacement: String::new(),
+                        },
+                    ],
+                }),
+                ..Default::default()
+            },
+            _ => CheckActionResponse {
+                decision: WireDecision::Deny as i32,
+                reason: "no".into(),
+                policy_rule: "default deny".into(),
+                ..Default::default()
+            },
+        };
+        Ok(Response::new(answer))
+    }
+
+    async fn batch_check(
+        &self,
+        _req: Request<BatchCheckRequest>,
+    ) -> Result<Response<BatchCheckResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
+
+    type OpControlStreamStream =
+        Pin<Box<dyn futures::Stream<Item = Result<OpControlMessage, Status>> + Send>>;
+
+    async fn op_control_stream(
+        &self,
+        _req: Request<OpControlSubscribeRequest>,
+    ) -> Result<Response<Self::OpControlStreamStream>, Status> {
+        Ok(Response::new(Box::pin(futures::stream::pending())))
+    }
+}
+
+async fn scripted() -> (Scripted, String, tokio::task::JoinHandle<()>) {
+    let script = Scripted::default();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn({
+        let script = script.clone();
+        async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(PolicyServiceServer::new(script))
+                .serve_with_incoming(TcpListenerStream::new(listener))
+                .await;
+        }
+    });
+    (script, url, server)
+}
+
+#[tokio::test]
+async fn a_deny_that_names_no_policy_rule_is_never_cached() {
+    let (script, url, server) = scripted().await;
+    let tether = Tether::connect(client_config(&url)).unwrap();
+    let call = ToolCall::new("needs_credential");
+    for op in ["t:1", "t:2"] {
+        let v = bounded("check", tether.check(op, &call)).await.unwrap();
+        assert_eq!(v.decision, Decision::Deny);
+        assert_eq!(v.source, VerdictSource::Gateway);
+    }
+    assert_eq!(
+        script.calls.load(Ordering::SeqCst),
+        2,
+        "both calls reached the gateway"
+    );
+    assert_eq!(tether.cached_decisions(), 0);
+
+    // A policy deny (it names its rule) is cached as before.
+    let other = ToolCall::new("rm_rf");
+    let first = tether.check("t:3", &other).await.unwrap();
+    let second = tether.check("t:4", &other).await.unwrap();
+    assert_eq!(first.source, VerdictSource::Gateway);
+    assert_eq!(second.source, VerdictSource::Cache);
+    assert_eq!(script.calls.load(Ordering::SeqCst), 3);
+    server.abort();
+}
+
+#[tokio::test]
+async fn redact_is_a_verdict_of_its_own_that_carries_the_rules() {
+    let (script, url, server) = scripted().await;
+    let tether = Tether::connect(client_config(&url)).unwrap();
+    let call = ToolCall::new("send_email").with_args(r#"{"to":"a@b.c","body":"hi"}"#);
+    let expected = vec![
+        Redaction::new("args.to", "<redacted>"),
+        Redaction::new("args.body", ""),
+    ];
+
+    let v = bounded("check", tether.check("t:1", &call)).await.unwrap();
+    assert_eq!(v.decision, Decision::Redact);
+    assert!(!v.allowed(), "a runtime that does not redact fails closed");
+    assert_eq!(v.source, VerdictSource::Gateway);
+    assert_eq!(v.redactions, expected);
+
+    // Cached like any policy decision, with its rules.
+    let v = tether.check("t:2", &call).await.unwrap();
+    assert_eq!(v.source, VerdictSource::Cache);
+    assert_eq!(v.decision, Decision::Redact);
+    assert_eq!(v.redactions, expected);
+    assert_eq!(script.calls.load(Ordering::SeqCst), 1);
+    server.abort();
+}
