@@ -37,9 +37,21 @@ pub(crate) struct AgentArgs {
     #[arg(long, value_name = "TOKEN")]
     token: Option<String>,
 
-    /// Invalidation subscriber id (default: `{agent}-{process id}`).
+    /// Invalidation subscriber id (default: stable for this runtime,
+    /// `{org}/{team}/{agent}/{runtime name}`, so a restarted process takes
+    /// its old subscription over instead of leaking one at the gateway).
     #[arg(long, value_name = "ID")]
     assembly_id: Option<String>,
+
+    /// This runtime's name, part of the default `--assembly-id`. Give each
+    /// runtime of one agent its own.
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    runtime_name: String,
+
+    /// Arguments of every tool call, as a JSON object (rules on `args.*`
+    /// see them).
+    #[arg(long, value_name = "JSON")]
+    args: Option<String>,
 
     /// Tool names to call, in turn, comma-separated.
     #[arg(
@@ -77,10 +89,14 @@ pub(crate) async fn run(args: AgentArgs, json: bool) -> Result<(), CliError> {
     common::probe(&args.gateway).await?;
 
     let identity = AgentIdentity::new(&args.org, &args.team, &args.agent);
+    if let Some(a) = &args.args {
+        serde_json::from_str::<serde_json::Value>(a)
+            .map_err(|e| CliError::Input(format!("--args is not JSON: {e}")))?;
+    }
     let assembly_id = args
         .assembly_id
         .clone()
-        .unwrap_or_else(|| format!("{}-{}", args.agent, std::process::id()));
+        .unwrap_or_else(|| identity.assembly_id(&args.runtime_name));
     let mut config = TetherConfig::new(&args.gateway, identity, assembly_id);
     if let Some(token) = &args.token {
         config = config.with_token(token.clone());
@@ -151,7 +167,11 @@ async fn call_loop(tether: &Tether, args: &AgentArgs, json: bool) -> Result<(), 
         let span = n % tools.len() as u64 + 1;
         let tool = tools[(n % tools.len() as u64) as usize];
         let op = format!("trace-{trace}:span-{span}");
-        match tether.check(&op, &ToolCall::new(tool)).await {
+        let call = match &args.args {
+            Some(json) => ToolCall::new(tool).with_args(json.as_bytes().to_vec()),
+            None => ToolCall::new(tool),
+        };
+        match tether.check(&op, &call).await {
             Ok(v) => print_verdict(&op, tool, &v, json),
             Err(e) if n == 0 => return Err(first_error(&args.gateway, e)),
             Err(e) => print_error(&op, tool, &e, json),

@@ -31,13 +31,19 @@ pub(crate) fn fail(e: &CliError) -> ExitCode {
     ExitCode::from(1)
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default: warnings only, so the
-/// commands' own output stays readable).
-pub(crate) fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+/// Logs to stderr, filtered by `RUST_LOG`. Without it: warnings only when
+/// `warn_by_default` (so the commands' own output stays readable), nothing
+/// otherwise. Colour only when stderr is a terminal.
+pub(crate) fn init_tracing(warn_by_default: bool) {
+    use std::io::IsTerminal;
+    let filter = match tracing_subscriber::EnvFilter::try_from_default_env() {
+        Ok(f) => f,
+        Err(_) if warn_by_default => tracing_subscriber::EnvFilter::new("warn"),
+        Err(_) => return,
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -56,7 +56,9 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    common::init_tracing();
+    // The demo tells what happened in its own timeline: library logs stay
+    // out of it unless RUST_LOG asks for them.
+    common::init_tracing(!matches!(cli.command, Command::Demo(_)));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -605,3 +605,66 @@ fn an_unreachable_gateway_is_one_line() {
         assert!(out.stdout.is_empty(), "{args:?}: {out:#?}");
     }
 }
+
+#[test]
+fn a_restarted_agent_takes_its_subscription_over_and_sends_tool_arguments() {
+    let gw = gateway(&[]);
+    let url = gw.url.as_str();
+    let agent = |extra: &[&str]| {
+        let mut a = vec![
+            "agent",
+            "--gateway",
+            url,
+            "--token",
+            TOKEN,
+            "--count",
+            "1",
+            "--tools",
+            "read_file",
+            "--args",
+            r#"{"path":"README.md"}"#,
+        ];
+        a.extend_from_slice(extra);
+        let out = ok(&a);
+        assert!(out.contains("trace-1:span-1 read_file allow"), "{out}");
+    };
+    // The same runtime, started three times: one subscriber at the gateway.
+    agent(&[]);
+    agent(&[]);
+    agent(&[]);
+    let status = |url: &str| -> serde_json::Value {
+        let out = ok(&[
+            "--json",
+            "ctl",
+            "--gateway",
+            url,
+            "--admin-token",
+            ADMIN,
+            "status",
+        ]);
+        json_lines(&out).remove(0)
+    };
+    let s = status(url);
+    assert_eq!(s["gateway"]["invalidation_subscribers"], 1, "{s}");
+    assert_eq!(
+        s["subscribers"][0]["assembly_id"], "acme/support/agent-7/default",
+        "{s}"
+    );
+    // Another runtime of the same agent is another subscriber.
+    agent(&["--runtime-name", "worker-2"]);
+    assert_eq!(status(url)["gateway"]["invalidation_subscribers"], 2);
+
+    // Arguments that are not JSON are refused in one line, before any call.
+    let line = fails(&[
+        "agent",
+        "--gateway",
+        url,
+        "--token",
+        TOKEN,
+        "--count",
+        "1",
+        "--args",
+        "{not json",
+    ]);
+    assert!(line.starts_with("error: --args is not JSON"), "{line}");
+}

@@ -67,4 +67,19 @@ fn demo_exits_zero_and_every_guarantee_held() {
         stdout.lines().any(|l| l.contains("HELD")),
         "no guarantee marked HELD:\n{stdout}"
     );
+    // The timeline is the demo's own: no library log line (the demo cuts
+    // the link and restarts the gateway, which the client logs as
+    // warnings) and no terminal colour codes when piped.
+    for (name, text) in [("stdout", &stdout), ("stderr", &stderr)] {
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.contains(" WARN ") || l.contains(" INFO ")),
+            "library log lines in the demo's {name}:\n{text}"
+        );
+        assert!(
+            !text.contains('\u{1b}'),
+            "colour codes in piped {name}:\n{text}"
+        );
+    }
 }

@@ -36,6 +36,18 @@ pub struct AgentIdentity {
 }
 
 impl AgentIdentity {
+    /// A stable invalidation subscriber id for one runtime of this agent:
+    /// `{org}/{team}/{agent}/{runtime}`. The same runtime gets the same id
+    /// across process restarts, so it takes its old subscription over (the
+    /// gateway keeps every subscriber's state; an id per process would leak
+    /// one per restart).
+    pub fn assembly_id(&self, runtime: &str) -> String {
+        format!(
+            "{}/{}/{}/{}",
+            self.org_id, self.team_id, self.agent_id, runtime
+        )
+    }
+
     /// An identity from its three parts.
     pub fn new(org: impl Into<String>, team: impl Into<String>, agent: impl Into<String>) -> Self {
         AgentIdentity {
