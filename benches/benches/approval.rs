@@ -24,6 +24,7 @@ use tether_tokio::client::Approvals;
 use tether_tokio::runtime::Clock;
 
 const HOUR: Duration = Duration::from_secs(3600);
+const DEFAULT_BOUND: usize = 4_096;
 
 fn machine(n: usize) -> ApprovalWaiters {
     let mut w = ApprovalWaiters::new(ApprovalConfig {
@@ -40,7 +41,9 @@ fn machine(n: usize) -> ApprovalWaiters {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("approval/register_resolve");
     g.throughput(Throughput::Elements(1));
-    for n in SIZES {
+    // The default bound (ApprovalConfig::default().max_waiters, 4,096) first,
+    // then the suite's sizes.
+    for n in std::iter::once(DEFAULT_BOUND).chain(SIZES) {
         let label = size_label(n);
         {
             let mut w = machine(n);
