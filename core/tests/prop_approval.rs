@@ -4,8 +4,8 @@ use core::time::Duration;
 
 use proptest::prelude::*;
 use tether_core::approval::{
-    ApprovalAction, ApprovalConfig, ApprovalTimer, ApprovalWaiters, Outcome, ReviewerDecision,
-    Verdict, WaitError, WaiterId,
+    ApprovalAction, ApprovalConfig, ApprovalOutcome, ApprovalTimer, ApprovalWaitError,
+    ApprovalWaiterId, ApprovalWaiters, ReviewerDecision, ReviewerVerdict,
 };
 use tether_core::testkit::approval::{run, run_and_clean_up, small_config, Op};
 use tether_core::{Machine, Timestamp};
@@ -83,7 +83,7 @@ fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
 
-fn drain(w: &mut ApprovalWaiters) -> Vec<(WaiterId, Outcome)> {
+fn drain(w: &mut ApprovalWaiters) -> Vec<(ApprovalWaiterId, ApprovalOutcome)> {
     std::iter::from_fn(|| w.poll_action())
         .map(
             |ApprovalAction::Resolved {
@@ -101,12 +101,15 @@ fn a_verdict_reaches_every_waiter_of_its_id_once() {
     let b = w.wait(T0, "r1", T0 + secs(20)).unwrap();
     let other = w.wait(T0, "r2", T0 + secs(10)).unwrap();
     w.on_verdict(T0 + secs(1), "r1", ReviewerDecision::Denied);
-    assert_eq!(drain(&mut w), [(a, Outcome::Denied), (b, Outcome::Denied)]);
+    assert_eq!(
+        drain(&mut w),
+        [(a, ApprovalOutcome::Denied), (b, ApprovalOutcome::Denied)]
+    );
     w.on_verdict(T0 + secs(2), "r1", ReviewerDecision::Denied);
     assert!(drain(&mut w).is_empty());
     assert!(w.is_waiting(other) && !w.is_waiting(a));
     w.handle_timeout(T0 + secs(20));
-    assert_eq!(drain(&mut w), [(other, Outcome::TimedOut)]);
+    assert_eq!(drain(&mut w), [(other, ApprovalOutcome::TimedOut)]);
     let s = w.stats();
     assert_eq!((s.denied, s.timed_out, s.waiting), (2, 1, 0));
 }
@@ -123,13 +126,13 @@ fn a_deadline_passing_is_pending_never_denied() {
     w.handle_timeout(T0 + secs(30) - Duration::from_nanos(1));
     assert!(drain(&mut w).is_empty());
     w.handle_timeout(T0 + secs(30));
-    assert_eq!(drain(&mut w), [(a, Outcome::TimedOut)]);
+    assert_eq!(drain(&mut w), [(a, ApprovalOutcome::TimedOut)]);
     w.handle_timeout(T0 + secs(30));
     assert!(drain(&mut w).is_empty());
     assert_eq!(w.poll_timeout(), None);
     // A deadline already past resolves at once, as pending too.
     let b = w.wait(T0 + secs(40), "r", T0 + secs(39)).unwrap();
-    assert_eq!(drain(&mut w), [(b, Outcome::TimedOut)]);
+    assert_eq!(drain(&mut w), [(b, ApprovalOutcome::TimedOut)]);
     assert_eq!(w.stats().denied, 0);
 }
 
@@ -140,7 +143,7 @@ fn an_early_verdict_is_kept_for_late_waiters() {
     let keep = cfg.keep_verdict_for;
     let mut w = ApprovalWaiters::new(cfg);
     w.on_verdict(T0, "r", ReviewerDecision::from_wire(1));
-    assert_eq!(w.kept_verdict(T0, "r"), Some(Verdict::Approved));
+    assert_eq!(w.kept_verdict(T0, "r"), Some(ReviewerVerdict::Approved));
     assert_eq!(
         w.poll_timeout().map(|d| (d.at, d.reason)),
         Some((T0 + keep, ApprovalTimer::VerdictExpiry))
@@ -148,7 +151,7 @@ fn an_early_verdict_is_kept_for_late_waiters() {
     let a = w
         .wait(T0 + keep - secs(1), "r", T0 + keep + secs(10))
         .unwrap();
-    assert_eq!(drain(&mut w), [(a, Outcome::Approved)]);
+    assert_eq!(drain(&mut w), [(a, ApprovalOutcome::Approved)]);
     // Not kept at the expiry instant, even before the purge timer runs.
     let b = w.wait(T0 + keep, "r", T0 + keep + secs(10)).unwrap();
     assert!(w.is_waiting(b));
@@ -166,11 +169,14 @@ fn the_first_verdict_wins_while_kept() {
     w.on_verdict(T0, "r", ReviewerDecision::Approved);
     w.on_verdict(T0, "r", ReviewerDecision::Denied);
     let a = w.wait(T0, "r", T0 + secs(1)).unwrap();
-    assert_eq!(drain(&mut w), [(a, Outcome::Approved)]);
+    assert_eq!(drain(&mut w), [(a, ApprovalOutcome::Approved)]);
     assert_eq!(w.stats().duplicate_verdicts, 1);
     w.handle_timeout(T0 + keep);
     w.on_verdict(T0 + keep, "r", ReviewerDecision::Denied);
-    assert_eq!(w.kept_verdict(T0 + keep, "r"), Some(Verdict::Denied));
+    assert_eq!(
+        w.kept_verdict(T0 + keep, "r"),
+        Some(ReviewerVerdict::Denied)
+    );
 }
 
 /// APPROVAL_NON_VERDICTS_IGNORED, and the wire mapping.
@@ -206,7 +212,7 @@ fn a_cancelled_waiter_leaves_nothing_behind() {
     let a = w.wait(T0, "r", T0 + secs(5)).unwrap();
     assert!(w.cancel(a));
     assert!(!w.cancel(a));
-    assert!(!w.cancel(WaiterId::clone(&a)));
+    assert!(!w.cancel(ApprovalWaiterId::clone(&a)));
     assert_eq!(w.poll_timeout(), None);
     assert_eq!((w.waiting(), w.waited_requests()), (0, 0));
     // Resolved but not yet drained: cancelling removes the resolution too.
@@ -214,7 +220,7 @@ fn a_cancelled_waiter_leaves_nothing_behind() {
     let c = w.wait(T0, "r", T0 + secs(5)).unwrap();
     w.on_verdict(T0, "r", ReviewerDecision::Approved);
     assert!(w.cancel(b));
-    assert_eq!(drain(&mut w), [(c, Outcome::Approved)]);
+    assert_eq!(drain(&mut w), [(c, ApprovalOutcome::Approved)]);
     assert!(!w.cancel(c), "delivered: nothing to cancel");
     assert_eq!(w.stats().cancelled, 2);
     // IDs are never reused.
@@ -235,16 +241,19 @@ fn every_collection_is_bounded() {
     let mut w = ApprovalWaiters::new(cfg);
     w.wait(T0, "a", T0 + secs(5)).unwrap();
     w.wait(T0, "b", T0 + secs(5)).unwrap();
-    assert_eq!(w.wait(T0, "c", T0 + secs(5)), Err(WaitError::Full));
+    assert_eq!(w.wait(T0, "c", T0 + secs(5)), Err(ApprovalWaitError::Full));
     w.on_verdict(T0, "a", ReviewerDecision::Approved);
     // Resolved but undelivered still holds its slot.
-    assert_eq!(w.wait(T0, "c", T0 + secs(5)), Err(WaitError::Full));
+    assert_eq!(w.wait(T0, "c", T0 + secs(5)), Err(ApprovalWaitError::Full));
     assert_eq!(drain(&mut w).len(), 1);
     assert!(w.wait(T0, "c", T0 + secs(5)).is_ok());
-    assert_eq!(w.wait(T0, "", T0 + secs(5)), Err(WaitError::EmptyRequestId));
+    assert_eq!(
+        w.wait(T0, "", T0 + secs(5)),
+        Err(ApprovalWaitError::EmptyRequestId)
+    );
     assert_eq!(
         w.wait(T0, "toolong", T0 + secs(5)),
-        Err(WaitError::RequestIdTooLong)
+        Err(ApprovalWaitError::RequestIdTooLong)
     );
     w.on_verdict(T0 + secs(1), "x", ReviewerDecision::Denied);
     w.on_verdict(T0 + secs(2), "y", ReviewerDecision::Denied);
@@ -268,7 +277,7 @@ fn extreme_instants_are_safe() {
         "kept until past the end of time"
     );
     w.handle_timeout(Timestamp::MAX);
-    assert_eq!(drain(&mut w), [(a, Outcome::TimedOut)]);
+    assert_eq!(drain(&mut w), [(a, ApprovalOutcome::TimedOut)]);
     assert_eq!(w.poll_timeout(), None);
 }
 
@@ -338,11 +347,12 @@ fn harness_accepts_known_sequences() {
     }
 }
 
-/// Long runs that reuse slots and request entries thousands of times, give
-/// deadlines out of order, and leave enough resolved and cancelled waiters
-/// (and replaced verdicts) behind a live first entry to force the lazy
-/// deadline and expiry queues to compact: the model still agrees after
-/// every step, and nothing is left at the end.
+/// Long runs that create and remove request entries thousands of times,
+/// give deadlines out of order, and resolve and cancel many waiters (and
+/// replace verdicts) behind a live first deadline: the model still agrees
+/// after every step, and nothing is left at the end. (Written for the packed
+/// layout's slot reuse and lazy-queue compaction, which are gone; kept
+/// unchanged as a long run of the plain maps.)
 #[test]
 fn slot_reuse_out_of_order_deadlines_and_compaction_match_the_model() {
     let mut ops = Vec::new();

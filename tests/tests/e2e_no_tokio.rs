@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use tether_core::approval::{
-    ApprovalAction, ApprovalConfig, ApprovalWaiters, Outcome, ReviewerDecision,
+    ApprovalAction, ApprovalConfig, ApprovalOutcome, ApprovalWaiters, ReviewerDecision,
 };
 use tether_core::backoff::{Backoff, BackoffAction, BackoffConfig};
 use tether_core::op_control::{
@@ -27,7 +27,7 @@ enum Input {
 
 #[derive(Debug, PartialEq)]
 enum Output {
-    Resolved(&'static str, Outcome, Duration),
+    Resolved(&'static str, ApprovalOutcome, Duration),
     Checked(&'static str, &'static str),
     Released(WaitOutcome),
 }
@@ -116,12 +116,12 @@ fn approval_and_op_control_machines_run_on_a_plain_thread_loop() {
     let Output::Resolved(id, outcome, _) = recv() else {
         panic!()
     };
-    assert_eq!((id, outcome), ("fast", Outcome::Approved));
+    assert_eq!((id, outcome), ("fast", ApprovalOutcome::Approved));
     // The deadline fires from the thread's own timer: pending, not denied.
     let Output::Resolved(id, outcome, waited) = recv() else {
         panic!()
     };
-    assert_eq!((id, outcome), ("slow", Outcome::TimedOut));
+    assert_eq!((id, outcome), ("slow", ApprovalOutcome::TimedOut));
     assert!(waited >= Duration::from_millis(150), "{waited:?}");
 
     in_tx.send(Input::Signal("t:1", Signal::Pause, 1)).unwrap();

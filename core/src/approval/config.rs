@@ -24,13 +24,11 @@ pub const DEFAULT_MAX_KEPT_VERDICTS: usize = 1_024;
 
 /// Longest request id, in bytes: 256. Approval ids are UUIDs or similar
 /// (under 64 bytes); the bound keeps one hostile id from costing unbounded
-/// memory. A longer id is refused by `wait` and ignored in a verdict.
+/// memory. A longer id is refused by `wait`
+/// ([`ApprovalWaitError::RequestIdTooLong`](super::ApprovalWaitError)) and
+/// ignored (counted) in a verdict; so is an empty one
+/// ([`ApprovalWaitError::EmptyRequestId`](super::ApprovalWaitError)).
 pub const DEFAULT_MAX_REQUEST_ID_LEN: usize = 256;
-
-/// The longest request id any configuration accepts, in bytes: 65,535 (an
-/// id's length is stored in 16 bits). A larger `max_request_id_len` acts as
-/// this.
-pub const REQUEST_ID_LEN_LIMIT: usize = u16::MAX as usize;
 
 /// Parameters of [`ApprovalWaiters`](super::ApprovalWaiters).
 ///
@@ -45,7 +43,7 @@ pub struct ApprovalConfig {
     pub keep_verdict_for: Duration,
     /// Most verdicts kept at once.
     pub max_kept_verdicts: usize,
-    /// Longest request id, in bytes (at most [`REQUEST_ID_LEN_LIMIT`]).
+    /// Longest request id, in bytes (any value; ids are never empty).
     pub max_request_id_len: usize,
 }
 

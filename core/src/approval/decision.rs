@@ -44,27 +44,28 @@ impl ReviewerDecision {
 
     /// The verdict this decision carries, if it is one. `Unknown` is never
     /// a verdict, even when built by hand with an in-range value.
-    pub fn verdict(self) -> Option<Verdict> {
+    pub fn verdict(self) -> Option<ReviewerVerdict> {
         match self {
-            ReviewerDecision::Approved => Some(Verdict::Approved),
-            ReviewerDecision::Denied => Some(Verdict::Denied),
+            ReviewerDecision::Approved => Some(ReviewerVerdict::Approved),
+            ReviewerDecision::Denied => Some(ReviewerVerdict::Denied),
             _ => None,
         }
     }
 }
 
-/// A human's answer.
+/// A reviewer's answer: the verdict an approval or denial carries, and the
+/// one kept for late waiters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum ReviewerVerdict {
     /// The held action may proceed.
     Approved,
     /// The held action must not proceed.
     Denied,
 }
 
-/// What a waiter learns, exactly once.
+/// What an approval waiter learns, exactly once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum ApprovalOutcome {
     /// A reviewer approved.
     Approved,
     /// A reviewer denied.
@@ -75,11 +76,11 @@ pub enum Outcome {
     TimedOut,
 }
 
-impl From<Verdict> for Outcome {
-    fn from(v: Verdict) -> Self {
+impl From<ReviewerVerdict> for ApprovalOutcome {
+    fn from(v: ReviewerVerdict) -> Self {
         match v {
-            Verdict::Approved => Outcome::Approved,
-            Verdict::Denied => Outcome::Denied,
+            ReviewerVerdict::Approved => ApprovalOutcome::Approved,
+            ReviewerVerdict::Denied => ApprovalOutcome::Denied,
         }
     }
 }

@@ -15,8 +15,8 @@
 //!   `keep_verdict_for`, and a waiter registering meanwhile is resolved at
 //!   once with it;
 //! - `APPROVAL_TIMEOUT_IS_PENDING`: a deadline passing resolves the waiter
-//!   as [`Outcome::TimedOut`] ("pending: no human answered"), only at or
-//!   after its deadline, and never as [`Outcome::Denied`]: a denial comes
+//!   as [`ApprovalOutcome::TimedOut`] ("pending: no human answered"), only at or
+//!   after its deadline, and never as [`ApprovalOutcome::Denied`]: a denial comes
 //!   only from a `DENIED` verdict;
 //! - `APPROVAL_NON_VERDICTS_IGNORED`: `UNSPECIFIED`, `PENDING` and unknown
 //!   decision values resolve nothing and are counted;
@@ -25,11 +25,11 @@
 //!   unknown, delivered or cancelled waiter is a no-op returning `false`;
 //! - `APPROVAL_IDS_NEVER_REUSED`: waiter ids strictly increase;
 //! - `APPROVAL_BOUNDED`: waiters plus undelivered resolutions stay within
-//!   `max_waiters` (`wait` returns [`WaitError::Full`] at the bound), kept
-//!   verdicts within `max_kept_verdicts` (the soonest expiring is dropped;
-//!   of verdicts expiring together, the one kept first),
-//!   request ids within `max_request_id_len` bytes (and
-//!   [`REQUEST_ID_LEN_LIMIT`]);
+//!   `max_waiters` (`wait` returns [`ApprovalWaitError::Full`] at the
+//!   bound), kept verdicts within `max_kept_verdicts` (the soonest expiring
+//!   is dropped; of verdicts expiring together, the one kept first),
+//!   request ids within `max_request_id_len` bytes (a longer one, or an
+//!   empty one, is a typed [`ApprovalWaitError`], never a panic);
 //! - `APPROVAL_TIMER_EXACT`: `poll_timeout` is exactly the earliest waiter
 //!   deadline or verdict expiry, so once every waiter is resolved or
 //!   cancelled and every verdict expired, no state and no timer is left.
@@ -46,14 +46,13 @@ mod kept;
 mod machine;
 mod output;
 mod requests;
-mod slots;
 mod waiter;
 
 pub use config::{
     ApprovalConfig, DEFAULT_KEEP_VERDICT_FOR, DEFAULT_MAX_KEPT_VERDICTS,
-    DEFAULT_MAX_REQUEST_ID_LEN, DEFAULT_MAX_WAITERS, REQUEST_ID_LEN_LIMIT,
+    DEFAULT_MAX_REQUEST_ID_LEN, DEFAULT_MAX_WAITERS,
 };
-pub use decision::{Outcome, ReviewerDecision, Verdict};
+pub use decision::{ApprovalOutcome, ReviewerDecision, ReviewerVerdict};
 pub use machine::ApprovalWaiters;
 pub use output::{ApprovalAction, ApprovalStats, ApprovalTimer};
-pub use waiter::{WaitError, WaiterId};
+pub use waiter::{ApprovalWaitError, ApprovalWaiterId};

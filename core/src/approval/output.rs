@@ -1,7 +1,7 @@
 //! The waiters' outputs: actions, timer reasons and counters.
 
-use super::decision::Outcome;
-use super::waiter::WaiterId;
+use super::decision::ApprovalOutcome;
+use super::waiter::ApprovalWaiterId;
 
 /// What the approval machine asks its driver to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,15 +12,15 @@ pub enum ApprovalAction {
     /// it, so the machine neither shares nor copies its text per waiter.
     Resolved {
         /// The waiter.
-        waiter: WaiterId,
+        waiter: ApprovalWaiterId,
         /// What it learns.
-        outcome: Outcome,
+        outcome: ApprovalOutcome,
     },
 }
 
 impl ApprovalAction {
     /// The waiter this action is for.
-    pub fn waiter(&self) -> WaiterId {
+    pub fn waiter(&self) -> ApprovalWaiterId {
         match self {
             ApprovalAction::Resolved { waiter, .. } => *waiter,
         }
@@ -53,7 +53,7 @@ pub struct ApprovalStats {
     pub timed_out: u64,
     /// Waiters cancelled before delivery.
     pub cancelled: u64,
-    /// Waits refused (any [`WaitError`](super::WaitError)).
+    /// Waits refused (any [`ApprovalWaitError`](super::ApprovalWaitError)).
     pub refused_waits: u64,
     /// Decisions that were not verdicts (unspecified, pending, unknown).
     pub ignored_non_verdicts: u64,

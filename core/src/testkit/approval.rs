@@ -15,8 +15,8 @@ use core::time::Duration;
 use super::contract::{drain, timeout_checked};
 use super::Violation;
 use crate::approval::{
-    ApprovalAction, ApprovalConfig, ApprovalStats, ApprovalWaiters, Outcome, ReviewerDecision,
-    Verdict, WaitError, WaiterId, REQUEST_ID_LEN_LIMIT,
+    ApprovalAction, ApprovalConfig, ApprovalOutcome, ApprovalStats, ApprovalWaitError,
+    ApprovalWaiterId, ApprovalWaiters, ReviewerDecision, ReviewerVerdict,
 };
 use crate::ensure_invariant;
 use crate::machine::Machine;
@@ -64,7 +64,7 @@ pub enum Observed {
     /// A drained action.
     Action(ApprovalAction),
     /// A wait's answer.
-    Wait(Result<WaiterId, WaitError>),
+    Wait(Result<ApprovalWaiterId, ApprovalWaitError>),
     /// A cancel's answer.
     Cancel(bool),
     /// The deadline after a step.
@@ -77,24 +77,46 @@ struct ModelWaiter {
     deadline: Timestamp,
 }
 
+/// The verdict a decision carries, by the wire's rule (only `APPROVED` and
+/// `DENIED` are verdicts), computed here rather than by the machine's
+/// [`ReviewerDecision::verdict`].
+fn model_verdict(decision: ReviewerDecision) -> Option<ReviewerVerdict> {
+    match decision {
+        ReviewerDecision::Approved => Some(ReviewerVerdict::Approved),
+        ReviewerDecision::Denied => Some(ReviewerVerdict::Denied),
+        ReviewerDecision::Unspecified
+        | ReviewerDecision::Pending
+        | ReviewerDecision::Unknown(_) => None,
+    }
+}
+
+/// What a waiter learns from a verdict, computed here rather than by the
+/// machine's `From` conversion.
+fn model_outcome(verdict: ReviewerVerdict) -> ApprovalOutcome {
+    match verdict {
+        ReviewerVerdict::Approved => ApprovalOutcome::Approved,
+        ReviewerVerdict::Denied => ApprovalOutcome::Denied,
+    }
+}
+
 /// The reference model.
 #[derive(Clone, Debug, Default)]
 struct Model {
-    waiters: BTreeMap<WaiterId, ModelWaiter>,
+    waiters: BTreeMap<ApprovalWaiterId, ModelWaiter>,
     /// Request id → (verdict, expiry, order kept); expired ones stay until
     /// purged.
-    kept: BTreeMap<String, (Verdict, Timestamp, u64)>,
+    kept: BTreeMap<String, (ReviewerVerdict, Timestamp, u64)>,
     /// Verdicts kept so far (the order of the next one).
     kept_count: u64,
     /// Ids that ever received an accepted `DENIED` verdict.
     denied: BTreeSet<String>,
-    resolved: BTreeSet<WaiterId>,
-    cancelled: BTreeSet<WaiterId>,
+    resolved: BTreeSet<ApprovalWaiterId>,
+    cancelled: BTreeSet<ApprovalWaiterId>,
     counts: ApprovalStats,
 }
 
 impl Model {
-    fn kept_at(&self, id: &str, now: Timestamp) -> Option<Verdict> {
+    fn kept_at(&self, id: &str, now: Timestamp) -> Option<ReviewerVerdict> {
         match self.kept.get(id) {
             Some((v, expires, _)) if now < *expires => Some(*v),
             _ => None,
@@ -115,12 +137,12 @@ pub struct Harness {
     config: ApprovalConfig,
     model: Model,
     /// Every waiter id issued, in order.
-    issued: Vec<WaiterId>,
+    issued: Vec<ApprovalWaiterId>,
     /// The deadline every issued waiter was given.
-    deadlines: BTreeMap<WaiterId, Timestamp>,
+    deadlines: BTreeMap<ApprovalWaiterId, Timestamp>,
     /// The request id every issued waiter waited for (resolutions do not
     /// repeat it).
-    requests: BTreeMap<WaiterId, String>,
+    requests: BTreeMap<ApprovalWaiterId, String>,
     /// The request ids selectors map to.
     ids: Vec<String>,
 }
@@ -177,7 +199,7 @@ impl Harness {
                 let request = self.id(id);
                 self.verdict(&request, decision, &mut expected);
                 self.machine.on_verdict(self.now, &request, decision);
-                let name = if decision.verdict().is_some() {
+                let name = if model_verdict(decision).is_some() {
                     "APPROVAL_VERDICT_REACHES_EVERY_WAITER"
                 } else {
                     "APPROVAL_NON_VERDICTS_IGNORED"
@@ -200,7 +222,7 @@ impl Harness {
         expected: &mut Vec<ApprovalAction>,
     ) -> Result<Vec<ApprovalAction>, Violation> {
         let now = self.now;
-        let mut due: Vec<(Timestamp, WaiterId)> = self
+        let mut due: Vec<(Timestamp, ApprovalWaiterId)> = self
             .model
             .waiters
             .iter()
@@ -212,7 +234,7 @@ impl Harness {
             if self.model.waiters.remove(&id).is_some() {
                 expected.push(ApprovalAction::Resolved {
                     waiter: id,
-                    outcome: Outcome::TimedOut,
+                    outcome: ApprovalOutcome::TimedOut,
                 });
             }
         }
@@ -228,11 +250,11 @@ impl Harness {
     ) -> Result<&'static str, Violation> {
         let cfg = &self.config;
         let want = if request.is_empty() {
-            Err(WaitError::EmptyRequestId)
-        } else if request.len() > cfg.max_request_id_len.min(REQUEST_ID_LEN_LIMIT) {
-            Err(WaitError::RequestIdTooLong)
+            Err(ApprovalWaitError::EmptyRequestId)
+        } else if request.len() > cfg.max_request_id_len {
+            Err(ApprovalWaitError::RequestIdTooLong)
         } else if self.model.waiters.len() >= cfg.max_waiters {
-            Err(WaitError::Full)
+            Err(ApprovalWaitError::Full)
         } else {
             Ok(())
         };
@@ -251,7 +273,7 @@ impl Harness {
             (Ok(()), Ok(id)) => id,
             (w, g) => {
                 return Err(Violation::new(
-                    if w == Err(WaitError::Full) {
+                    if w == Err(ApprovalWaitError::Full) {
                         "APPROVAL_BOUNDED"
                     } else {
                         "APPROVAL_MATCHES_MODEL"
@@ -272,14 +294,14 @@ impl Harness {
         if let Some(v) = self.model.kept_at(request, self.now) {
             expected.push(ApprovalAction::Resolved {
                 waiter: id,
-                outcome: v.into(),
+                outcome: model_outcome(v),
             });
             return Ok("APPROVAL_EARLY_VERDICT_KEPT");
         }
         if deadline <= self.now {
             expected.push(ApprovalAction::Resolved {
                 waiter: id,
-                outcome: Outcome::TimedOut,
+                outcome: ApprovalOutcome::TimedOut,
             });
             return Ok("APPROVAL_TIMEOUT_IS_PENDING");
         }
@@ -301,11 +323,11 @@ impl Harness {
     ) {
         let cfg = &self.config;
         let m = &mut self.model;
-        let Some(verdict) = decision.verdict() else {
+        let Some(verdict) = model_verdict(decision) else {
             m.counts.ignored_non_verdicts += 1;
             return;
         };
-        if request.is_empty() || request.len() > cfg.max_request_id_len.min(REQUEST_ID_LEN_LIMIT) {
+        if request.is_empty() || request.len() > cfg.max_request_id_len {
             m.counts.ignored_bad_ids += 1;
             return;
         }
@@ -313,10 +335,10 @@ impl Harness {
             m.counts.duplicate_verdicts += 1;
             return;
         }
-        if verdict == Verdict::Denied {
+        if verdict == ReviewerVerdict::Denied {
             m.denied.insert(String::from(request));
         }
-        let ids: Vec<WaiterId> = m
+        let ids: Vec<ApprovalWaiterId> = m
             .waiters
             .iter()
             .filter(|(_, w)| w.request == request)
@@ -326,7 +348,7 @@ impl Harness {
             m.waiters.remove(&id);
             expected.push(ApprovalAction::Resolved {
                 waiter: id,
-                outcome: verdict.into(),
+                outcome: model_outcome(verdict),
             });
         }
         m.kept.remove(request);
@@ -362,7 +384,7 @@ impl Harness {
             .issued
             .get(i)
             .copied()
-            .unwrap_or(WaiterId::new(u64::MAX - 1, 0));
+            .unwrap_or(ApprovalWaiterId::new(u64::MAX - 1));
         let want = self.model.waiters.remove(&waiter).is_some();
         let got = self.machine.cancel(waiter);
         self.transcript.push(Observed::Cancel(got));
@@ -404,7 +426,7 @@ impl Harness {
                 "{waiter:?} resolved twice (now {outcome:?})"
             );
             match outcome {
-                Outcome::TimedOut => {
+                ApprovalOutcome::TimedOut => {
                     let deadline = self.deadlines.get(waiter).copied();
                     ensure_invariant!(
                         deadline.is_some_and(|d| d <= now),
@@ -412,21 +434,21 @@ impl Harness {
                         "{waiter:?} timed out at {now:?}, deadline {deadline:?}"
                     );
                 }
-                Outcome::Denied => {
+                ApprovalOutcome::Denied => {
                     ensure_invariant!(
                         self.model.denied.contains(request_id),
                         "APPROVAL_TIMEOUT_IS_PENDING",
                         "{waiter:?} denied with no DENIED verdict for {request_id:?}"
                     );
                 }
-                Outcome::Approved => {}
+                ApprovalOutcome::Approved => {}
             }
-            if let Outcome::Approved | Outcome::Denied = outcome {
+            if let ApprovalOutcome::Approved | ApprovalOutcome::Denied = outcome {
                 let first = self
                     .model
                     .kept
                     .get(request_id)
-                    .map(|(v, _, _)| Outcome::from(*v));
+                    .map(|(v, _, _)| model_outcome(*v));
                 ensure_invariant!(
                     first.is_none_or(|f| f == *outcome),
                     "APPROVAL_FIRST_VERDICT_WINS",
@@ -434,9 +456,9 @@ impl Harness {
                 );
             }
             let counter = match outcome {
-                Outcome::Approved => &mut self.model.counts.approved,
-                Outcome::Denied => &mut self.model.counts.denied,
-                Outcome::TimedOut => &mut self.model.counts.timed_out,
+                ApprovalOutcome::Approved => &mut self.model.counts.approved,
+                ApprovalOutcome::Denied => &mut self.model.counts.denied,
+                ApprovalOutcome::TimedOut => &mut self.model.counts.timed_out,
             };
             *counter += 1;
         }
@@ -535,7 +557,7 @@ pub fn run(config: ApprovalConfig, ops: &[Op]) -> Result<Harness, Violation> {
 /// `APPROVAL_TIMER_EXACT`).
 pub fn run_and_clean_up(config: ApprovalConfig, ops: &[Op]) -> Result<Harness, Violation> {
     let mut h = run(config, ops)?;
-    let waiting: Vec<WaiterId> = h.model.waiters.keys().copied().collect();
+    let waiting: Vec<ApprovalWaiterId> = h.model.waiters.keys().copied().collect();
     for w in waiting {
         let want = h.model.waiters.remove(&w).is_some();
         let got = h.machine.cancel(w);

@@ -3,9 +3,13 @@
 //!
 //! Guarantees: any number of waiters per request id, each with its own
 //! deadline; a verdict reaches every waiter once; a deadline yields
-//! [`Outcome::TimedOut`] (pending), never a denial; a verdict that arrived
-//! before anyone waited is kept for a while; a wait future dropped before
-//! it finished leaves nothing behind (cancellation-safe).
+//! [`ApprovalOutcome::TimedOut`] (pending), never a denial; a verdict that
+//! arrived before anyone waited is kept for a while; a wait future dropped
+//! before it finished leaves nothing behind (cancellation-safe): no waiter
+//! in the machine, no mailbox here. An [`ApprovalWait`] owns a handle to the
+//! machine (`'static` and `Send`), so it can be spawned. Verdicts come only
+//! from the client's invalidation stream: application code cannot feed the
+//! machine.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -14,18 +18,26 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-pub use tether_core::approval::Outcome;
 use tether_core::approval::{
-    ApprovalAction, ApprovalConfig, ApprovalTimer, ApprovalWaiters, ReviewerDecision, WaitError,
-    WaiterId,
+    ApprovalAction, ApprovalConfig, ApprovalStats, ApprovalTimer, ApprovalWaiterId,
+    ApprovalWaiters, ReviewerDecision,
 };
-use tether_core::id_hash::BuildIdHasher;
+pub use tether_core::approval::{ApprovalOutcome, ApprovalWaitError};
 use tether_core::{Deadline, Machine, Timestamp};
 
-use super::error::TetherError;
 use crate::runtime::{Clock, Driven, TimerTask};
 
 /// Approval waiting, cheap to clone.
+///
+/// The handle waits and reports; it cannot resolve anything. Verdicts are
+/// fed by the client's invalidation stream only, so this does not compile:
+///
+/// ```compile_fail
+/// use tether_core::approval::ReviewerDecision;
+/// fn feed(a: &tether_tokio::client::Approvals) {
+///     a.on_verdict("req-1", ReviewerDecision::Approved);
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Approvals {
     cell: Arc<Driven<Waiters>>,
@@ -52,30 +64,35 @@ impl Approvals {
     }
 
     /// Wait for the verdict on `request_id` for at most `timeout`.
-    /// [`Outcome::TimedOut`] means no reviewer answered in time; the request
-    /// is still pending at the gateway.
+    /// [`ApprovalOutcome::TimedOut`] means no reviewer answered in time; the
+    /// request is still pending at the gateway.
     ///
     /// The waiter is registered when `wait` is called (the timeout runs
-    /// from then), so the returned future holds only its id: a held tool
-    /// call costs a few dozen bytes beyond the machine's entry. Dropping
-    /// the future before it finishes cancels the waiter and leaves nothing
-    /// behind (cancellation-safe).
-    pub fn wait(&self, request_id: &str, timeout: Duration) -> ApprovalWait<'_> {
+    /// from then). The future owns a handle (`'static`, `Send`: it can be
+    /// spawned); dropping it before it finishes cancels the waiter and
+    /// leaves nothing behind. A refused wait (empty or too long id, too
+    /// many waiters) resolves to its [`ApprovalWaitError`].
+    pub fn wait(&self, request_id: &str, timeout: Duration) -> ApprovalWait {
         let registered = self.cell.with(|w, now| {
-            let id = w.machine.wait(now, request_id, now + timeout)?;
+            let id = w
+                .machine
+                .wait(now, request_id, now.saturating_add(timeout))?;
             // Opened before an immediate resolution is drained, so the
             // resolution finds the mailbox.
-            w.mailboxes.open(id);
+            w.mailboxes.insert(id, Mailbox::Waiting(None));
             Ok(id)
         });
         ApprovalWait {
-            approvals: self,
-            state: registered.map_err(Ended::Refused),
+            approvals: self.clone(),
+            state: match registered {
+                Ok(id) => State::Waiting(id),
+                Err(e) => State::Ended(Err(e)),
+            },
         }
     }
 
     /// Feed a verdict from the invalidation stream (ApprovalResolved).
-    pub fn on_verdict(&self, request_id: &str, decision: ReviewerDecision) {
+    pub(crate) fn on_verdict(&self, request_id: &str, decision: ReviewerDecision) {
         self.cell
             .with(|w, now| w.machine.on_verdict(now, request_id, decision));
     }
@@ -84,37 +101,34 @@ impl Approvals {
     pub fn waiting(&self) -> usize {
         self.cell.read(|w| w.machine.waiting())
     }
+
+    /// The machine's counters and sizes (waiting, kept verdicts, ...).
+    pub fn stats(&self) -> ApprovalStats {
+        self.cell.read(|w| w.machine.stats())
+    }
 }
 
 /// The future of one [`Approvals::wait`]: resolves to the waiter's
 /// outcome; dropped before that, it cancels the waiter.
 #[must_use = "the waiter is cancelled when this future is dropped"]
-pub struct ApprovalWait<'a> {
-    approvals: &'a Approvals,
-    /// `Ok`: waiting as this waiter. 16 bytes (the id's niche holds the
-    /// tag), so the future is 24 bytes.
-    state: Result<WaiterId, Ended>,
+pub struct ApprovalWait {
+    approvals: Approvals,
+    state: State,
 }
 
-/// Why an [`ApprovalWait`] no longer waits.
-#[derive(Clone, Copy)]
-enum Ended {
-    /// The wait was refused.
-    Refused(WaitError),
-    /// The outcome (or error) was returned.
-    Finished,
+enum State {
+    /// Registered as this waiter.
+    Waiting(ApprovalWaiterId),
+    /// Refused, or finished with this result (returned again if polled
+    /// again).
+    Ended(Result<ApprovalOutcome, ApprovalWaitError>),
 }
 
-// The future stays three words: a caller's boxed future holding it lands
-// in a smaller allocation.
-const _: () = assert!(std::mem::size_of::<ApprovalWait<'static>>() <= 24);
-
-impl std::fmt::Debug for ApprovalWait<'_> {
+impl std::fmt::Debug for ApprovalWait {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let state = match &self.state {
-            Ok(id) => format!("waiting ({})", id.get()),
-            Err(Ended::Refused(e)) => format!("refused ({e:?})"),
-            Err(Ended::Finished) => "finished".to_owned(),
+            State::Waiting(id) => format!("waiting ({})", id.get()),
+            State::Ended(r) => format!("ended ({r:?})"),
         };
         f.debug_struct("ApprovalWait")
             .field("state", &state)
@@ -122,42 +136,36 @@ impl std::fmt::Debug for ApprovalWait<'_> {
     }
 }
 
-impl Future for ApprovalWait<'_> {
-    type Output = Result<Outcome, TetherError>;
+impl Future for ApprovalWait {
+    type Output = Result<ApprovalOutcome, ApprovalWaitError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let polled = match self.state {
-            Ok(id) => match self
-                .approvals
-                .cell
-                .beside(|w| w.mailboxes.poll(&w.machine, id, cx.waker()))
-            {
-                Poll::Ready(Some(outcome)) => Poll::Ready(Ok(outcome)),
-                // Only a dropped machine leaves a wait without its mailbox,
-                // which cannot happen while the future borrows its handle.
-                Poll::Ready(None) => Poll::Ready(Err(TetherError::Shutdown)),
-                Poll::Pending => Poll::Pending,
-            },
-            Err(Ended::Refused(e)) => Poll::Ready(Err(TetherError::Limit(format!(
-                "approval wait refused: {e:?}"
-            )))),
-            Err(Ended::Finished) => Poll::Ready(Err(TetherError::Limit(
-                "approval wait polled after it finished".to_owned(),
-            ))),
+        let id = match self.state {
+            State::Waiting(id) => id,
+            State::Ended(r) => return Poll::Ready(r),
         };
-        if polled.is_ready() {
-            self.state = Err(Ended::Finished);
+        let taken = self
+            .approvals
+            .cell
+            .beside(|w| w.mailboxes.take_or_park(id, cx.waker()));
+        match taken {
+            Some(outcome) => {
+                self.state = State::Ended(Ok(outcome));
+                Poll::Ready(Ok(outcome))
+            }
+            None => Poll::Pending,
         }
-        polled
     }
 }
 
-impl Drop for ApprovalWait<'_> {
+impl Drop for ApprovalWait {
     fn drop(&mut self) {
-        if let Ok(id) = self.state {
+        if let State::Waiting(id) = self.state {
             self.approvals.cell.update(|w| {
-                let cancelled = w.machine.cancel(id);
-                w.mailboxes.close(id, cancelled);
+                // Still waiting, or resolved and drained into the mailbox:
+                // either way nothing of it stays.
+                let _ = w.machine.cancel(id);
+                w.mailboxes.remove(&id);
             });
         }
     }
@@ -190,9 +198,7 @@ impl Machine for Waiters {
 
     fn poll_action(&mut self) -> Option<Waker> {
         loop {
-            let ApprovalAction::Resolved {
-                waiter, outcome, ..
-            } = self.machine.poll_action()?;
+            let ApprovalAction::Resolved { waiter, outcome } = self.machine.poll_action()?;
             if let Some(waker) = self.mailboxes.deliver(waiter, outcome) {
                 return Some(waker);
             }
@@ -208,174 +214,207 @@ impl Machine for Waiters {
     }
 }
 
-/// The waiters' mailboxes: whom to wake per waiting waiter, in a dense
-/// `Vec` indexed by the machine's slot for the waiter (so no hashing, and
-/// it grows like the machine's slab), and the outcomes delivered but not
-/// yet taken, by waiter id.
-///
-/// A slot's waker needs no tag naming its waiter: while the machine holds
-/// the slot ([`ApprovalWaiters::holds`]) it is that waiter's, and a
-/// resolution moves the outcome out of the slot's reach (into `done`) in
-/// the same drain that frees the slot, so a newer waiter reusing it never
-/// sees an older one's outcome. 16 bytes per slot.
-///
-/// Guarantees: an outcome is written at most once, only for a waiter whose
-/// future still exists (a dropped future cancels first); a waker or
-/// outcome is removed when its outcome is taken or its future dropped, so
-/// none outlives its wait.
-#[derive(Default)]
-struct Mailboxes {
-    /// By slot: whom to wake when the waiter holding the slot is resolved.
-    wakers: Vec<Option<Waker>>,
-    /// Outcomes delivered and not yet taken, by waiter id.
-    done: HashMap<u64, Outcome, BuildIdHasher>,
+/// One waiter's mailbox: whom to wake, then its outcome until taken.
+enum Mailbox {
+    Waiting(Option<Waker>),
+    Done(ApprovalOutcome),
 }
 
-// A slot's mailbox is one waker, no tag.
-const _: () = assert!(std::mem::size_of::<Option<Waker>>() == 16);
+/// The mailboxes of the waiters whose futures exist, by waiter id.
+///
+/// Guarantees: a mailbox exists exactly from a successful `wait` until its
+/// future takes the outcome or is dropped; an outcome is written at most
+/// once (the machine resolves a waiter once).
+#[derive(Default)]
+struct Mailboxes {
+    by_id: HashMap<ApprovalWaiterId, Mailbox>,
+}
 
 impl Mailboxes {
-    /// Open the mailbox of a new waiter (whose slot the machine now holds).
-    fn open(&mut self, id: WaiterId) {
-        let slot = id.slot();
-        if slot >= self.wakers.len() {
-            self.wakers.resize_with(slot + 1, || None);
+    fn insert(&mut self, id: ApprovalWaiterId, mailbox: Mailbox) {
+        self.by_id.insert(id, mailbox);
+    }
+
+    fn remove(&mut self, id: &ApprovalWaiterId) {
+        self.by_id.remove(id);
+    }
+
+    /// Record `outcome` for `id`; whom to wake. A waiter without a mailbox
+    /// (its future is gone) is skipped.
+    fn deliver(&mut self, id: ApprovalWaiterId, outcome: ApprovalOutcome) -> Option<Waker> {
+        let mailbox = self.by_id.get_mut(&id)?;
+        match std::mem::replace(mailbox, Mailbox::Done(outcome)) {
+            Mailbox::Waiting(waker) => waker,
+            Mailbox::Done(_) => None,
         }
-        self.wakers[slot] = None;
     }
 
-    /// Record `outcome` for `id`, whose resolution is being drained (its
-    /// slot is still its own); whom to wake.
-    fn deliver(&mut self, id: WaiterId, outcome: Outcome) -> Option<Waker> {
-        self.done.insert(id.get(), outcome);
-        self.wakers.get_mut(id.slot()).and_then(Option::take)
-    }
-
-    /// Take the outcome of `id` (`Ready(None)`: it has none and the machine
-    /// does not hold it), or remember `waker` while the machine holds it.
-    fn poll(
-        &mut self,
-        machine: &ApprovalWaiters,
-        id: WaiterId,
-        waker: &Waker,
-    ) -> Poll<Option<Outcome>> {
-        if machine.holds(id) {
-            if let Some(slot) = self.wakers.get_mut(id.slot()) {
-                if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                    *slot = Some(waker.clone());
+    /// Take the outcome of `id` (removing its mailbox), or remember `waker`
+    /// until there is one.
+    fn take_or_park(&mut self, id: ApprovalWaiterId, waker: &Waker) -> Option<ApprovalOutcome> {
+        match self.by_id.get_mut(&id) {
+            Some(Mailbox::Waiting(parked)) => {
+                if !parked.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                    *parked = Some(waker.clone());
                 }
-                return Poll::Pending;
+                None
             }
-        }
-        Poll::Ready(self.done.remove(&id.get()))
-    }
-
-    /// Remove what `id` left: its waker if the machine held it until now
-    /// (`cancelled`), else its outcome not yet taken.
-    fn close(&mut self, id: WaiterId, cancelled: bool) {
-        if cancelled {
-            if let Some(slot) = self.wakers.get_mut(id.slot()) {
-                *slot = None;
+            Some(Mailbox::Done(outcome)) => {
+                let outcome = *outcome;
+                self.by_id.remove(&id);
+                Some(outcome)
             }
-        } else {
-            self.done.remove(&id.get());
+            // Unreachable: the mailbox goes only with its future's outcome
+            // or drop. Were it gone, no verdict is known: "pending".
+            None => Some(ApprovalOutcome::TimedOut),
         }
     }
 
     #[cfg(test)]
-    fn is_empty(&self) -> bool {
-        self.done.is_empty() && self.wakers.iter().all(Option::is_none)
+    fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    #[cfg(test)]
+    fn done(&self) -> usize {
+        self.by_id
+            .values()
+            .filter(|m| matches!(m, Mailbox::Done(_)))
+            .count()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::TetherError;
+
+    fn assert_static_send<T: Send + 'static>(_: &T) {}
+
+    /// Nothing left: no waiter, no undelivered resolution, no mailbox.
+    fn empty(a: &Approvals) -> bool {
+        let s = a.stats();
+        s.waiting == 0 && s.undelivered == 0 && a.cell.read(|w| w.mailboxes.len()) == 0
+    }
 
     #[tokio::test(start_paused = true)]
     async fn verdict_reaches_every_waiter_deadline_is_pending_and_drop_leaves_nothing() {
         let a = Approvals::new(ApprovalConfig::default(), Clock::new());
-        let w1 = tokio::spawn({
-            let a = a.clone();
-            async move { a.wait("r1", Duration::from_secs(10)).await }
-        });
-        let w2 = tokio::spawn({
-            let a = a.clone();
-            async move { a.wait("r1", Duration::from_secs(20)).await }
-        });
-        let w3 = tokio::spawn({
-            let a = a.clone();
-            async move { a.wait("r2", Duration::from_secs(5)).await }
-        });
-        while a.waiting() < 3 {
-            tokio::task::yield_now().await;
-        }
+        let w1 = tokio::spawn(a.wait("r1", Duration::from_secs(10)));
+        let w2 = tokio::spawn(a.wait("r1", Duration::from_secs(20)));
+        let w3 = tokio::spawn(a.wait("r2", Duration::from_secs(5)));
+        assert_eq!(a.waiting(), 3);
         a.on_verdict("r1", ReviewerDecision::Approved);
-        assert_eq!(w1.await.unwrap().unwrap(), Outcome::Approved);
-        assert_eq!(w2.await.unwrap().unwrap(), Outcome::Approved);
-        assert_eq!(w3.await.unwrap().unwrap(), Outcome::TimedOut);
+        assert_eq!(w1.await.unwrap(), Ok(ApprovalOutcome::Approved));
+        assert_eq!(w2.await.unwrap(), Ok(ApprovalOutcome::Approved));
+        assert_eq!(w3.await.unwrap(), Ok(ApprovalOutcome::TimedOut));
         // Early verdict: kept for a late waiter.
         a.on_verdict("r3", ReviewerDecision::Denied);
         assert_eq!(
-            a.wait("r3", Duration::from_secs(1)).await.unwrap(),
-            Outcome::Denied
+            a.wait("r3", Duration::from_secs(1)).await,
+            Ok(ApprovalOutcome::Denied)
         );
         // A dropped wait leaves nothing behind.
         let fut = a.wait("r4", Duration::from_secs(100));
         let _ = tokio::time::timeout(Duration::from_secs(1), fut).await;
-        assert_eq!(a.waiting(), 0);
-        assert!(a.cell.read(|w| w.mailboxes.is_empty()));
+        assert!(empty(&a));
         // Registered at the call: a future dropped unpolled cancels too.
         let unpolled = a.wait("r5", Duration::from_secs(100));
         assert_eq!(a.waiting(), 1);
         drop(unpolled);
-        assert_eq!(a.waiting(), 0);
-        assert!(a.cell.read(|w| w.mailboxes.is_empty()));
+        assert!(empty(&a));
+        assert_eq!(a.stats().cancelled, 2);
     }
 
     #[tokio::test(start_paused = true)]
-    async fn an_outcome_not_yet_taken_survives_the_reuse_of_its_slot() {
+    async fn a_wait_is_static_and_send_and_a_spawned_one_gets_its_verdict() {
         let a = Approvals::new(ApprovalConfig::default(), Clock::new());
-        let done = || a.cell.read(|w| w.mailboxes.done.len());
+        let wait = a.wait("r1", Duration::from_secs(60));
+        assert_static_send(&wait);
+        // The wait outlives every handle the caller held.
+        let task = tokio::spawn(wait);
+        let feeder = a.clone();
+        drop(a);
+        tokio::task::yield_now().await;
+        assert_eq!(feeder.waiting(), 1);
+        feeder.on_verdict("r1", ReviewerDecision::Denied);
+        assert_eq!(task.await.unwrap(), Ok(ApprovalOutcome::Denied));
+        assert!(empty(&feeder));
+        // Polled again after it finished: the same result, no panic.
+        let mut again = feeder.wait("r1", Duration::from_secs(60));
+        assert_eq!((&mut again).await, Ok(ApprovalOutcome::Denied));
+        assert_eq!((&mut again).await, Ok(ApprovalOutcome::Denied));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_wait_leaves_zero_waiters() {
+        let a = Approvals::new(ApprovalConfig::default(), Clock::new());
+        // Spawned, parked, then aborted: the task drops the future.
+        let task = tokio::spawn(a.wait("r1", Duration::from_secs(60)));
+        tokio::task::yield_now().await;
+        assert_eq!((a.waiting(), a.cell.read(|w| w.mailboxes.len())), (1, 1));
+        task.abort();
+        assert!(task.await.unwrap_err().is_cancelled());
+        assert!(empty(&a));
+        // Resolved but never taken: dropping removes the outcome too.
+        let resolved = a.wait("r2", Duration::from_secs(60));
+        a.on_verdict("r2", ReviewerDecision::Approved);
+        assert_eq!(a.cell.read(|w| w.mailboxes.done()), 1);
+        drop(resolved);
+        assert!(empty(&a));
+        // Nothing fires later for them.
+        tokio::time::sleep(Duration::from_secs(120)).await;
+        assert!(empty(&a));
+        assert_eq!(a.stats().cancelled, 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outcome_waits_in_its_mailbox_until_taken() {
+        let a = Approvals::new(ApprovalConfig::default(), Clock::new());
         let first = a.wait("r1", Duration::from_secs(10));
         a.on_verdict("r1", ReviewerDecision::Approved);
-        // The resolution is drained, so the machine reuses the slot before
-        // `first` takes its outcome: the outcome waits in `done`.
         let second = a.wait("r2", Duration::from_secs(10));
-        assert_eq!(done(), 1);
+        assert_eq!(a.cell.read(|w| w.mailboxes.done()), 1);
         a.on_verdict("r2", ReviewerDecision::Denied);
-        assert_eq!(second.await.unwrap(), Outcome::Denied);
-        assert_eq!(first.await.unwrap(), Outcome::Approved);
-        assert!(a.cell.read(|w| w.mailboxes.is_empty()));
-        // Dropped instead of taken, an outcome in `done` is removed too.
-        let third = a.wait("r3", Duration::from_secs(10));
-        a.on_verdict("r3", ReviewerDecision::Approved);
-        let fourth = a.wait("r4", Duration::from_secs(10));
-        assert_eq!(done(), 1);
-        drop(third);
-        drop(fourth);
-        assert_eq!(a.waiting(), 0);
-        assert!(a.cell.read(|w| w.mailboxes.is_empty()));
+        assert_eq!(second.await, Ok(ApprovalOutcome::Denied));
+        assert_eq!(first.await, Ok(ApprovalOutcome::Approved));
+        assert!(empty(&a));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_refused_wait_is_a_limit_error_and_registers_nothing() {
+    async fn a_refused_wait_is_a_typed_error_and_registers_nothing() {
         let a = Approvals::new(
             ApprovalConfig {
                 max_waiters: 1,
+                max_request_id_len: 4,
                 ..ApprovalConfig::default()
             },
             Clock::new(),
         );
         let first = a.wait("r1", Duration::from_secs(10));
-        let refused = a.wait("r2", Duration::from_secs(10)).await;
-        assert!(matches!(refused, Err(TetherError::Limit(_))), "{refused:?}");
-        assert!(matches!(
+        assert_eq!(
+            a.wait("r2", Duration::from_secs(10)).await,
+            Err(ApprovalWaitError::Full)
+        );
+        assert_eq!(
             a.wait("", Duration::from_secs(1)).await,
-            Err(TetherError::Limit(_))
+            Err(ApprovalWaitError::EmptyRequestId)
+        );
+        assert_eq!(
+            a.wait("toolong", Duration::from_secs(1)).await,
+            Err(ApprovalWaitError::RequestIdTooLong)
+        );
+        assert!(matches!(
+            TetherError::from(ApprovalWaitError::Full),
+            TetherError::ApprovalRefused(ApprovalWaitError::Full)
         ));
+        let e = TetherError::from(ApprovalWaitError::EmptyRequestId);
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the cause is attached"
+        );
         a.on_verdict("r1", ReviewerDecision::Denied);
-        assert_eq!(first.await.unwrap(), Outcome::Denied);
-        assert!(a.cell.read(|w| w.mailboxes.is_empty()));
+        assert_eq!(first.await, Ok(ApprovalOutcome::Denied));
+        assert!(empty(&a));
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tether_core::answer::{
     classify, AnswerDecision, AnswerMeaning, FinalDecision, GatewayAnswer, InvalidAnswer,
 };
-use tether_core::approval::Outcome;
+use tether_core::approval::ApprovalOutcome;
 use tether_core::policy_cache::{CacheKey, Lookup};
 use tether_proto::common::{ActionType, AgentId, Decision as WireDecision};
 use tether_proto::policy::policy_service_client::PolicyServiceClient;
@@ -221,17 +221,17 @@ pub(crate) async fn check(
             Step::Done(r) => r?,
         };
     Ok(match outcome {
-        Outcome::Approved => verdict(
+        ApprovalOutcome::Approved => verdict(
             Decision::Allow,
             VerdictSource::Reviewer { approval_id },
             "approved by a reviewer".into(),
         ),
-        Outcome::Denied => verdict(
+        ApprovalOutcome::Denied => verdict(
             Decision::Deny,
             VerdictSource::Reviewer { approval_id },
             "denied by a reviewer".into(),
         ),
-        Outcome::TimedOut => verdict(
+        ApprovalOutcome::TimedOut => verdict(
             shared.config.approval_fallback,
             VerdictSource::ApprovalDeadline { approval_id },
             format!(

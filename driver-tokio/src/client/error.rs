@@ -13,9 +13,11 @@ pub enum TetherError {
     /// The gateway answered something tether cannot interpret.
     #[error("gateway protocol error: {0}")]
     Protocol(#[from] ProtocolError),
-    /// A bound was hit (too many waiters); the caller is failed closed.
-    #[error("limit reached: {0}")]
-    Limit(String),
+    /// The approval wait was refused: a bound was hit (too many waiters),
+    /// or the gateway named an approval id that cannot be waited on (empty
+    /// or over-long). The caller is failed closed.
+    #[error("approval wait refused: {0}")]
+    ApprovalRefused(#[from] tether_core::approval::ApprovalWaitError),
     /// The client was shut down.
     #[error("the tether client is shut down")]
     Shutdown,

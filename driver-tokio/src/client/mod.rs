@@ -48,7 +48,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
-pub use approvals::{ApprovalWait, Approvals, Outcome};
+pub use approvals::{ApprovalOutcome, ApprovalWait, ApprovalWaitError, Approvals};
 pub use check::ToolCall;
 pub use config::{
     AgentIdentity, TetherConfig, TlsSettings, DEFAULT_APPROVAL_DEADLINE, DEFAULT_CONNECT_TIMEOUT,
