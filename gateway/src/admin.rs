@@ -8,13 +8,13 @@
 
 use std::sync::Arc;
 
-use tether_proto::gateway::Decision as WireVerdict;
+use tether_proto::gateway::invalidation_event::Payload;
+use tether_proto::gateway::{Decision as WireVerdict, PolicyInvalidated};
 
 use super::desk::{DeskError, PendingApproval, Verdict};
 use super::hub::SubscriberInfo;
 use super::ops::{AgentKey, OpRecord, OpSignal, SignalError};
 use super::state::Shared;
-use super::subscribe_codec::EncodedPayload;
 
 /// What a pause, resume, terminate or halt did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,6 +38,9 @@ pub struct GatewayStatus {
     pub invalidation_subscribers: usize,
     /// Invalidation streams open now.
     pub invalidation_streams: usize,
+    /// `Subscribe` streams accepted since the gateway started (a client
+    /// reconnecting in a loop shows here).
+    pub invalidation_streams_opened: u64,
     /// Op-control streams open now.
     pub op_control_streams: usize,
     /// Approval requests waiting for a verdict.
@@ -94,7 +97,10 @@ impl AdminHandle {
     ) -> usize {
         self.shared.hub.publish(
             team_id,
-            EncodedPayload::policy_invalidated(agent_id, policy_version),
+            Arc::new(Payload::PolicyInvalidated(PolicyInvalidated {
+                agent_id: agent_id.to_owned(),
+                policy_version,
+            })),
         )
     }
 
@@ -187,6 +193,9 @@ impl AdminHandle {
             started_at_unix_ms: s.started_at_unix_ms,
             invalidation_subscribers: s.hub.len(),
             invalidation_streams: s.invalidation_streams.get(),
+            invalidation_streams_opened: s
+                .invalidation_streams_opened
+                .load(std::sync::atomic::Ordering::Relaxed),
             op_control_streams: s.op_streams.len(),
             pending_approvals: s.desk.len(),
             op_control_sequence: s.ops.last_sequence(),

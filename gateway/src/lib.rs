@@ -44,7 +44,6 @@ pub mod rules;
 pub mod server;
 mod shutdown;
 mod state;
-mod subscribe_codec;
 
 pub use admin::{AdminError, AdminHandle, GatewayStatus, SignalReport};
 pub use server::{Gateway, GatewayBuilder, GatewayError, RunningGateway};

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tether_proto::admin::admin_service_server::AdminServiceServer;
 use tether_proto::approval::approval_service_server::ApprovalServiceServer;
+use tether_proto::gateway::invalidation_service_server::InvalidationServiceServer;
 use tether_proto::policy::policy_service_server::PolicyServiceServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -41,7 +42,7 @@ use super::desk::{ApprovalDesk, DEFAULT_MAX_PENDING};
 use super::hub::{
     InvalidationHub, DEFAULT_LIVE_CAPACITY, DEFAULT_MAX_SUBSCRIBERS, DEFAULT_RING_CAPACITY,
 };
-use super::invalidation_service::SubscribeServer;
+use super::invalidation_service::InvalidationSvc;
 use super::ops::{OpBoard, DEFAULT_MAX_OPS, LIVE_BUFFER};
 use super::policy_service::PolicySvc;
 use super::rules::RuleTable;
@@ -320,7 +321,9 @@ impl GatewayBuilder {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(SubscribeServer::new(shared.clone()))
+            .add_service(InvalidationServiceServer::new(InvalidationSvc::new(
+                shared.clone(),
+            )))
             .add_service(PolicyServiceServer::new(PolicySvc::new(shared.clone())))
             .add_service(ApprovalServiceServer::with_interceptor(
                 ApprovalSvc::new(shared.clone()),
@@ -356,7 +359,7 @@ impl GatewayBuilder {
 /// The services health reports on, by their full gRPC names.
 const SERVICE_NAMES: [&str; 5] = [
     "",
-    <SubscribeServer as NamedService>::NAME,
+    <InvalidationServiceServer<InvalidationSvc> as NamedService>::NAME,
     <PolicyServiceServer<PolicySvc> as NamedService>::NAME,
     <ApprovalServiceServer<ApprovalSvc> as NamedService>::NAME,
     <AdminServiceServer<AdminSvc> as NamedService>::NAME,
