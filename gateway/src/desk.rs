@@ -16,8 +16,12 @@ use tokio::time::Instant;
 
 use super::ops::AgentKey;
 
-/// Requests that may wait for a reviewer at once.
-pub const DEFAULT_MAX_PENDING: usize = 10_000;
+/// Requests that may wait for a reviewer at once, by default: 32,768 (three
+/// held calls for each of 10,000 agents).
+pub const DEFAULT_MAX_PENDING: usize = 32_768;
+/// Newly filed approvals buffered per `WatchApprovals` stream before that
+/// watcher counts as lagging, by default: 1,024.
+pub const DEFAULT_WATCH_CAPACITY: usize = 1024;
 
 /// A request waiting for a reviewer.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,14 +84,21 @@ pub struct ApprovalDesk {
 }
 
 impl ApprovalDesk {
-    /// An empty desk.
+    /// An empty desk holding at most `max_pending` requests (at least 1),
+    /// with [`DEFAULT_WATCH_CAPACITY`] per watcher.
     pub fn new(max_pending: usize) -> Self {
+        ApprovalDesk::with_watch_capacity(max_pending, DEFAULT_WATCH_CAPACITY)
+    }
+
+    /// An empty desk holding at most `max_pending` requests, buffering
+    /// `watch_capacity` new approvals per watcher (each at least 1).
+    pub fn with_watch_capacity(max_pending: usize, watch_capacity: usize) -> Self {
         ApprovalDesk {
             desk: Mutex::new(Desk {
                 next_id: 1,
                 pending: BTreeMap::new(),
             }),
-            watch: broadcast::channel(256).0,
+            watch: broadcast::channel(watch_capacity.max(1)).0,
             max_pending: max_pending.max(1),
         }
     }
