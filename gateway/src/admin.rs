@@ -11,13 +11,14 @@ use std::sync::Arc;
 use tether_proto::gateway::invalidation_event::Payload;
 use tether_proto::gateway::{Decision as WireVerdict, PolicyInvalidated};
 
-use super::desk::{DeskError, PendingApproval, Verdict};
+use super::desk::{DeskError, PendingApproval, Review};
 use super::hub::SubscriberInfo;
 use super::ops::{AgentKey, OpRecord, OpSignal, SignalError};
 use super::state::Shared;
 
 /// What a pause, resume, terminate or halt did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SignalReport {
     /// The op id signalled (`*` or `agent:{id}` for halts).
     pub op_id: String,
@@ -27,8 +28,10 @@ pub struct SignalReport {
     pub subscribers: usize,
 }
 
-/// The gateway's overall state (the `Status` RPC).
+/// The gateway's overall state (the `Status` RPC, which carries every
+/// field but `invalidation_streams_opened`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GatewayStatus {
     /// Version of this tether build.
     pub version: String,
@@ -54,6 +57,7 @@ pub struct GatewayStatus {
 }
 
 /// Why an admin action failed.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
     /// The op-control signal was refused (empty id, or terminated op).
@@ -220,7 +224,7 @@ impl AdminHandle {
     /// Decide a pending approval, as a reviewer's `Decide` does: held
     /// CheckAction calls are released and `ApprovalResolved` goes to the
     /// approval's team.
-    pub fn decide(&self, request_id: &str, verdict: Verdict) -> Result<PendingApproval, DeskError> {
+    pub fn decide(&self, request_id: &str, verdict: Review) -> Result<PendingApproval, DeskError> {
         self.shared.decide(request_id, verdict)
     }
 

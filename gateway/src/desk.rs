@@ -25,6 +25,7 @@ pub const DEFAULT_WATCH_CAPACITY: usize = 1024;
 
 /// A request waiting for a reviewer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PendingApproval {
     /// The approval id returned to the agent as `approval_id`.
     pub request_id: String,
@@ -45,16 +46,23 @@ pub struct PendingApproval {
     pub timeout_secs: u64,
 }
 
-/// A reviewer's verdict.
+/// A reviewer's decision on a pending approval. (Named apart from
+/// `tether_tokio`'s `Verdict`, the runtime's answer to a check.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Review {
     /// Go ahead.
     Approved,
     /// Do not.
     Denied,
 }
 
+/// The former name of [`Review`], kept only so callers not yet renamed
+/// still build; hidden from the docs. Use [`Review`].
+#[doc(hidden)]
+pub type Verdict = Review;
+
 /// Why a decision could not be recorded.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DeskError {
     /// No such pending request (never submitted, already decided, expired).
@@ -68,7 +76,7 @@ pub enum DeskError {
 struct Entry {
     approval: PendingApproval,
     expires_at: Instant,
-    holders: Vec<oneshot::Sender<Verdict>>,
+    holders: Vec<oneshot::Sender<Review>>,
 }
 
 struct Desk {
@@ -151,7 +159,7 @@ impl ApprovalDesk {
     }
 
     /// A receiver for the verdict of `request_id` (for a held CheckAction).
-    pub fn hold(&self, request_id: &str) -> Result<oneshot::Receiver<Verdict>, DeskError> {
+    pub fn hold(&self, request_id: &str) -> Result<oneshot::Receiver<Review>, DeskError> {
         let mut d = self.lock();
         let entry = d
             .pending
@@ -164,7 +172,7 @@ impl ApprovalDesk {
 
     /// Record a reviewer's verdict: releases held calls and returns the
     /// request so the caller can publish ApprovalResolved to its team.
-    pub fn decide(&self, request_id: &str, verdict: Verdict) -> Result<PendingApproval, DeskError> {
+    pub fn decide(&self, request_id: &str, verdict: Review) -> Result<PendingApproval, DeskError> {
         let entry = self
             .lock()
             .pending
@@ -228,10 +236,10 @@ mod tests {
             .unwrap();
         assert_eq!(watch.try_recv().unwrap().request_id, a.request_id);
         let held = desk.hold(&a.request_id).unwrap();
-        assert_eq!(desk.decide(&a.request_id, Verdict::Approved).unwrap(), a);
-        assert_eq!(held.await.unwrap(), Verdict::Approved);
+        assert_eq!(desk.decide(&a.request_id, Review::Approved).unwrap(), a);
+        assert_eq!(held.await.unwrap(), Review::Approved);
         assert_eq!(
-            desk.decide(&a.request_id, Verdict::Denied),
+            desk.decide(&a.request_id, Review::Denied),
             Err(DeskError::NotFound(a.request_id.clone()))
         );
         let b = desk
@@ -249,7 +257,7 @@ mod tests {
         assert_eq!(desk.list(), vec![c]);
         assert_eq!(desk.len(), 1);
         assert!(matches!(
-            desk.decide(&b.request_id, Verdict::Denied),
+            desk.decide(&b.request_id, Review::Denied),
             Err(DeskError::NotFound(_))
         ));
     }

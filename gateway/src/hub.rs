@@ -47,6 +47,7 @@ pub const DEFAULT_LIVE_CAPACITY: usize = 1024;
 pub const DEFAULT_MAX_SUBSCRIBERS: usize = 32_768;
 
 /// Why a subscribe was refused.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SubscribeError {
     /// The hub remembers `max_subscribers` subscribers and every one of
@@ -60,6 +61,7 @@ pub enum SubscribeError {
 
 /// One subscriber's view, for `ListSubscribers` and `tether ctl status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SubscriberInfo {
     /// The subscriber's `assembly_id`.
     pub assembly_id: String,

@@ -50,6 +50,7 @@ pub enum OpSignal {
 
 /// The latest signal of one op.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OpRecord {
     /// The op id (`trace:span`, `*` or `agent:{id}`).
     pub op_id: String,
@@ -75,6 +76,7 @@ impl OpRecord {
 }
 
 /// Why a signal was refused.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignalError {
     /// The op was terminated; terminate is final.

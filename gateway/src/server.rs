@@ -71,6 +71,7 @@ pub const DEFAULT_MAX_ASSEMBLY_ID_LEN: usize = 1024;
 
 /// Why the gateway could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GatewayError {
     /// The listener has no local address.
     #[error("listener: {0}")]

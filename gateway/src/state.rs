@@ -17,7 +17,7 @@ use tether_proto::gateway::invalidation_event::Payload;
 use tether_proto::gateway::{ApprovalResolved, Decision as WireVerdict};
 
 use super::auth::TokenTable;
-use super::desk::{ApprovalDesk, DeskError, PendingApproval, Verdict};
+use super::desk::{ApprovalDesk, DeskError, PendingApproval, Review};
 use super::hub::InvalidationHub;
 use super::ops::{AgentKey, OpBoard, OpRecord, OpSignal, SignalError};
 use super::rules::RuleTable;
@@ -211,12 +211,12 @@ impl Shared {
     pub(crate) fn decide(
         &self,
         request_id: &str,
-        verdict: Verdict,
+        verdict: Review,
     ) -> Result<PendingApproval, DeskError> {
         let approval = self.desk.decide(request_id, verdict)?;
         let wire = match verdict {
-            Verdict::Approved => WireVerdict::Approved,
-            Verdict::Denied => WireVerdict::Denied,
+            Review::Approved => WireVerdict::Approved,
+            Review::Denied => WireVerdict::Denied,
         };
         self.publish_verdict(&approval.team_id, &approval.request_id, wire);
         Ok(approval)
