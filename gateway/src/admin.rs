@@ -8,16 +8,17 @@
 
 use std::sync::Arc;
 
-use tether_proto::gateway::Decision as WireVerdict;
+use tether_proto::gateway::invalidation_event::Payload;
+use tether_proto::gateway::{Decision as WireVerdict, PolicyInvalidated};
 
-use super::desk::{DeskError, PendingApproval, Verdict};
+use super::desk::{DeskError, PendingApproval, Review};
 use super::hub::SubscriberInfo;
 use super::ops::{AgentKey, OpRecord, OpSignal, SignalError};
 use super::state::Shared;
-use super::subscribe_codec::EncodedPayload;
 
 /// What a pause, resume, terminate or halt did.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SignalReport {
     /// The op id signalled (`*` or `agent:{id}` for halts).
     pub op_id: String,
@@ -27,8 +28,10 @@ pub struct SignalReport {
     pub subscribers: usize,
 }
 
-/// The gateway's overall state (the `Status` RPC).
+/// The gateway's overall state (the `Status` RPC, which carries every
+/// field but `invalidation_streams_opened`).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct GatewayStatus {
     /// Version of this tether build.
     pub version: String,
@@ -38,6 +41,9 @@ pub struct GatewayStatus {
     pub invalidation_subscribers: usize,
     /// Invalidation streams open now.
     pub invalidation_streams: usize,
+    /// `Subscribe` streams accepted since the gateway started (a client
+    /// reconnecting in a loop shows here).
+    pub invalidation_streams_opened: u64,
     /// Op-control streams open now.
     pub op_control_streams: usize,
     /// Approval requests waiting for a verdict.
@@ -51,6 +57,7 @@ pub struct GatewayStatus {
 }
 
 /// Why an admin action failed.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AdminError {
     /// The op-control signal was refused (empty id, or terminated op).
@@ -94,7 +101,10 @@ impl AdminHandle {
     ) -> usize {
         self.shared.hub.publish(
             team_id,
-            EncodedPayload::policy_invalidated(agent_id, policy_version),
+            Arc::new(Payload::PolicyInvalidated(PolicyInvalidated {
+                agent_id: agent_id.to_owned(),
+                policy_version,
+            })),
         )
     }
 
@@ -187,6 +197,9 @@ impl AdminHandle {
             started_at_unix_ms: s.started_at_unix_ms,
             invalidation_subscribers: s.hub.len(),
             invalidation_streams: s.invalidation_streams.get(),
+            invalidation_streams_opened: s
+                .invalidation_streams_opened
+                .load(std::sync::atomic::Ordering::Relaxed),
             op_control_streams: s.op_streams.len(),
             pending_approvals: s.desk.len(),
             op_control_sequence: s.ops.last_sequence(),
@@ -211,7 +224,7 @@ impl AdminHandle {
     /// Decide a pending approval, as a reviewer's `Decide` does: held
     /// CheckAction calls are released and `ApprovalResolved` goes to the
     /// approval's team.
-    pub fn decide(&self, request_id: &str, verdict: Verdict) -> Result<PendingApproval, DeskError> {
+    pub fn decide(&self, request_id: &str, verdict: Review) -> Result<PendingApproval, DeskError> {
         self.shared.decide(request_id, verdict)
     }
 

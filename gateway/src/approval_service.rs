@@ -26,7 +26,7 @@ use tether_proto::approval::{
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 
-use super::desk::{PendingApproval, Verdict};
+use super::desk::{PendingApproval, Review};
 use super::state::{GaugeSlot, Shared};
 
 /// The response stream of `WatchApprovals`.
@@ -66,8 +66,8 @@ impl ApprovalService for ApprovalSvc {
     ) -> Result<Response<DecideResponse>, Status> {
         let req = request.into_inner();
         let verdict = match ApprovalDecisionType::try_from(req.decision) {
-            Ok(ApprovalDecisionType::Approved) => Verdict::Approved,
-            Ok(ApprovalDecisionType::Rejected) => Verdict::Denied,
+            Ok(ApprovalDecisionType::Approved) => Review::Approved,
+            Ok(ApprovalDecisionType::Rejected) => Review::Denied,
             Ok(ApprovalDecisionType::DecisionUnspecified) | Err(_) => {
                 return Err(Status::invalid_argument(
                     "decision must be APPROVED or REJECTED",

@@ -22,6 +22,7 @@ pub struct TokenTable {
 }
 
 /// Why a request was not authenticated.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
     /// No credential in the metadata.

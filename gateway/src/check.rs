@@ -39,7 +39,7 @@ use tonic::metadata::MetadataMap;
 use tonic::Status;
 
 use super::credentials::{authenticate, describe};
-use super::desk::{DeskError, Verdict};
+use super::desk::{DeskError, Review};
 use super::rules::{Effect, RuleTable};
 use super::state::Shared;
 
@@ -108,11 +108,11 @@ pub(crate) async fn check_action(
                 }
             };
             let (decision, reason) = match verdict {
-                Some(Verdict::Approved) => (
+                Some(Review::Approved) => (
                     Decision::Allow,
                     format!("{key} approved by a reviewer ({id})"),
                 ),
-                Some(Verdict::Denied) => (
+                Some(Review::Denied) => (
                     Decision::Deny,
                     format!("{key} rejected by a reviewer ({id})"),
                 ),

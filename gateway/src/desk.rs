@@ -16,11 +16,16 @@ use tokio::time::Instant;
 
 use super::ops::AgentKey;
 
-/// Requests that may wait for a reviewer at once.
-pub const DEFAULT_MAX_PENDING: usize = 10_000;
+/// Requests that may wait for a reviewer at once, by default: 32,768 (three
+/// held calls for each of 10,000 agents).
+pub const DEFAULT_MAX_PENDING: usize = 32_768;
+/// Newly filed approvals buffered per `WatchApprovals` stream before that
+/// watcher counts as lagging, by default: 1,024.
+pub const DEFAULT_WATCH_CAPACITY: usize = 1024;
 
 /// A request waiting for a reviewer.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PendingApproval {
     /// The approval id returned to the agent as `approval_id`.
     pub request_id: String,
@@ -41,16 +46,23 @@ pub struct PendingApproval {
     pub timeout_secs: u64,
 }
 
-/// A reviewer's verdict.
+/// A reviewer's decision on a pending approval. (Named apart from
+/// `tether_tokio`'s `Verdict`, the runtime's answer to a check.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum Review {
     /// Go ahead.
     Approved,
     /// Do not.
     Denied,
 }
 
+/// The former name of [`Review`], kept only so callers not yet renamed
+/// still build; hidden from the docs. Use [`Review`].
+#[doc(hidden)]
+pub type Verdict = Review;
+
 /// Why a decision could not be recorded.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DeskError {
     /// No such pending request (never submitted, already decided, expired).
@@ -64,7 +76,7 @@ pub enum DeskError {
 struct Entry {
     approval: PendingApproval,
     expires_at: Instant,
-    holders: Vec<oneshot::Sender<Verdict>>,
+    holders: Vec<oneshot::Sender<Review>>,
 }
 
 struct Desk {
@@ -80,14 +92,21 @@ pub struct ApprovalDesk {
 }
 
 impl ApprovalDesk {
-    /// An empty desk.
+    /// An empty desk holding at most `max_pending` requests (at least 1),
+    /// with [`DEFAULT_WATCH_CAPACITY`] per watcher.
     pub fn new(max_pending: usize) -> Self {
+        ApprovalDesk::with_watch_capacity(max_pending, DEFAULT_WATCH_CAPACITY)
+    }
+
+    /// An empty desk holding at most `max_pending` requests, buffering
+    /// `watch_capacity` new approvals per watcher (each at least 1).
+    pub fn with_watch_capacity(max_pending: usize, watch_capacity: usize) -> Self {
         ApprovalDesk {
             desk: Mutex::new(Desk {
                 next_id: 1,
                 pending: BTreeMap::new(),
             }),
-            watch: broadcast::channel(256).0,
+            watch: broadcast::channel(watch_capacity.max(1)).0,
             max_pending: max_pending.max(1),
         }
     }
@@ -140,7 +159,7 @@ impl ApprovalDesk {
     }
 
     /// A receiver for the verdict of `request_id` (for a held CheckAction).
-    pub fn hold(&self, request_id: &str) -> Result<oneshot::Receiver<Verdict>, DeskError> {
+    pub fn hold(&self, request_id: &str) -> Result<oneshot::Receiver<Review>, DeskError> {
         let mut d = self.lock();
         let entry = d
             .pending
@@ -153,7 +172,7 @@ impl ApprovalDesk {
 
     /// Record a reviewer's verdict: releases held calls and returns the
     /// request so the caller can publish ApprovalResolved to its team.
-    pub fn decide(&self, request_id: &str, verdict: Verdict) -> Result<PendingApproval, DeskError> {
+    pub fn decide(&self, request_id: &str, verdict: Review) -> Result<PendingApproval, DeskError> {
         let entry = self
             .lock()
             .pending
@@ -217,10 +236,10 @@ mod tests {
             .unwrap();
         assert_eq!(watch.try_recv().unwrap().request_id, a.request_id);
         let held = desk.hold(&a.request_id).unwrap();
-        assert_eq!(desk.decide(&a.request_id, Verdict::Approved).unwrap(), a);
-        assert_eq!(held.await.unwrap(), Verdict::Approved);
+        assert_eq!(desk.decide(&a.request_id, Review::Approved).unwrap(), a);
+        assert_eq!(held.await.unwrap(), Review::Approved);
         assert_eq!(
-            desk.decide(&a.request_id, Verdict::Denied),
+            desk.decide(&a.request_id, Review::Denied),
             Err(DeskError::NotFound(a.request_id.clone()))
         );
         let b = desk
@@ -238,7 +257,7 @@ mod tests {
         assert_eq!(desk.list(), vec![c]);
         assert_eq!(desk.len(), 1);
         assert!(matches!(
-            desk.decide(&b.request_id, Verdict::Denied),
+            desk.decide(&b.request_id, Review::Denied),
             Err(DeskError::NotFound(_))
         ));
     }

@@ -32,14 +32,22 @@ use std::sync::Mutex;
 
 use tokio::sync::mpsc;
 
-/// The Agent Assembly gateway's replay buffer size per subscriber.
+/// The Agent Assembly gateway's replay buffer size per subscriber: 1,024
+/// events.
 pub const DEFAULT_RING_CAPACITY: usize = 1024;
-/// The Agent Assembly gateway's live channel size per subscriber.
+/// The Agent Assembly gateway's live channel size per subscriber: 1,024
+/// events.
 pub const DEFAULT_LIVE_CAPACITY: usize = 1024;
-/// Subscribers (distinct `assembly_id`s) remembered by default.
-pub const DEFAULT_MAX_SUBSCRIBERS: usize = 4096;
+/// Subscribers (distinct `assembly_id`s) remembered by default: 32,768, so
+/// a fleet of 10,000 agents (one subscriber each) fits three times over,
+/// restarts that pick a new `assembly_id` included. An event is stored
+/// once and shared; each subscriber's ring holds a sequence number and a
+/// pointer per event (16 bytes), so 32,768 subscribers that never ack hold
+/// at most 512 MiB of ring entries at the default ring size.
+pub const DEFAULT_MAX_SUBSCRIBERS: usize = 32_768;
 
 /// Why a subscribe was refused.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SubscribeError {
     /// The hub remembers `max_subscribers` subscribers and every one of
@@ -53,6 +61,7 @@ pub enum SubscribeError {
 
 /// One subscriber's view, for `ListSubscribers` and `tether ctl status`.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SubscriberInfo {
     /// The subscriber's `assembly_id`.
     pub assembly_id: String,
@@ -435,6 +444,17 @@ mod tests {
         assert_eq!(ids, vec!["a", "c"]);
         assert_eq!(hub.len(), 2);
         drop(a2);
+    }
+
+    #[test]
+    fn the_default_bound_keeps_twenty_thousand_connected_subscribers() {
+        let hub = InvalidationHub::<u32>::new(DEFAULT_RING_CAPACITY, DEFAULT_LIVE_CAPACITY);
+        let streams: Vec<_> = (0..20_000)
+            .map(|i| hub.subscribe(&format!("asm-{i}"), "t", 0).unwrap())
+            .collect();
+        assert_eq!(hub.publish(None, 1), 20_000);
+        assert!(hub.subscribers().iter().all(|s| s.connected));
+        drop(streams);
     }
 
     #[test]

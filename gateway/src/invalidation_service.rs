@@ -1,10 +1,6 @@
 //! `assembly.gateway.v1.InvalidationService/Subscribe`: the invalidation
-//! stream, backed by the [`InvalidationHub`](super::hub::InvalidationHub).
-//!
-//! The service is written by hand rather than generated, so that it can use
-//! its own codec ([`SubscribeServerCodec`]): acks are read without a
-//! `SubscribeRequest` (and its `assembly_id` copy) each, and events are
-//! written from their payload encoded once at publish.
+//! stream, backed by the [`InvalidationHub`](super::hub::InvalidationHub),
+//! served by the tonic service generated from the proto.
 //!
 //! Guarantees:
 //! - credentials are checked before anything is read (`UNAUTHENTICATED`);
@@ -12,111 +8,76 @@
 //! - the first client message must carry a non-empty `assembly_id` (at most
 //!   the configured length) and `initial`, within the handshake timeout,
 //!   else the call fails with `INVALID_ARGUMENT` (`DEADLINE_EXCEEDED` for a
-//!   silent client) before any event is sent;
+//!   silent client) before any event is sent; a first message that does not
+//!   decode fails with the status tonic's prost codec gives (`INTERNAL`);
 //! - the response carries this gateway lifetime's epoch in the
-//!   `x-tether-gateway-epoch` header ([`tether_proto::GATEWAY_EPOCH_HEADER`]), the
-//!   same for every stream of one lifetime and different after a restart;
+//!   `x-tether-gateway-epoch` header ([`tether_proto::GATEWAY_EPOCH_HEADER`]),
+//!   the same for every stream of one lifetime and different after a
+//!   restart;
 //! - events are the hub's replay after `last_seq_seen`, then live events,
 //!   each as `InvalidationEvent{seq, payload}`;
 //! - an `assembly_id` already subscribed from another team is
 //!   `PERMISSION_DENIED`; past the subscriber or stream bound,
-//!   `RESOURCE_EXHAUSTED`;
-//! - later client messages ack events (`hub.ack_all`: the acks already
-//!   received are read together and applied in order under one hub lock);
-//!   other kinds are ignored, and so is an ack naming another
-//!   `assembly_id` (one without an id counts as this stream's);
-//! - a malformed client message ends the response with `INVALID_ARGUMENT`
-//!   (the codec of [`super::subscribe_codec`], which decodes as prost does
-//!   without allocating per ack). Acks are read by their own task, so they are
-//!   taken while events are being sent and while the client's receive
-//!   window is full: a client that waits for room to send an ack never
-//!   deadlocks against a gateway waiting for room to send an event;
+//!   `RESOURCE_EXHAUSTED`, to that caller only;
+//! - later client messages are cumulative acks (WIRE.md): each trims the
+//!   subscriber's ring up to its `seq`. Other kinds are ignored, and so is
+//!   an ack naming another `assembly_id` (one without an id counts as this
+//!   stream's). Acks are read by their own task, so they are taken while
+//!   events are being sent and while the client's receive window is full;
+//! - **the client's half-close ends nothing but its acks**: when the
+//!   client's side ends cleanly, acks stop being read and the event stream
+//!   stays open, as the Agent Assembly gateway keeps it (its runtime sends
+//!   one `SubscribeRequest` and half-closes). The stream ends only when the
+//!   gateway ends it (below) or the client cancels or drops it;
+//! - a client message that does not decode ends the stream with the status
+//!   tonic's prost codec gives (`INTERNAL`);
 //! - when the hub closes the subscriber's channel (it fell behind, or a
 //!   newer stream of the same `assembly_id` replaced this one) the response
 //!   ends with `UNAVAILABLE`, after every event already queued, so the
 //!   client resubscribes; on gateway shutdown it ends with `UNAVAILABLE` at
 //!   once;
-//! - when the client ends or drops its side, the stream ends and the hub
-//!   marks the subscriber disconnected (a drop guard, so no path is missed).
+//! - however the stream ends, the hub marks the subscriber disconnected and
+//!   the stream's slot is freed (drop guards, so no path is missed).
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use futures::Stream;
+use futures::{Future, Stream};
+use tether_proto::gateway::invalidation_event::Payload;
+use tether_proto::gateway::invalidation_service_server::InvalidationService;
+use tether_proto::gateway::subscribe_request::Kind;
+use tether_proto::gateway::{InvalidationEvent, SubscribeRequest};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tonic::body::Body;
-use tonic::codegen::{http, Body as HttpBody, BoxFuture, Service, StdError};
 use tonic::metadata::MetadataValue;
-use tonic::server::{Grpc, NamedService, StreamingService};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::credentials::authenticate;
 use super::hub::SubscribeError;
 use super::state::{GaugeSlot, Shared};
-use super::subscribe_codec::{
-    EncodedPayload, IdMatch, Incoming, OutEvent, RequestKind, SubscribeServerCodec,
-};
 
-/// `/package.Service/Method` of the one method served here.
-const SUBSCRIBE_PATH: &str = "/assembly.gateway.v1.InvalidationService/Subscribe";
-
-/// The `InvalidationService` of one gateway, as a tower service that
-/// `tonic`'s router serves under [`SubscribeServer::NAME`].
-#[derive(Clone)]
-pub(crate) struct SubscribeServer {
+/// The `InvalidationService` of one gateway.
+pub(crate) struct InvalidationSvc {
     shared: Arc<Shared>,
 }
 
-impl SubscribeServer {
+impl InvalidationSvc {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        SubscribeServer { shared }
+        InvalidationSvc { shared }
     }
 }
 
-impl NamedService for SubscribeServer {
-    const NAME: &'static str = tether_proto::gateway::invalidation_service_server::SERVICE_NAME;
-}
+#[tonic::async_trait]
+impl InvalidationService for InvalidationSvc {
+    type SubscribeStream = Events;
 
-impl<B> Service<http::Request<B>> for SubscribeServer
-where
-    B: HttpBody + Send + 'static,
-    B::Error: Into<StdError> + Send + 'static,
-{
-    type Response = http::Response<Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        if req.uri().path() != SUBSCRIBE_PATH {
-            return Box::pin(async move { Ok(Status::unimplemented("").into_http()) });
-        }
-        let method = SubscribeMethod(self.shared.clone());
-        Box::pin(async move {
-            let mut grpc = Grpc::new(SubscribeServerCodec);
-            Ok(grpc.streaming(method, req).await)
-        })
-    }
-}
-
-/// The `Subscribe` method, for [`Grpc::streaming`].
-struct SubscribeMethod(Arc<Shared>);
-
-impl StreamingService<Incoming> for SubscribeMethod {
-    type Response = OutEvent;
-    type ResponseStream = Events;
-    type Future = BoxFuture<Response<Events>, Status>;
-
-    fn call(&mut self, request: Request<Streaming<Incoming>>) -> Self::Future {
-        let shared = self.0.clone();
-        Box::pin(async move { subscribe(shared, request).await })
+    async fn subscribe(
+        &self,
+        request: Request<Streaming<SubscribeRequest>>,
+    ) -> Result<Response<Events>, Status> {
+        subscribe(self.shared.clone(), request).await
     }
 }
 
@@ -146,66 +107,48 @@ impl Drop for AckReader {
     }
 }
 
-/// How the client's side ended: `Some` with the error to end the response
-/// with (a malformed message), `None` when it just ended or went away.
-type ClientEnd = Option<Status>;
-
-/// Read the client's acks until it ends its side: every ack already
-/// received is read in one go and handed to the hub under one lock
-/// ([`InvalidationHub::ack_all`](super::hub::InvalidationHub::ack_all)).
+/// Read the client's acks until its side ends. A clean end (half-close)
+/// only stops the reading; an error is handed to the event stream through
+/// `failed`, which ends the response with it.
 async fn read_acks(
     shared: Arc<Shared>,
     assembly_id: String,
-    mut inbound: Streaming<Incoming>,
-    ended: oneshot::Sender<ClientEnd>,
+    mut inbound: Streaming<SubscribeRequest>,
+    failed: oneshot::Sender<Status>,
 ) {
-    let mut acks = Vec::new();
     let mut foreign = 0u64;
     loop {
-        let mut message = inbound.message().await;
-        acks.clear();
-        let end = loop {
-            match message {
-                Ok(Some(Incoming::Later { id, kind })) => {
-                    if let RequestKind::Ack(seq) = kind {
-                        match id {
-                            IdMatch::Same | IdMatch::Empty => acks.push(seq),
-                            IdMatch::Other => foreign += 1,
-                        }
-                    }
+        match inbound.message().await {
+            Ok(Some(request)) => {
+                let Some(Kind::Ack(ack)) = request.kind else {
+                    continue;
+                };
+                if request.assembly_id.is_empty() || request.assembly_id == assembly_id {
+                    shared.hub.ack(&assembly_id, ack.seq);
+                } else {
+                    foreign += 1;
                 }
-                // The decoder yields `First` only once, for the message
-                // `subscribe` read.
-                Ok(Some(Incoming::First { .. })) => {}
-                Ok(None) => break Some(None),
-                Err(status) if status.code() == tonic::Code::InvalidArgument => {
-                    break Some(Some(status))
-                }
-                Err(_) => break Some(None),
             }
-            // `Streaming::message` is cancel-safe: polling it once and
-            // dropping it loses nothing.
-            match futures::FutureExt::now_or_never(inbound.message()) {
-                Some(next) => message = next,
-                None => break None,
+            Ok(None) => {
+                tracing::debug!(%assembly_id, "client half-closed its invalidation stream; acks end, events continue");
+                break;
             }
-        };
-        if !acks.is_empty() {
-            shared.hub.ack_all(&assembly_id, &acks);
+            Err(status) => {
+                // A message that did not decode, or the client went away
+                // (then nobody reads the response anyway).
+                let _ = failed.send(status);
+                break;
+            }
         }
-        if let Some(end) = end {
-            if foreign > 0 {
-                tracing::debug!(%assembly_id, foreign, "ignored acks naming another assembly_id");
-            }
-            let _ = ended.send(end);
-            return;
-        }
+    }
+    if foreign > 0 {
+        tracing::debug!(%assembly_id, foreign, "ignored acks naming another assembly_id");
     }
 }
 
 async fn subscribe(
     shared: Arc<Shared>,
-    request: Request<Streaming<Incoming>>,
+    request: Request<Streaming<SubscribeRequest>>,
 ) -> Result<Response<Events>, Status> {
     let caller = authenticate(&shared.tokens, request.metadata(), None)?;
     let mut inbound = request.into_inner();
@@ -228,16 +171,14 @@ async fn subscribe(
         }
         Ok(Ok(Some(first))) => first,
     };
-    let (assembly_id, last_seq_seen) = match first {
-        Incoming::First {
-            assembly_id,
-            kind: RequestKind::Initial(last_seq_seen),
-        } => (assembly_id, last_seq_seen),
-        _ => {
-            return Err(Status::invalid_argument(
-                "the first SubscribeRequest must carry `initial`",
-            ))
-        }
+    let SubscribeRequest {
+        assembly_id,
+        kind: Some(Kind::Initial(initial)),
+    } = first
+    else {
+        return Err(Status::invalid_argument(
+            "the first SubscribeRequest must carry `initial`",
+        ));
     };
     if assembly_id.is_empty() {
         return Err(Status::invalid_argument("assembly_id is empty"));
@@ -248,52 +189,58 @@ async fn subscribe(
             shared.limits.max_id_len
         )));
     }
+    let max_streams = shared.limits.max_invalidation_streams;
     let slot = shared
         .invalidation_streams
-        .try_acquire(shared.limits.max_invalidation_streams)
+        .try_acquire(max_streams)
         .ok_or_else(|| {
             Status::resource_exhausted(format!(
-                "too many invalidation streams ({})",
-                shared.limits.max_invalidation_streams
+                "too many invalidation streams ({max_streams}); raise GatewayBuilder::max_streams"
             ))
         })?;
+    let last_seq_seen = initial.last_seq_seen;
     let hub_stream = shared
         .hub
         .subscribe(&assembly_id, caller.team(), last_seq_seen)
         .map_err(|e| match e {
-            SubscribeError::Full(_) => Status::resource_exhausted(e.to_string()),
+            SubscribeError::Full(_) => {
+                Status::resource_exhausted(format!("{e}; raise GatewayBuilder::max_subscribers"))
+            }
             SubscribeError::OtherTeam(_) => Status::permission_denied(e.to_string()),
         })?;
+    shared
+        .invalidation_streams_opened
+        .fetch_add(1, Ordering::Relaxed);
     tracing::debug!(%assembly_id, team = caller.team(), last_seq_seen, "invalidation stream opened");
-    let (ended_tx, client_ended) = oneshot::channel();
+    let (failed_tx, client_failed) = oneshot::channel();
     let acks = AckReader(tokio::spawn(read_acks(
         shared.clone(),
         assembly_id.clone(),
         inbound,
-        ended_tx,
+        failed_tx,
     )));
     let shutdown = {
         let shared = shared.clone();
         Box::pin(async move { shared.shutdown.triggered().await })
     };
+    let epoch = MetadataValue::from(shared.epoch);
     let events = Events {
         lease: HubLease {
-            shared: shared.clone(),
+            shared,
             assembly_id,
             stream_id: hub_stream.stream_id,
             _slot: slot,
         },
         events: hub_stream.events,
-        client_ended,
+        client_failed: Some(client_failed),
         shutdown,
         _acks: acks,
         done: false,
     };
     let mut response = Response::new(events);
-    response.metadata_mut().insert(
-        tether_proto::GATEWAY_EPOCH_HEADER,
-        MetadataValue::from(shared.epoch),
-    );
+    response
+        .metadata_mut()
+        .insert(tether_proto::GATEWAY_EPOCH_HEADER, epoch);
     Ok(response)
 }
 
@@ -301,30 +248,30 @@ async fn subscribe(
 /// stream's end.
 ///
 /// Polled in this order: shutdown (ends with `UNAVAILABLE` at once), then
-/// an event (queued ones first, without setting up any wait), then the
-/// end of the hub's channel (`UNAVAILABLE` after every queued event), then
-/// the client's end (the stream ends; with `INVALID_ARGUMENT` if the client
-/// sent a malformed message). Acks are read by the stream's own task
-/// ([`read_acks`]).
+/// an event (queued ones first), then the end of the hub's channel
+/// (`UNAVAILABLE` after every queued event), then a failed client message
+/// (ends with its status). The client's clean half-close is not among
+/// them: it ends nothing here.
 pub(crate) struct Events {
     lease: HubLease,
-    events: mpsc::Receiver<(u64, EncodedPayload)>,
-    /// Fires when the client ended or dropped its side.
-    client_ended: oneshot::Receiver<ClientEnd>,
+    events: mpsc::Receiver<(u64, Arc<Payload>)>,
+    /// Fires with the error that ended the client's side; dropped without
+    /// firing when it ended cleanly.
+    client_failed: Option<oneshot::Receiver<Status>>,
     shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
     _acks: AckReader,
     done: bool,
 }
 
 impl Events {
-    fn shut_down(&mut self) -> Poll<Option<Result<OutEvent, Status>>> {
+    fn end(&mut self, status: Status) -> Poll<Option<Result<InvalidationEvent, Status>>> {
         self.done = true;
-        Poll::Ready(Some(Err(Status::unavailable("gateway is shutting down"))))
+        Poll::Ready(Some(Err(status)))
     }
 }
 
 impl Stream for Events {
-    type Item = Result<OutEvent, Status>;
+    type Item = Result<InvalidationEvent, Status>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
@@ -332,34 +279,36 @@ impl Stream for Events {
             return Poll::Ready(None);
         }
         if this.lease.shared.shutdown.is_triggered() {
-            return this.shut_down();
+            return this.end(Status::unavailable("gateway is shutting down"));
         }
         match this.events.poll_recv(cx) {
             Poll::Ready(Some((seq, payload))) => {
-                return Poll::Ready(Some(Ok(OutEvent { seq, payload })))
+                return Poll::Ready(Some(Ok(InvalidationEvent {
+                    seq,
+                    payload: Some(Payload::clone(&payload)),
+                })))
             }
             Poll::Ready(None) => {
-                this.done = true;
-                return Poll::Ready(Some(Err(Status::unavailable(
+                return this.end(Status::unavailable(
                     "the gateway closed this invalidation stream (the subscriber fell \
                      behind, or a newer stream replaced it); resubscribe from the last \
                      applied seq",
-                ))));
+                ))
             }
             Poll::Pending => {}
         }
-        // Nothing queued: now wait for shutdown too.
         if this.shutdown.as_mut().poll(cx).is_ready() {
-            return this.shut_down();
+            return this.end(Status::unavailable("gateway is shutting down"));
         }
-        // The client ended or dropped its side (or its ack reader
-        // stopped): end ours; the lease marks the subscriber disconnected.
-        match Pin::new(&mut this.client_ended).poll(cx) {
-            Poll::Ready(end) => {
-                this.done = true;
-                Poll::Ready(end.ok().flatten().map(Err))
+        // Only a failed client side ends the stream; a clean half-close
+        // drops the sender, which is not an end.
+        if let Some(failed) = &mut this.client_failed {
+            match Pin::new(failed).poll(cx) {
+                Poll::Ready(Ok(status)) => return this.end(status),
+                Poll::Ready(Err(_)) => this.client_failed = None,
+                Poll::Pending => {}
             }
-            Poll::Pending => Poll::Pending,
         }
+        Poll::Pending
     }
 }

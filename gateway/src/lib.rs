@@ -1,5 +1,21 @@
-//! The reference gateway: enough of the Agent Assembly gateway for the demo,
-//! the tests and small deployments.
+//! tether's reference gateway: the Agent Assembly gateway protocol served
+//! by tonic, embeddable in tests, demos and deployments of up to about
+//! 10,000 agents per gateway at its defaults.
+//!
+//! It guarantees:
+//! - each invalidation subscriber (`assembly_id`) gets its own sequence
+//!   from 1, a replay of every buffered event after its `last_seq_seen`,
+//!   then live events; cumulative acks trim its replay ring;
+//! - a subscriber that falls behind has its stream closed with
+//!   `UNAVAILABLE` so it resubscribes, never silently skipped;
+//! - a client's half-close of `Subscribe` ends nothing but its acks: the
+//!   event stream stays open until the gateway ends it or the client
+//!   cancels it;
+//! - every `Subscribe` response announces this gateway lifetime's epoch in
+//!   [`tether_proto::GATEWAY_EPOCH_HEADER`];
+//! - events and approvals are scoped to the caller's team;
+//! - every limit is a [`GatewayBuilder`] setting with its default stated,
+//!   and hitting one is an error to that caller only.
 //!
 //! Start one with [`Gateway::builder`] and [`GatewayBuilder::serve`]; steer
 //! it in-process with the [`AdminHandle`] of the [`RunningGateway`], or over
@@ -23,7 +39,12 @@
 //!   can name them and the table's default covers them otherwise.
 //! - **Stream ends.** Every gateway-initiated end of a stream (a lagging or
 //!   replaced subscriber, shutdown) is `UNAVAILABLE` with a message saying
-//!   why, so clients reconnect.
+//!   why, so clients reconnect. A client's clean half-close of `Subscribe`
+//!   only stops ack reading; a client message that does not decode ends
+//!   the stream with tonic's prost codec status (`INTERNAL`). The
+//!   server-streaming calls (`OpControlStream`, `WatchApprovals`) have no
+//!   client messages after the request, so the client's side plays no part
+//!   in how they end.
 //! - **Operators.** `AdminService` needs `x-tether-admin-token` when an
 //!   admin token is configured; the reviewer's `ApprovalService` needs it
 //!   too only when [`GatewayBuilder::approvals_need_admin_token`] is set.
@@ -44,7 +65,6 @@ pub mod rules;
 pub mod server;
 mod shutdown;
 mod state;
-mod subscribe_codec;
 
 pub use admin::{AdminError, AdminHandle, GatewayStatus, SignalReport};
 pub use server::{Gateway, GatewayBuilder, GatewayError, RunningGateway};

@@ -19,10 +19,12 @@ use std::sync::Mutex;
 
 use tokio::sync::broadcast;
 
-/// Ops remembered by the gateway; enough for a small deployment's live ops.
+/// Ops the gateway holds op-control state for, by default: 100,000 (ten
+/// signalled ops for each of 10,000 agents).
 pub const DEFAULT_MAX_OPS: usize = 100_000;
-/// Live signals buffered per subscriber before it counts as lagging.
-pub const LIVE_BUFFER: usize = 1024;
+/// Live signals buffered per op-control subscriber before it counts as
+/// lagging, by default: 1,024.
+pub const DEFAULT_OP_LIVE_CAPACITY: usize = 1024;
 
 /// An agent's full identity.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -48,6 +50,7 @@ pub enum OpSignal {
 
 /// The latest signal of one op.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OpRecord {
     /// The op id (`trace:span`, `*` or `agent:{id}`).
     pub op_id: String,
@@ -73,6 +76,7 @@ impl OpRecord {
 }
 
 /// Why a signal was refused.
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum SignalError {
     /// The op was terminated; terminate is final.
@@ -98,7 +102,7 @@ pub struct OpBoard {
 impl OpBoard {
     /// An empty board remembering at most `max_ops` ops.
     pub fn new(max_ops: usize) -> Self {
-        OpBoard::with_live_buffer(max_ops, LIVE_BUFFER)
+        OpBoard::with_live_buffer(max_ops, DEFAULT_OP_LIVE_CAPACITY)
     }
 
     /// An empty board remembering at most `max_ops` ops, buffering

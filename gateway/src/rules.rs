@@ -22,6 +22,7 @@ pub const DEFAULT_APPROVAL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// What a rule decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Effect {
     /// Answer ALLOW.
     Allow,
@@ -80,12 +81,36 @@ impl Default for RuleTable {
 
 /// A rule file line that could not be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("rule line {line}: {message}")]
-pub struct RuleError {
-    /// 1-based line number.
-    pub line: usize,
-    /// What is wrong with it.
-    pub message: String,
+#[non_exhaustive]
+pub enum RuleError {
+    /// A timeout that is not a whole number of seconds.
+    #[error("rule line {line}: timeout {value:?} is not a number of seconds")]
+    Timeout {
+        /// 1-based line number.
+        line: usize,
+        /// The timeout as written.
+        value: String,
+        /// Why it did not parse.
+        #[source]
+        source: std::num::ParseIntError,
+    },
+    /// A line that is not a rule (no underlying cause).
+    #[error("rule line {line}: {problem}")]
+    Invalid {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        problem: String,
+    },
+}
+
+impl RuleError {
+    /// The 1-based number of the line that could not be read.
+    pub fn line(&self) -> usize {
+        match self {
+            RuleError::Timeout { line, .. } | RuleError::Invalid { line, .. } => *line,
+        }
+    }
 }
 
 impl RuleTable {
@@ -114,18 +139,22 @@ impl RuleTable {
             if line.is_empty() {
                 continue;
             }
-            let err = |message: String| RuleError {
-                line: i + 1,
-                message,
+            let line_no = i + 1;
+            let err = |problem: String| RuleError::Invalid {
+                line: line_no,
+                problem,
             };
             let words: Vec<&str> = line.split_whitespace().collect();
             let timeout = |w: Option<&&str>| -> Result<Duration, RuleError> {
                 match w {
                     None => Ok(DEFAULT_APPROVAL_TIMEOUT),
-                    Some(s) => s
-                        .parse::<u64>()
-                        .map(Duration::from_secs)
-                        .map_err(|_| err(format!("timeout {s:?} is not a number of seconds"))),
+                    Some(s) => s.parse::<u64>().map(Duration::from_secs).map_err(|source| {
+                        RuleError::Timeout {
+                            line: line_no,
+                            value: (*s).to_owned(),
+                            source,
+                        }
+                    }),
                 }
             };
             match words.as_slice() {
@@ -199,10 +228,10 @@ mod tests {
     #[test]
     fn bad_lines_are_reported_with_their_number() {
         let e = RuleTable::parse("allow a\nfrobnicate b\n").unwrap_err();
-        assert_eq!(e.line, 2);
+        assert_eq!(e.line(), 2);
         assert!(e.to_string().contains("unknown rule"), "{e}");
-        assert_eq!(RuleTable::parse("approve x soon").unwrap_err().line, 1);
-        assert_eq!(RuleTable::parse("allow").unwrap_err().line, 1);
-        assert_eq!(RuleTable::parse("allow a b").unwrap_err().line, 1);
+        assert_eq!(RuleTable::parse("approve x soon").unwrap_err().line(), 1);
+        assert_eq!(RuleTable::parse("allow").unwrap_err().line(), 1);
+        assert_eq!(RuleTable::parse("allow a b").unwrap_err().line(), 1);
     }
 }

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use tether_proto::admin::admin_service_server::AdminServiceServer;
 use tether_proto::approval::approval_service_server::ApprovalServiceServer;
+use tether_proto::gateway::invalidation_service_server::InvalidationServiceServer;
 use tether_proto::policy::policy_service_server::PolicyServiceServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -37,36 +38,40 @@ use super::admin_service::AdminSvc;
 use super::approval_service::ApprovalSvc;
 use super::auth::TokenTable;
 use super::credentials::AdminGuard;
-use super::desk::{ApprovalDesk, DEFAULT_MAX_PENDING};
+use super::desk::{ApprovalDesk, DEFAULT_MAX_PENDING, DEFAULT_WATCH_CAPACITY};
 use super::hub::{
     InvalidationHub, DEFAULT_LIVE_CAPACITY, DEFAULT_MAX_SUBSCRIBERS, DEFAULT_RING_CAPACITY,
 };
-use super::invalidation_service::SubscribeServer;
-use super::ops::{OpBoard, DEFAULT_MAX_OPS, LIVE_BUFFER};
+use super::invalidation_service::InvalidationSvc;
+use super::ops::{OpBoard, DEFAULT_MAX_OPS, DEFAULT_OP_LIVE_CAPACITY};
 use super::policy_service::PolicySvc;
 use super::rules::RuleTable;
 use super::state::{Limits, Shared};
 
 /// Streams of each kind (invalidation, op control, approval watch) open at
-/// once, by default.
-pub const DEFAULT_MAX_STREAMS: usize = 10_000;
-/// Requests in one `BatchCheck`, by default.
+/// once, by default: 32,768, so 10,000 agents (20,000 streams: one
+/// `Subscribe` and one `OpControlStream` each) connect with room for
+/// reconnects that overlap the stream they replace.
+pub const DEFAULT_MAX_STREAMS: usize = 32_768;
+/// Requests in one `BatchCheck`, by default: 256.
 pub const DEFAULT_MAX_BATCH: usize = 256;
-/// Time a `Subscribe` stream has to send its first message, by default.
+/// Time a `Subscribe` stream has to send its first message, by default:
+/// 10 s.
 pub const DEFAULT_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// HTTP/2 keepalive ping interval, by default.
+/// HTTP/2 keepalive ping interval, by default: 30 s.
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// Time a keepalive ping may go unanswered before the connection is closed,
-/// by default.
+/// by default: 10 s.
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest [`RunningGateway::shutdown`] waits for connections to close, by
-/// default.
+/// default: 5 s.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// Longest accepted `assembly_id`, in bytes.
-pub const MAX_ASSEMBLY_ID_LEN: usize = 1024;
+/// Longest accepted `assembly_id`, in bytes, by default: 1,024.
+pub const DEFAULT_MAX_ASSEMBLY_ID_LEN: usize = 1024;
 
 /// Why the gateway could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GatewayError {
     /// The listener has no local address.
     #[error("listener: {0}")]
@@ -110,6 +115,8 @@ pub struct GatewayBuilder {
     max_pending: usize,
     max_streams: usize,
     max_batch: usize,
+    max_assembly_id_len: usize,
+    watch_capacity: usize,
     handshake_timeout: Duration,
     keepalive_interval: Duration,
     keepalive_timeout: Duration,
@@ -133,6 +140,8 @@ impl std::fmt::Debug for GatewayBuilder {
             .field("max_pending", &self.max_pending)
             .field("max_streams", &self.max_streams)
             .field("max_batch", &self.max_batch)
+            .field("max_assembly_id_len", &self.max_assembly_id_len)
+            .field("watch_capacity", &self.watch_capacity)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("keepalive_interval", &self.keepalive_interval)
             .field("keepalive_timeout", &self.keepalive_timeout)
@@ -155,11 +164,13 @@ impl Default for GatewayBuilder {
             ring_capacity: DEFAULT_RING_CAPACITY,
             live_capacity: DEFAULT_LIVE_CAPACITY,
             max_subscribers: DEFAULT_MAX_SUBSCRIBERS,
-            op_live_capacity: LIVE_BUFFER,
+            op_live_capacity: DEFAULT_OP_LIVE_CAPACITY,
             max_ops: DEFAULT_MAX_OPS,
             max_pending: DEFAULT_MAX_PENDING,
             max_streams: DEFAULT_MAX_STREAMS,
             max_batch: DEFAULT_MAX_BATCH,
+            max_assembly_id_len: DEFAULT_MAX_ASSEMBLY_ID_LEN,
+            watch_capacity: DEFAULT_WATCH_CAPACITY,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
             keepalive_timeout: DEFAULT_KEEPALIVE_TIMEOUT,
@@ -185,71 +196,108 @@ impl GatewayBuilder {
         self
     }
 
-    /// Events kept per invalidation subscriber for replay (at least 1).
+    /// Events kept per invalidation subscriber for replay (at least 1);
+    /// default [`DEFAULT_RING_CAPACITY`] (1,024, as the Agent Assembly
+    /// gateway). A subscriber away for more events than this sees an
+    /// unreplayable gap.
     pub fn ring_capacity(mut self, n: usize) -> Self {
         self.ring_capacity = n;
         self
     }
 
     /// Live events queued per invalidation stream beyond the replay, before
-    /// the subscriber counts as lagging and its stream is closed.
+    /// the subscriber counts as lagging and its stream is closed with
+    /// `UNAVAILABLE` (at least 1); default [`DEFAULT_LIVE_CAPACITY`] (1,024).
     pub fn live_capacity(mut self, n: usize) -> Self {
         self.live_capacity = n;
         self
     }
 
-    /// Invalidation subscribers (distinct `assembly_id`s) remembered.
+    /// Invalidation subscribers (distinct `assembly_id`s) remembered (at
+    /// least 1); default [`DEFAULT_MAX_SUBSCRIBERS`] (32,768). At the bound
+    /// a new subscriber replaces the one without an open stream that
+    /// subscribed longest ago; when every one is connected, the new one is
+    /// refused with `RESOURCE_EXHAUSTED` (that caller only).
     pub fn max_subscribers(mut self, n: usize) -> Self {
         self.max_subscribers = n;
         self
     }
 
     /// Live signals queued per op-control stream before it counts as
-    /// lagging and is ended.
+    /// lagging and is ended with `UNAVAILABLE` (at least 1); default
+    /// [`DEFAULT_OP_LIVE_CAPACITY`] (1,024).
     pub fn op_live_capacity(mut self, n: usize) -> Self {
         self.op_live_capacity = n;
         self
     }
 
-    /// Ops the gateway holds op-control state for.
+    /// Ops the gateway holds op-control state for (at least 1); default
+    /// [`DEFAULT_MAX_OPS`] (100,000). A signal for a new op at the bound
+    /// makes room: the oldest resumed op is forgotten first, then the
+    /// oldest paused one, terminated ones last (see [`ops`](crate::ops)).
     pub fn max_ops(mut self, n: usize) -> Self {
         self.max_ops = n;
         self
     }
 
-    /// Approvals that may wait for a reviewer at once.
+    /// Approvals that may wait for a reviewer at once (at least 1); default
+    /// [`DEFAULT_MAX_PENDING`] (32,768). Past it, the CheckAction that would
+    /// file one more is refused with `RESOURCE_EXHAUSTED`.
     pub fn max_pending(mut self, n: usize) -> Self {
         self.max_pending = n;
         self
     }
 
-    /// Streams of each kind open at once.
+    /// Streams of each kind (`Subscribe`, `OpControlStream`,
+    /// `WatchApprovals`) open at once; default [`DEFAULT_MAX_STREAMS`]
+    /// (32,768 of each). One more is refused with `RESOURCE_EXHAUSTED`.
     pub fn max_streams(mut self, n: usize) -> Self {
         self.max_streams = n;
         self
     }
 
-    /// Requests in one `BatchCheck`.
+    /// Requests in one `BatchCheck`; default [`DEFAULT_MAX_BATCH`] (256).
+    /// A larger batch is refused with `INVALID_ARGUMENT`.
     pub fn max_batch(mut self, n: usize) -> Self {
         self.max_batch = n;
         self
     }
 
-    /// Time a `Subscribe` stream has to send its first message.
+    /// Longest accepted `assembly_id`, in bytes; default
+    /// [`DEFAULT_MAX_ASSEMBLY_ID_LEN`] (1,024). A longer one is refused
+    /// with `INVALID_ARGUMENT`.
+    pub fn max_assembly_id_len(mut self, n: usize) -> Self {
+        self.max_assembly_id_len = n;
+        self
+    }
+
+    /// Newly filed approvals queued per `WatchApprovals` stream before that
+    /// watcher counts as lagging and its stream is ended with `UNAVAILABLE`
+    /// (at least 1); default [`DEFAULT_WATCH_CAPACITY`] (1,024).
+    pub fn watch_capacity(mut self, n: usize) -> Self {
+        self.watch_capacity = n;
+        self
+    }
+
+    /// Time a `Subscribe` stream has to send its first message; default
+    /// [`DEFAULT_HANDSHAKE_TIMEOUT`] (10 s).
     pub fn handshake_timeout(mut self, d: Duration) -> Self {
         self.handshake_timeout = d;
         self
     }
 
     /// HTTP/2 keepalive: ping every `interval`, close the connection when a
-    /// ping is unanswered for `timeout`.
+    /// ping is unanswered for `timeout`; defaults
+    /// [`DEFAULT_KEEPALIVE_INTERVAL`] (30 s) and
+    /// [`DEFAULT_KEEPALIVE_TIMEOUT`] (10 s).
     pub fn keepalive(mut self, interval: Duration, timeout: Duration) -> Self {
         self.keepalive_interval = interval;
         self.keepalive_timeout = timeout;
         self
     }
 
-    /// Longest [`RunningGateway::shutdown`] waits for connections to close.
+    /// Longest [`RunningGateway::shutdown`] waits for connections to close;
+    /// default [`DEFAULT_SHUTDOWN_GRACE`] (5 s).
     pub fn shutdown_grace(mut self, d: Duration) -> Self {
         self.shutdown_grace = d;
         self
@@ -283,7 +331,7 @@ impl GatewayBuilder {
             InvalidationHub::new(self.ring_capacity, self.live_capacity)
                 .with_max_subscribers(self.max_subscribers),
             OpBoard::with_live_buffer(self.max_ops, self.op_live_capacity),
-            ApprovalDesk::new(self.max_pending),
+            ApprovalDesk::with_watch_capacity(self.max_pending, self.watch_capacity),
             self.rules,
             self.tokens,
             Limits {
@@ -291,7 +339,7 @@ impl GatewayBuilder {
                 max_op_streams: self.max_streams,
                 max_watch_streams: self.max_streams,
                 max_batch: self.max_batch,
-                max_id_len: MAX_ASSEMBLY_ID_LEN,
+                max_id_len: self.max_assembly_id_len,
                 handshake_timeout: self.handshake_timeout,
             },
         ));
@@ -320,7 +368,9 @@ impl GatewayBuilder {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(SubscribeServer::new(shared.clone()))
+            .add_service(InvalidationServiceServer::new(InvalidationSvc::new(
+                shared.clone(),
+            )))
             .add_service(PolicyServiceServer::new(PolicySvc::new(shared.clone())))
             .add_service(ApprovalServiceServer::with_interceptor(
                 ApprovalSvc::new(shared.clone()),
@@ -356,7 +406,7 @@ impl GatewayBuilder {
 /// The services health reports on, by their full gRPC names.
 const SERVICE_NAMES: [&str; 5] = [
     "",
-    <SubscribeServer as NamedService>::NAME,
+    <InvalidationServiceServer<InvalidationSvc> as NamedService>::NAME,
     <PolicyServiceServer<PolicySvc> as NamedService>::NAME,
     <ApprovalServiceServer<ApprovalSvc> as NamedService>::NAME,
     <AdminServiceServer<AdminSvc> as NamedService>::NAME,

@@ -9,7 +9,7 @@
 //! streams of each kind is bounded.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,12 +17,11 @@ use tether_proto::gateway::invalidation_event::Payload;
 use tether_proto::gateway::{ApprovalResolved, Decision as WireVerdict};
 
 use super::auth::TokenTable;
-use super::desk::{ApprovalDesk, DeskError, PendingApproval, Verdict};
+use super::desk::{ApprovalDesk, DeskError, PendingApproval, Review};
 use super::hub::InvalidationHub;
 use super::ops::{AgentKey, OpBoard, OpRecord, OpSignal, SignalError};
 use super::rules::RuleTable;
 use super::shutdown::Shutdown;
-use super::subscribe_codec::EncodedPayload;
 
 /// Bounds and timings the services apply.
 #[derive(Clone, Debug)]
@@ -142,7 +141,7 @@ fn lifetime_epoch() -> u64 {
 
 /// Everything one gateway's services share.
 pub(crate) struct Shared {
-    pub(crate) hub: InvalidationHub<EncodedPayload>,
+    pub(crate) hub: InvalidationHub<Arc<Payload>>,
     pub(crate) ops: OpBoard,
     pub(crate) desk: ApprovalDesk,
     pub(crate) rules: RuleTable,
@@ -150,6 +149,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Limits,
     pub(crate) shutdown: Shutdown,
     pub(crate) invalidation_streams: Gauge,
+    /// `Subscribe` streams accepted since start.
+    pub(crate) invalidation_streams_opened: AtomicU64,
     pub(crate) watch_streams: Gauge,
     pub(crate) op_streams: OpStreams,
     pub(crate) started_at_unix_ms: u64,
@@ -161,7 +162,7 @@ pub(crate) struct Shared {
 impl Shared {
     /// Fresh state.
     pub(crate) fn new(
-        hub: InvalidationHub<EncodedPayload>,
+        hub: InvalidationHub<Arc<Payload>>,
         ops: OpBoard,
         desk: ApprovalDesk,
         rules: RuleTable,
@@ -177,6 +178,7 @@ impl Shared {
             limits,
             shutdown: Shutdown::new(),
             invalidation_streams: Gauge::default(),
+            invalidation_streams_opened: AtomicU64::new(0),
             watch_streams: Gauge::default(),
             op_streams: OpStreams::default(),
             started_at_unix_ms: SystemTime::now()
@@ -197,7 +199,7 @@ impl Shared {
     ) -> usize {
         self.hub.publish(
             Some(team_id),
-            EncodedPayload::new(&Payload::ApprovalResolved(ApprovalResolved {
+            Arc::new(Payload::ApprovalResolved(ApprovalResolved {
                 request_id: request_id.to_owned(),
                 decision: decision as i32,
             })),
@@ -209,12 +211,12 @@ impl Shared {
     pub(crate) fn decide(
         &self,
         request_id: &str,
-        verdict: Verdict,
+        verdict: Review,
     ) -> Result<PendingApproval, DeskError> {
         let approval = self.desk.decide(request_id, verdict)?;
         let wire = match verdict {
-            Verdict::Approved => WireVerdict::Approved,
-            Verdict::Denied => WireVerdict::Denied,
+            Review::Approved => WireVerdict::Approved,
+            Review::Denied => WireVerdict::Denied,
         };
         self.publish_verdict(&approval.team_id, &approval.request_id, wire);
         Ok(approval)

@@ -308,7 +308,7 @@ async fn a_held_check_is_released_by_the_reviewer() {
     });
     let filed = within(watch.message()).await.unwrap().unwrap();
     gw.admin()
-        .decide(&filed.request_id, tether_gateway::desk::Verdict::Denied)
+        .decide(&filed.request_id, tether_gateway::desk::Review::Denied)
         .unwrap();
     let r = within(held).await.unwrap().unwrap();
     assert_eq!(r.decision, Decision::Deny as i32);

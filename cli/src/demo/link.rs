@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tether_gateway::desk::Verdict as Review;
+use tether_gateway::desk::Review;
 use tether_tokio::client::{
     Decision, InvalidateAllReason, InvalidationSink, OpState, PolicyChange, ToolCall, VerdictSource,
 };
