@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use tether_gateway::desk::Verdict as Review;
+use tether_gateway::desk::Review;
 use tether_gateway::rules::RuleTable;
 use tether_gateway::Gateway;
 use tether_tokio::client::{

@@ -56,11 +56,6 @@ pub enum Review {
     Denied,
 }
 
-/// The former name of [`Review`], kept only so callers not yet renamed
-/// still build; hidden from the docs. Use [`Review`].
-#[doc(hidden)]
-pub type Verdict = Review;
-
 /// Why a decision could not be recorded.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tether_gateway::desk::Verdict as Review;
+use tether_gateway::desk::Review;
 use tether_proto::common::Decision as WireDecision;
 use tether_proto::policy::action_context::Action;
 use tether_proto::policy::policy_service_server::{PolicyService, PolicyServiceServer};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use tether_gateway::desk::Verdict as ReviewerVerdict;
+use tether_gateway::desk::Review;
 use tether_tests::{bounded, client_config, connected, gateway, serve, until};
 use tether_tokio::client::{Decision, ToolCall, VerdictSource};
 
@@ -15,8 +15,8 @@ async fn pending_then_reviewer_decides_releases_the_check() {
     let admin = gw.admin();
     let tether = connected(client_config(&gw.endpoint())).await;
     for (verdict, expected) in [
-        (ReviewerVerdict::Approved, Decision::Allow),
-        (ReviewerVerdict::Denied, Decision::Deny),
+        (Review::Approved, Decision::Allow),
+        (Review::Denied, Decision::Deny),
     ] {
         let waiting = tokio::spawn({
             let t = tether.clone();
@@ -50,7 +50,7 @@ async fn held_check_action_is_released_by_the_reviewer() {
     });
     until("held approval pending", || admin.pending().len() == 1).await;
     let id = admin.pending()[0].request_id.clone();
-    admin.decide(&id, ReviewerVerdict::Denied).unwrap();
+    admin.decide(&id, Review::Denied).unwrap();
     let v = bounded("held call answered", waiting)
         .await
         .unwrap()
