@@ -51,6 +51,7 @@ pub const MIN_DELAY: Duration = Duration::from_millis(1);
 /// In both policies a job runs at most once for all the slots it missed, and
 /// never twice at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum MissedTicks {
     /// Keep the grid `anchor + k × interval`. Woken at `now` past its due
     /// slot, the job runs once, with `scheduled_for` = the latest slot
@@ -71,7 +72,22 @@ pub enum MissedTicks {
 /// with a panic: `failure_base` and a configured `run_timeout` to at least
 /// [`MIN_DELAY`], `failure_max` to at least `failure_base`,
 /// `timer_granularity` to at most [`MAX_TIMER_GRANULARITY`].
+///
+/// Built from [`TickConfig::default`] and its `with_` methods (fields may
+/// be added, so outside this crate it cannot be written as a literal):
+///
+/// ```
+/// use core::time::Duration;
+/// use tether_core::tick::{MissedTicks, TickConfig};
+///
+/// let cfg = TickConfig::default()
+///     .with_max_jobs(10)
+///     .with_run_timeout(Some(Duration::from_secs(5)))
+///     .with_missed(MissedTicks::Delay);
+/// assert_eq!(cfg.max_jobs, 10);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TickConfig {
     /// Most jobs held (removed jobs whose tick is still running included).
     pub max_jobs: usize,
@@ -105,6 +121,38 @@ impl Default for TickConfig {
 }
 
 impl TickConfig {
+    /// The same, holding at most `max_jobs` jobs.
+    pub fn with_max_jobs(mut self, max_jobs: usize) -> Self {
+        self.max_jobs = max_jobs;
+        self
+    }
+
+    /// The same, backing off from `base` after the first consecutive
+    /// failure, doubling up to `max`.
+    pub fn with_failure_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.failure_base = base;
+        self.failure_max = max;
+        self
+    }
+
+    /// The same, giving a tick up after `run_timeout` (`None`: never).
+    pub fn with_run_timeout(mut self, run_timeout: Option<Duration>) -> Self {
+        self.run_timeout = run_timeout;
+        self
+    }
+
+    /// The same, with `missed` as the missed-tick policy.
+    pub fn with_missed(mut self, missed: MissedTicks) -> Self {
+        self.missed = missed;
+        self
+    }
+
+    /// The same, rounding derived instants up to `granularity`.
+    pub fn with_timer_granularity(mut self, granularity: Duration) -> Self {
+        self.timer_granularity = granularity;
+        self
+    }
+
     /// A copy with every field brought into its valid range.
     pub fn clamped(&self) -> Self {
         let failure_base = self.failure_base.max(MIN_DELAY);

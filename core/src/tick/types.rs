@@ -38,8 +38,10 @@ impl RunToken {
     }
 }
 
-/// How a job is scheduled.
+/// How a job is scheduled. Built with [`JobSpec::every`] and its `with`
+/// methods (more fields may come).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JobSpec {
     /// Time between grid slots. Zero is refused ([`TickError::ZeroInterval`]).
     pub interval: Duration,
@@ -87,9 +89,10 @@ pub enum RunReason {
     Retry,
 }
 
-/// How a tick ended.
+/// How a tick ended, as its driver reports it to
+/// [`on_tick_finished`](super::TickSchedule::on_tick_finished).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum TickOutcome {
     /// It succeeded: the failure count resets and the job returns to its grid.
     Success,
     /// It failed (a timeout the driver observed included): the job backs off.
@@ -173,6 +176,8 @@ impl fmt::Display for TickError {
     }
 }
 
+impl core::error::Error for TickError {}
+
 /// A tick result whose outcome was ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StaleRun {
@@ -201,6 +206,8 @@ impl fmt::Display for StaleRun {
         }
     }
 }
+
+impl core::error::Error for StaleRun {}
 
 /// A job as seen by [`TickSchedule::job`](super::TickSchedule::job).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
