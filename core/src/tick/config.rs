@@ -166,3 +166,50 @@ impl TickConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_set_exactly_their_field() {
+        let (a, b, c) = (
+            Duration::from_millis(3),
+            Duration::from_millis(40),
+            Duration::from_millis(7),
+        );
+        let cfg = TickConfig::default()
+            .with_max_jobs(5)
+            .with_failure_backoff(a, b)
+            .with_run_timeout(None)
+            .with_missed(MissedTicks::Delay)
+            .with_timer_granularity(c);
+        let want = TickConfig {
+            max_jobs: 5,
+            failure_base: a,
+            failure_max: b,
+            run_timeout: None,
+            missed: MissedTicks::Delay,
+            timer_granularity: c,
+        };
+        assert_eq!(cfg, want);
+        assert_eq!(cfg.clamped(), want, "in range: unchanged");
+    }
+
+    #[test]
+    fn clamping_brings_each_field_into_range() {
+        let cfg = TickConfig::default()
+            .with_failure_backoff(Duration::ZERO, Duration::ZERO)
+            .with_run_timeout(Some(Duration::ZERO))
+            .with_timer_granularity(Duration::from_secs(5))
+            .clamped();
+        assert_eq!(cfg.failure_base, MIN_DELAY);
+        assert_eq!(cfg.failure_max, MIN_DELAY);
+        assert_eq!(cfg.run_timeout, Some(MIN_DELAY));
+        assert_eq!(cfg.timer_granularity, MAX_TIMER_GRANULARITY);
+        let cfg = TickConfig::default()
+            .with_failure_backoff(Duration::from_secs(2), Duration::from_secs(1))
+            .clamped();
+        assert_eq!(cfg.failure_max, Duration::from_secs(2));
+    }
+}

@@ -232,3 +232,44 @@ pub struct JobStatus {
     /// Whether a manual tick waits for the running one.
     pub queued: bool,
 }
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::ToString;
+
+    use super::*;
+
+    #[test]
+    fn numbers_and_messages() {
+        assert_eq!(Version(7).get(), 7);
+        assert_eq!(RunToken::from_raw(9).get(), 9);
+        assert_eq!(RunToken::from_raw(9), RunToken(9));
+        assert_eq!(TickError::ZeroInterval.to_string(), "zero interval");
+        assert_eq!(TickError::TooManyJobs.to_string(), "too many jobs");
+        assert_eq!(TickError::UnknownJob.to_string(), "unknown job");
+        assert_eq!(TickError::Disabled.to_string(), "job disabled");
+        assert_eq!(
+            StaleRun::Unknown.to_string(),
+            "unknown or already reported run"
+        );
+        let old = StaleRun::OldVersion {
+            run: Version(2),
+            current: Some(Version(3)),
+        };
+        assert_eq!(
+            old.to_string(),
+            "run of version 2 (current: Some(Version(3)))"
+        );
+    }
+
+    #[test]
+    fn spec_builders_set_their_field() {
+        let d = Duration::from_secs(5);
+        let at = Timestamp::from_secs(3);
+        let s = JobSpec::every(d);
+        assert_eq!((s.interval, s.enabled, s.first_at), (d, true, None));
+        assert_eq!(s.first_at(at).first_at, Some(at));
+        assert!(!s.enabled(false).enabled);
+        assert_eq!(s.enabled(false).first_at(at).interval, d);
+    }
+}
