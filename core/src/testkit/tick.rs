@@ -60,7 +60,8 @@ pub enum Op {
 
 /// The model's own reading of a [`TickConfig`]: the documented clamps
 /// (`failure_base` and a `run_timeout` at least 1 ms, `failure_max` at
-/// least `failure_base`, `timer_granularity` at most 1 s), computed here
+/// least `failure_base`, `timer_granularity` at most 1 s, `max_jobs` below
+/// `u32::MAX`), computed here
 /// rather than taken from the machine.
 #[derive(Clone, Copy, Debug)]
 struct Model {
@@ -79,7 +80,7 @@ impl Model {
     fn of(c: &TickConfig) -> Self {
         let base_ns = c.failure_base.as_nanos().max(MS_NS);
         Model {
-            max_jobs: c.max_jobs,
+            max_jobs: c.max_jobs.min(u32::MAX as usize - 1),
             base_ns,
             max_ns: c.failure_max.as_nanos().max(base_ns),
             run_timeout_ns: c.run_timeout.map(|d| d.as_nanos().max(MS_NS)),

@@ -9,6 +9,10 @@ use core::time::Duration;
 /// enough that a runaway upsert loop is refused instead of exhausting memory.
 pub const DEFAULT_MAX_JOBS: usize = 100_000;
 
+/// The largest `max_jobs` a config is clamped to: the schedule numbers its
+/// jobs' slots with `u32`, one value kept as "no slot".
+pub const MAX_JOBS_LIMIT: usize = u32::MAX as usize - 1;
+
 /// First failure delay: 1 s (DESIGN.md: 1 s, 2 s, 4 s, 8 s, 16 s, then 30 s).
 /// A job that failed once is retried soon, but not in a busy loop.
 pub const DEFAULT_FAILURE_BASE: Duration = Duration::from_secs(1);
@@ -71,7 +75,8 @@ pub enum MissedTicks {
 /// Out-of-range values are clamped when the machine is built, never rejected
 /// with a panic: `failure_base` and a configured `run_timeout` to at least
 /// [`MIN_DELAY`], `failure_max` to at least `failure_base`,
-/// `timer_granularity` to at most [`MAX_TIMER_GRANULARITY`].
+/// `timer_granularity` to at most [`MAX_TIMER_GRANULARITY`], `max_jobs` to
+/// at most [`MAX_JOBS_LIMIT`].
 ///
 /// Built from [`TickConfig::default`] and its `with_` methods (fields may
 /// be added, so outside this crate it cannot be written as a literal):
@@ -157,7 +162,7 @@ impl TickConfig {
     pub fn clamped(&self) -> Self {
         let failure_base = self.failure_base.max(MIN_DELAY);
         TickConfig {
-            max_jobs: self.max_jobs,
+            max_jobs: self.max_jobs.min(MAX_JOBS_LIMIT),
             failure_base,
             failure_max: self.failure_max.max(failure_base),
             run_timeout: self.run_timeout.map(|d| d.max(MIN_DELAY)),
@@ -211,5 +216,7 @@ mod tests {
             .with_failure_backoff(Duration::from_secs(2), Duration::from_secs(1))
             .clamped();
         assert_eq!(cfg.failure_max, Duration::from_secs(2));
+        let cfg = TickConfig::default().with_max_jobs(usize::MAX).clamped();
+        assert_eq!(cfg.max_jobs, MAX_JOBS_LIMIT);
     }
 }
