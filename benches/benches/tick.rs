@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use tether_benches::{short_criterion, size_label, SIZES};
-use tether_core::tick::{JobSpec, Outcome, TickAction, TickConfig, TickSchedule};
+use tether_core::tick::{JobSpec, TickAction, TickConfig, TickOutcome, TickSchedule};
 use tether_core::{Machine, Timestamp};
 
 const SLOTS: usize = 1000;
@@ -22,10 +22,7 @@ const SECOND: Duration = Duration::from_secs(1);
 
 fn schedule(n: usize) -> TickSchedule<u32> {
     let t0 = Timestamp::ZERO;
-    let mut s = TickSchedule::new(TickConfig {
-        max_jobs: n + 16,
-        ..TickConfig::default()
-    });
+    let mut s = TickSchedule::new(TickConfig::default().with_max_jobs(n + 16));
     for i in 0..n {
         let first = t0 + Duration::from_millis(1 + (i % SLOTS) as u64);
         s.upsert(t0, i as u32, JobSpec::every(SECOND).first_at(first))
@@ -53,7 +50,7 @@ fn bench(c: &mut Criterion) {
                     }
                     assert_eq!(runs.len() as u64, per_slot);
                     for run in runs.drain(..) {
-                        s.on_tick_finished(now, run, Outcome::Success)
+                        s.on_tick_finished(now, run, TickOutcome::Success)
                             .expect("current");
                     }
                 });

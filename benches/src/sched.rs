@@ -105,13 +105,7 @@ impl JobStore for DiscardStore {
     async fn put_job(&self, _: &JobDef) -> Result<(), StoreError> {
         Ok(())
     }
-    async fn set_enabled(&self, _: &JobId, _: bool) -> Result<(), StoreError> {
-        Ok(())
-    }
     async fn delete_job(&self, _: &JobId) -> Result<(), StoreError> {
-        Ok(())
-    }
-    async fn record_run(&self, _: &RunRecord, _: Option<&TickSave>) -> Result<(), StoreError> {
         Ok(())
     }
     async fn record_runs(&self, _: &[(RunRecord, Option<TickSave>)]) -> Result<(), RunsNotSaved> {
@@ -136,13 +130,10 @@ pub async fn start_on(
     interval: Duration,
     ticks: Arc<AtomicU64>,
 ) -> Scheduler {
-    let config = SchedulerConfig {
-        tick: tether_tokio::scheduler::TickConfig {
-            max_jobs: jobs.max(tether_core::tick::DEFAULT_MAX_JOBS),
-            ..Default::default()
-        },
-        ..SchedulerConfig::default()
-    };
+    let config = SchedulerConfig::default().with_tick(
+        tether_tokio::scheduler::TickConfig::default()
+            .with_max_jobs(jobs.max(tether_core::tick::DEFAULT_MAX_JOBS)),
+    );
     let registry = JobRegistry::new().with("count", Count(ticks));
     let scheduler = Scheduler::start(config, registry, store)
         .await

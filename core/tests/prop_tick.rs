@@ -5,8 +5,8 @@ use core::time::Duration;
 use proptest::prelude::*;
 use tether_core::testkit::tick::{run, Op, Tok};
 use tether_core::tick::{
-    JobSpec, MissedTicks, Outcome, RunReason, RunToken, StaleRun, TickAction, TickConfig,
-    TickError, TickNow, TickSchedule, TickTimer, Version,
+    JobSpec, MissedTicks, RunReason, RunToken, StaleRun, TickAction, TickConfig, TickError,
+    TickNow, TickOutcome, TickSchedule, TickTimer, Version,
 };
 use tether_core::{Machine, Timestamp};
 
@@ -53,16 +53,14 @@ fn config() -> impl Strategy<Value = TickConfig> {
         // coarse ones that round most instants up.
         prop_oneof![Just(0u64), Just(1), 2u64..50, 250u64..3_000],
     )
-        .prop_map(
-            |(max_jobs, base, max, timeout, missed, granularity)| TickConfig {
-                max_jobs,
-                failure_base: Duration::from_millis(base),
-                failure_max: Duration::from_millis(max),
-                run_timeout: timeout.map(Duration::from_millis),
-                missed,
-                timer_granularity: Duration::from_millis(granularity),
-            },
-        )
+        .prop_map(|(max_jobs, base, max, timeout, missed, granularity)| {
+            TickConfig::default()
+                .with_max_jobs(max_jobs)
+                .with_failure_backoff(Duration::from_millis(base), Duration::from_millis(max))
+                .with_run_timeout(timeout.map(Duration::from_millis))
+                .with_missed(missed)
+                .with_timer_granularity(Duration::from_millis(granularity))
+        })
 }
 
 proptest! {
@@ -176,7 +174,8 @@ fn ten_thousand_jobs_share_one_timer_structure() {
         s.handle_timeout(now);
         for st in started(&mut s) {
             assert_eq!(st.at, now);
-            s.on_tick_finished(now, st.run, Outcome::Success).unwrap();
+            s.on_tick_finished(now, st.run, TickOutcome::Success)
+                .unwrap();
             runs += 1;
         }
         assert!(started(&mut s).is_empty());
@@ -206,7 +205,8 @@ fn failures_back_off_1_2_4_8_16_30_then_success_resets() {
     let mut delays = Vec::new();
     for _ in 0..8 {
         now = now + Duration::from_millis(250); // the tick took 250 ms
-        s.on_tick_finished(now, st.run, Outcome::Failure).unwrap();
+        s.on_tick_finished(now, st.run, TickOutcome::Failure)
+            .unwrap();
         let d = s.poll_timeout().unwrap();
         assert_eq!(d.reason, TickTimer::Retry);
         delays.push((d.at - now).as_secs());
@@ -218,7 +218,8 @@ fn failures_back_off_1_2_4_8_16_30_then_success_resets() {
     assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30]);
     assert_eq!(s.job(&1).unwrap().failures, 8);
     // Success resets: back on the grid (60 s slots), then failures start at 1 s.
-    s.on_tick_finished(now, st.run, Outcome::Success).unwrap();
+    s.on_tick_finished(now, st.run, TickOutcome::Success)
+        .unwrap();
     let j = s.job(&1).unwrap();
     assert_eq!((j.failures, j.retry_at), (0, None));
     let d = s.poll_timeout().unwrap();
@@ -230,7 +231,7 @@ fn failures_back_off_1_2_4_8_16_30_then_success_resets() {
     s.handle_timeout(d.at);
     let st = one(&mut s);
     assert_eq!((st.reason, st.at), (RunReason::Scheduled, secs(240)));
-    s.on_tick_finished(secs(241), st.run, Outcome::Failure)
+    s.on_tick_finished(secs(241), st.run, TickOutcome::Failure)
         .unwrap();
     assert_eq!(s.poll_timeout().unwrap().at, secs(242));
 }
@@ -252,7 +253,8 @@ fn late_wake_ups_do_not_drift_the_grid() {
         assert_eq!(st.reason, RunReason::Scheduled);
         slots.push(st.at);
         let done = now + Duration::from_millis(lateness % 3_000);
-        s.on_tick_finished(done, st.run, Outcome::Success).unwrap();
+        s.on_tick_finished(done, st.run, TickOutcome::Success)
+            .unwrap();
         assert!(started(&mut s).is_empty());
     }
     let expect: Vec<Timestamp> = (0..50).map(|k| secs(5 + 10 * k)).collect();
@@ -268,14 +270,14 @@ fn missed_ticks_are_skipped_by_default() {
     let st = one(&mut s);
     assert_eq!((st.at, st.reason), (secs(10), RunReason::Scheduled));
     assert_eq!(s.stats().skipped, 9);
-    s.on_tick_finished(ms(10_600), st.run, Outcome::Success)
+    s.on_tick_finished(ms(10_600), st.run, TickOutcome::Success)
         .unwrap();
     assert!(started(&mut s).is_empty());
     assert_eq!(s.poll_timeout().unwrap().at, secs(11));
     // A tick that outlasts several slots: one run after it, for the latest.
     s.handle_timeout(secs(11));
     let st = one(&mut s);
-    s.on_tick_finished(ms(14_200), st.run, Outcome::Success)
+    s.on_tick_finished(ms(14_200), st.run, TickOutcome::Success)
         .unwrap();
     let st = one(&mut s);
     assert_eq!((st.at, st.reason), (secs(14), RunReason::Scheduled));
@@ -283,21 +285,18 @@ fn missed_ticks_are_skipped_by_default() {
 
 #[test]
 fn delay_policy_reanchors_at_the_late_instant() {
-    let cfg = TickConfig {
-        missed: MissedTicks::Delay,
-        ..TickConfig::default()
-    };
+    let cfg = TickConfig::default().with_missed(MissedTicks::Delay);
     let mut s = S::new(cfg);
     s.upsert(secs(0), 1, every(10)).unwrap();
     s.handle_timeout(secs(10));
     let st = one(&mut s);
     assert_eq!(st.at, secs(10));
-    s.on_tick_finished(secs(11), st.run, Outcome::Success)
+    s.on_tick_finished(secs(11), st.run, TickOutcome::Success)
         .unwrap();
     s.handle_timeout(ms(23_500)); // late by 3.5 s
     let st = one(&mut s);
     assert_eq!(st.at, ms(23_500));
-    s.on_tick_finished(ms(24_000), st.run, Outcome::Success)
+    s.on_tick_finished(ms(24_000), st.run, TickOutcome::Success)
         .unwrap();
     assert_eq!(s.poll_timeout().unwrap().at, ms(33_500));
     assert_eq!(s.job(&1).unwrap().anchor, ms(23_500));
@@ -320,7 +319,7 @@ fn hot_swap_waits_for_the_old_tick_and_ignores_its_result() {
     assert_eq!(s.tick_now(secs(16), &1), Ok(TickNow::Coalesced));
     // The old tick fails: ignored (no backoff for v2), and the job is free.
     assert_eq!(
-        s.on_tick_finished(secs(18), old.run, Outcome::Failure),
+        s.on_tick_finished(secs(18), old.run, TickOutcome::Failure),
         Err(StaleRun::OldVersion {
             run: v1,
             current: Some(v2)
@@ -332,14 +331,14 @@ fn hot_swap_waits_for_the_old_tick_and_ignores_its_result() {
     assert_eq!(s.stats().failures, 0);
     assert_eq!(s.stats().coalesced, 1);
     // v2's grid: 12 + 5k; slots up to 18 were served by the manual run.
-    s.on_tick_finished(secs(19), st.run, Outcome::Success)
+    s.on_tick_finished(secs(19), st.run, TickOutcome::Success)
         .unwrap();
     assert!(started(&mut s).is_empty());
     assert_eq!(s.poll_timeout().unwrap().at, secs(22));
     // A duplicate is unknown and changes nothing.
     let before = s.clone();
     assert_eq!(
-        s.on_tick_finished(secs(19), st.run, Outcome::Failure),
+        s.on_tick_finished(secs(19), st.run, TickOutcome::Failure),
         Err(StaleRun::Unknown)
     );
     assert_eq!(s.stats().stale, before.stats().stale + 1);
@@ -348,10 +347,7 @@ fn hot_swap_waits_for_the_old_tick_and_ignores_its_result() {
 
 #[test]
 fn removed_job_stays_busy_until_its_tick_ends() {
-    let mut s = S::new(TickConfig {
-        max_jobs: 1,
-        ..TickConfig::default()
-    });
+    let mut s = S::new(TickConfig::default().with_max_jobs(1));
     s.upsert(secs(0), 1, every(10)).unwrap();
     s.handle_timeout(secs(10));
     let old = one(&mut s);
@@ -367,7 +363,7 @@ fn removed_job_stays_busy_until_its_tick_ends() {
     s.handle_timeout(secs(12));
     assert!(started(&mut s).is_empty());
     assert!(matches!(
-        s.on_tick_finished(secs(13), old.run, Outcome::Success),
+        s.on_tick_finished(secs(13), old.run, TickOutcome::Success),
         Err(StaleRun::OldVersion { .. })
     ));
     let st = one(&mut s);
@@ -376,10 +372,7 @@ fn removed_job_stays_busy_until_its_tick_ends() {
 
 #[test]
 fn run_timeout_gives_up_as_a_failure_and_the_late_result_is_unknown() {
-    let cfg = TickConfig {
-        run_timeout: Some(Duration::from_secs(60)),
-        ..TickConfig::default()
-    };
+    let cfg = TickConfig::default().with_run_timeout(Some(Duration::from_secs(60)));
     let mut s = S::new(cfg);
     s.upsert(secs(0), 1, every(10)).unwrap();
     s.handle_timeout(secs(10));
@@ -392,7 +385,7 @@ fn run_timeout_gives_up_as_a_failure_and_the_late_result_is_unknown() {
     assert_eq!(s.job(&1).unwrap().failures, 1);
     assert_eq!(s.poll_timeout().unwrap().at, secs(71));
     assert_eq!(
-        s.on_tick_finished(secs(70), st.run, Outcome::Success),
+        s.on_tick_finished(secs(70), st.run, TickOutcome::Success),
         Err(StaleRun::Unknown)
     );
     s.handle_timeout(secs(71));
@@ -401,10 +394,7 @@ fn run_timeout_gives_up_as_a_failure_and_the_late_result_is_unknown() {
 
 #[test]
 fn bad_input_is_refused_with_typed_errors() {
-    let mut s = S::new(TickConfig {
-        max_jobs: 2,
-        ..TickConfig::default()
-    });
+    let mut s = S::new(TickConfig::default().with_max_jobs(2));
     let before = s.clone();
     assert_eq!(
         s.upsert(secs(0), 1, JobSpec::every(Duration::ZERO)),
@@ -420,7 +410,7 @@ fn bad_input_is_refused_with_typed_errors() {
     assert_eq!(s.tick_now(secs(0), &2), Err(TickError::Disabled));
     assert_eq!(s.set_enabled(secs(0), &9, true), Err(TickError::UnknownJob));
     assert_eq!(
-        s.on_tick_finished(secs(0), RunToken::from_raw(77), Outcome::Success),
+        s.on_tick_finished(secs(0), RunToken::from_raw(77), TickOutcome::Success),
         Err(StaleRun::Unknown)
     );
     // Disabled: never runs; enabled again: rejoins its grid, missed slots skipped.
@@ -434,14 +424,12 @@ fn bad_input_is_refused_with_typed_errors() {
 
 #[test]
 fn nonsense_config_is_clamped_not_panicking() {
-    let cfg = TickConfig {
-        max_jobs: 0,
-        failure_base: Duration::ZERO,
-        failure_max: Duration::ZERO,
-        run_timeout: Some(Duration::ZERO),
-        missed: MissedTicks::Skip,
-        timer_granularity: Duration::MAX,
-    };
+    let cfg = TickConfig::default()
+        .with_max_jobs(0)
+        .with_failure_backoff(Duration::ZERO, Duration::ZERO)
+        .with_run_timeout(Some(Duration::ZERO))
+        .with_missed(MissedTicks::Skip)
+        .with_timer_granularity(Duration::MAX);
     let ops = [
         Op::Upsert {
             job: 0,
@@ -458,11 +446,9 @@ fn nonsense_config_is_clamped_not_panicking() {
         Op::Wake,
     ];
     run(cfg, &ops).expect("clamped config keeps every invariant");
-    let cfg = TickConfig {
-        max_jobs: 3,
-        run_timeout: Some(Duration::ZERO),
-        ..TickConfig::default()
-    };
+    let cfg = TickConfig::default()
+        .with_max_jobs(3)
+        .with_run_timeout(Some(Duration::ZERO));
     let ops = [
         Op::Upsert {
             job: 0,

@@ -27,10 +27,7 @@ async fn ten_thousand_jobs_run_on_one_timer() {
     const JOBS: u64 = 10_000;
     let ticks = Arc::new(AtomicU64::new(0));
     let registry = JobRegistry::new().with("count", Count(ticks.clone()));
-    let cfg = SchedulerConfig {
-        subscriber_capacity: 2 * JOBS as usize,
-        ..SchedulerConfig::default()
-    };
+    let cfg = SchedulerConfig::default().with_subscriber_capacity(2 * JOBS as usize);
     let s = Scheduler::start(cfg, registry, MemoryStore::new(4))
         .await
         .unwrap();

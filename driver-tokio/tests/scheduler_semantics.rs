@@ -161,10 +161,7 @@ impl TickJob for Probe {
 async fn hot_swap_under_load_never_overlaps_and_ignores_old_results() {
     let probe = Probe::default();
     let registry = JobRegistry::new().with("probe", probe.clone());
-    let cfg = SchedulerConfig {
-        subscriber_capacity: 100_000,
-        ..SchedulerConfig::default()
-    };
+    let cfg = SchedulerConfig::default().with_subscriber_capacity(100_000);
     let s = Scheduler::start(cfg, registry, MemoryStore::default())
         .await
         .unwrap();
@@ -266,13 +263,8 @@ async fn a_panic_or_a_timeout_is_a_failed_run_not_a_dead_scheduler() {
     let registry = JobRegistry::new()
         .with("boom", Boom)
         .with("probe", probe.clone());
-    let cfg = SchedulerConfig {
-        tick: TickConfig {
-            run_timeout: Some(Duration::from_secs(5)),
-            ..TickConfig::default()
-        },
-        ..SchedulerConfig::default()
-    };
+    let cfg = SchedulerConfig::default()
+        .with_tick(TickConfig::default().with_run_timeout(Some(Duration::from_secs(5))));
     let s = Scheduler::start(cfg, registry, MemoryStore::default())
         .await
         .unwrap();
@@ -466,10 +458,7 @@ async fn tick_now_during_a_tick_coalesces_into_one() {
 #[tokio::test(start_paused = true)]
 async fn a_slow_subscriber_is_told_how_many_it_missed() {
     let registry = JobRegistry::new().with("w", Writer);
-    let cfg = SchedulerConfig {
-        subscriber_capacity: 4,
-        ..SchedulerConfig::default()
-    };
+    let cfg = SchedulerConfig::default().with_subscriber_capacity(4);
     let s = Scheduler::start(cfg, registry, MemoryStore::default())
         .await
         .unwrap();
@@ -489,4 +478,56 @@ async fn a_slow_subscriber_is_told_how_many_it_missed() {
     }
     s.shutdown().await;
     assert_eq!(slow.recv().await, None);
+}
+
+/// Counts its ticks; one with config `hang` never finishes.
+struct Counting(Arc<AtomicUsize>);
+
+#[async_trait]
+impl TickJob for Counting {
+    async fn tick(&self, ctx: &mut TickContext) -> Result<(), TickFailure> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        if ctx.config() == "hang" {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_the_last_handle_ends_the_background_tasks() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let idle = metrics.num_alive_tasks();
+    let ticks = Arc::new(AtomicUsize::new(0));
+    let registry = JobRegistry::new().with("count", Counting(ticks.clone()));
+    let s = Scheduler::start(SchedulerConfig::default(), registry, MemoryStore::default())
+        .await
+        .unwrap();
+    s.upsert(JobDef::new("every", "count", Duration::from_secs(1)))
+        .await
+        .unwrap();
+    s.upsert(JobDef::new("stuck", "count", Duration::from_secs(1)).with_config("hang"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    // 3 ticks of `every`, 1 of `stuck` (still running: never two at once).
+    assert_eq!(ticks.load(Ordering::SeqCst), 4);
+    // The timer, the worker and the stuck tick's task.
+    assert_eq!(metrics.num_alive_tasks(), idle + 3);
+    // A clone keeps it running.
+    let clone = s.clone();
+    drop(s);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(ticks.load(Ordering::SeqCst), 6);
+    // The last handle goes without `shutdown`: every task ends, the stuck
+    // tick included, and nothing ticks any more.
+    drop(clone);
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(metrics.num_alive_tasks(), idle, "tasks left after the drop");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(ticks.load(Ordering::SeqCst), 6, "ticked after the drop");
+    // The job implementations (held by the scheduler) are released.
+    assert_eq!(Arc::strong_count(&ticks), 1);
 }

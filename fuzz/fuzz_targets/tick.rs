@@ -21,18 +21,19 @@ struct Input {
 }
 
 fuzz_target!(|input: Input| {
-    let cfg = TickConfig {
-        max_jobs: usize::from(input.max_jobs % 8),
-        failure_base: Duration::from_millis(u64::from(input.failure_base_ms)),
-        failure_max: Duration::from_millis(u64::from(input.failure_max_ms)),
-        run_timeout: input.run_timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))),
-        missed: if input.delay {
+    let cfg = TickConfig::default()
+        .with_max_jobs(usize::from(input.max_jobs % 8))
+        .with_failure_backoff(
+            Duration::from_millis(u64::from(input.failure_base_ms)),
+            Duration::from_millis(u64::from(input.failure_max_ms)),
+        )
+        .with_run_timeout(input.run_timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))))
+        .with_missed(if input.delay {
             MissedTicks::Delay
         } else {
             MissedTicks::Skip
-        },
-        timer_granularity: Duration::from_millis(u64::from(input.granularity_ms)),
-    };
+        })
+        .with_timer_granularity(Duration::from_millis(u64::from(input.granularity_ms)));
     if let Err(v) = run(cfg, &input.ops) {
         panic!("{v}");
     }

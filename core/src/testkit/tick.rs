@@ -14,8 +14,8 @@ use super::Violation;
 use crate::ensure_invariant;
 use crate::machine::Machine;
 use crate::tick::{
-    align_up, failure_delay, on_grid, JobSpec, MissedTicks, Outcome, RunReason, RunToken, StaleRun,
-    TickAction, TickConfig, TickError, TickNow, TickSchedule, Version,
+    JobSpec, MissedTicks, RunReason, RunToken, StaleRun, TickAction, TickConfig, TickError,
+    TickNow, TickOutcome, TickSchedule, Version,
 };
 use crate::time::Timestamp;
 
@@ -58,6 +58,71 @@ pub enum Op {
     },
 }
 
+/// The model's own reading of a [`TickConfig`]: the documented clamps
+/// (`failure_base` and a `run_timeout` at least 1 ms, `failure_max` at
+/// least `failure_base`, `timer_granularity` at most 1 s, `max_jobs` below
+/// `u32::MAX`), computed here
+/// rather than taken from the machine.
+#[derive(Clone, Copy, Debug)]
+struct Model {
+    max_jobs: usize,
+    base_ns: u128,
+    max_ns: u128,
+    run_timeout_ns: Option<u128>,
+    missed: MissedTicks,
+    granularity_ns: u128,
+}
+
+const MS_NS: u128 = 1_000_000;
+const NEVER: u128 = u64::MAX as u128;
+
+impl Model {
+    fn of(c: &TickConfig) -> Self {
+        let base_ns = c.failure_base.as_nanos().max(MS_NS);
+        Model {
+            max_jobs: c.max_jobs.min(u32::MAX as usize - 1),
+            base_ns,
+            max_ns: c.failure_max.as_nanos().max(base_ns),
+            run_timeout_ns: c.run_timeout.map(|d| d.as_nanos().max(MS_NS)),
+            missed: c.missed,
+            granularity_ns: c.timer_granularity.as_nanos().min(1_000 * MS_NS),
+        }
+    }
+
+    /// `ns` rounded up to a multiple of the granularity, capped at the end
+    /// of time.
+    fn round_up(&self, ns: u128) -> Timestamp {
+        let g = self.granularity_ns.max(1);
+        let up = ns.div_ceil(g) * g;
+        Timestamp::from_nanos(u64::try_from(up.min(NEVER)).unwrap_or(u64::MAX))
+    }
+
+    /// The retry instant after the `failures`-th consecutive failure at
+    /// `now`: `base`, doubled per earlier failure, capped at `max`.
+    fn retry_at(&self, now: Timestamp, failures: u32) -> Timestamp {
+        let mut delay = self.base_ns;
+        for _ in 1..failures {
+            if delay >= self.max_ns {
+                break;
+            }
+            delay *= 2;
+        }
+        self.round_up(u128::from(now.as_nanos()) + delay.min(self.max_ns))
+    }
+
+    /// When a tick started at `now` is given up (`None`: never).
+    fn give_up_at(&self, now: Timestamp) -> Option<Timestamp> {
+        let t = self.round_up(u128::from(now.as_nanos()) + self.run_timeout_ns?);
+        (t != Timestamp::MAX).then_some(t)
+    }
+}
+
+/// Whether `t` is `anchor + k × interval` for some `k >= 0`.
+fn on_grid(anchor: Timestamp, interval: Duration, t: Timestamp) -> bool {
+    let iv = interval.as_nanos();
+    t >= anchor && iv > 0 && u128::from(t.as_nanos() - anchor.as_nanos()) % iv == 0
+}
+
 #[derive(Clone, Copy, Debug)]
 struct ModelJob {
     version: Version,
@@ -86,6 +151,7 @@ pub struct Harness {
     pub now: Timestamp,
     /// Every action, with the instant it was drained.
     pub log: Vec<(Timestamp, TickAction<u8>)>,
+    model: Model,
     jobs: BTreeMap<u8, ModelJob>,
     runs: BTreeMap<RunToken, ModelRun>,
     old: Vec<RunToken>,
@@ -97,6 +163,7 @@ impl Harness {
     /// An empty schedule with `config`.
     pub fn new(config: TickConfig) -> Self {
         Harness {
+            model: Model::of(&config),
             machine: TickSchedule::new(config),
             now: Timestamp::ZERO,
             log: Vec::new(),
@@ -142,9 +209,9 @@ impl Harness {
             Op::TickNow(job) => self.tick_now(job % JOBS)?,
             Op::Finish { tok, success } => {
                 let outcome = if success {
-                    Outcome::Success
+                    TickOutcome::Success
                 } else {
-                    Outcome::Failure
+                    TickOutcome::Failure
                 };
                 self.finish(self.resolve(tok), outcome)?;
             }
@@ -204,7 +271,7 @@ impl Harness {
             .copied()
             .chain(self.runs.values().map(|r| r.job))
             .collect();
-        let max = self.machine.config().max_jobs;
+        let max = self.model.max_jobs;
         let expect = if spec.interval.is_zero() {
             Err(TickError::ZeroInterval)
         } else if !held.contains(&job) && held.len() >= max {
@@ -241,10 +308,9 @@ impl Harness {
                     ModelJob {
                         version,
                         interval: spec.interval,
-                        anchor: align_up(
-                            spec.first_at.unwrap_or(self.now),
-                            self.machine.config().timer_granularity,
-                        ),
+                        anchor: self
+                            .model
+                            .round_up(u128::from(spec.first_at.unwrap_or(self.now).as_nanos())),
                         enabled: spec.enabled,
                         failures: 0,
                         retry_at: None,
@@ -388,7 +454,7 @@ impl Harness {
         }
     }
 
-    fn finish(&mut self, t: RunToken, outcome: Outcome) -> Result<(), Violation> {
+    fn finish(&mut self, t: RunToken, outcome: TickOutcome) -> Result<(), Violation> {
         let expect = match self.runs.get(&t) {
             None => Err(StaleRun::Unknown),
             Some(r) => match self.jobs.get(&r.job) {
@@ -459,7 +525,7 @@ impl Harness {
                 self.runs.remove(&t);
                 self.retire(t);
                 match outcome {
-                    Outcome::Success => {
+                    TickOutcome::Success => {
                         if let Some(j) = self.jobs.get_mut(&job) {
                             j.failures = 0;
                             j.retry_at = None;
@@ -472,7 +538,7 @@ impl Harness {
                             "after a success job {job} is {st:?}"
                         );
                         if let (Some(s), Some(j)) = (st, self.jobs.get(&job)) {
-                            let on = self.machine.config().missed == MissedTicks::Delay
+                            let on = self.model.missed == MissedTicks::Delay
                                 || on_grid(j.anchor, j.interval, s.next_due)
                                 || s.next_due == Timestamp::MAX;
                             ensure_invariant!(
@@ -485,7 +551,7 @@ impl Harness {
                         }
                         Ok(())
                     }
-                    Outcome::Failure => {
+                    TickOutcome::Failure => {
                         self.model_failure(job);
                         self.observe(&acts)?;
                         self.check_failure(job)
@@ -507,12 +573,10 @@ impl Harness {
     }
 
     fn model_failure(&mut self, job: u8) {
-        let c = self.machine.config().clone();
-        let now = self.now;
+        let (model, now) = (self.model, self.now);
         if let Some(j) = self.jobs.get_mut(&job) {
             j.failures = j.failures.saturating_add(1);
-            let d = failure_delay(c.failure_base, c.failure_max, j.failures);
-            j.retry_at = Some(align_up(now.saturating_add(d), c.timer_granularity));
+            j.retry_at = Some(model.retry_at(now, j.failures));
         }
     }
 
@@ -546,7 +610,7 @@ impl Harness {
 
     /// Check every tick started against the model, then record it.
     fn observe(&mut self, acts: &[TickAction<u8>]) -> Result<(), Violation> {
-        let cfg = self.machine.config().clone();
+        let model = self.model;
         for a in acts {
             self.log.push((self.now, a.clone()));
             let (job, version, run, scheduled_for, reason) = match *a {
@@ -601,7 +665,7 @@ impl Harness {
                         "job {job} ran on schedule while backing off until {:?}",
                         j.retry_at
                     );
-                    match cfg.missed {
+                    match model.missed {
                         MissedTicks::Skip => {
                             ensure_invariant!(
                                 on_grid(j.anchor, j.interval, scheduled_for),
@@ -652,10 +716,7 @@ impl Harness {
                     j.retry_at = None;
                 }
             }
-            let give_up_at = cfg
-                .run_timeout
-                .map(|d| align_up(now.saturating_add(d), cfg.timer_granularity))
-                .filter(|t| *t != Timestamp::MAX);
+            let give_up_at = model.give_up_at(now);
             self.runs.insert(
                 run,
                 ModelRun {
@@ -670,7 +731,7 @@ impl Harness {
 
     fn check_state(&self) -> Result<(), Violation> {
         let st = self.machine.stats();
-        let max = self.machine.config().max_jobs;
+        let max = self.model.max_jobs;
         ensure_invariant!(
             st.jobs + st.detached <= max && st.jobs == self.jobs.len(),
             "TICK_JOBS_BOUNDED",

@@ -9,6 +9,10 @@ use core::time::Duration;
 /// enough that a runaway upsert loop is refused instead of exhausting memory.
 pub const DEFAULT_MAX_JOBS: usize = 100_000;
 
+/// The largest `max_jobs` a config is clamped to: the schedule numbers its
+/// jobs' slots with `u32`, one value kept as "no slot".
+pub const MAX_JOBS_LIMIT: usize = u32::MAX as usize - 1;
+
 /// First failure delay: 1 s (DESIGN.md: 1 s, 2 s, 4 s, 8 s, 16 s, then 30 s).
 /// A job that failed once is retried soon, but not in a busy loop.
 pub const DEFAULT_FAILURE_BASE: Duration = Duration::from_secs(1);
@@ -51,6 +55,7 @@ pub const MIN_DELAY: Duration = Duration::from_millis(1);
 /// In both policies a job runs at most once for all the slots it missed, and
 /// never twice at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum MissedTicks {
     /// Keep the grid `anchor + k × interval`. Woken at `now` past its due
     /// slot, the job runs once, with `scheduled_for` = the latest slot
@@ -70,8 +75,24 @@ pub enum MissedTicks {
 /// Out-of-range values are clamped when the machine is built, never rejected
 /// with a panic: `failure_base` and a configured `run_timeout` to at least
 /// [`MIN_DELAY`], `failure_max` to at least `failure_base`,
-/// `timer_granularity` to at most [`MAX_TIMER_GRANULARITY`].
+/// `timer_granularity` to at most [`MAX_TIMER_GRANULARITY`], `max_jobs` to
+/// at most [`MAX_JOBS_LIMIT`].
+///
+/// Built from [`TickConfig::default`] and its `with_` methods (fields may
+/// be added, so outside this crate it cannot be written as a literal):
+///
+/// ```
+/// use core::time::Duration;
+/// use tether_core::tick::{MissedTicks, TickConfig};
+///
+/// let cfg = TickConfig::default()
+///     .with_max_jobs(10)
+///     .with_run_timeout(Some(Duration::from_secs(5)))
+///     .with_missed(MissedTicks::Delay);
+/// assert_eq!(cfg.max_jobs, 10);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TickConfig {
     /// Most jobs held (removed jobs whose tick is still running included).
     pub max_jobs: usize,
@@ -105,16 +126,97 @@ impl Default for TickConfig {
 }
 
 impl TickConfig {
+    /// The same, holding at most `max_jobs` jobs.
+    pub fn with_max_jobs(mut self, max_jobs: usize) -> Self {
+        self.max_jobs = max_jobs;
+        self
+    }
+
+    /// The same, backing off from `base` after the first consecutive
+    /// failure, doubling up to `max`.
+    pub fn with_failure_backoff(mut self, base: Duration, max: Duration) -> Self {
+        self.failure_base = base;
+        self.failure_max = max;
+        self
+    }
+
+    /// The same, giving a tick up after `run_timeout` (`None`: never).
+    pub fn with_run_timeout(mut self, run_timeout: Option<Duration>) -> Self {
+        self.run_timeout = run_timeout;
+        self
+    }
+
+    /// The same, with `missed` as the missed-tick policy.
+    pub fn with_missed(mut self, missed: MissedTicks) -> Self {
+        self.missed = missed;
+        self
+    }
+
+    /// The same, rounding derived instants up to `granularity`.
+    pub fn with_timer_granularity(mut self, granularity: Duration) -> Self {
+        self.timer_granularity = granularity;
+        self
+    }
+
     /// A copy with every field brought into its valid range.
     pub fn clamped(&self) -> Self {
         let failure_base = self.failure_base.max(MIN_DELAY);
         TickConfig {
-            max_jobs: self.max_jobs,
+            max_jobs: self.max_jobs.min(MAX_JOBS_LIMIT),
             failure_base,
             failure_max: self.failure_max.max(failure_base),
             run_timeout: self.run_timeout.map(|d| d.max(MIN_DELAY)),
             missed: self.missed,
             timer_granularity: self.timer_granularity.min(MAX_TIMER_GRANULARITY),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_set_exactly_their_field() {
+        let (a, b, c) = (
+            Duration::from_millis(3),
+            Duration::from_millis(40),
+            Duration::from_millis(7),
+        );
+        let cfg = TickConfig::default()
+            .with_max_jobs(5)
+            .with_failure_backoff(a, b)
+            .with_run_timeout(None)
+            .with_missed(MissedTicks::Delay)
+            .with_timer_granularity(c);
+        let want = TickConfig {
+            max_jobs: 5,
+            failure_base: a,
+            failure_max: b,
+            run_timeout: None,
+            missed: MissedTicks::Delay,
+            timer_granularity: c,
+        };
+        assert_eq!(cfg, want);
+        assert_eq!(cfg.clamped(), want, "in range: unchanged");
+    }
+
+    #[test]
+    fn clamping_brings_each_field_into_range() {
+        let cfg = TickConfig::default()
+            .with_failure_backoff(Duration::ZERO, Duration::ZERO)
+            .with_run_timeout(Some(Duration::ZERO))
+            .with_timer_granularity(Duration::from_secs(5))
+            .clamped();
+        assert_eq!(cfg.failure_base, MIN_DELAY);
+        assert_eq!(cfg.failure_max, MIN_DELAY);
+        assert_eq!(cfg.run_timeout, Some(MIN_DELAY));
+        assert_eq!(cfg.timer_granularity, MAX_TIMER_GRANULARITY);
+        let cfg = TickConfig::default()
+            .with_failure_backoff(Duration::from_secs(2), Duration::from_secs(1))
+            .clamped();
+        assert_eq!(cfg.failure_max, Duration::from_secs(2));
+        let cfg = TickConfig::default().with_max_jobs(usize::MAX).clamped();
+        assert_eq!(cfg.max_jobs, MAX_JOBS_LIMIT);
     }
 }

@@ -8,7 +8,11 @@ use crate::time::{duration_nanos, Timestamp};
 
 /// The latest slot `anchor + k × interval` (k ≥ 0) at or before `t`; `None`
 /// when `t < anchor` or `interval` is zero.
-pub fn slot_at_or_before(anchor: Timestamp, interval: Duration, t: Timestamp) -> Option<Timestamp> {
+pub(crate) fn slot_at_or_before(
+    anchor: Timestamp,
+    interval: Duration,
+    t: Timestamp,
+) -> Option<Timestamp> {
     let iv = duration_nanos(interval);
     if iv == 0 || t < anchor {
         return None;
@@ -19,7 +23,7 @@ pub fn slot_at_or_before(anchor: Timestamp, interval: Duration, t: Timestamp) ->
 
 /// The first slot `anchor + k × interval` (k ≥ 0) strictly after `t`
 /// (`anchor` itself when `t < anchor`), saturating at `Timestamp::MAX`.
-pub fn slot_after(anchor: Timestamp, interval: Duration, t: Timestamp) -> Timestamp {
+pub(crate) fn slot_after(anchor: Timestamp, interval: Duration, t: Timestamp) -> Timestamp {
     let iv = duration_nanos(interval).max(1);
     if t < anchor {
         return anchor;
@@ -32,7 +36,7 @@ pub fn slot_after(anchor: Timestamp, interval: Duration, t: Timestamp) -> Timest
 /// `t` rounded up to the next multiple of `granularity` (counted from
 /// [`Timestamp::ZERO`]), saturating at `Timestamp::MAX`; `t` itself when
 /// `granularity` is zero or `t` is already a multiple.
-pub fn align_up(t: Timestamp, granularity: Duration) -> Timestamp {
+pub(crate) fn align_up(t: Timestamp, granularity: Duration) -> Timestamp {
     let g = duration_nanos(granularity);
     if g <= 1 {
         return t;
@@ -44,15 +48,9 @@ pub fn align_up(t: Timestamp, granularity: Duration) -> Timestamp {
     Timestamp::from_nanos(t.as_nanos().saturating_add(g - rem))
 }
 
-/// Whether `t` is a slot of the grid (`t >= anchor`, on a multiple).
-pub fn on_grid(anchor: Timestamp, interval: Duration, t: Timestamp) -> bool {
-    let iv = duration_nanos(interval);
-    iv != 0 && t >= anchor && (t.as_nanos() - anchor.as_nanos()).is_multiple_of(iv)
-}
-
 /// The delay after `failures` consecutive failures (from 1): `base`,
 /// `2 × base`, `4 × base`, … up to `max`. Saturates; `0` is treated as 1.
-pub fn failure_delay(base: Duration, max: Duration, failures: u32) -> Duration {
+pub(crate) fn failure_delay(base: Duration, max: Duration, failures: u32) -> Duration {
     let shift = failures.saturating_sub(1).min(63);
     Duration::from_nanos(duration_nanos(base).saturating_mul(1u64 << shift)).min(max)
 }
@@ -79,8 +77,6 @@ mod tests {
             Timestamp::MAX
         );
         assert_eq!(slot_after(S(0), Duration::MAX, S(1)), Timestamp::MAX);
-        assert!(on_grid(S(10), D(5), S(25)) && !on_grid(S(10), D(5), S(26)));
-        assert!(!on_grid(S(10), D(5), S(5)));
     }
 
     #[test]

@@ -62,13 +62,12 @@ mod types;
 
 pub use config::{
     MissedTicks, TickConfig, DEFAULT_FAILURE_BASE, DEFAULT_FAILURE_MAX, DEFAULT_MAX_JOBS,
-    DEFAULT_MISSED, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMER_GRANULARITY, MAX_TIMER_GRANULARITY,
-    MIN_DELAY,
+    DEFAULT_MISSED, DEFAULT_RUN_TIMEOUT, DEFAULT_TIMER_GRANULARITY, MAX_JOBS_LIMIT,
+    MAX_TIMER_GRANULARITY, MIN_DELAY,
 };
-pub use grid::{align_up, failure_delay, on_grid, slot_after, slot_at_or_before};
 pub use machine::TickSchedule;
 pub use stats::TickStats;
 pub use types::{
-    JobSpec, JobStatus, Outcome, RunReason, RunToken, StaleRun, TickAction, TickError, TickNow,
+    JobSpec, JobStatus, RunReason, RunToken, StaleRun, TickAction, TickError, TickNow, TickOutcome,
     TickTimer, Version,
 };

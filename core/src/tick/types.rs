@@ -38,8 +38,10 @@ impl RunToken {
     }
 }
 
-/// How a job is scheduled.
+/// How a job is scheduled. Built with [`JobSpec::every`] and its `with`
+/// methods (more fields may come).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JobSpec {
     /// Time between grid slots. Zero is refused ([`TickError::ZeroInterval`]).
     pub interval: Duration,
@@ -87,9 +89,10 @@ pub enum RunReason {
     Retry,
 }
 
-/// How a tick ended.
+/// How a tick ended, as its driver reports it to
+/// [`on_tick_finished`](super::TickSchedule::on_tick_finished).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub enum TickOutcome {
     /// It succeeded: the failure count resets and the job returns to its grid.
     Success,
     /// It failed (a timeout the driver observed included): the job backs off.
@@ -173,6 +176,8 @@ impl fmt::Display for TickError {
     }
 }
 
+impl core::error::Error for TickError {}
+
 /// A tick result whose outcome was ignored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StaleRun {
@@ -202,6 +207,8 @@ impl fmt::Display for StaleRun {
     }
 }
 
+impl core::error::Error for StaleRun {}
+
 /// A job as seen by [`TickSchedule::job`](super::TickSchedule::job).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JobStatus {
@@ -224,4 +231,45 @@ pub struct JobStatus {
     pub running: Option<(RunToken, Version)>,
     /// Whether a manual tick waits for the running one.
     pub queued: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use alloc::string::ToString;
+
+    use super::*;
+
+    #[test]
+    fn numbers_and_messages() {
+        assert_eq!(Version(7).get(), 7);
+        assert_eq!(RunToken::from_raw(9).get(), 9);
+        assert_eq!(RunToken::from_raw(9), RunToken(9));
+        assert_eq!(TickError::ZeroInterval.to_string(), "zero interval");
+        assert_eq!(TickError::TooManyJobs.to_string(), "too many jobs");
+        assert_eq!(TickError::UnknownJob.to_string(), "unknown job");
+        assert_eq!(TickError::Disabled.to_string(), "job disabled");
+        assert_eq!(
+            StaleRun::Unknown.to_string(),
+            "unknown or already reported run"
+        );
+        let old = StaleRun::OldVersion {
+            run: Version(2),
+            current: Some(Version(3)),
+        };
+        assert_eq!(
+            old.to_string(),
+            "run of version 2 (current: Some(Version(3)))"
+        );
+    }
+
+    #[test]
+    fn spec_builders_set_their_field() {
+        let d = Duration::from_secs(5);
+        let at = Timestamp::from_secs(3);
+        let s = JobSpec::every(d);
+        assert_eq!((s.interval, s.enabled, s.first_at), (d, true, None));
+        assert_eq!(s.first_at(at).first_at, Some(at));
+        assert!(!s.enabled(false).enabled);
+        assert_eq!(s.enabled(false).first_at(at).interval, d);
+    }
 }

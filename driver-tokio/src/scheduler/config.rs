@@ -13,7 +13,21 @@ pub const DEFAULT_SUBSCRIBER_CAPACITY: usize = 1_024;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Parameters of a [`Scheduler`](super::Scheduler).
+///
+/// Built from [`SchedulerConfig::default`] and its `with_` methods (fields
+/// may be added, so outside this crate it cannot be written as a literal):
+///
+/// ```
+/// use std::time::Duration;
+/// use tether_tokio::scheduler::{SchedulerConfig, TickConfig};
+///
+/// let config = SchedulerConfig::default()
+///     .with_tick(TickConfig::default().with_run_timeout(Some(Duration::from_secs(5))))
+///     .with_subscriber_capacity(64);
+/// assert_eq!(config.subscriber_capacity, 64);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SchedulerConfig {
     /// The core schedule's parameters: failure backoff (1 s doubling to
     /// 30 s), the run timeout after which a tick is stopped as failed,
@@ -24,6 +38,26 @@ pub struct SchedulerConfig {
     /// How long [`Scheduler::shutdown`](super::Scheduler::shutdown) lets
     /// running ticks finish.
     pub shutdown_grace: Duration,
+}
+
+impl SchedulerConfig {
+    /// The same, with the core schedule's parameters `tick`.
+    pub fn with_tick(mut self, tick: TickConfig) -> Self {
+        self.tick = tick;
+        self
+    }
+
+    /// The same, letting a subscriber lag `capacity` finished runs behind.
+    pub fn with_subscriber_capacity(mut self, capacity: usize) -> Self {
+        self.subscriber_capacity = capacity;
+        self
+    }
+
+    /// The same, giving running ticks `grace` to finish on shutdown.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
 }
 
 impl Default for SchedulerConfig {

@@ -6,6 +6,7 @@ use super::store::StoreError;
 
 /// What a [`Scheduler`](super::Scheduler) call can fail with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SchedulerError {
     /// The scheduler was shut down.
     #[error("the scheduler is shut down")]
@@ -15,10 +16,10 @@ pub enum SchedulerError {
     UnknownKind(String),
     /// The schedule refused the operation (unknown or disabled job, zero
     /// interval, too many jobs); nothing changed.
-    #[error("refused: {0}")]
-    Refused(TickError),
+    #[error("refused by the schedule")]
+    Refused(#[source] TickError),
     /// The store failed. For a change of a job, the change is live in the
     /// running scheduler but may not survive a restart.
-    #[error("job store: {0}")]
+    #[error("job store failed")]
     Store(#[from] StoreError),
 }

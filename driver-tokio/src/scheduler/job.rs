@@ -17,10 +17,9 @@ use tether_core::tick::Version;
 /// [`LabelSelector`](super::LabelSelector).
 pub type Labels = BTreeMap<String, String>;
 
-/// A job's unique id. Cheap to clone: every structure that holds the id
-/// (the schedule, its timers, the store, the records) shares one
-/// allocation, and two handles on that allocation compare equal without
-/// reading the string.
+/// A job's unique id. Cheap to clone: the structures that hold the id
+/// (the schedule, the jobs map, the records) share one allocation, and two
+/// handles on that allocation compare equal without reading the string.
 #[derive(Clone, Debug)]
 pub struct JobId(Arc<str>);
 
@@ -85,7 +84,10 @@ impl fmt::Display for JobId {
 
 /// What a job is: registered with
 /// [`Scheduler::upsert`](super::Scheduler::upsert) and persisted as is.
+/// Built with [`JobDef::new`] and its `with_` methods (fields may be
+/// added, so outside this crate it cannot be written as a literal).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct JobDef {
     /// Unique id.
     pub id: JobId,

@@ -67,7 +67,6 @@ mod service;
 mod shared;
 mod state;
 mod store;
-mod table;
 mod tick_job;
 mod wall;
 mod worker;

@@ -4,41 +4,59 @@
 //! timer task for all jobs, at most one tick of a job at a time, a hot
 //! swap never double-ticks and ignores the old version's result, failures
 //! back off 1 s, 2 s, 4 s, … 30 s and a success resets it, no drift, missed
-//! ticks skipped); changes to jobs are serialised (one at a time, schedule
-//! then memory then store); on start the stored jobs are resumed, enabled
-//! ones ticking again.
+//! ticks skipped); changes to jobs are serialised (one at a time: the
+//! schedule and the jobs map together under the jobs lock, then the
+//! store); on start the stored jobs are resumed, enabled ones ticking
+//! again; dropping the last handle without [`Scheduler::shutdown`] ends
+//! the timer and worker tasks and stops the running ticks.
 
+use std::collections::hash_map::Entry as Slot;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tether_core::tick::{JobSpec, TickNow, TickSchedule, TickStats, TickTimer, Version};
 use tether_core::{Deadline, Machine};
 use tokio::sync::{broadcast, mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 
 use super::config::SchedulerConfig;
 use super::error::SchedulerError;
 use super::job::{JobDef, JobId, JobInfo};
 use super::labels::LabelSelector;
 use super::record::{RunRecord, RunSubscription};
-use super::shared::{Command, Entry, Key, Shared};
+use super::shared::{Command, Entry, Shared};
 use super::state::JobState;
 use super::store::{JobStore, StoreError};
-use super::table::JobTable;
 use super::tick_job::JobRegistry;
 use super::wall::Wall;
 use super::worker;
 use crate::metrics_names::SCHEDULER_STORE_ERRORS;
 use crate::runtime::{Clock, Driven, TimerTask};
 
+/// The background tasks, held once for every clone of the handle: when the
+/// last clone goes, the timer task is stopped by its handle's drop and the
+/// worker by `_worker_stop` (which drops its running ticks with it).
 struct Tasks {
     timer: TimerTask,
     worker: JoinHandle<()>,
+    _worker_stop: AbortOnDrop,
+}
+
+/// Aborts a task when dropped (after `shutdown`, the task has ended
+/// already and this does nothing).
+struct AbortOnDrop(AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The persistent tick scheduler. Cheap to clone; every clone drives the
-/// same scheduler. Stop it with [`Scheduler::shutdown`] (dropping the last
-/// clone stops it at once, running ticks included).
+/// same scheduler. Stop it with [`Scheduler::shutdown`]; dropping the last
+/// clone stops it at once (timer, worker and running ticks, unsaved). A
+/// clone held inside a job's [`TickJob`](super::TickJob) keeps it alive.
 #[derive(Clone)]
 pub struct Scheduler {
     shared: Arc<Shared>,
@@ -80,7 +98,7 @@ impl Scheduler {
         let (events, _) = broadcast::channel(config.subscriber_capacity.max(1));
         let shared = Arc::new(Shared {
             cell,
-            jobs: Mutex::new(JobTable::default()),
+            jobs: Mutex::new(HashMap::new()),
             registry,
             store,
             wall,
@@ -93,35 +111,42 @@ impl Scheduler {
         let timer = shared.cell.spawn_timer();
         let mut resumed = 0usize;
         for job in stored {
-            let id = job.def.id.clone();
             let spec = JobSpec::every(job.def.interval).enabled(job.def.enabled);
             let first = job.next_due.map(|t| wall.timestamp(t));
-            let slot = shared.jobs().insert(Entry {
-                imp: shared.registry.get(&job.def.kind),
-                def: Arc::new(job.def),
-                state: job.state,
-                ticks: job.ticks,
-                last_tick: job.last_tick,
-            });
+            let id = job.def.id.clone();
+            let mut jobs = shared.jobs();
             let r = shared.cell.with(|m, now| {
                 let spec = match first {
                     Some(t) => spec.first_at(t.max(now)),
                     None => spec,
                 };
-                m.upsert(now, Key::at(&id, slot), spec)
+                m.upsert(now, id.clone(), spec)
             });
             match r {
-                Ok(_) => resumed += 1,
-                Err(e) => {
-                    tracing::warn!(job = %id, error = %e, "stored job not resumed");
-                    shared.jobs().remove(&id);
+                Ok(_) => {
+                    resumed += 1;
+                    jobs.insert(
+                        id,
+                        Entry {
+                            imp: shared.registry.get(&job.def.kind),
+                            def: Arc::new(job.def),
+                            state: job.state,
+                            ticks: job.ticks,
+                            last_tick: job.last_tick,
+                        },
+                    );
                 }
+                Err(e) => tracing::warn!(job = %id, error = %e, "stored job not resumed"),
             }
         }
         tracing::info!(jobs = resumed, "scheduler started");
         Ok(Scheduler {
             shared,
-            tasks: Arc::new(Mutex::new(Some(Tasks { timer, worker }))),
+            tasks: Arc::new(Mutex::new(Some(Tasks {
+                _worker_stop: AbortOnDrop(worker.abort_handle()),
+                timer,
+                worker,
+            }))),
             grace: config.shutdown_grace,
         })
     }
@@ -145,77 +170,56 @@ impl Scheduler {
             return Err(SchedulerError::UnknownKind(def.kind));
         }
         let _admin = self.shared.admin.lock().await;
-        let id = def.id.clone();
-        // One copy of the definition, shared by the job table and the store.
-        let def = Arc::new(def);
+        let spec = JobSpec::every(def.interval).enabled(def.enabled);
         let imp = self.shared.registry.get(&def.kind);
-        let (previous, slot) = {
+        // One copy of the definition, shared by the jobs map and the ticks.
+        let def = Arc::new(def);
+        let version = {
             let mut jobs = self.shared.jobs();
-            let held = jobs.slot_of(&id);
-            match held.and_then(|slot| Some((slot, jobs.in_slot_mut(slot)?))) {
-                Some((slot, e)) => (
-                    Some((
-                        std::mem::replace(&mut e.def, Arc::clone(&def)),
-                        std::mem::replace(&mut e.imp, imp),
-                    )),
-                    slot,
-                ),
-                None => {
-                    let slot = jobs.insert(Entry {
+            let version = self
+                .shared
+                .cell
+                .with(|m, now| m.upsert(now, def.id.clone(), spec))
+                .map_err(SchedulerError::Refused)?;
+            match jobs.entry(def.id.clone()) {
+                Slot::Occupied(mut e) => {
+                    let e = e.get_mut();
+                    e.def = Arc::clone(&def);
+                    e.imp = imp;
+                }
+                Slot::Vacant(v) => {
+                    v.insert(Entry {
                         def: Arc::clone(&def),
                         imp,
                         state: JobState::new(),
                         ticks: 0,
                         last_tick: None,
                     });
-                    (None, slot)
                 }
             }
+            version
         };
-        let spec = JobSpec::every(def.interval).enabled(def.enabled);
-        let key = Key::at(&id, slot);
-        let r = self.shared.cell.with(|m, now| m.upsert(now, key, spec));
-        let version = match r {
-            Ok(v) => v,
-            Err(e) => {
-                let mut jobs = self.shared.jobs();
-                match previous {
-                    Some((def, imp)) => {
-                        if let Some(e) = jobs.get_mut(&id) {
-                            e.def = def;
-                            e.imp = imp;
-                        }
-                    }
-                    None => {
-                        jobs.remove(&id);
-                    }
-                }
-                return Err(SchedulerError::Refused(e));
-            }
-        };
-        self.shared
-            .store
-            .put_job_shared(&def)
-            .await
-            .map_err(store_err)?;
+        self.shared.store.put_job(&def).await.map_err(store_err)?;
         Ok(version)
     }
 
     async fn set_enabled(&self, id: &JobId, enabled: bool) -> Result<(), SchedulerError> {
         self.open()?;
         let _admin = self.shared.admin.lock().await;
-        self.shared
-            .cell
-            .with(|m, now| m.set_enabled(now, &Key::of(id), enabled))
-            .map_err(SchedulerError::Refused)?;
-        if let Some(e) = self.shared.jobs().get_mut(id) {
+        let def = {
+            let mut jobs = self.shared.jobs();
+            self.shared
+                .cell
+                .with(|m, now| m.set_enabled(now, id, enabled))
+                .map_err(SchedulerError::Refused)?;
+            // Held: the schedule knows the job, and both change together.
+            let Some(e) = jobs.get_mut(id) else {
+                return Ok(());
+            };
             Arc::make_mut(&mut e.def).enabled = enabled;
-        }
-        self.shared
-            .store
-            .set_enabled(id, enabled)
-            .await
-            .map_err(store_err)
+            Arc::clone(&e.def)
+        };
+        self.shared.store.put_job(&def).await.map_err(store_err)
     }
 
     /// Let job `id` tick again (its failure count reset, missed slots not
@@ -234,16 +238,19 @@ impl Scheduler {
     pub async fn delete(&self, id: &JobId) -> Result<(), SchedulerError> {
         self.open()?;
         let _admin = self.shared.admin.lock().await;
-        self.shared
-            .cell
-            .with(|m, _| m.remove(&Key::of(id)))
-            .map_err(SchedulerError::Refused)?;
-        self.shared.jobs().remove(id);
+        {
+            let mut jobs = self.shared.jobs();
+            self.shared
+                .cell
+                .with(|m, _| m.remove(id))
+                .map_err(SchedulerError::Refused)?;
+            jobs.remove(id);
+        }
         self.shared.store.delete_job(id).await.map_err(store_err)
     }
 
-    fn info(&self, m: &TickSchedule<Key>, e: &Entry) -> Option<JobInfo> {
-        let st = m.job(&Key::of(&e.def.id))?;
+    fn info(&self, m: &TickSchedule<JobId>, e: &Entry) -> Option<JobInfo> {
+        let st = m.job(&e.def.id)?;
         let wall = self.shared.wall;
         Some(JobInfo {
             def: (*e.def).clone(),
@@ -289,7 +296,7 @@ impl Scheduler {
         self.open()?;
         self.shared
             .cell
-            .with(|m, now| m.tick_now(now, &Key::of(id)))
+            .with(|m, now| m.tick_now(now, id))
             .map_err(SchedulerError::Refused)
     }
 

@@ -2,10 +2,21 @@
 //! schedule behind its cell, the jobs' definitions and state, the registry,
 //! the store and the broadcast of finished runs.
 //!
-//! Guarantees: the jobs map is never locked while the schedule's cell is
-//! fed (its executor only queues commands for the worker), so no lock is
-//! ever taken inside another.
+//! Who owns which fact: the core schedule owns every scheduling fact
+//! (version, grid, enabled, failures, the running tick); the jobs map owns
+//! each job's definition, implementation, state and tick count; the store
+//! keeps the durable copy of the jobs map and the run history.
+//!
+//! Guarantees:
+//! - locks are taken in one order, the jobs map before the schedule's cell
+//!   (never the reverse; the cell's executor only queues commands for the
+//!   worker), so no two tasks wait on each other;
+//! - a change of a job reaches the schedule and the jobs map under the jobs
+//!   lock: the schedule first (it may refuse, and then nothing changed),
+//!   the map only once it accepted, so the worker never sees one without
+//!   the other and there is nothing to roll back.
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -18,65 +29,11 @@ use super::job::{JobDef, JobId};
 use super::record::RunRecord;
 use super::state::JobState;
 use super::store::JobStore;
-use super::table::{JobTable, Keyed, NO_SLOT};
 use super::tick_job::{JobRegistry, TickJob};
 use super::wall::Wall;
 use crate::runtime::Driven;
 
-pub(super) type Cell = Driven<TickSchedule<Key>>;
-
-/// The schedule's key for a job: its id behind a hash computed once, so
-/// the schedule's ordered maps compare one integer per step instead of two
-/// strings (only equal hashes fall back to the id). The schedule's order of
-/// jobs carries no meaning, so ordering by hash changes nothing it does.
-///
-/// It also carries the job's slot in the [`JobTable`] as a hint (not part
-/// of its identity: equality and order ignore it), so a tick the schedule
-/// starts finds its job's entry without a hash lookup.
-#[derive(Clone, Debug)]
-pub(super) struct Key {
-    hash: u64,
-    pub(super) id: JobId,
-    pub(super) slot: u32,
-}
-
-impl Key {
-    /// The key of `id`, with no slot hint (for naming a job to the schedule).
-    pub(super) fn of(id: &JobId) -> Self {
-        Key::at(id, NO_SLOT)
-    }
-
-    /// The key of `id`, held in `slot` of the job table.
-    pub(super) fn at(id: &JobId, slot: u32) -> Self {
-        Key {
-            hash: tether_core::id_hash::hash_id(id.as_str()),
-            id: id.clone(),
-            slot,
-        }
-    }
-}
-
-impl PartialEq for Key {
-    fn eq(&self, other: &Self) -> bool {
-        self.hash == other.hash && self.id == other.id
-    }
-}
-
-impl Eq for Key {}
-
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Key {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.hash
-            .cmp(&other.hash)
-            .then_with(|| self.id.cmp(&other.id))
-    }
-}
+pub(super) type Cell = Driven<TickSchedule<JobId>>;
 
 /// A job's definition and persistent data, as the running scheduler holds
 /// them.
@@ -93,19 +50,11 @@ pub(super) struct Entry {
     pub(super) last_tick: Option<SystemTime>,
 }
 
-impl Keyed for Entry {
-    fn job_id(&self) -> &JobId {
-        &self.def.id
-    }
-}
-
 /// A tick the schedule started: which job, version and run, why, and for
 /// which slot. The worker carries it from the command to the run record.
 #[derive(Debug)]
 pub(super) struct TickOrder {
     pub(super) job: JobId,
-    /// The job's slot in the job table (a hint).
-    pub(super) slot: u32,
     pub(super) version: Version,
     pub(super) run: RunToken,
     pub(super) scheduled_for: Timestamp,
@@ -126,7 +75,7 @@ pub(super) enum Command {
 }
 
 impl Command {
-    pub(super) fn of(action: TickAction<Key>) -> Self {
+    pub(super) fn of(action: TickAction<JobId>) -> Self {
         match action {
             TickAction::RunTick {
                 job,
@@ -135,8 +84,7 @@ impl Command {
                 scheduled_for,
                 reason,
             } => Command::Run(TickOrder {
-                slot: job.slot,
-                job: job.id,
+                job,
                 version,
                 run,
                 scheduled_for,
@@ -149,7 +97,7 @@ impl Command {
 
 pub(super) struct Shared {
     pub(super) cell: Arc<Cell>,
-    pub(super) jobs: Mutex<JobTable<Entry>>,
+    pub(super) jobs: Mutex<HashMap<JobId, Entry>>,
     pub(super) registry: JobRegistry,
     pub(super) store: Arc<dyn JobStore>,
     pub(super) wall: Wall,
@@ -160,7 +108,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn jobs(&self) -> MutexGuard<'_, JobTable<Entry>> {
+    pub(super) fn jobs(&self) -> MutexGuard<'_, HashMap<JobId, Entry>> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -32,15 +32,16 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
 
-use tether_core::tick::{Outcome, RunToken, StaleRun};
+use tether_core::tick::{RunToken, StaleRun, TickOutcome, TickSchedule};
 use tether_core::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{AbortHandle, Id, JoinError, JoinSet};
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::job::JobId;
 use super::record::{RunOutcome, RunRecord};
-use super::shared::{Command, Entry, Key, Shared, TickOrder};
+use super::shared::{Command, Entry, Shared, TickOrder};
 use super::state::JobState;
 #[cfg(doc)]
 use super::store::JobStore;
@@ -175,7 +176,7 @@ impl Ticks {
         {
             let jobs = shared.jobs();
             for d in &mut due {
-                d.entry = jobs.at(d.order.slot, &d.order.job).cloned();
+                d.entry = jobs.get(&d.order.job).cloned();
             }
         }
         for d in due.drain(..) {
@@ -200,7 +201,7 @@ impl Ticks {
             // Deleted since the schedule started it: free the schedule.
             let _ = shared
                 .cell
-                .with(|m, now| m.on_tick_finished(now, run, Outcome::Failure));
+                .with(|m, now| m.on_tick_finished(now, run, TickOutcome::Failure));
             return;
         };
         let wall = shared.wall;
@@ -274,8 +275,7 @@ impl Ticks {
             return;
         };
         tracing::warn!(job = %meta.order.job, run = run.get(), "tick timed out: stopped");
-        let key = Key::of(&meta.order.job);
-        let next_due = shared.cell.read(|m| next_due(m, &key));
+        let next_due = shared.cell.read(|m| next_due(m, &meta.order.job));
         let now = shared.wall.clock.now();
         let judged = Judged {
             meta,
@@ -318,9 +318,9 @@ impl Ticks {
         let now = shared.cell.with(|m, now| {
             for j in &mut judged {
                 let reported = if j.state.is_some() {
-                    Outcome::Success
+                    TickOutcome::Success
                 } else {
-                    Outcome::Failure
+                    TickOutcome::Failure
                 };
                 let (verdict, status) = m.finish_tick(now, j.meta.order.run, reported);
                 j.next = status.filter(|s| s.enabled).map(|s| s.next_due);
@@ -334,7 +334,7 @@ impl Ticks {
                     Err(StaleRun::Unknown) => {
                         j.outcome = RunOutcome::TimedOut;
                         j.state = None;
-                        j.next = next_due(m, &Key::of(&j.meta.order.job));
+                        j.next = next_due(m, &j.meta.order.job);
                     }
                 }
             }
@@ -374,7 +374,7 @@ impl Judged {
     }
 }
 
-fn next_due(m: &tether_core::tick::TickSchedule<Key>, job: &Key) -> Option<Timestamp> {
+fn next_due(m: &TickSchedule<JobId>, job: &JobId) -> Option<Timestamp> {
     m.job(job).filter(|j| j.enabled).map(|j| j.next_due)
 }
 
@@ -417,7 +417,7 @@ async fn conclude(
                 state: state.filter(|_| outcome == RunOutcome::Success),
             });
             if let Some(save) = &save {
-                if let Some(e) = jobs.at_mut(meta.order.slot, &meta.order.job) {
+                if let Some(e) = jobs.get_mut(&meta.order.job) {
                     e.ticks = save.ticks;
                     e.last_tick = Some(save.last_tick);
                     if let Some(s) = &save.state {

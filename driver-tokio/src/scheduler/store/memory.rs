@@ -3,22 +3,15 @@
 //!
 //! Guarantees: those of [`JobStore`]; every operation holds one lock, so
 //! each is atomic. Clones share the same data, so a scheduler restarted on
-//! a clone resumes what the previous one stored. Jobs are held in a
-//! [`JobTable`] (a dense slab in the order they were stored, indexed by id)
-//! and loaded in id order. A batch of records finds each job by trying the
-//! slot after the previous record's first: a scheduler's batch holds the
-//! ticks of jobs registered together, which sit in neighbouring slots, so
-//! most records are placed without a hash lookup (a miss falls back to the
-//! index, so the hint never changes which job a record reaches).
+//! a clone resumes what the previous one stored. Jobs are held in a map by
+//! id and loaded in id order.
 //!
-//! Memory: a job's definition is shared with the scheduler that stored it
-//! ([`JobStore::put_job_shared`]), not copied; a run record is kept in 64
-//! bytes (plus its message after a failure or a panic): without its job id
+//! Memory: a run record is kept in 64 bytes (plus its message after a failure or a panic): without its job id
 //! (the job's entry names it), its instants as nanoseconds since the Unix
 //! epoch (exact from 1970 to 2554); a job's history grows to exactly
 //! `max_runs_per_job` records, never to the next power of two.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -30,7 +23,6 @@ use super::{JobStore, RunsNotSaved, StoreError, StoredJob, TickSave, DEFAULT_MAX
 use crate::scheduler::job::{JobDef, JobId};
 use crate::scheduler::record::{RunOutcome, RunRecord};
 use crate::scheduler::state::JobState;
-use crate::scheduler::table::{JobTable, Keyed};
 
 /// A run record without its job id (the job's entry names it), in 64
 /// bytes: instants as nanoseconds since the Unix epoch, the outcome as a
@@ -119,7 +111,7 @@ impl Kept {
 
 #[derive(Debug)]
 struct Held {
-    def: Arc<JobDef>,
+    def: JobDef,
     state: JobState,
     ticks: u64,
     last_tick: Option<SystemTime>,
@@ -127,19 +119,7 @@ struct Held {
     runs: VecDeque<Kept>,
 }
 
-impl Keyed for Held {
-    fn job_id(&self) -> &JobId {
-        &self.def.id
-    }
-}
-
-/// The store's jobs, and where the next record of a batch is looked for.
-#[derive(Debug, Default)]
-struct Jobs {
-    table: JobTable<Held>,
-    /// The slot after the last record's job.
-    hint: u32,
-}
+type Jobs = HashMap<JobId, Held>;
 
 /// A [`JobStore`] in memory. Cheap to clone (clones share the data).
 #[derive(Clone, Debug)]
@@ -163,33 +143,10 @@ impl MemoryStore {
         }
     }
 
-    /// Insert `def`, or update the definition of its job (keeping its
-    /// state, tick count and history).
-    fn hold(&self, def: Arc<JobDef>) {
-        let mut jobs = self.lock();
-        match jobs.table.get_mut(&def.id) {
-            Some(h) => h.def = def,
-            None => {
-                jobs.table.insert(Held {
-                    def,
-                    state: JobState::new(),
-                    ticks: 0,
-                    last_tick: None,
-                    next_due: None,
-                    runs: VecDeque::new(),
-                });
-            }
-        }
-    }
-
     /// Append `run` to its job's history and apply `save` (nothing if the
     /// job is not held).
     fn keep(&self, jobs: &mut Jobs, run: &RunRecord, save: Option<&TickSave>) {
-        let Some(slot) = jobs.table.find(jobs.hint, &run.job) else {
-            return;
-        };
-        jobs.hint = slot.saturating_add(1);
-        let Some(h) = jobs.table.in_slot_mut(slot) else {
+        let Some(h) = jobs.get_mut(&run.job) else {
             return;
         };
         if self.max_runs > 0 {
@@ -224,10 +181,9 @@ impl JobStore for MemoryStore {
     async fn load(&self) -> Result<Vec<StoredJob>, StoreError> {
         let mut jobs: Vec<StoredJob> = self
             .lock()
-            .table
             .values()
             .map(|h| StoredJob {
-                def: (*h.def).clone(),
+                def: h.def.clone(),
                 state: h.state.clone(),
                 ticks: h.ticks,
                 last_tick: h.last_tick,
@@ -239,31 +195,28 @@ impl JobStore for MemoryStore {
     }
 
     async fn put_job(&self, def: &JobDef) -> Result<(), StoreError> {
-        self.hold(Arc::new(def.clone()));
-        Ok(())
-    }
-
-    async fn put_job_shared(&self, def: &Arc<JobDef>) -> Result<(), StoreError> {
-        self.hold(Arc::clone(def));
-        Ok(())
-    }
-
-    async fn set_enabled(&self, id: &JobId, enabled: bool) -> Result<(), StoreError> {
-        if let Some(h) = self.lock().table.get_mut(id) {
-            if h.def.enabled != enabled {
-                Arc::make_mut(&mut h.def).enabled = enabled;
+        let mut jobs = self.lock();
+        match jobs.get_mut(&def.id) {
+            Some(h) => h.def = def.clone(),
+            None => {
+                jobs.insert(
+                    def.id.clone(),
+                    Held {
+                        def: def.clone(),
+                        state: JobState::new(),
+                        ticks: 0,
+                        last_tick: None,
+                        next_due: None,
+                        runs: VecDeque::new(),
+                    },
+                );
             }
         }
         Ok(())
     }
 
     async fn delete_job(&self, id: &JobId) -> Result<(), StoreError> {
-        self.lock().table.remove(id);
-        Ok(())
-    }
-
-    async fn record_run(&self, run: &RunRecord, save: Option<&TickSave>) -> Result<(), StoreError> {
-        self.keep(&mut self.lock(), run, save);
+        self.lock().remove(id);
         Ok(())
     }
 
@@ -282,7 +235,6 @@ impl JobStore for MemoryStore {
     async fn recent_runs(&self, id: &JobId, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
         Ok(self
             .lock()
-            .table
             .get(id)
             .map(|h| {
                 let job = &h.def.id;
@@ -340,7 +292,7 @@ mod tests {
             .unwrap();
         for tick in 1..=3 * DEFAULT_MAX_RUNS_PER_JOB as u64 {
             store
-                .record_run(&record(tick, RunOutcome::Success), None)
+                .record_runs(&[(record(tick, RunOutcome::Success), None)])
                 .await
                 .unwrap();
         }
@@ -351,7 +303,7 @@ mod tests {
         assert_eq!(runs.len(), DEFAULT_MAX_RUNS_PER_JOB);
         assert_eq!(runs[0].tick, 3 * DEFAULT_MAX_RUNS_PER_JOB as u64);
         let jobs = store.lock();
-        let held = &jobs.table.get(&JobId::from("j")).unwrap().runs;
+        let held = &jobs.get(&JobId::from("j")).unwrap().runs;
         assert!(
             held.capacity() <= DEFAULT_MAX_RUNS_PER_JOB,
             "{}",
@@ -401,7 +353,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn records_reach_their_own_job_whatever_the_slot_hint() {
+    async fn records_reach_their_own_job_after_deletes_and_re_adds() {
         let store = MemoryStore::default();
         for id in ["a", "b", "c"] {
             store
@@ -409,7 +361,8 @@ mod tests {
                 .await
                 .unwrap();
         }
-        // b's slot goes to d: a record of b must not land in d's history.
+        // b is deleted, d added after it: a record of b must not land in
+        // d's history.
         store.delete_job(&JobId::from("b")).await.unwrap();
         store
             .put_job(&JobDef::new("d", "k", Duration::from_secs(1)))
@@ -420,7 +373,7 @@ mod tests {
             r.job = JobId::from(id);
             (r, None)
         };
-        // In slot order, out of order, and a deleted job in between.
+        // In insertion order, out of order, and a deleted job in between.
         let batch = vec![
             of("a", 1),
             of("b", 2),

@@ -91,8 +91,7 @@ impl SqliteStore {
             c.execute_batch(SCHEMA)?;
             Ok(c)
         })
-        .await
-        .map_err(|_| StoreError::Closed)??;
+        .await??;
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             max_runs: max_runs_per_job,
@@ -108,8 +107,7 @@ impl SqliteStore {
             let mut c = conn.lock().unwrap_or_else(|e| e.into_inner());
             f(&mut c)
         })
-        .await
-        .map_err(|_| StoreError::Closed)?
+        .await?
     }
 }
 
@@ -146,7 +144,12 @@ fn reason_of(s: &str) -> Result<RunReason, StoreError> {
         "scheduled" => RunReason::Scheduled,
         "manual" => RunReason::Manual,
         "retry" => RunReason::Retry,
-        other => return Err(StoreError::Corrupt(format!("run reason {other:?}"))),
+        other => {
+            return Err(StoreError::Corrupt {
+                what: "run reason",
+                value: other.to_owned(),
+            })
+        }
     })
 }
 
@@ -157,7 +160,12 @@ fn outcome_of(label: &str, message: Option<String>) -> Result<RunOutcome, StoreE
         "panic" => RunOutcome::Panicked(message.unwrap_or_default()),
         "timeout" => RunOutcome::TimedOut,
         "stale" => RunOutcome::Superseded,
-        other => return Err(StoreError::Corrupt(format!("run outcome {other:?}"))),
+        other => {
+            return Err(StoreError::Corrupt {
+                what: "run outcome",
+                value: other.to_owned(),
+            })
+        }
     })
 }
 
@@ -308,6 +316,19 @@ fn record_run(
     Ok(())
 }
 
+/// Count `e` in `failed` (kept as the first error if it is).
+fn note_failure(failed: &mut Option<RunsNotSaved>, e: StoreError) {
+    match failed {
+        Some(f) => f.failed += 1,
+        None => {
+            *failed = Some(RunsNotSaved {
+                first: e,
+                failed: 1,
+            })
+        }
+    }
+}
+
 fn recent_runs(c: &mut Connection, id: &str, limit: usize) -> Result<Vec<RunRecord>, StoreError> {
     let mut st = c.prepare(
         "SELECT version, run, tick, reason, scheduled_ns, started_ns, finished_ns, outcome, message
@@ -355,18 +376,6 @@ impl JobStore for SqliteStore {
         self.call(move |c| put_job(c, &def)).await
     }
 
-    async fn set_enabled(&self, id: &JobId, enabled: bool) -> Result<(), StoreError> {
-        let id = id.clone();
-        self.call(move |c| {
-            c.execute(
-                "UPDATE jobs SET enabled = ?2 WHERE id = ?1",
-                params![id.as_str(), enabled],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn delete_job(&self, id: &JobId) -> Result<(), StoreError> {
         let id = id.clone();
         self.call(move |c| {
@@ -374,12 +383,6 @@ impl JobStore for SqliteStore {
             Ok(())
         })
         .await
-    }
-
-    async fn record_run(&self, run: &RunRecord, save: Option<&TickSave>) -> Result<(), StoreError> {
-        let (run, save, max) = (run.clone(), save.cloned(), self.max_runs);
-        self.call(move |c| record_run(c, &run, save.as_ref(), max))
-            .await
     }
 
     async fn record_runs(
@@ -394,7 +397,7 @@ impl JobStore for SqliteStore {
                 let mut failed = None;
                 for (run, save) in &runs {
                     if let Err(e) = record_run(c, run, save.as_ref(), max) {
-                        RunsNotSaved::add(&mut failed, e);
+                        note_failure(&mut failed, e);
                     }
                 }
                 Ok(failed)
