@@ -11,7 +11,6 @@
 //! the timer and worker tasks and stops the running ticks.
 
 use std::collections::hash_map::Entry as Slot;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -25,7 +24,7 @@ use super::error::SchedulerError;
 use super::job::{JobDef, JobId, JobInfo};
 use super::labels::LabelSelector;
 use super::record::{RunRecord, RunSubscription};
-use super::shared::{Command, Entry, Shared};
+use super::shared::{Command, Entry, JobMap, Shared};
 use super::state::JobState;
 use super::store::{JobStore, StoreError};
 use super::tick_job::JobRegistry;
@@ -98,7 +97,7 @@ impl Scheduler {
         let (events, _) = broadcast::channel(config.subscriber_capacity.max(1));
         let shared = Arc::new(Shared {
             cell,
-            jobs: Mutex::new(HashMap::new()),
+            jobs: Mutex::new(JobMap::default()),
             registry,
             store,
             wall,

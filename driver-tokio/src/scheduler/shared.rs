@@ -95,9 +95,14 @@ impl Command {
     }
 }
 
+/// The scheduler's jobs by id, hashed with the core's id hash (a few
+/// multiplies per id word, where std's SipHash runs its rounds per lookup;
+/// a tick looks its job up here and in the store).
+pub(super) type JobMap = HashMap<JobId, Entry, tether_core::id_hash::BuildIdHasher>;
+
 pub(super) struct Shared {
     pub(super) cell: Arc<Cell>,
-    pub(super) jobs: Mutex<HashMap<JobId, Entry>>,
+    pub(super) jobs: Mutex<JobMap>,
     pub(super) registry: JobRegistry,
     pub(super) store: Arc<dyn JobStore>,
     pub(super) wall: Wall,
@@ -108,7 +113,7 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    pub(super) fn jobs(&self) -> MutexGuard<'_, HashMap<JobId, Entry>> {
+    pub(super) fn jobs(&self) -> MutexGuard<'_, JobMap> {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -119,7 +119,8 @@ struct Held {
     runs: VecDeque<Kept>,
 }
 
-type Jobs = HashMap<JobId, Held>;
+/// Hashed with the core's id hash, as the scheduler's own map is.
+type Jobs = HashMap<JobId, Held, tether_core::id_hash::BuildIdHasher>;
 
 /// A [`JobStore`] in memory. Cheap to clone (clones share the data).
 #[derive(Clone, Debug)]
