@@ -243,9 +243,11 @@ fn every_collection_is_bounded() {
     w.wait(T0, "b", T0 + secs(5)).unwrap();
     assert_eq!(w.wait(T0, "c", T0 + secs(5)), Err(ApprovalWaitError::Full));
     w.on_verdict(T0, "a", ReviewerDecision::Approved);
-    // Resolved but undelivered still holds its slot.
+    // Resolved but undelivered still holds its slot, and stats say so.
     assert_eq!(w.wait(T0, "c", T0 + secs(5)), Err(ApprovalWaitError::Full));
+    assert_eq!((w.stats().waiting, w.stats().undelivered), (1, 1));
     assert_eq!(drain(&mut w).len(), 1);
+    assert_eq!(w.stats().undelivered, 0);
     assert!(w.wait(T0, "c", T0 + secs(5)).is_ok());
     assert_eq!(
         w.wait(T0, "", T0 + secs(5)),
