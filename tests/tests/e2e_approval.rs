@@ -56,11 +56,14 @@ async fn held_check_action_is_released_by_the_reviewer() {
         .unwrap()
         .unwrap();
     assert_eq!(v.decision, Decision::Deny);
+    // The answer that ends a held call carries its approval id: it is the
+    // reviewer's verdict for this one call (WIRE.md), not a policy decision.
     assert_eq!(
         v.source,
-        VerdictSource::Gateway,
-        "the held call answered DENY"
+        VerdictSource::Reviewer { approval_id: id },
+        "the held call answered DENY with the reviewer's approval id"
     );
+    assert_eq!(tether.cached_decisions(), 0, "and it is not cached");
     tether.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }
