@@ -28,10 +28,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 const DEFAULT_BOUND: usize = 4_096;
 
 fn machine(n: usize) -> ApprovalWaiters {
-    let mut w = ApprovalWaiters::new(ApprovalConfig {
-        max_waiters: n + 1024,
-        ..ApprovalConfig::default()
-    });
+    let mut w = ApprovalWaiters::new(ApprovalConfig::default().with_max_waiters(n + 1024));
     let t0 = Timestamp::ZERO;
     for i in 0..n {
         w.wait(t0, &format!("pre-{i}"), t0 + HOUR).expect("room");
@@ -72,10 +69,7 @@ fn bench(c: &mut Criterion) {
                 .expect("runtime");
             let approvals = rt.block_on(async {
                 Approvals::new(
-                    ApprovalConfig {
-                        max_waiters: n + 1024,
-                        ..ApprovalConfig::default()
-                    },
+                    ApprovalConfig::default().with_max_waiters(n + 1024),
                     Clock::new(),
                 )
             });

@@ -23,12 +23,12 @@ fn drive(m: &mut InFlight<u64>) -> tether_core::inflight::DriveToken {
 
 fn machine(n: usize) -> InFlight<u64> {
     let t0 = Timestamp::ZERO;
-    let mut m = InFlight::new(InFlightConfig {
-        max_in_flight: n + 16,
-        max_pending: n + 16,
-        lease: Duration::from_secs(3600),
-        ..InFlightConfig::default()
-    });
+    let mut m = InFlight::new(
+        InFlightConfig::default()
+            .with_max_in_flight(n + 16)
+            .with_max_pending(n + 16)
+            .with_lease(Duration::from_secs(3600)),
+    );
     for s in 0..n as u64 {
         m.on_poke(t0, Some(s));
     }

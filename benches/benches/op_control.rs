@@ -20,13 +20,7 @@ const AGENT: &str = "agent-1";
 
 fn machine(n: usize) -> OpControl {
     let t0 = Timestamp::ZERO;
-    let mut m = OpControl::new(
-        OpControlConfig {
-            max_entries: n + 1024,
-            ..OpControlConfig::default()
-        },
-        t0,
-    );
+    let mut m = OpControl::new(OpControlConfig::default().with_max_entries(n + 1024), t0);
     m.on_stream_up(t0);
     for i in 0..n {
         m.on_signal(t0, &format!("op-{i}"), Signal::Terminate, i as u64 + 1);

@@ -17,12 +17,10 @@ use tether_core::{Machine, Timestamp};
 fn cache(n: usize) -> PolicyCache<u8> {
     let t0 = Timestamp::ZERO;
     let mut c = PolicyCache::new(
-        PolicyCacheConfig {
-            max_entries: n + 16,
-            ttl: Duration::from_secs(3600),
-            staleness_bound: Duration::from_secs(3600),
-            ..PolicyCacheConfig::default()
-        },
+        PolicyCacheConfig::default()
+            .with_max_entries(n + 16)
+            .with_ttl(Duration::from_secs(3600))
+            .with_staleness_bound(Duration::from_secs(3600)),
         t0,
     );
     c.on_stream_up(t0);

@@ -112,10 +112,7 @@ pub async fn tether(secs: u64) -> Histogram<u64> {
         clocks: clocks.clone(),
         poker: OnceLock::new(),
     });
-    let config = RunnerConfig::new(InFlightConfig {
-        max_in_flight: SESSIONS,
-        ..InFlightConfig::default()
-    });
+    let config = RunnerConfig::new(InFlightConfig::default().with_max_in_flight(SESSIONS));
     let runner = Runner::start(Shared(turns.clone()), config);
     let poker = runner.poker();
     let _ = turns.poker.set(poker.clone());

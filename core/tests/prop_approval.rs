@@ -40,11 +40,12 @@ fn config() -> impl Strategy<Value = ApprovalConfig> {
         0usize..4,
         prop_oneof![0usize..4, Just(256usize)],
     )
-        .prop_map(|(waiters, keep, kept, len)| ApprovalConfig {
-            max_waiters: waiters,
-            keep_verdict_for: Duration::from_millis(keep),
-            max_kept_verdicts: kept,
-            max_request_id_len: len,
+        .prop_map(|(waiters, keep, kept, len)| {
+            ApprovalConfig::default()
+                .with_max_waiters(waiters)
+                .with_keep_verdict_for(Duration::from_millis(keep))
+                .with_max_kept_verdicts(kept)
+                .with_max_request_id_len(len)
         })
 }
 
@@ -232,12 +233,10 @@ fn a_cancelled_waiter_leaves_nothing_behind() {
 /// request ids.
 #[test]
 fn every_collection_is_bounded() {
-    let cfg = ApprovalConfig {
-        max_waiters: 2,
-        max_kept_verdicts: 2,
-        max_request_id_len: 4,
-        ..ApprovalConfig::default()
-    };
+    let cfg = ApprovalConfig::default()
+        .with_max_waiters(2)
+        .with_max_kept_verdicts(2)
+        .with_max_request_id_len(4);
     let mut w = ApprovalWaiters::new(cfg);
     w.wait(T0, "a", T0 + secs(5)).unwrap();
     w.wait(T0, "b", T0 + secs(5)).unwrap();
@@ -413,18 +412,14 @@ fn slot_reuse_out_of_order_deadlines_and_compaction_match_the_model() {
     }
     for config in [
         // No verdict kept: every verdict leaves stale deadline entries.
-        ApprovalConfig {
-            max_waiters: 64,
-            keep_verdict_for: Duration::ZERO,
-            ..small_config()
-        },
+        small_config()
+            .with_max_waiters(64)
+            .with_keep_verdict_for(Duration::ZERO),
         // Verdicts kept briefly, replaced and dropped at the bound.
-        ApprovalConfig {
-            max_waiters: 64,
-            keep_verdict_for: Duration::from_millis(700),
-            max_kept_verdicts: 4,
-            ..small_config()
-        },
+        small_config()
+            .with_max_waiters(64)
+            .with_keep_verdict_for(Duration::from_millis(700))
+            .with_max_kept_verdicts(4),
     ] {
         if let Err(v) = run_and_clean_up(config, &ops) {
             panic!("{v}");

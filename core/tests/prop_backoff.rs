@@ -27,13 +27,14 @@ fn config() -> impl Strategy<Value = BackoffConfig> {
         0u64..60_000,
         any::<u64>(),
     )
-        .prop_map(|(base, mult, jitter, max, healthy, seed)| BackoffConfig {
-            base: Duration::from_millis(base),
-            multiplier: mult,
-            jitter,
-            max: Duration::from_millis(max),
-            healthy_after: Duration::from_millis(healthy),
-            seed,
+        .prop_map(|(base, mult, jitter, max, healthy, seed)| {
+            BackoffConfig::default()
+                .with_base(Duration::from_millis(base))
+                .with_multiplier(mult)
+                .with_jitter(jitter)
+                .with_max(Duration::from_millis(max))
+                .with_healthy_after(Duration::from_millis(healthy))
+                .with_jitter_seed(seed)
         })
 }
 
@@ -68,14 +69,13 @@ proptest! {
 
 #[test]
 fn nonsense_config_is_clamped_not_panicking() {
-    let cfg = BackoffConfig {
-        base: Duration::ZERO,
-        multiplier: f64::NAN,
-        jitter: f64::INFINITY,
-        max: Duration::ZERO,
-        healthy_after: Duration::MAX,
-        seed: 0,
-    };
+    let cfg = BackoffConfig::default()
+        .with_base(Duration::ZERO)
+        .with_multiplier(f64::NAN)
+        .with_jitter(f64::INFINITY)
+        .with_max(Duration::ZERO)
+        .with_healthy_after(Duration::MAX)
+        .with_jitter_seed(0);
     let ops = [
         Op::Disconnected,
         Op::Wake,
@@ -187,10 +187,7 @@ fn accept_then_close_and_one_message_are_failures_healthy_is_reset() {
 
 #[test]
 fn no_jitter_means_exact_schedule() {
-    let cfg = BackoffConfig {
-        jitter: 0.0,
-        ..BackoffConfig::default()
-    };
+    let cfg = BackoffConfig::default().with_jitter(0.0);
     let mut b = Backoff::new(cfg);
     b.start(Timestamp::ZERO);
     let mut delays = Vec::new();

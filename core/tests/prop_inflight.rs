@@ -48,16 +48,15 @@ fn config() -> impl Strategy<Value = InFlightConfig> {
     )
         .prop_map(
             |((max_in_flight, max_pending, lease), (base, max, jitter), poll, seed)| {
-                InFlightConfig {
-                    max_in_flight,
-                    max_pending,
-                    lease: Duration::from_millis(lease),
-                    retry_base: Duration::from_millis(base),
-                    retry_max: Duration::from_millis(max),
-                    retry_jitter: jitter,
-                    recovery_poll: poll.map(Duration::from_millis),
-                    seed,
-                }
+                InFlightConfig::default()
+                    .with_max_in_flight(max_in_flight)
+                    .with_max_pending(max_pending)
+                    .with_lease(Duration::from_millis(lease))
+                    .with_retry_base(Duration::from_millis(base))
+                    .with_retry_max(Duration::from_millis(max))
+                    .with_retry_jitter(jitter)
+                    .with_recovery_poll(poll.map(Duration::from_millis))
+                    .with_seed(seed)
             },
         )
 }
@@ -88,14 +87,12 @@ proptest! {
     /// Same seed, same inputs, same outputs (jitter on).
     #[test]
     fn replays_exactly_from_its_seed(seed in any::<u64>(), ops in prop::collection::vec(op(), 0..200)) {
-        let cfg = InFlightConfig {
-            retry_jitter: 0.5,
-            max_in_flight: 2,
-            max_pending: 2,
-            lease: Duration::from_secs(5),
-            seed,
-            ..InFlightConfig::default()
-        };
+        let cfg = InFlightConfig::default()
+            .with_retry_jitter(0.5)
+            .with_max_in_flight(2)
+            .with_max_pending(2)
+            .with_lease(Duration::from_secs(5))
+            .with_seed(seed);
         let a = run(cfg.clone(), &ops).map(|h| (h.log, h.machine.stats()));
         let b = run(cfg, &ops).map(|h| (h.log, h.machine.stats()));
         prop_assert_eq!(a, b);
@@ -202,10 +199,7 @@ fn many_pokes_coalesce_into_exactly_one_redrive() {
 
 #[test]
 fn lease_recovers_a_lost_completion_and_the_late_one_is_stale() {
-    let cfg = InFlightConfig {
-        lease: Duration::from_secs(60),
-        ..InFlightConfig::default()
-    };
+    let cfg = InFlightConfig::default().with_lease(Duration::from_secs(60));
     let mut m = M::new(cfg);
     m.on_poke(t(0), Some("a"));
     let (old, _, _) = one(&mut m);
@@ -314,10 +308,7 @@ fn idle_runner_never_wakes_up() {
 
 #[test]
 fn recovery_poll_fires_every_interval_while_idle() {
-    let cfg = InFlightConfig {
-        recovery_poll: Some(Duration::from_secs(30)),
-        ..InFlightConfig::default()
-    };
+    let cfg = InFlightConfig::default().with_recovery_poll(Some(Duration::from_secs(30)));
     let mut m = M::new(cfg);
     let mut polls = Vec::new();
     let mut now = t(0);
@@ -346,11 +337,9 @@ fn recovery_poll_fires_every_interval_while_idle() {
 
 #[test]
 fn concurrency_bound_and_pending_overflow_fold_into_a_global_drive() {
-    let cfg = InFlightConfig {
-        max_in_flight: 2,
-        max_pending: 1,
-        ..InFlightConfig::default()
-    };
+    let cfg = InFlightConfig::default()
+        .with_max_in_flight(2)
+        .with_max_pending(1);
     let mut m = M::new(cfg);
     assert_eq!(m.on_poke(t(0), Some("a")), PokeOutcome::Driving);
     assert_eq!(m.on_poke(t(0), Some("b")), PokeOutcome::Driving);
@@ -415,16 +404,15 @@ fn refused_reports_change_nothing() {
 
 #[test]
 fn nonsense_config_is_clamped_not_panicking() {
-    let cfg = InFlightConfig {
-        max_in_flight: 0,
-        max_pending: 0,
-        lease: Duration::ZERO,
-        retry_base: Duration::ZERO,
-        retry_max: Duration::ZERO,
-        retry_jitter: f64::NAN,
-        recovery_poll: Some(Duration::ZERO),
-        seed: 0,
-    };
+    let cfg = InFlightConfig::default()
+        .with_max_in_flight(0)
+        .with_max_pending(0)
+        .with_lease(Duration::ZERO)
+        .with_retry_base(Duration::ZERO)
+        .with_retry_max(Duration::ZERO)
+        .with_retry_jitter(f64::NAN)
+        .with_recovery_poll(Some(Duration::ZERO))
+        .with_seed(0);
     let ops = [
         Op::Poke(Some(0)),
         Op::Poke(Some(1)),

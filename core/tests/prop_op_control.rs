@@ -53,18 +53,17 @@ fn config() -> impl Strategy<Value = OpControlConfig> {
                 (finished, window, id_len),
                 (grace, settle, p),
             )| {
-                OpControlConfig {
-                    max_entries: entries,
-                    max_evicted: evicted,
-                    max_agents: agents,
-                    max_waiters: waiters,
-                    max_finished: finished,
-                    dedupe_window: window,
-                    max_op_id_len: id_len,
-                    outage_grace: Duration::from_millis(grace),
-                    restore_settle: Duration::from_millis(settle),
-                    outage_policy: p,
-                }
+                OpControlConfig::default()
+                    .with_max_entries(entries)
+                    .with_max_evicted(evicted)
+                    .with_max_agents(agents)
+                    .with_max_waiters(waiters)
+                    .with_max_finished(finished)
+                    .with_dedupe_window(window)
+                    .with_max_op_id_len(id_len)
+                    .with_outage_grace(Duration::from_millis(grace))
+                    .with_restore_settle(Duration::from_millis(settle))
+                    .with_outage_policy(p)
             },
         )
 }
@@ -217,10 +216,7 @@ fn reserved_ids_cover_their_scope_and_star_resume_lifts_only_star() {
 
 #[test]
 fn invalid_ids_are_refused_with_a_reason() {
-    let cfg = OpControlConfig {
-        max_op_id_len: 12,
-        ..OpControlConfig::default()
-    };
+    let cfg = OpControlConfig::default().with_max_op_id_len(12);
     let mut oc = up(cfg);
     assert_eq!(
         oc.on_signal(T0, "", Signal::Terminate, 1),
@@ -392,10 +388,7 @@ fn cancel_leaves_nothing_behind_and_a_cancelled_waiter_is_never_released() {
 
 #[test]
 fn waiters_are_bounded_and_fail_closed_at_the_bound() {
-    let cfg = OpControlConfig {
-        max_waiters: 2,
-        ..OpControlConfig::default()
-    };
+    let cfg = OpControlConfig::default().with_max_waiters(2);
     let mut oc = up(cfg);
     oc.on_signal(T0, "t:1", Signal::Pause, 1);
     wait(oc.check(T0, "a", "t:1"));
@@ -411,10 +404,7 @@ fn waiters_are_bounded_and_fail_closed_at_the_bound() {
 
 #[test]
 fn eviction_fails_paused_waiters_closed_and_the_op_stays_not_runnable() {
-    let cfg = OpControlConfig {
-        max_entries: 2,
-        ..OpControlConfig::default()
-    };
+    let cfg = OpControlConfig::default().with_max_entries(2);
     let mut oc = up(cfg);
     oc.on_signal(T0, "t:1", Signal::Pause, 1);
     let w1 = wait(oc.check(T0, "a", "t:1"));
@@ -446,11 +436,9 @@ fn eviction_fails_paused_waiters_closed_and_the_op_stays_not_runnable() {
 
 #[test]
 fn a_terminate_that_finds_no_room_saturates_and_fails_closed() {
-    let cfg = OpControlConfig {
-        max_entries: 2,
-        max_evicted: 1,
-        ..OpControlConfig::default()
-    };
+    let cfg = OpControlConfig::default()
+        .with_max_entries(2)
+        .with_max_evicted(1);
     let mut oc = up(cfg);
     oc.on_signal(T0, "t:1", Signal::Terminate, 1);
     oc.on_signal(T0, "t:2", Signal::Pause, 2);
@@ -505,10 +493,7 @@ fn a_terminate_that_finds_no_room_saturates_and_fails_closed() {
 
 #[test]
 fn agent_table_overflow_stops_the_fleet_forever() {
-    let cfg = OpControlConfig {
-        max_agents: 1,
-        ..OpControlConfig::default()
-    };
+    let cfg = OpControlConfig::default().with_max_agents(1);
     let mut oc = up(cfg);
     oc.on_signal(T0, "t:1", Signal::Pause, 1);
     let w = wait(oc.check(T0, "c", "t:1"));
@@ -689,10 +674,7 @@ fn a_drop_while_settling_keeps_holding() {
 
 #[test]
 fn deny_and_allow_policies_and_a_policy_change_releases_held_waiters() {
-    let deny = OpControlConfig {
-        outage_policy: OutagePolicy::Deny,
-        ..OpControlConfig::default()
-    };
+    let deny = OpControlConfig::default().with_outage_policy(OutagePolicy::Deny);
     let mut oc = OpControl::new(deny, T0);
     let grace = T0 + DEFAULT_OUTAGE_GRACE;
     assert_eq!(
@@ -746,18 +728,17 @@ fn timeouts_are_idempotent_and_no_op_when_early() {
 
 #[test]
 fn nonsense_inputs_never_panic() {
-    let cfg = OpControlConfig {
-        max_entries: 0,
-        max_evicted: 0,
-        max_agents: 0,
-        max_waiters: 0,
-        max_finished: 0,
-        dedupe_window: 0,
-        max_op_id_len: usize::MAX,
-        outage_grace: Duration::MAX,
-        restore_settle: Duration::MAX,
-        outage_policy: OutagePolicy::Hold,
-    };
+    let cfg = OpControlConfig::default()
+        .with_max_entries(0)
+        .with_max_evicted(0)
+        .with_max_agents(0)
+        .with_max_waiters(0)
+        .with_max_finished(0)
+        .with_dedupe_window(0)
+        .with_max_op_id_len(usize::MAX)
+        .with_outage_grace(Duration::MAX)
+        .with_restore_settle(Duration::MAX)
+        .with_outage_policy(OutagePolicy::Hold);
     let mut oc = OpControl::new(cfg, Timestamp::MAX);
     oc.on_signal(Timestamp::MAX, "t:1", Signal::Pause, u64::MAX);
     oc.on_signal(Timestamp::MAX, "agent:a", Signal::Terminate, 0);

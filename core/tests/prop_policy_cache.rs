@@ -35,16 +35,15 @@ fn config() -> impl Strategy<Value = PolicyCacheConfig> {
         prop_oneof![0usize..6, Just(64usize)],
         prop_oneof![0usize..5, Just(256usize)],
     )
-        .prop_map(
-            |(ttl, stale, entries, agents, key_len, queued)| PolicyCacheConfig {
-                ttl: Duration::from_millis(ttl),
-                staleness_bound: Duration::from_millis(stale),
-                max_entries: entries,
-                max_tracked_agents: agents,
-                max_key_len: key_len,
-                max_queued_actions: queued,
-            },
-        )
+        .prop_map(|(ttl, stale, entries, agents, key_len, queued)| {
+            PolicyCacheConfig::default()
+                .with_ttl(Duration::from_millis(ttl))
+                .with_staleness_bound(Duration::from_millis(stale))
+                .with_max_entries(entries)
+                .with_max_tracked_agents(agents)
+                .with_max_key_len(key_len)
+                .with_max_queued_actions(queued)
+        })
 }
 
 proptest! {
@@ -122,10 +121,7 @@ fn an_invalidation_wins_over_a_fetch_that_began_before_it() {
 /// bound.
 #[test]
 fn an_invalidation_of_one_agent_does_not_refuse_another_until_the_bound() {
-    let cfg = PolicyCacheConfig {
-        max_tracked_agents: 2,
-        ..PolicyCacheConfig::default()
-    };
+    let cfg = PolicyCacheConfig::default().with_max_tracked_agents(2);
     let mut c = up_cache(cfg);
     let b = CacheKey::new("b", "x");
     let t1 = c.begin_fetch(T0, &b);
@@ -280,10 +276,7 @@ fn decisions_expire_after_their_ttl_counted_from_the_fetch_start() {
 /// CACHE_EVICTS_SOONEST_EXPIRING and CACHE_BOUNDED.
 #[test]
 fn at_the_bound_the_soonest_expiring_entry_makes_room() {
-    let cfg = PolicyCacheConfig {
-        max_entries: 2,
-        ..PolicyCacheConfig::default()
-    };
+    let cfg = PolicyCacheConfig::default().with_max_entries(2);
     let mut c = up_cache(cfg);
     let keys: Vec<CacheKey> = (0..3).map(|i| CacheKey::new("a", format!("{i}"))).collect();
     for (i, k) in keys.iter().enumerate().take(2) {
@@ -317,12 +310,10 @@ fn at_the_bound_the_soonest_expiring_entry_makes_room() {
 /// Bad input never panics and has a typed outcome.
 #[test]
 fn bad_input_is_refused_not_panicking() {
-    let cfg = PolicyCacheConfig {
-        max_key_len: 4,
-        max_queued_actions: 2,
-        ttl: Duration::MAX,
-        ..PolicyCacheConfig::default()
-    };
+    let cfg = PolicyCacheConfig::default()
+        .with_max_key_len(4)
+        .with_max_queued_actions(2)
+        .with_ttl(Duration::MAX);
     let mut c = up_cache(cfg);
     let long = CacheKey::new("agent-too-long", "x");
     let t = c.begin_fetch(T0, &long);
@@ -361,13 +352,8 @@ fn bad_input_is_refused_not_panicking() {
     assert_eq!(drain(&mut c).len(), 2);
     assert_eq!(c.stats().dropped_actions, 9);
     // Zero capacity disables storing.
-    let mut z: PolicyCache<u8> = PolicyCache::new(
-        PolicyCacheConfig {
-            max_entries: 0,
-            ..PolicyCacheConfig::default()
-        },
-        T0,
-    );
+    let mut z: PolicyCache<u8> =
+        PolicyCache::new(PolicyCacheConfig::default().with_max_entries(0), T0);
     let t = z.begin_fetch(T0, &k);
     assert_eq!(z.complete_fetch(T0, t, k, 1, 0), Err(NotStored::NoCapacity));
 }

@@ -71,16 +71,15 @@ fn small_config() -> impl Strategy<Value = HarnessConfig> {
     )
         .prop_map(
             |(ring, live, queue, base, jitter, healthy, seed)| HarnessConfig {
-                subscription: SubscriptionConfig {
-                    backoff: BackoffConfig {
-                        base: Duration::from_millis(base),
-                        jitter,
-                        healthy_after: Duration::from_millis(healthy),
-                        seed,
-                        ..BackoffConfig::default()
-                    },
-                    max_queued_actions: queue,
-                },
+                subscription: SubscriptionConfig::default()
+                    .with_backoff(
+                        BackoffConfig::default()
+                            .with_base(Duration::from_millis(base))
+                            .with_jitter(jitter)
+                            .with_healthy_after(Duration::from_millis(healthy))
+                            .with_jitter_seed(seed),
+                    )
+                    .with_max_queued_actions(queue),
                 replay_ring: ring,
                 live_channel: live,
             },
@@ -439,10 +438,7 @@ fn stop_closes_the_stream_and_keeps_applied_events() {
 
 #[test]
 fn a_driver_that_never_drains_hits_the_bound_and_loses_nothing() {
-    let cfg = SubscriptionConfig {
-        max_queued_actions: 10,
-        ..SubscriptionConfig::with_seed(3)
-    };
+    let cfg = SubscriptionConfig::with_seed(3).with_max_queued_actions(10);
     let mut s: Subscription<u64> = Subscription::new(cfg);
     let t = Timestamp::ZERO;
     s.start(t);

@@ -172,10 +172,7 @@ fn ten_thousand_clients_dropped_together_spread_their_reconnects() {
     const N: usize = 10_000;
     let window = Duration::from_millis(100);
     let run = |jitter: f64| {
-        let backoff = BackoffConfig {
-            jitter,
-            ..BackoffConfig::default()
-        };
+        let backoff = BackoffConfig::default().with_jitter(jitter);
         let mut sim = Sim::with_backoff(N, backoff, 1);
         sim.schedule(secs(1), GatewayEvent::Publish);
         sim.schedule(secs(60), GatewayEvent::DropStreams);

@@ -198,10 +198,7 @@ async fn a_global_poke_waits_while_anything_is_in_flight() {
 #[tokio::test(start_paused = true)]
 async fn a_lost_completion_is_recovered_after_the_lease() {
     let lease = Duration::from_secs(60);
-    let mut h = start(InFlightConfig {
-        lease,
-        ..InFlightConfig::default()
-    });
+    let mut h = start(InFlightConfig::default().with_lease(lease));
     h.poker.poke_session("a").unwrap();
     let c = h.next().await;
     let old = c.req.token;
@@ -239,11 +236,11 @@ async fn a_lost_completion_is_recovered_after_the_lease() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_drive_is_retried_with_backoff_and_success_resets_it() {
-    let mut h = start(InFlightConfig {
-        retry_base: Duration::from_secs(1),
-        retry_max: Duration::from_secs(8),
-        ..InFlightConfig::default()
-    });
+    let mut h = start(
+        InFlightConfig::default()
+            .with_retry_base(Duration::from_secs(1))
+            .with_retry_max(Duration::from_secs(8)),
+    );
     h.poker.poke_session("a").unwrap();
     let mut c = h.next().await;
     let mut gaps = Vec::new();
@@ -304,10 +301,7 @@ async fn an_idle_runner_does_not_wake_up() {
 #[tokio::test(start_paused = true)]
 async fn a_configured_recovery_poll_wakes_at_its_interval_only() {
     let every = Duration::from_secs(60);
-    let mut h = start(InFlightConfig {
-        recovery_poll: Some(every),
-        ..InFlightConfig::default()
-    });
+    let mut h = start(InFlightConfig::default().with_recovery_poll(Some(every)));
     let t0 = Instant::now();
     let mut ats = Vec::new();
     // Ten minutes idle: exactly ten polls, each a global drive that does
@@ -356,10 +350,7 @@ async fn a_turn_that_finishes_before_submit_returns_is_not_lost() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_waits_for_started_drives_then_refuses_pokes() {
-    let mut h = start(InFlightConfig {
-        recovery_poll: Some(Duration::from_secs(1)),
-        ..InFlightConfig::default()
-    });
+    let mut h = start(InFlightConfig::default().with_recovery_poll(Some(Duration::from_secs(1))));
     h.poker.poke_session("a").unwrap();
     let c = h.next().await;
     let poker = h.poker.clone();
@@ -483,10 +474,7 @@ async fn never_drives_the_same_session_twice_at_once_under_load() {
     let rt = Arc::new(Runtime::default());
     let runner = Runner::start(
         Load(rt.clone()),
-        RunnerConfig::new(InFlightConfig {
-            max_in_flight: 4,
-            ..InFlightConfig::default()
-        }),
+        RunnerConfig::new(InFlightConfig::default().with_max_in_flight(4)),
     );
     let poker = runner.poker();
     let _ = rt.poker.set(poker.clone());

@@ -20,17 +20,16 @@ struct Input {
 }
 
 fuzz_target!(|input: Input| {
-    let cfg = ApprovalConfig {
-        max_waiters: usize::from(input.max_waiters % 16),
-        keep_verdict_for: Duration::from_millis(u64::from(input.keep_ms)),
-        max_kept_verdicts: usize::from(input.max_kept % 6),
+    let cfg = ApprovalConfig::default()
+        .with_max_waiters(usize::from(input.max_waiters % 16))
+        .with_keep_verdict_for(Duration::from_millis(u64::from(input.keep_ms)))
+        .with_max_kept_verdicts(usize::from(input.max_kept % 6))
         // Mostly roomy, sometimes below the harness's ids ("r0".."r3").
-        max_request_id_len: if input.max_id_len < 32 {
+        .with_max_request_id_len(if input.max_id_len < 32 {
             usize::from(input.max_id_len % 4)
         } else {
             64
-        },
-    };
+        });
     if let Err(v) = run_and_clean_up(cfg, &input.ops) {
         panic!("{v}");
     }

@@ -20,14 +20,13 @@ struct Input {
 }
 
 fuzz_target!(|input: Input| {
-    let cfg = BackoffConfig {
-        base: Duration::from_millis(u64::from(input.base_ms)),
-        multiplier: input.multiplier,
-        jitter: input.jitter,
-        max: Duration::from_millis(u64::from(input.max_ms)),
-        healthy_after: Duration::from_millis(u64::from(input.healthy_ms)),
-        seed: input.seed,
-    };
+    let cfg = BackoffConfig::default()
+        .with_base(Duration::from_millis(u64::from(input.base_ms)))
+        .with_multiplier(input.multiplier)
+        .with_jitter(input.jitter)
+        .with_max(Duration::from_millis(u64::from(input.max_ms)))
+        .with_healthy_after(Duration::from_millis(u64::from(input.healthy_ms)))
+        .with_jitter_seed(input.seed);
     if let Err(v) = run(cfg, &input.ops) {
         panic!("{v}");
     }

@@ -23,16 +23,19 @@ struct Input {
 }
 
 fuzz_target!(|input: Input| {
-    let cfg = InFlightConfig {
-        max_in_flight: usize::from(input.max_in_flight % 8),
-        max_pending: usize::from(input.max_pending % 8),
-        lease: Duration::from_millis(u64::from(input.lease_ms)),
-        retry_base: Duration::from_millis(u64::from(input.retry_base_ms)),
-        retry_max: Duration::from_millis(u64::from(input.retry_max_ms)),
-        retry_jitter: input.retry_jitter,
-        recovery_poll: input.recovery_poll_ms.map(|ms| Duration::from_millis(u64::from(ms))),
-        seed: input.seed,
-    };
+    let cfg = InFlightConfig::default()
+        .with_max_in_flight(usize::from(input.max_in_flight % 8))
+        .with_max_pending(usize::from(input.max_pending % 8))
+        .with_lease(Duration::from_millis(u64::from(input.lease_ms)))
+        .with_retry_base(Duration::from_millis(u64::from(input.retry_base_ms)))
+        .with_retry_max(Duration::from_millis(u64::from(input.retry_max_ms)))
+        .with_retry_jitter(input.retry_jitter)
+        .with_recovery_poll(
+            input
+                .recovery_poll_ms
+                .map(|ms| Duration::from_millis(u64::from(ms))),
+        )
+        .with_seed(input.seed);
     if let Err(v) = run(cfg, &input.ops) {
         panic!("{v}");
     }

@@ -27,18 +27,17 @@ struct Input {
 fuzz_target!(|input: Input| {
     // Small bounds so that eviction, saturation and the waiter limit are
     // reached within a few inputs.
-    let cfg = OpControlConfig {
-        max_entries: usize::from(input.max_entries % 6),
-        max_evicted: usize::from(input.max_evicted % 4),
-        max_agents: usize::from(input.max_agents % 5),
-        max_waiters: usize::from(input.max_waiters % 8),
-        max_finished: usize::from(input.max_finished % 5),
-        dedupe_window: usize::from(input.dedupe_window % 10),
-        max_op_id_len: usize::from(input.max_op_id_len),
-        outage_grace: Duration::from_millis(u64::from(input.grace_ms)),
-        restore_settle: Duration::from_millis(u64::from(input.settle_ms)),
-        outage_policy: input.policy,
-    };
+    let cfg = OpControlConfig::default()
+        .with_max_entries(usize::from(input.max_entries % 6))
+        .with_max_evicted(usize::from(input.max_evicted % 4))
+        .with_max_agents(usize::from(input.max_agents % 5))
+        .with_max_waiters(usize::from(input.max_waiters % 8))
+        .with_max_finished(usize::from(input.max_finished % 5))
+        .with_dedupe_window(usize::from(input.dedupe_window % 10))
+        .with_max_op_id_len(usize::from(input.max_op_id_len))
+        .with_outage_grace(Duration::from_millis(u64::from(input.grace_ms)))
+        .with_restore_settle(Duration::from_millis(u64::from(input.settle_ms)))
+        .with_outage_policy(input.policy);
     if let Err(v) = run(cfg, &input.ops) {
         panic!("{v}");
     }

@@ -21,19 +21,18 @@ struct Input {
 }
 
 fuzz_target!(|input: Input| {
-    let cfg = PolicyCacheConfig {
-        ttl: Duration::from_millis(u64::from(input.ttl_ms)),
-        staleness_bound: Duration::from_millis(u64::from(input.staleness_ms)),
-        max_entries: usize::from(input.max_entries % 12),
-        max_tracked_agents: usize::from(input.max_tracked_agents % 6),
+    let cfg = PolicyCacheConfig::default()
+        .with_ttl(Duration::from_millis(u64::from(input.ttl_ms)))
+        .with_staleness_bound(Duration::from_millis(u64::from(input.staleness_ms)))
+        .with_max_entries(usize::from(input.max_entries % 12))
+        .with_max_tracked_agents(usize::from(input.max_tracked_agents % 6))
         // Mostly roomy, sometimes below the harness's keys (2 to 5 bytes).
-        max_key_len: if input.max_key_len < 32 {
+        .with_max_key_len(if input.max_key_len < 32 {
             usize::from(input.max_key_len % 6)
         } else {
             64
-        },
-        max_queued_actions: usize::from(input.max_queued_actions % 6),
-    };
+        })
+        .with_max_queued_actions(usize::from(input.max_queued_actions % 6));
     if let Err(v) = run(cfg, &input.ops) {
         panic!("{v}");
     }

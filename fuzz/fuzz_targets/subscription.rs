@@ -28,17 +28,17 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     let cfg = HarnessConfig {
-        subscription: SubscriptionConfig {
-            backoff: BackoffConfig {
-                base: Duration::from_millis(u64::from(input.base_ms)),
-                multiplier: input.multiplier,
-                jitter: input.jitter,
-                max: Duration::from_millis(u64::from(input.max_ms)),
-                healthy_after: Duration::from_millis(u64::from(input.healthy_ms)),
-                seed: input.seed,
-            },
-            max_queued_actions: usize::from(input.max_queued),
-        },
+        subscription: SubscriptionConfig::default()
+            .with_backoff(
+                BackoffConfig::default()
+                    .with_base(Duration::from_millis(u64::from(input.base_ms)))
+                    .with_multiplier(input.multiplier)
+                    .with_jitter(input.jitter)
+                    .with_max(Duration::from_millis(u64::from(input.max_ms)))
+                    .with_healthy_after(Duration::from_millis(u64::from(input.healthy_ms)))
+                    .with_jitter_seed(input.seed),
+            )
+            .with_max_queued_actions(usize::from(input.max_queued)),
         replay_ring: usize::from(input.replay_ring),
         live_channel: usize::from(input.live_channel),
     };

@@ -27,7 +27,11 @@ fuzz_target!(|input: Input| {
             Duration::from_millis(u64::from(input.failure_base_ms)),
             Duration::from_millis(u64::from(input.failure_max_ms)),
         )
-        .with_run_timeout(input.run_timeout_ms.map(|ms| Duration::from_millis(u64::from(ms))))
+        .with_run_timeout(
+            input
+                .run_timeout_ms
+                .map(|ms| Duration::from_millis(u64::from(ms))),
+        )
         .with_missed(if input.delay {
             MissedTicks::Delay
         } else {

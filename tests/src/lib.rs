@@ -71,12 +71,10 @@ pub async fn serve_on(builder: GatewayBuilder, port: u16) -> RunningGateway {
 
 /// Backoff fast enough for tests (base 50 ms, cap 500 ms, healthy after 1 s).
 pub fn fast_backoff() -> BackoffConfig {
-    BackoffConfig {
-        base: Duration::from_millis(50),
-        max: Duration::from_millis(500),
-        healthy_after: Duration::from_secs(1),
-        ..BackoffConfig::default()
-    }
+    BackoffConfig::default()
+        .with_base(Duration::from_millis(50))
+        .with_max(Duration::from_millis(500))
+        .with_healthy_after(Duration::from_secs(1))
 }
 
 /// A client config for the test agent against `url`, with fast backoff.

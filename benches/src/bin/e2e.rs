@@ -615,10 +615,7 @@ fn mem_child(which: &str) -> String {
             // it is registered (machine slot, request entry, deadline,
             // mailbox), held either as boxed futures or one task each.
             let approvals: &'static Approvals = Box::leak(Box::new(Approvals::new(
-                ApprovalConfig {
-                    max_waiters: 200_000,
-                    ..ApprovalConfig::default()
-                },
+                ApprovalConfig::default().with_max_waiters(200_000),
                 Clock::new(),
             )));
             let futures = (0..100_000).map(move |i| async move {
@@ -639,13 +636,7 @@ fn mem_child(which: &str) -> String {
             hold(futures, which.contains("tasks"), || map.len() == 100_000).await
         }),
         "ops-tether" => {
-            let mut m = OpControl::new(
-                OpControlConfig {
-                    max_entries: 1_100_000,
-                    ..OpControlConfig::default()
-                },
-                t0,
-            );
+            let mut m = OpControl::new(OpControlConfig::default().with_max_entries(1_100_000), t0);
             m.on_stream_up(t0);
             for i in 0..1_000_000u64 {
                 m.on_signal(t0, &format!("op-{i}"), Signal::Pause, i + 1);
@@ -805,11 +796,11 @@ fn storm_rows(rows: &mut Vec<Row>) {
         let up = Timestamp::ZERO;
         let drop_at = Timestamp::from_secs(60);
         for i in 0..10_000u64 {
-            let mut b = Backoff::new(BackoffConfig {
-                jitter,
-                seed: i + 1,
-                ..BackoffConfig::default()
-            });
+            let mut b = Backoff::new(
+                BackoffConfig::default()
+                    .with_jitter(jitter)
+                    .with_jitter_seed(i + 1),
+            );
             b.start(up);
             while b.poll_action().is_some() {}
             b.on_connected(up);

@@ -35,7 +35,11 @@ pub const DEFAULT_MAX_REQUEST_ID_LEN: usize = 256;
 /// Every value is valid: `max_waiters == 0` refuses every wait,
 /// `max_kept_verdicts == 0` or a zero `keep_verdict_for` keeps no verdict
 /// (a verdict then reaches only the waiters present when it arrives).
+///
+/// Built from [`ApprovalConfig::default`] and its `with_` methods (fields may
+/// be added, so outside this crate it cannot be written as a literal).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ApprovalConfig {
     /// Most waiters at once, counting resolutions not yet drained.
     pub max_waiters: usize,
@@ -55,5 +59,31 @@ impl Default for ApprovalConfig {
             max_kept_verdicts: DEFAULT_MAX_KEPT_VERDICTS,
             max_request_id_len: DEFAULT_MAX_REQUEST_ID_LEN,
         }
+    }
+}
+
+impl ApprovalConfig {
+    /// The same, holding at most `max_waiters` waiters (undrained resolutions included).
+    pub fn with_max_waiters(mut self, max_waiters: usize) -> Self {
+        self.max_waiters = max_waiters;
+        self
+    }
+
+    /// The same, keeping a verdict for late waiters for `keep_verdict_for`.
+    pub fn with_keep_verdict_for(mut self, keep_verdict_for: Duration) -> Self {
+        self.keep_verdict_for = keep_verdict_for;
+        self
+    }
+
+    /// The same, keeping at most `max_kept_verdicts` verdicts at once.
+    pub fn with_max_kept_verdicts(mut self, max_kept_verdicts: usize) -> Self {
+        self.max_kept_verdicts = max_kept_verdicts;
+        self
+    }
+
+    /// The same, accepting request ids of at most `max_request_id_len` bytes.
+    pub fn with_max_request_id_len(mut self, max_request_id_len: usize) -> Self {
+        self.max_request_id_len = max_request_id_len;
+        self
     }
 }

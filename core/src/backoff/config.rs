@@ -29,7 +29,11 @@ pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(30);
 /// rejected with a panic: `multiplier` to `[1, 1000]`, `jitter` to `[0, 1]`
 /// (NaN becomes the bound's safe end), `base` to at least 1 ms, `max` to at
 /// least `base`.
+///
+/// Built from [`BackoffConfig::default`] and its `with_` methods (fields may
+/// be added, so outside this crate it cannot be written as a literal).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct BackoffConfig {
     /// The first delay after a failure.
     pub base: Duration,
@@ -62,12 +66,49 @@ impl Default for BackoffConfig {
 }
 
 impl BackoffConfig {
+    /// The same, with `base` as the first delay after a failure.
+    pub fn with_base(mut self, base: Duration) -> Self {
+        self.base = base;
+        self
+    }
+
+    /// The same, multiplying the delay by `multiplier` after each further failure.
+    pub fn with_multiplier(mut self, multiplier: f64) -> Self {
+        self.multiplier = multiplier;
+        self
+    }
+
+    /// The same, with `jitter` as the relative jitter of every delay.
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
+    /// The same, capping the delay (before jitter) at `max`.
+    pub fn with_max(mut self, max: Duration) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// The same, counting a connection healthy after it stayed up `healthy_after`.
+    pub fn with_healthy_after(mut self, healthy_after: Duration) -> Self {
+        self.healthy_after = healthy_after;
+        self
+    }
+
     /// The defaults with a given jitter seed.
     pub fn with_seed(seed: u64) -> Self {
         BackoffConfig {
             seed,
             ..Self::default()
         }
+    }
+
+    /// The same, seeding the jitter generator with `seed` (the
+    /// [`with_seed`](Self::with_seed) name is taken by the constructor).
+    pub fn with_jitter_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 
     /// A copy with every field brought into its valid range.

@@ -53,7 +53,11 @@ pub const MIN_DELAY: Duration = Duration::from_millis(1);
 /// least `retry_base`, `retry_jitter` to `[0, 1]` (NaN becomes 0).
 /// `max_pending` may be 0: every poke that cannot start at once then folds
 /// into the global-poke flag.
+///
+/// Built from [`InFlightConfig::default`] and its `with_` methods (fields may
+/// be added, so outside this crate it cannot be written as a literal).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct InFlightConfig {
     /// Most distinct sessions driven at once (a global drive is exclusive).
     pub max_in_flight: usize,
@@ -90,6 +94,54 @@ impl Default for InFlightConfig {
 }
 
 impl InFlightConfig {
+    /// The same, driving at most `max_in_flight` distinct sessions at once.
+    pub fn with_max_in_flight(mut self, max_in_flight: usize) -> Self {
+        self.max_in_flight = max_in_flight;
+        self
+    }
+
+    /// The same, keeping at most `max_pending` sessions waiting.
+    pub fn with_max_pending(mut self, max_pending: usize) -> Self {
+        self.max_pending = max_pending;
+        self
+    }
+
+    /// The same, recovering a drive outstanding longer than `lease`.
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// The same, retrying a failed drive first after `retry_base`.
+    pub fn with_retry_base(mut self, retry_base: Duration) -> Self {
+        self.retry_base = retry_base;
+        self
+    }
+
+    /// The same, capping the doubling retry delay at `retry_max`.
+    pub fn with_retry_max(mut self, retry_max: Duration) -> Self {
+        self.retry_max = retry_max;
+        self
+    }
+
+    /// The same, with `retry_jitter` as the relative jitter of retry delays.
+    pub fn with_retry_jitter(mut self, retry_jitter: f64) -> Self {
+        self.retry_jitter = retry_jitter;
+        self
+    }
+
+    /// The same, polling for lost work every `recovery_poll` while idle (`None`: never).
+    pub fn with_recovery_poll(mut self, recovery_poll: Option<Duration>) -> Self {
+        self.recovery_poll = recovery_poll;
+        self
+    }
+
+    /// The same, seeding the jitter generator with `seed`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
     /// A copy with every field brought into its valid range.
     pub fn clamped(&self) -> Self {
         let retry_base = self.retry_base.max(MIN_DELAY);

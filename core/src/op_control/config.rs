@@ -75,6 +75,7 @@ pub const DEFAULT_OUTAGE_POLICY: OutagePolicy = OutagePolicy::Hold;
 /// affected: they keep waiting or failing).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
+#[non_exhaustive]
 pub enum OutagePolicy {
     /// Wait until the stream is back (and has settled), then run.
     #[default]
@@ -86,7 +87,11 @@ pub enum OutagePolicy {
 }
 
 /// Parameters of an [`OpControl`](super::OpControl).
+///
+/// Built from [`OpControlConfig::default`] and its `with_` methods (fields may
+/// be added, so outside this crate it cannot be written as a literal).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct OpControlConfig {
     /// Bound on paused or terminated plain op entries.
     pub max_entries: usize,
@@ -124,5 +129,67 @@ impl Default for OpControlConfig {
             restore_settle: DEFAULT_RESTORE_SETTLE,
             outage_policy: DEFAULT_OUTAGE_POLICY,
         }
+    }
+}
+
+impl OpControlConfig {
+    /// The same, holding at most `max_entries` paused or terminated plain op entries.
+    pub fn with_max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// The same, keeping at most `max_evicted` evicted-paused markers.
+    pub fn with_max_evicted(mut self, max_evicted: usize) -> Self {
+        self.max_evicted = max_evicted;
+        self
+    }
+
+    /// The same, holding at most `max_agents` `agent:{id}` entries.
+    pub fn with_max_agents(mut self, max_agents: usize) -> Self {
+        self.max_agents = max_agents;
+        self
+    }
+
+    /// The same, holding at most `max_waiters` waiters (undrained releases included).
+    pub fn with_max_waiters(mut self, max_waiters: usize) -> Self {
+        self.max_waiters = max_waiters;
+        self
+    }
+
+    /// The same, remembering at most `max_finished` finished op ids.
+    pub fn with_max_finished(mut self, max_finished: usize) -> Self {
+        self.max_finished = max_finished;
+        self
+    }
+
+    /// The same, remembering the last `dedupe_window` signals to drop exact repeats.
+    pub fn with_dedupe_window(mut self, dedupe_window: usize) -> Self {
+        self.dedupe_window = dedupe_window;
+        self
+    }
+
+    /// The same, accepting op ids of at most `max_op_id_len` bytes.
+    pub fn with_max_op_id_len(mut self, max_op_id_len: usize) -> Self {
+        self.max_op_id_len = max_op_id_len;
+        self
+    }
+
+    /// The same, applying the outage policy once the stream has been down `outage_grace`.
+    pub fn with_outage_grace(mut self, outage_grace: Duration) -> Self {
+        self.outage_grace = outage_grace;
+        self
+    }
+
+    /// The same, keeping the outage policy in force `restore_settle` after the stream is back.
+    pub fn with_restore_settle(mut self, restore_settle: Duration) -> Self {
+        self.restore_settle = restore_settle;
+        self
+    }
+
+    /// The same, with `outage_policy` as what a check on a running op does during an outage.
+    pub fn with_outage_policy(mut self, outage_policy: OutagePolicy) -> Self {
+        self.outage_policy = outage_policy;
+        self
     }
 }

@@ -47,7 +47,11 @@ pub const DEFAULT_MAX_QUEUED_ACTIONS: usize = 256;
 /// `max_tracked_agents == 0` makes every agent invalidation a global bump,
 /// a zero `ttl` stores nothing and a zero `staleness_bound` stops serving
 /// the moment the stream goes down.
+///
+/// Built from [`PolicyCacheConfig::default`] and its `with_` methods (fields may
+/// be added, so outside this crate it cannot be written as a literal).
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PolicyCacheConfig {
     /// Lifetime of a decision, from the moment its fetch began.
     pub ttl: Duration,
@@ -73,5 +77,43 @@ impl Default for PolicyCacheConfig {
             max_key_len: DEFAULT_MAX_KEY_LEN,
             max_queued_actions: DEFAULT_MAX_QUEUED_ACTIONS,
         }
+    }
+}
+
+impl PolicyCacheConfig {
+    /// The same, keeping a decision for `ttl` from the moment its fetch began.
+    pub fn with_ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// The same, not serving cached decisions after a stream outage of `staleness_bound`.
+    pub fn with_staleness_bound(mut self, staleness_bound: Duration) -> Self {
+        self.staleness_bound = staleness_bound;
+        self
+    }
+
+    /// The same, caching at most `max_entries` decisions.
+    pub fn with_max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// The same, tracking at most `max_tracked_agents` agents' last invalidation.
+    pub fn with_max_tracked_agents(mut self, max_tracked_agents: usize) -> Self {
+        self.max_tracked_agents = max_tracked_agents;
+        self
+    }
+
+    /// The same, accepting agent ids and action fingerprints of at most `max_key_len` bytes.
+    pub fn with_max_key_len(mut self, max_key_len: usize) -> Self {
+        self.max_key_len = max_key_len;
+        self
+    }
+
+    /// The same, queueing at most `max_queued_actions` informational actions.
+    pub fn with_max_queued_actions(mut self, max_queued_actions: usize) -> Self {
+        self.max_queued_actions = max_queued_actions;
+        self
     }
 }

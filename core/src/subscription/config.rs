@@ -20,7 +20,11 @@ pub const MIN_MAX_QUEUED_ACTIONS: usize = 8;
 /// Out-of-range values are clamped when the machine is built, never rejected
 /// with a panic: the backoff as [`BackoffConfig::clamped`] does, and
 /// `max_queued_actions` to at least [`MIN_MAX_QUEUED_ACTIONS`].
+///
+/// Built from [`SubscriptionConfig::default`] and its `with_` methods (fields may
+/// be added, so outside this crate it cannot be written as a literal).
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct SubscriptionConfig {
     /// The reconnect schedule; its `seed` seeds the jitter, so the same
     /// config and inputs replay the same outputs.
@@ -42,6 +46,18 @@ impl Default for SubscriptionConfig {
 }
 
 impl SubscriptionConfig {
+    /// The same, with `backoff` as the reconnect schedule.
+    pub fn with_backoff(mut self, backoff: BackoffConfig) -> Self {
+        self.backoff = backoff;
+        self
+    }
+
+    /// The same, queueing at most `max_queued_actions` actions.
+    pub fn with_max_queued_actions(mut self, max_queued_actions: usize) -> Self {
+        self.max_queued_actions = max_queued_actions;
+        self
+    }
+
     /// The defaults with a given jitter seed.
     pub fn with_seed(seed: u64) -> Self {
         SubscriptionConfig {

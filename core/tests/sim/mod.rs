@@ -266,12 +266,12 @@ impl Sim {
 
     /// `n` clients with backoff config `backoff`, client `i` seeded `seed + i`.
     pub(crate) fn with_backoff(n: usize, backoff: BackoffConfig, seed: u64) -> Self {
-        Sim::new(n, |i| SubscriptionConfig {
-            backoff: BackoffConfig {
-                seed: seed.wrapping_add(i as u64),
-                ..backoff.clone()
-            },
-            ..SubscriptionConfig::default()
+        Sim::new(n, |i| {
+            SubscriptionConfig::default().with_backoff(
+                backoff
+                    .clone()
+                    .with_jitter_seed(seed.wrapping_add(i as u64)),
+            )
         })
     }
 

@@ -384,11 +384,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_refused_wait_is_a_typed_error_and_registers_nothing() {
         let a = Approvals::new(
-            ApprovalConfig {
-                max_waiters: 1,
-                max_request_id_len: 4,
-                ..ApprovalConfig::default()
-            },
+            ApprovalConfig::default()
+                .with_max_waiters(1)
+                .with_max_request_id_len(4),
             Clock::new(),
         );
         let first = a.wait("r1", Duration::from_secs(10));

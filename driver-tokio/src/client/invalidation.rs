@@ -98,10 +98,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     let clock = shared.clock;
     let mut backoff = shared.config.backoff.clone();
     backoff.seed = shared.seed ^ 0x1a1a_1a1a;
-    let mut sub: Subscription<Option<Payload>> = Subscription::new(SubscriptionConfig {
-        backoff,
-        ..SubscriptionConfig::default()
-    });
+    let mut sub: Subscription<Option<Payload>> =
+        Subscription::new(SubscriptionConfig::default().with_backoff(backoff));
     sub.start(clock.now());
     let mut conn: Option<Conn> = None;
     let mut received_at = Instant::now();
