@@ -6,6 +6,7 @@
 //! bounded by [`WAIT`].
 
 pub mod recorder;
+pub mod scripted;
 
 use std::future::Future;
 use std::time::Duration;

@@ -4,7 +4,6 @@
 //! refused credential) is never cached; REDACT is its own verdict that
 //! carries the gateway's redaction rules.
 
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,16 +11,14 @@ use std::time::Duration;
 use tether_gateway::desk::Review;
 use tether_proto::common::Decision as WireDecision;
 use tether_proto::policy::action_context::Action;
-use tether_proto::policy::policy_service_server::{PolicyService, PolicyServiceServer};
 use tether_proto::policy::{
-    BatchCheckRequest, BatchCheckResponse, CheckActionRequest, CheckActionResponse,
-    OpControlMessage, OpControlSubscribeRequest, RedactInstructions, RedactRule,
+    CheckActionRequest, CheckActionResponse, RedactInstructions, RedactRule,
 };
+use tether_tests::scripted::ScriptedPolicy;
 use tether_tests::{bounded, client_config, connected, gateway, serve, until};
 use tether_tokio::client::{Decision, Redaction, Tether, ToolCall, VerdictSource};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{Request, Response, Status};
 
 #[tokio::test]
 async fn a_held_calls_verdict_is_the_reviewers_and_is_never_cached() {
@@ -58,95 +55,63 @@ async fn a_held_calls_verdict_is_the_reviewers_and_is_never_cached() {
     gw.shutdown().await.unwrap();
 }
 
-/// Answers by tool name and counts the calls it got.
-#[derive(Clone, Default)]
-struct Scripted {
-    calls: Arc<AtomicUsize>,
-}
-
-#[tonic::async_trait]
-impl PolicyService for Scripted {
-    async fn check_action(
-        &self,
-        req: Request<CheckActionRequest>,
-    ) -> Result<Response<CheckActionResponse>, Status> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        let tool = match req.into_inner().context.and_then(|c| c.action) {
-            Some(Action::ToolCall(t)) => t.tool_name,
-            _ => String::new(),
-        };
-        let answer = match tool.as_str() {
-            // The real gateway's answer to a missing or bad credential.
-            "needs_credential" => CheckActionResponse {
-                decision: WireDecision::Deny as i32,
-                reason: "missing credential token".into(),
-                ..Default::default()
-            },
-            "send_email" => CheckActionResponse {
-                decision: WireDecision::Redact as i32,
-                reason: "personal data".into(),
-                policy_rule: "redact pii".into(),
-                redact: Some(RedactInstructions {
-                    rules: vec![
-                        RedactRule {
-                            field_path: "args.to".into(),
-                            replacement: "<redacted>".into(),
-                        },
-                        RedactRule {
-                            field_path: "args.body".into(),
-                            replacement: String::new(),
-                        },
-                    ],
-                }),
-                ..Default::default()
-            },
-            _ => CheckActionResponse {
-                decision: WireDecision::Deny as i32,
-                reason: "no".into(),
-                policy_rule: "default deny".into(),
-                ..Default::default()
-            },
-        };
-        Ok(Response::new(answer))
-    }
-
-    async fn batch_check(
-        &self,
-        _req: Request<BatchCheckRequest>,
-    ) -> Result<Response<BatchCheckResponse>, Status> {
-        Err(Status::unimplemented("not in this test"))
-    }
-
-    type OpControlStreamStream =
-        Pin<Box<dyn futures::Stream<Item = Result<OpControlMessage, Status>> + Send>>;
-
-    async fn op_control_stream(
-        &self,
-        _req: Request<OpControlSubscribeRequest>,
-    ) -> Result<Response<Self::OpControlStreamStream>, Status> {
-        Ok(Response::new(Box::pin(futures::stream::pending())))
+/// Answers by tool name, as the real gateway would for these cases.
+fn answer(req: CheckActionRequest) -> CheckActionResponse {
+    let tool = match req.context.and_then(|c| c.action) {
+        Some(Action::ToolCall(t)) => t.tool_name,
+        _ => String::new(),
+    };
+    match tool.as_str() {
+        // The real gateway's answer to a missing or bad credential.
+        "needs_credential" => CheckActionResponse {
+            decision: WireDecision::Deny as i32,
+            reason: "missing credential token".into(),
+            ..Default::default()
+        },
+        "send_email" => CheckActionResponse {
+            decision: WireDecision::Redact as i32,
+            reason: "personal data".into(),
+            policy_rule: "redact pii".into(),
+            redact: Some(RedactInstructions {
+                rules: vec![
+                    RedactRule {
+                        field_path: "args.to".into(),
+                        replacement: "<redacted>".into(),
+                    },
+                    RedactRule {
+                        field_path: "args.body".into(),
+                        replacement: String::new(),
+                    },
+                ],
+            }),
+            ..Default::default()
+        },
+        _ => CheckActionResponse {
+            decision: WireDecision::Deny as i32,
+            reason: "no".into(),
+            policy_rule: "default deny".into(),
+            ..Default::default()
+        },
     }
 }
 
-async fn scripted() -> (Scripted, String, tokio::task::JoinHandle<()>) {
-    let script = Scripted::default();
+/// The scripted gateway on 127.0.0.1: its URL, its call counter, its task.
+async fn scripted() -> (Arc<AtomicUsize>, String, tokio::task::JoinHandle<()>) {
+    let (svc, calls) = ScriptedPolicy::new(answer);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn({
-        let script = script.clone();
-        async move {
-            let _ = tonic::transport::Server::builder()
-                .add_service(PolicyServiceServer::new(script))
-                .serve_with_incoming(TcpListenerStream::new(listener))
-                .await;
-        }
+    let server = tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming(TcpListenerStream::new(listener))
+            .await;
     });
-    (script, url, server)
+    (calls, url, server)
 }
 
 #[tokio::test]
 async fn a_deny_that_names_no_policy_rule_is_never_cached() {
-    let (script, url, server) = scripted().await;
+    let (calls, url, server) = scripted().await;
     let tether = Tether::connect(client_config(&url)).unwrap();
     let call = ToolCall::new("needs_credential");
     for op in ["t:1", "t:2"] {
@@ -155,7 +120,7 @@ async fn a_deny_that_names_no_policy_rule_is_never_cached() {
         assert_eq!(v.source, VerdictSource::Gateway);
     }
     assert_eq!(
-        script.calls.load(Ordering::SeqCst),
+        calls.load(Ordering::SeqCst),
         2,
         "both calls reached the gateway"
     );
@@ -167,13 +132,13 @@ async fn a_deny_that_names_no_policy_rule_is_never_cached() {
     let second = tether.check("t:4", &other).await.unwrap();
     assert_eq!(first.source, VerdictSource::Gateway);
     assert_eq!(second.source, VerdictSource::Cache);
-    assert_eq!(script.calls.load(Ordering::SeqCst), 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
     server.abort();
 }
 
 #[tokio::test]
 async fn redact_is_a_verdict_of_its_own_that_carries_the_rules() {
-    let (script, url, server) = scripted().await;
+    let (calls, url, server) = scripted().await;
     let tether = Tether::connect(client_config(&url)).unwrap();
     let call = ToolCall::new("send_email").with_args(r#"{"to":"a@b.c","body":"hi"}"#);
     let expected = vec![
@@ -192,6 +157,6 @@ async fn redact_is_a_verdict_of_its_own_that_carries_the_rules() {
     assert_eq!(v.source, VerdictSource::Cache);
     assert_eq!(v.decision, Decision::Redact);
     assert_eq!(v.redactions, expected);
-    assert_eq!(script.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
     server.abort();
 }

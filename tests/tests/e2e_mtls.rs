@@ -2,56 +2,17 @@
 //! client configured with one (`TlsSettings::with_identity`) and refuses
 //! the same client without it. Certificates are made at test time.
 
-use std::pin::Pin;
 use std::time::Duration;
 
 use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
 use tether_proto::common::Decision as WireDecision;
-use tether_proto::policy::policy_service_server::{PolicyService, PolicyServiceServer};
-use tether_proto::policy::{
-    BatchCheckRequest, BatchCheckResponse, CheckActionRequest, CheckActionResponse,
-    OpControlMessage, OpControlSubscribeRequest,
-};
+use tether_proto::policy::CheckActionResponse;
+use tether_tests::scripted::ScriptedPolicy;
 use tether_tests::{bounded, client_config};
 use tether_tokio::client::{Decision, Tether, TetherError, TlsSettings, ToolCall, VerdictSource};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use tonic::{Request, Response, Status};
-
-/// Allows every call; its op-control stream never sends anything.
-struct AllowAll;
-
-#[tonic::async_trait]
-impl PolicyService for AllowAll {
-    async fn check_action(
-        &self,
-        _req: Request<CheckActionRequest>,
-    ) -> Result<Response<CheckActionResponse>, Status> {
-        Ok(Response::new(CheckActionResponse {
-            decision: WireDecision::Allow as i32,
-            reason: "mtls peer allowed".into(),
-            ..Default::default()
-        }))
-    }
-
-    async fn batch_check(
-        &self,
-        _req: Request<BatchCheckRequest>,
-    ) -> Result<Response<BatchCheckResponse>, Status> {
-        Err(Status::unimplemented("not in this test"))
-    }
-
-    type OpControlStreamStream =
-        Pin<Box<dyn futures::Stream<Item = Result<OpControlMessage, Status>> + Send>>;
-
-    async fn op_control_stream(
-        &self,
-        _req: Request<OpControlSubscribeRequest>,
-    ) -> Result<Response<Self::OpControlStreamStream>, Status> {
-        Ok(Response::new(Box::pin(futures::stream::pending())))
-    }
-}
 
 struct Pki {
     ca_pem: String,
@@ -91,7 +52,14 @@ async fn a_gateway_that_requires_a_client_certificate_answers_only_with_one() {
         Server::builder()
             .tls_config(tls)
             .unwrap()
-            .add_service(PolicyServiceServer::new(AllowAll))
+            .add_service(
+                ScriptedPolicy::new(|_| CheckActionResponse {
+                    decision: WireDecision::Allow as i32,
+                    reason: "mtls peer allowed".into(),
+                    ..Default::default()
+                })
+                .0,
+            )
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     let url = format!("https://localhost:{port}");
