@@ -175,6 +175,21 @@ impl AdminHandle {
         self.signal("*", None, OpSignal::Terminate)
     }
 
+    /// End every open op-control stream of `agent` with `UNAVAILABLE` (its
+    /// client reconnects and gets a fresh snapshot): after a credential
+    /// change, or to move an agent to another gateway. Returns how many
+    /// streams were asked to end.
+    pub fn close_op_streams(&self, agent: &AgentKey) -> usize {
+        self.shared.op_streams.close_agent(agent)
+    }
+
+    /// End the open invalidation stream of `assembly_id` with `UNAVAILABLE`
+    /// after the events already queued for it; its replay ring is kept, so
+    /// the client's resubscribe loses nothing. Returns whether one was open.
+    pub fn close_subscription(&self, assembly_id: &str) -> bool {
+        self.shared.hub.close(assembly_id)
+    }
+
     /// The invalidation subscribers of `team_id` (every team when `None`).
     pub fn list_subscribers(&self, team_id: Option<&str>) -> Vec<SubscriberInfo> {
         let mut subs = self.shared.hub.subscribers();

@@ -265,6 +265,18 @@ impl<E: Clone> InvalidationHub<E> {
         }
     }
 
+    /// End the open stream of `assembly_id`, if any, as a lag does (the
+    /// stream ends with `UNAVAILABLE` after the events already queued; the
+    /// ring is kept, so a resubscribe replays what was not applied).
+    /// Returns whether a stream was open.
+    pub fn close(&self, assembly_id: &str) -> bool {
+        let mut st = self.lock();
+        st.subscribers
+            .get_mut(assembly_id)
+            .and_then(|sub| sub.live.take())
+            .is_some()
+    }
+
     /// Publish `event` to every subscriber of `team_id` (all subscribers
     /// when `None`). Returns how many subscribers it was sequenced for.
     pub fn publish(&self, team_id: Option<&str>, event: E) -> usize {

@@ -32,7 +32,8 @@
 //! - a client message that does not decode ends the stream with the status
 //!   tonic's prost codec gives (`INTERNAL`);
 //! - when the hub closes the subscriber's channel (it fell behind, or a
-//!   newer stream of the same `assembly_id` replaced this one) the response
+//!   newer stream of the same `assembly_id` replaced this one, or an
+//!   operator closed it with `close_subscription`) the response
 //!   ends with `UNAVAILABLE`, after every event already queued, so the
 //!   client resubscribes; on gateway shutdown it ends with `UNAVAILABLE` at
 //!   once;
@@ -291,8 +292,8 @@ impl Stream for Events {
             Poll::Ready(None) => {
                 return this.end(Status::unavailable(
                     "the gateway closed this invalidation stream (the subscriber fell \
-                     behind, or a newer stream replaced it); resubscribe from the last \
-                     applied seq",
+                     behind, a newer stream replaced it, or an operator closed it); \
+                     resubscribe from the last applied seq",
                 ))
             }
             Poll::Pending => {}

@@ -15,7 +15,9 @@
 //! - a subscriber that falls behind the live channel has its stream ended
 //!   with `UNAVAILABLE` (never silently skipped), so it reconnects and gets
 //!   a fresh snapshot; gateway shutdown ends it with `UNAVAILABLE` too;
-//! - open streams are counted and bounded (`RESOURCE_EXHAUSTED` past it).
+//! - open streams are counted and bounded (`RESOURCE_EXHAUSTED` past it);
+//! - an operator's `close_op_streams` ends the agent's open streams with
+//!   `UNAVAILABLE`, so its client reconnects and gets a fresh snapshot.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -40,7 +42,7 @@ struct Open {
     snapshot: VecDeque<OpRecord>,
     live: broadcast::Receiver<OpRecord>,
     done: bool,
-    _slot: OpStreamSlot,
+    slot: OpStreamSlot,
 }
 
 /// Open an op-control stream for the request's agent.
@@ -70,7 +72,7 @@ pub(crate) fn open(
         snapshot: snapshot.into(),
         live,
         done: false,
-        _slot: slot,
+        slot,
     };
     Ok(Box::pin(futures::stream::unfold(open, next_message)))
 }
@@ -87,12 +89,17 @@ async fn next_message(mut open: Open) -> Option<(Result<OpControlMessage, Status
         return Some((Ok(message(&record)), open));
     }
     let shared = open.shared.clone();
+    let close = open.slot.close.clone();
     loop {
         tokio::select! {
             biased;
             () = shared.shutdown.triggered() => {
                 open.done = true;
                 return Some((Err(Status::unavailable("gateway is shutting down")), open));
+            }
+            () = close.notified() => {
+                open.done = true;
+                return Some((Err(Status::unavailable("an operator closed this stream; reconnect")), open));
             }
             record = open.live.recv() => match record {
                 Ok(record) if record.covers(&open.agent) => return Some((Ok(message(&record)), open)),

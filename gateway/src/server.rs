@@ -68,6 +68,11 @@ pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Longest accepted `assembly_id`, in bytes, by default: 1,024.
 pub const DEFAULT_MAX_ASSEMBLY_ID_LEN: usize = 1024;
+/// HTTP/2 streams one connection may have open at once
+/// (`SETTINGS_MAX_CONCURRENT_STREAMS`), by default: 200, hyper's own
+/// server default. One agent's client keeps its two streams and its checks
+/// on separate connections, so this caps one agent's concurrent checks.
+pub const DEFAULT_MAX_CONCURRENT_STREAMS_PER_CONNECTION: u32 = 200;
 
 /// Why the gateway could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +121,7 @@ pub struct GatewayBuilder {
     max_streams: usize,
     max_batch: usize,
     max_assembly_id_len: usize,
+    max_concurrent_streams_per_connection: u32,
     watch_capacity: usize,
     handshake_timeout: Duration,
     keepalive_interval: Duration,
@@ -141,6 +147,10 @@ impl std::fmt::Debug for GatewayBuilder {
             .field("max_streams", &self.max_streams)
             .field("max_batch", &self.max_batch)
             .field("max_assembly_id_len", &self.max_assembly_id_len)
+            .field(
+                "max_concurrent_streams_per_connection",
+                &self.max_concurrent_streams_per_connection,
+            )
             .field("watch_capacity", &self.watch_capacity)
             .field("handshake_timeout", &self.handshake_timeout)
             .field("keepalive_interval", &self.keepalive_interval)
@@ -170,6 +180,7 @@ impl Default for GatewayBuilder {
             max_streams: DEFAULT_MAX_STREAMS,
             max_batch: DEFAULT_MAX_BATCH,
             max_assembly_id_len: DEFAULT_MAX_ASSEMBLY_ID_LEN,
+            max_concurrent_streams_per_connection: DEFAULT_MAX_CONCURRENT_STREAMS_PER_CONNECTION,
             watch_capacity: DEFAULT_WATCH_CAPACITY,
             handshake_timeout: DEFAULT_HANDSHAKE_TIMEOUT,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
@@ -323,6 +334,16 @@ impl GatewayBuilder {
         self
     }
 
+    /// HTTP/2 streams one connection may have open at once (at least 1;
+    /// default [`DEFAULT_MAX_CONCURRENT_STREAMS_PER_CONNECTION`]). A
+    /// held `CheckAction` keeps its stream until a reviewer decides, so this
+    /// is also how many held checks one connection can carry; a client
+    /// opening more waits for a stream to close.
+    pub fn max_concurrent_streams_per_connection(mut self, n: u32) -> Self {
+        self.max_concurrent_streams_per_connection = n.max(1);
+        self
+    }
+
     /// Start serving on `listener`, in a spawned task (so call it inside a
     /// tokio runtime).
     pub async fn serve(self, listener: TcpListener) -> Result<RunningGateway, GatewayError> {
@@ -365,6 +386,7 @@ impl GatewayBuilder {
         let router = server
             .http2_keepalive_interval(Some(self.keepalive_interval))
             .http2_keepalive_timeout(Some(self.keepalive_timeout))
+            .max_concurrent_streams(Some(self.max_concurrent_streams_per_connection))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

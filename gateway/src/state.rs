@@ -81,14 +81,20 @@ impl Drop for GaugeSlot {
 /// many streams it reached.
 #[derive(Debug, Default)]
 pub(crate) struct OpStreams {
-    inner: Arc<Mutex<(u64, BTreeMap<u64, AgentKey>)>>,
+    inner: Arc<Mutex<OpStreamTable>>,
 }
+
+/// The open op-control streams by id: each one's agent and the latch that
+/// asks it to end.
+type OpStreamTable = (u64, BTreeMap<u64, (AgentKey, Arc<tokio::sync::Notify>)>);
 
 /// One registered op-control stream; dropping it unregisters it.
 #[derive(Debug)]
 pub(crate) struct OpStreamSlot {
-    inner: Arc<Mutex<(u64, BTreeMap<u64, AgentKey>)>>,
+    inner: Arc<Mutex<OpStreamTable>>,
     id: u64,
+    /// Notified when an operator asks this stream to end.
+    pub(crate) close: Arc<tokio::sync::Notify>,
 }
 
 impl OpStreams {
@@ -100,17 +106,34 @@ impl OpStreams {
         }
         g.0 += 1;
         let id = g.0;
-        g.1.insert(id, agent);
+        let close = Arc::new(tokio::sync::Notify::new());
+        g.1.insert(id, (agent, close.clone()));
         Some(OpStreamSlot {
             inner: self.inner.clone(),
             id,
+            close,
         })
     }
 
     /// Open streams whose agent `record` covers.
     pub(crate) fn covered_by(&self, record: &OpRecord) -> usize {
         let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        g.1.values().filter(|a| record.covers(a)).count()
+        g.1.values().filter(|(a, _)| record.covers(a)).count()
+    }
+
+    /// Ask every open stream of `agent` to end; returns how many were asked.
+    /// The latch keeps the request, so a stream between two polls still
+    /// sees it.
+    pub(crate) fn close_agent(&self, agent: &AgentKey) -> usize {
+        let g = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        for (a, close) in g.1.values() {
+            if a == agent {
+                close.notify_one();
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Open streams.

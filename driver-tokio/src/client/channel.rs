@@ -1,21 +1,55 @@
-//! Builds the tonic channel to the gateway: keepalive, timeouts, TLS.
+//! Builds the tonic channels to the gateway: keepalive, timeouts, TLS.
 //!
-//! Guarantees: the channel is lazy (building it never blocks or fails on a
+//! Guarantees: the invalidation stream, the op-control stream and the
+//! checks each get a connection of their own, so no check traffic (held
+//! checks filling a peer's or a proxy's per-connection stream cap, a
+//! window full of check bodies) can delay a stream's reopen or its
+//! messages, and neither stream can queue behind the other, whatever the
+//! cap (1 up). Each channel is lazy (building it never blocks or fails on a
 //! down gateway; the streams' backoff handles that); HTTP/2 keepalive is on
 //! so a silently dead peer is noticed; `https` URLs use rustls (with a
 //! client identity for mutual TLS when one is configured). A channel the
-//! user supplies ([`TetherConfig::with_channel`]) is used as it is.
+//! user supplies ([`TetherConfig::with_channel`]) is used as it is, for all
+//! three, so the isolation is then the user's channel's.
 
 use tonic::transport::{Channel, Endpoint};
 
 use super::config::TetherConfig;
 use super::error::ConfigError;
 
-/// The channel for `config`: the user's own, or a lazily connecting one.
-pub(super) fn build(config: &TetherConfig) -> Result<Channel, ConfigError> {
+/// One channel (one HTTP/2 connection, reconnected by tonic) per kind of
+/// traffic.
+#[derive(Clone, Debug)]
+pub(crate) struct Channels {
+    /// `CheckAction` calls.
+    pub(crate) checks: Channel,
+    /// The `Subscribe` stream.
+    pub(crate) invalidation: Channel,
+    /// The `OpControlStream`.
+    pub(crate) op_control: Channel,
+}
+
+/// The channels for `config`: the user's own for everything, or three
+/// lazily connecting ones from the same endpoint settings.
+pub(super) fn build(config: &TetherConfig) -> Result<Channels, ConfigError> {
     if let Some(channel) = &config.channel {
-        return Ok(channel.clone());
+        return Ok(Channels {
+            checks: channel.clone(),
+            invalidation: channel.clone(),
+            op_control: channel.clone(),
+        });
     }
+    let ep = endpoint(config)?;
+    // `connect_lazy` on one endpoint gives a new connection each time.
+    Ok(Channels {
+        checks: ep.connect_lazy(),
+        invalidation: ep.connect_lazy(),
+        op_control: ep.connect_lazy(),
+    })
+}
+
+/// The endpoint settings every channel of `config` shares.
+fn endpoint(config: &TetherConfig) -> Result<Endpoint, ConfigError> {
     let url = &config.gateway_url;
     let mut ep = Endpoint::from_shared(url.clone()).map_err(|source| ConfigError::InvalidUrl {
         url: url.clone(),
@@ -30,7 +64,7 @@ pub(super) fn build(config: &TetherConfig) -> Result<Channel, ConfigError> {
     if url.starts_with("https://") {
         ep = with_tls(ep, config)?;
     }
-    Ok(ep.connect_lazy())
+    Ok(ep)
 }
 
 /// `ep` with rustls set up from `config.tls`.

@@ -289,7 +289,7 @@ async fn check_action(
         req.set_timeout(timeout);
         req
     };
-    let mut client = PolicyServiceClient::new(shared.channel.clone());
+    let mut client = PolicyServiceClient::new(shared.channels.checks.clone());
     for attempt in 0..2 {
         let token = shared.config.credentials.token().await;
         let mut req = build(token.as_deref());

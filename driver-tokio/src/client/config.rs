@@ -120,7 +120,9 @@ pub struct TetherConfig {
     /// A channel of your own (a custom connector, a proxy, a service
     /// mesh, in-process transport). When set, it carries every call and
     /// stream, and `gateway_url`, the timeouts, keepalive and `tls` are not
-    /// used to build one.
+    /// used to build one. Without it, tether opens one connection per
+    /// stream and one for the checks, so that checks never delay the
+    /// streams; with it, that separation is the channel's.
     pub channel: Option<tonic::transport::Channel>,
     /// Who this runtime is.
     pub agent: AgentIdentity,
@@ -232,6 +234,9 @@ impl TetherConfig {
     /// [`tonic::transport::Channel`] you built (your own connector, TLS
     /// setup or middleware-free transport). tether still keeps the streams
     /// alive and bounds every call; the URL is then only a label in logs.
+    /// The streams and the checks then share whatever connections the
+    /// channel has: a channel with one connection to a peer that caps
+    /// streams per connection lets held checks delay the kill switch.
     pub fn with_channel(mut self, channel: tonic::transport::Channel) -> Self {
         self.channel = Some(channel);
         self

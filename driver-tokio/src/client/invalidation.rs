@@ -363,7 +363,7 @@ async fn open(shared: &Shared, last_seq_seen: u64) -> Result<Conn, String> {
     let token = shared.authorize(&mut req).await;
     // The generated client's `subscribe`, with the codec that writes acks
     // without building a message each.
-    let mut grpc = tonic::client::Grpc::new(shared.channel.clone());
+    let mut grpc = tonic::client::Grpc::new(shared.channels.invalidation.clone());
     if let Err(e) = grpc.ready().await {
         return Err(format!("channel not ready: {e}"));
     }

@@ -116,8 +116,8 @@ impl Tether {
     /// parse, TLS material that is refused, `https` without a TLS feature).
     /// Must be called within a tokio runtime.
     pub fn connect(config: TetherConfig) -> Result<Self, TetherError> {
-        let channel = channel::build(&config)?;
-        let shared = Shared::new(config, channel);
+        let channels = channel::build(&config)?;
+        let shared = Shared::new(config, channels);
         let inv = tokio::spawn(invalidation::run(
             shared.clone(),
             shared.shutdown.subscribe(),

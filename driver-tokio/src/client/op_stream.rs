@@ -154,7 +154,7 @@ async fn open(
         }),
     });
     let token = shared.authorize(&mut req).await;
-    let mut client = PolicyServiceClient::new(shared.channel.clone());
+    let mut client = PolicyServiceClient::new(shared.channels.op_control.clone());
     match client.op_control_stream(req).await {
         Ok(resp) => Ok((resp.into_inner(), token)),
         Err(status) => {

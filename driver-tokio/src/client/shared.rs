@@ -3,9 +3,9 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
+use super::channel::Channels;
 use tether_core::policy_cache::{PolicyCache, PolicyCacheAction};
 use tokio::sync::{watch, Notify};
-use tonic::transport::Channel;
 
 use super::approvals::Approvals;
 use super::config::TetherConfig;
@@ -27,7 +27,7 @@ pub(crate) struct Shared {
     pub(crate) config: TetherConfig,
     /// The jitter seed: the configured one, or one drawn from the OS.
     pub(crate) seed: u64,
-    pub(crate) channel: Channel,
+    pub(crate) channels: Channels,
     pub(crate) clock: Clock,
     pub(crate) cache: Arc<Driven<PolicyCache<Cached>>>,
     pub(crate) _cache_timer: TimerTask,
@@ -44,7 +44,7 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(config: TetherConfig, channel: Channel) -> Arc<Self> {
+    pub(crate) fn new(config: TetherConfig, channels: Channels) -> Arc<Self> {
         let clock = Clock::new();
         let cache = Driven::new(
             PolicyCache::new(config.cache.clone(), clock.now()),
@@ -58,7 +58,7 @@ impl Shared {
         Arc::new(Shared {
             config,
             seed,
-            channel,
+            channels,
             clock,
             cache,
             _cache_timer: cache_timer,
