@@ -25,6 +25,8 @@
 //! - [`approval`]: approval waiters with deadlines and early verdicts.
 //! - [`inflight`]: in-flight dedupe for the queued-work runner.
 //! - [`tick`]: the periodic job schedule.
+//! - [`check_slots`]: bounded concurrency for `CheckAction` calls (slots,
+//!   a bounded queue, a bounded wait).
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -36,6 +38,7 @@ extern crate std;
 pub mod answer;
 pub mod approval;
 pub mod backoff;
+pub mod check_slots;
 pub mod id_hash;
 pub mod inflight;
 pub mod machine;

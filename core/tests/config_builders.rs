@@ -7,6 +7,7 @@ use core::time::Duration;
 
 use tether_core::approval::ApprovalConfig;
 use tether_core::backoff::BackoffConfig;
+use tether_core::check_slots::CheckSlotsConfig;
 use tether_core::inflight::InFlightConfig;
 use tether_core::op_control::{OpControlConfig, OutagePolicy};
 use tether_core::policy_cache::PolicyCacheConfig;
@@ -140,5 +141,17 @@ fn inflight_builders_set_their_fields() {
     assert_eq!(
         (c.retry_jitter, c.recovery_poll, c.seed),
         (0.125, Some(ms(66)), 67)
+    );
+}
+
+#[test]
+fn check_slots_builders_set_their_fields() {
+    let c = CheckSlotsConfig::default()
+        .with_max_in_flight(71)
+        .with_max_queued(72)
+        .with_queue_timeout(ms(73));
+    assert_eq!(
+        (c.max_in_flight, c.max_queued, c.queue_timeout),
+        (71, 72, ms(73))
     );
 }

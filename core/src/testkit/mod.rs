@@ -10,6 +10,7 @@ use core::fmt;
 
 pub mod approval;
 pub mod backoff;
+pub mod check_slots;
 pub mod contract;
 pub mod inflight;
 pub mod op_control;
