@@ -22,6 +22,15 @@ pub const PUSH_TO_APPLY_SECONDS: &str = "tether_push_to_apply_seconds";
 /// Histogram (seconds): `check` latency. Label `verdict` (see
 /// `Verdict::label`).
 pub const CHECK_SECONDS: &str = "tether_check_seconds";
+/// Gauge: `CheckAction` calls in flight on the checks' connection.
+pub const CHECKS_IN_FLIGHT: &str = "tether_checks_in_flight";
+/// Gauge: checks queued for a slot on the checks' connection.
+pub const CHECKS_QUEUED: &str = "tether_checks_queued";
+/// Gauge: checks waiting for a reviewer after a `PENDING` answer.
+pub const CHECKS_HELD_FOR_APPROVAL: &str = "tether_checks_held_for_approval";
+/// Counter: checks refused a slot. Label `reason` (`queue_full`,
+/// `queue_timeout`).
+pub const CHECK_SLOT_REFUSALS: &str = "tether_check_slot_refusals_total";
 /// Counter: op-control signals applied. Label `signal`.
 pub const OP_SIGNALS: &str = "tether_op_signals_total";
 /// Counter: UNAUTHENTICATED answers that made the client refresh its token.
@@ -56,6 +65,10 @@ pub const ALL: &[&str] = &[
     CONNECTED,
     PUSH_TO_APPLY_SECONDS,
     CHECK_SECONDS,
+    CHECKS_IN_FLIGHT,
+    CHECKS_QUEUED,
+    CHECKS_HELD_FOR_APPROVAL,
+    CHECK_SLOT_REFUSALS,
     OP_SIGNALS,
     AUTH_REFRESHES,
     RUNNER_POKES,
@@ -78,6 +91,10 @@ pub const CLIENT: &[&str] = &[
     CONNECTED,
     PUSH_TO_APPLY_SECONDS,
     CHECK_SECONDS,
+    CHECKS_IN_FLIGHT,
+    CHECKS_QUEUED,
+    CHECKS_HELD_FOR_APPROVAL,
+    CHECK_SLOT_REFUSALS,
     OP_SIGNALS,
     AUTH_REFRESHES,
 ];

@@ -214,6 +214,7 @@ pub(crate) async fn check(
     // 4. PENDING: wait for the reviewer, raced with a terminate.
     let approval_id = response.approval_id.clone();
     let deadline = shared.config.approval_deadline;
+    let _held = HeldForApproval::enter(shared);
     let outcome =
         match unless_terminated(shared, op_id, shared.approvals.wait(&approval_id, deadline)).await
         {
@@ -240,6 +241,31 @@ pub(crate) async fn check(
             ),
         ),
     })
+}
+
+/// Counts one check in `ClientStatus::checks.held_for_approval` (and its
+/// gauge) while it lives.
+struct HeldForApproval<'a>(&'a Shared);
+
+impl<'a> HeldForApproval<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        held_by(shared, |n| n + 1);
+        HeldForApproval(shared)
+    }
+}
+
+impl Drop for HeldForApproval<'_> {
+    fn drop(&mut self) {
+        held_by(self.0, |n| n.saturating_sub(1));
+    }
+}
+
+fn held_by(shared: &Shared, f: impl FnOnce(usize) -> usize) {
+    shared.status.update(|s| {
+        s.checks.held_for_approval = f(s.checks.held_for_approval);
+        metrics::gauge!(crate::metrics_names::CHECKS_HELD_FOR_APPROVAL)
+            .set(s.checks.held_for_approval as f64);
+    });
 }
 
 /// The wire decision as the core's answer classification sees it.
@@ -289,6 +315,9 @@ async fn check_action(
         req.set_timeout(timeout);
         req
     };
+    // A slot on the checks' connection, held until the answer is in (or
+    // this future is dropped); a typed error when none frees in time.
+    let _slot = shared.slots.acquire().await?;
     let mut client = PolicyServiceClient::new(shared.channels.checks.clone());
     for attempt in 0..2 {
         let token = shared.config.credentials.token().await;

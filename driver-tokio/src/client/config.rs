@@ -149,6 +149,10 @@ pub struct TetherConfig {
     pub approvals: ApprovalConfig,
     /// The op-control machine.
     pub ops: tether_core::op_control::OpControlConfig,
+    /// How many `CheckAction` calls may be in flight at once on the
+    /// checks' connection, how many more may queue, and for how long (the
+    /// core's `CheckSlots`; defaults 64 in flight, 1,024 queued, 10 s).
+    pub check_slots: tether_core::check_slots::CheckSlotsConfig,
     /// How long `check` waits for a reviewer on a PENDING answer.
     pub approval_deadline: Duration,
     /// What `check` answers when that deadline passes with no verdict (the
@@ -198,6 +202,7 @@ impl TetherConfig {
             cache: PolicyCacheConfig::default(),
             approvals: ApprovalConfig::default(),
             ops: Default::default(),
+            check_slots: Default::default(),
             approval_deadline: DEFAULT_APPROVAL_DEADLINE,
             approval_fallback: Decision::Deny,
             seed: None,
@@ -291,6 +296,19 @@ impl TetherConfig {
     /// The op-control machine's bounds and outage policy.
     pub fn with_ops(mut self, ops: tether_core::op_control::OpControlConfig) -> Self {
         self.ops = ops;
+        self
+    }
+
+    /// Bound the checks: at most `max_in_flight` `CheckAction` calls on the
+    /// checks' connection at once, at most `max_queued` more waiting, each
+    /// for at most `queue_timeout`; past either bound a check ends with
+    /// [`TetherError::CheckCapacity`](super::TetherError::CheckCapacity)
+    /// without being sent. Keep `max_in_flight` below the gateway's (or
+    /// its proxy's) per-connection stream cap (hyper's server default is
+    /// 200, nginx's 128, cloud load balancers about 100): past the cap,
+    /// extra calls wait inside HTTP/2, bounded only by their own timeout.
+    pub fn with_check_slots(mut self, slots: tether_core::check_slots::CheckSlotsConfig) -> Self {
+        self.check_slots = slots;
         self
     }
 }

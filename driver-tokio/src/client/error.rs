@@ -18,6 +18,12 @@ pub enum TetherError {
     /// or over-long). The caller is failed closed.
     #[error("approval wait refused: {0}")]
     ApprovalRefused(#[from] tether_core::approval::ApprovalWaitError),
+    /// The check could not be sent: too many checks were in flight on the
+    /// checks' connection and the queue was full, or no slot freed within
+    /// the queue timeout. Nothing was sent; the caller decides whether to
+    /// retry.
+    #[error("check not sent: {0}")]
+    CheckCapacity(#[from] CheckCapacityError),
     /// The client was shut down.
     #[error("the tether client is shut down")]
     Shutdown,
@@ -77,4 +83,27 @@ pub enum ProtocolError {
     /// CheckAction answered PENDING without the approval id to wait on.
     #[error("CheckAction answered PENDING without an approval_id")]
     PendingWithoutApprovalId,
+}
+
+/// Why a check found no slot on the checks' connection (see
+/// [`TetherConfig::with_check_slots`](super::TetherConfig::with_check_slots)).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckCapacityError {
+    /// Every slot was in use and the queue was full.
+    #[error("{in_flight} checks in flight and {queued} queued, the most allowed")]
+    QueueFull {
+        /// Checks in flight when it was refused.
+        in_flight: usize,
+        /// Checks queued when it was refused.
+        queued: usize,
+    },
+    /// The check waited the whole queue timeout without a slot freeing.
+    #[error("no check slot freed within {waited:?} ({in_flight} checks in flight)")]
+    QueueTimeout {
+        /// How long it waited.
+        waited: std::time::Duration,
+        /// Checks in flight when it gave up.
+        in_flight: usize,
+    },
 }

@@ -38,6 +38,7 @@ mod op_stream;
 mod ops;
 mod shared;
 mod sink;
+mod slots;
 mod status;
 mod verdict;
 
@@ -55,10 +56,10 @@ pub use config::{
     DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
 };
 pub use credentials::{CredentialProvider, StaticToken};
-pub use error::{ConfigError, ProtocolError, TetherError};
+pub use error::{CheckCapacityError, ConfigError, ProtocolError, TetherError};
 pub use ops::{DenyReason, FailClosed, OpBlocked, OpState, Ops, OutagePolicy, WaitOutcome};
 pub use sink::{InvalidateAllReason, InvalidationSink, PolicyChange};
-pub use status::{ClientStatus, StreamStatus};
+pub use status::{CheckStatus, ClientStatus, StreamStatus};
 pub use verdict::{Decision, Redaction, Verdict, VerdictSource};
 
 use shared::{CheckGuard, Shared};

@@ -4,6 +4,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::channel::Channels;
+use super::slots::CheckSlotGate;
 use tether_core::policy_cache::{PolicyCache, PolicyCacheAction};
 use tokio::sync::{watch, Notify};
 
@@ -33,6 +34,7 @@ pub(crate) struct Shared {
     pub(crate) _cache_timer: TimerTask,
     pub(crate) approvals: Approvals,
     pub(crate) ops: Ops,
+    pub(crate) slots: CheckSlotGate,
     pub(crate) sinks: RwLock<Vec<Arc<dyn InvalidationSink>>>,
     pub(crate) status: StatusBoard,
     /// Stops the stream tasks (sent after in-flight checks are done).
@@ -55,6 +57,8 @@ impl Shared {
         let approvals = Approvals::new(config.approvals.clone(), clock);
         let ops = Ops::new(config.ops.clone(), &config.agent.agent_id, clock);
         let seed = config.seed.unwrap_or_else(os_seed);
+        let status = StatusBoard::default();
+        let slots = CheckSlotGate::new(config.check_slots.clone(), clock, status.clone());
         Arc::new(Shared {
             config,
             seed,
@@ -64,8 +68,9 @@ impl Shared {
             _cache_timer: cache_timer,
             approvals,
             ops,
+            slots,
             sinks: RwLock::new(Vec::new()),
-            status: StatusBoard::default(),
+            status,
             shutdown: watch::channel(false).0,
             closing: AtomicBool::new(false),
             checks_in_flight: AtomicUsize::new(0),

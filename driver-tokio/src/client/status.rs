@@ -32,7 +32,26 @@ pub struct StreamStatus {
     pub last_error: Option<String>,
 }
 
-/// The client's status: both streams'.
+/// The checks on their way to the gateway.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CheckStatus {
+    /// `CheckAction` calls in flight on the checks' connection (a gateway
+    /// that holds a call until a reviewer decides counts here).
+    pub in_flight: usize,
+    /// Checks waiting for a slot (at most `max_queued`, each for at most
+    /// the queue timeout).
+    pub queued: usize,
+    /// Checks waiting for a reviewer after a `PENDING` answer (they hold no
+    /// slot).
+    pub held_for_approval: usize,
+    /// The most checks in flight at once.
+    pub max_in_flight: usize,
+    /// The most checks queued at once.
+    pub max_queued: usize,
+}
+
+/// The client's status: both streams', the checks' and the kill switch's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClientStatus {
@@ -40,6 +59,8 @@ pub struct ClientStatus {
     pub invalidation: StreamStatus,
     /// The op-control stream.
     pub op_control: StreamStatus,
+    /// The checks in flight, queued and held for approval.
+    pub checks: CheckStatus,
 }
 
 /// Where the stream tasks publish their status.
