@@ -1,7 +1,7 @@
 //! React to the kill switch. An operator pauses an op: its next check waits.
 //! A resume lets it go on. A terminate ends it for good: the check in
-//! flight is denied at once, and a tool already running is cancelled by
-//! racing it against `Ops::terminated`.
+//! flight is denied at once, and a tool already running under
+//! `Tether::run` is cancelled.
 //!
 //! `cargo run --example kill_switch` serves the reference gateway and plays
 //! the operator through its admin handle (in production:
@@ -48,17 +48,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let v = waiting.await??;
     println!("resumed: check answered {:?} by {:?}", v.decision, v.source);
 
-    // 2. A long-running tool, raced against the op's terminate.
-    let ops = tether.ops().clone();
-    let tool = tokio::spawn(async move {
-        tokio::select! {
-            _ = ops.terminated(op) => "cancelled by the kill switch",
-            _ = tokio::time::sleep(Duration::from_secs(60)) => "finished",
-        }
+    // 2. A long-running tool, run under the kill switch: the terminate
+    //    cancels it where it is (see examples/long_running_tool.rs).
+    let tool = tokio::spawn({
+        let t = tether.clone();
+        async move { t.run(op, tokio::time::sleep(Duration::from_secs(60))).await }
     });
     tokio::time::sleep(Duration::from_millis(100)).await;
     admin.terminate(op, agent.clone())?;
-    println!("terminated: the running tool was {}", tool.await?);
+    println!("terminated: the running tool ended with {:?}", tool.await?);
 
     // 3. Every later check of the op is denied at once, for good.
     let v = tether.check(op, &call).await?;

@@ -174,6 +174,33 @@ impl Tether {
         result
     }
 
+    /// Run `action` of op `op_id` under the kill switch: a terminate
+    /// cancels it at once, a pause suspends it until resume; see
+    /// [`Ops::run`] for every rule. Check the call first with
+    /// [`Tether::check`], then run it here:
+    ///
+    /// ```no_run
+    /// # use tether_tokio::client::{Tether, ToolCall, OpBlocked};
+    /// # async fn tool() -> u32 { 7 }
+    /// # async fn go(tether: Tether) -> Result<(), Box<dyn std::error::Error>> {
+    /// let call = ToolCall::new("crawl_site");
+    /// if tether.check("trace-1:span-1", &call).await?.allowed() {
+    ///     match tether.run("trace-1:span-1", tool()).await {
+    ///         Ok(pages) => println!("{pages} pages"),
+    ///         Err(OpBlocked::Terminated) => println!("terminated by an operator"),
+    ///         Err(other) => println!("stopped: {other}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn run<F: std::future::Future>(
+        &self,
+        op_id: &str,
+        action: F,
+    ) -> Result<F::Output, OpBlocked> {
+        self.shared.ops.run(op_id, action).await
+    }
+
     /// Approval waiting, for runtimes that compose their own pipeline.
     pub fn approvals(&self) -> &Approvals {
         &self.shared.approvals

@@ -6,7 +6,9 @@
 //! itself, even when the control stream is down); a wait future dropped
 //! early leaves nothing behind; every applied signal bumps a change counter
 //! that lets a `check` blocked elsewhere (on CheckAction, on an approval)
-//! notice a terminate at once.
+//! notice a terminate at once; [`Ops::run`] runs an action only while a
+//! check of its op would run: a terminate drops it at once, a pause stops
+//! polling it until resume.
 
 use std::sync::Arc;
 
@@ -83,11 +85,15 @@ impl Ops {
     pub(crate) fn new(config: OpControlConfig, agent: &str, clock: Clock) -> Self {
         let senders: Waiters<OpWaiterId, WaitOutcome> = Waiters::default();
         let exec = senders.clone();
+        let changes = Arc::new(watch::channel(0u64).0);
+        let outage_changes = changes.clone();
         let machine = OpControl::new(config, clock.now());
         let cell = Driven::new(machine, clock, move |a: OpControlAction| match a {
             OpControlAction::Release { waiter, outcome } => exec.complete(&waiter, outcome),
             OpControlAction::OutageStarted { .. } => {
                 tracing::warn!("op-control outage: the stream has been down past its grace");
+                // Actions under `run` re-check: the outage policy now applies.
+                outage_changes.send_modify(|n| *n = n.wrapping_add(1));
             }
             OpControlAction::OutageEnded { .. } => {
                 tracing::info!("op-control outage over");
@@ -97,7 +103,7 @@ impl Ops {
         Ops {
             cell,
             senders,
-            changes: Arc::new(watch::channel(0).0),
+            changes,
             agent: agent.into(),
             _timer: timer,
         }
@@ -149,6 +155,61 @@ impl Ops {
         }
     }
 
+    /// Run `action`, one action of op `op_id` (a tool call, a file write),
+    /// under the kill switch: it runs only while a check of the op would
+    /// run, and the caller learns why when it may not.
+    ///
+    /// - Terminated before it starts: `Err(OpBlocked::Terminated)` and
+    ///   `action` is never polled.
+    /// - Paused (or held by the outage policy) before it starts: waits, as
+    ///   a check does, then starts.
+    /// - Terminated while it runs: `action` is dropped at once (its work
+    ///   cancelled at its next `.await`) and the call returns
+    ///   `Err(OpBlocked::Terminated)`. A terminate of the op, of its agent
+    ///   or of the fleet all count; terminated stays terminated.
+    /// - Paused while it runs: `action` is not polled until a resume (or
+    ///   is dropped on a terminate meanwhile), so the runtime's own code
+    ///   makes no progress while paused; IO it handed to other tasks
+    ///   continues.
+    /// - The op-control stream down past its grace: the outage policy
+    ///   applies as it does to checks: `Hold` suspends the action as a
+    ///   pause does until the stream is back and settled, `Deny` cancels it
+    ///   (`Err(OpBlocked::OutageDeny)`), `Allow` lets it run. Op control
+    ///   failing closed cancels it with `Err(OpBlocked::FailedClosed(_))`.
+    ///
+    /// Every one of those decisions is the core `OpControl` machine's (the
+    /// same `check` a [`Tether::check`](super::Tether::check) asks); this
+    /// only re-asks after each signal, stream change and outage. A
+    /// terminate that lands as `action` completes wins: the output is
+    /// dropped and the call says `Terminated`. Spawns nothing; dropping
+    /// the returned future drops `action` and leaves no waiter behind.
+    pub async fn run<F: std::future::Future>(
+        &self,
+        op_id: &str,
+        action: F,
+    ) -> Result<F::Output, OpBlocked> {
+        // Subscribed before the first look, so no change is missed.
+        let mut changes = self.changes.subscribe();
+        self.wait_runnable(op_id).await?;
+        let mut action = std::pin::pin!(action);
+        loop {
+            tokio::select! {
+                biased;
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        // Cannot happen while `self` holds the sender; run
+                        // on without re-checks rather than spin.
+                        return Ok(action.await);
+                    }
+                    // Suspends `action` while the op must wait; fails when
+                    // it may not run.
+                    self.wait_runnable(op_id).await?;
+                }
+                out = &mut action => return Ok(out),
+            }
+        }
+    }
+
     /// Resolve once the op is terminated (used to cut short a check that is
     /// waiting elsewhere). Never resolves otherwise.
     pub async fn terminated(&self, op_id: &str) {
@@ -187,6 +248,7 @@ impl Ops {
     /// The control stream is down.
     pub(crate) fn on_stream_down(&self) {
         self.cell.with(|m, now| m.on_stream_down(now));
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Checks currently waiting.
