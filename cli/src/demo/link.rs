@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tether_gateway::desk::Review;
 use tether_tokio::client::{
-    Decision, InvalidateAllReason, InvalidationSink, OpState, PolicyChange, ToolCall, VerdictSource,
+    Decision, InvalidateAllReason, InvalidationSink, KillSwitchDown, OpState, PolicyChange,
+    ToolCall, VerdictSource,
 };
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -216,6 +217,18 @@ pub(crate) async fn kill_switch(tl: &mut Timeline, s: &Stage) {
         .is_ok();
     tl.event("network cut between agent and gateway", None);
     let cut_at = Instant::now();
+    let down = s.tether.status().kill_switch;
+    let says_down =
+        !down.reachable && matches!(down.unreachable, Some(KillSwitchDown::StreamLost { .. }));
+    tl.event(
+        &format!(
+            "status: a halt cannot reach the agent now: {}",
+            down.unreachable
+                .as_ref()
+                .map_or_else(|| "reachable".to_owned(), |w| w.to_string())
+        ),
+        None,
+    );
     s.proxy.restore();
     let back = tokio::time::timeout(
         WAIT,
@@ -226,6 +239,22 @@ pub(crate) async fn kill_switch(tl: &mut Timeline, s: &Stage) {
     tl.event(
         "network restored: both streams reconnected (jittered backoff)",
         Some(cut_at.elapsed()),
+    );
+    let up = s.tether.status().kill_switch;
+    tl.event(
+        &format!(
+            "status: the kill switch reaches the agent again: {}",
+            up.reachable
+        ),
+        None,
+    );
+    tl.verdict(
+        "the status says whether a halt can reach the agent",
+        says_down && up.reachable && up.unreachable.is_none(),
+        format!(
+            "unreachable for {}",
+            human(up.since.duration_since(down.since).unwrap_or_default())
+        ),
     );
     let still = s.tether.ops().state(op) == OpState::Terminated
         && matches!(s.tether.check(op, &call).await, Ok(v) if v.source == VerdictSource::Terminated);

@@ -59,7 +59,7 @@ pub use credentials::{CredentialProvider, StaticToken};
 pub use error::{CheckCapacityError, ConfigError, ProtocolError, TetherError};
 pub use ops::{DenyReason, FailClosed, OpBlocked, OpState, Ops, OutagePolicy, WaitOutcome};
 pub use sink::{InvalidateAllReason, InvalidationSink, PolicyChange};
-pub use status::{CheckStatus, ClientStatus, StreamStatus};
+pub use status::{CheckStatus, ClientStatus, KillSwitchDown, KillSwitchStatus, StreamStatus};
 pub use verdict::{Decision, Redaction, Verdict, VerdictSource};
 
 use shared::{CheckGuard, Shared};

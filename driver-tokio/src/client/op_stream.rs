@@ -5,7 +5,10 @@
 //! Guarantees: no decision logic here: reconnect timing is the backoff's,
 //! and what a signal means (duplicates, terminate absorbing, outage policy)
 //! is the op-control machine's; the machine learns of every stream up and
-//! down so its outage clock is right; the task ends on shutdown.
+//! down so its outage clock is right, and the kill switch's reachability in
+//! the status is published from that same machine state, with the reason
+//! (opening, stream lost, open refused, credential refused, shut down); the
+//! task ends on shutdown.
 
 use std::sync::Arc;
 
@@ -21,7 +24,7 @@ use tracing::Instrument;
 
 use super::invalidation::describe;
 use super::shared::Shared;
-use super::status::set_connected;
+use super::status::{set_connected, KillSwitchDown};
 use crate::metrics_names as m;
 
 const STREAM: &str = "op_control";
@@ -44,6 +47,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 shared.status.update(|s| s.op_control.reconnects += 1);
             }
             span = tracing::info_span!("op_control_stream", agent = %shared.config.agent.agent_id, attempt);
+            shared.ops.on_stream_attempt(KillSwitchDown::Opening);
             let opened = tokio::select! {
                 r = open(&shared).instrument(span.clone()) => r,
                 _ = shutdown.changed() => return,
@@ -61,9 +65,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     metrics::gauge!(m::CONNECTED, "stream" => STREAM).set(1.0);
                     span.in_scope(|| tracing::info!("subscribed"));
                 }
-                Err(e) => {
+                Err(status) => {
+                    let e = describe(&status);
                     span.in_scope(|| tracing::warn!(error = %e, "subscribe failed"));
                     backoff.on_disconnected(clock.now());
+                    shared.ops.on_stream_attempt(refused(&status));
                     shared.status.update(|s| s.op_control.last_error = Some(e));
                 }
             }
@@ -90,27 +96,28 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     shared.refresh_if_refused(&status, stream_token.as_deref()).await;
                     stream = None;
                     backoff.on_disconnected(clock.now());
-                    down(&shared);
-                    shared.status.update(|s| s.op_control.last_error = Some(describe(&status)));
+                    let error = describe(&status);
+                    down(&shared, KillSwitchDown::StreamLost { error: error.clone() });
+                    shared.status.update(|s| s.op_control.last_error = Some(error));
                 }
                 None => {
                     span.in_scope(|| tracing::info!("stream ended by the gateway"));
                     stream = None;
                     backoff.on_disconnected(clock.now());
-                    down(&shared);
+                    down(&shared, KillSwitchDown::StreamLost { error: "the gateway ended the stream".into() });
                 }
             },
             _ = sleep_until(deadline) => backoff.handle_timeout(clock.now()),
             _ = shutdown.changed() => {
-                down(&shared);
+                down(&shared, KillSwitchDown::ShutDown);
                 return;
             }
         }
     }
 }
 
-fn down(shared: &Shared) {
-    shared.ops.on_stream_down();
+fn down(shared: &Shared, why: KillSwitchDown) {
+    shared.ops.on_stream_down(why);
     shared
         .status
         .update(|s| set_connected(&mut s.op_control, false));
@@ -142,9 +149,24 @@ async fn next(
     }
 }
 
+/// Why an open the gateway answered with `status` failed.
+fn refused(status: &tonic::Status) -> KillSwitchDown {
+    match status.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            KillSwitchDown::CredentialRefused {
+                message: status.message().to_owned(),
+            }
+        }
+        code => KillSwitchDown::OpenRefused {
+            code,
+            message: status.message().to_owned(),
+        },
+    }
+}
+
 async fn open(
     shared: &Shared,
-) -> Result<(tonic::Streaming<OpControlMessage>, Option<String>), String> {
+) -> Result<(tonic::Streaming<OpControlMessage>, Option<String>), tonic::Status> {
     let a = &shared.config.agent;
     let mut req = tonic::Request::new(OpControlSubscribeRequest {
         agent_id: Some(AgentId {
@@ -159,7 +181,7 @@ async fn open(
         Ok(resp) => Ok((resp.into_inner(), token)),
         Err(status) => {
             shared.refresh_if_refused(&status, token.as_deref()).await;
-            Err(describe(&status))
+            Err(status)
         }
     }
 }

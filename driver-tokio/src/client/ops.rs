@@ -19,6 +19,7 @@ use tether_core::op_control::{
 pub use tether_core::op_control::{DenyReason, OpState, OutagePolicy, WaitOutcome};
 use tokio::sync::{oneshot, watch};
 
+use super::status::{KillSwitchDown, StatusBoard};
 use crate::runtime::{CancelGuard, Clock, Driven, TimerTask, Waiters};
 
 /// Why an op may not run.
@@ -70,6 +71,7 @@ pub struct Ops {
     cell: Arc<Driven<OpControl>>,
     senders: Waiters<OpWaiterId, WaitOutcome>,
     changes: Arc<watch::Sender<u64>>,
+    status: StatusBoard,
     agent: Arc<str>,
     _timer: Arc<TimerTask>,
 }
@@ -82,21 +84,29 @@ impl std::fmt::Debug for Ops {
 
 impl Ops {
     /// Start the machine and its timer for `agent` on the current runtime.
-    pub(crate) fn new(config: OpControlConfig, agent: &str, clock: Clock) -> Self {
+    pub(crate) fn new(
+        config: OpControlConfig,
+        agent: &str,
+        clock: Clock,
+        status: StatusBoard,
+    ) -> Self {
         let senders: Waiters<OpWaiterId, WaitOutcome> = Waiters::default();
         let exec = senders.clone();
         let changes = Arc::new(watch::channel(0u64).0);
         let outage_changes = changes.clone();
+        let outage_status = status.clone();
         let machine = OpControl::new(config, clock.now());
         let cell = Driven::new(machine, clock, move |a: OpControlAction| match a {
             OpControlAction::Release { waiter, outcome } => exec.complete(&waiter, outcome),
             OpControlAction::OutageStarted { .. } => {
                 tracing::warn!("op-control outage: the stream has been down past its grace");
+                outage_status.update(|s| s.kill_switch.outage_policy_in_force = true);
                 // Actions under `run` re-check: the outage policy now applies.
                 outage_changes.send_modify(|n| *n = n.wrapping_add(1));
             }
             OpControlAction::OutageEnded { .. } => {
                 tracing::info!("op-control outage over");
+                outage_status.update(|s| s.kill_switch.outage_policy_in_force = false);
             }
         });
         let timer = Arc::new(cell.spawn_timer());
@@ -104,6 +114,7 @@ impl Ops {
             cell,
             senders,
             changes,
+            status,
             agent: agent.into(),
             _timer: timer,
         }
@@ -241,14 +252,49 @@ impl Ops {
 
     /// The control stream is up.
     pub(crate) fn on_stream_up(&self) {
-        self.cell.with(|m, now| m.on_stream_up(now));
+        self.cell.with(|m, now| {
+            m.on_stream_up(now);
+            self.show_link(m, now, None);
+        });
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
-    /// The control stream is down.
-    pub(crate) fn on_stream_down(&self) {
-        self.cell.with(|m, now| m.on_stream_down(now));
+    /// The control stream is down, for `why`.
+    pub(crate) fn on_stream_down(&self, why: KillSwitchDown) {
+        self.cell.with(|m, now| {
+            m.on_stream_down(now);
+            self.show_link(m, now, Some(why));
+        });
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// The stream is not up and an attempt to open it is under way, or
+    /// failed for `why`: only the reason shown changes (the machine already
+    /// counts the stream as down).
+    pub(crate) fn on_stream_attempt(&self, why: KillSwitchDown) {
+        self.cell.beside(|m| {
+            if !m.stream_up() {
+                self.status
+                    .update(|s| s.kill_switch.unreachable = Some(why));
+            }
+        });
+    }
+
+    /// Publish the machine's view of the link (under its lock, so the
+    /// status and the outage policy never disagree for long): reachable is
+    /// exactly the machine's `stream_up`.
+    fn show_link(&self, m: &OpControl, now: tether_core::Timestamp, why: Option<KillSwitchDown>) {
+        let up = m.stream_up();
+        let in_force = m.outage_in_force(now);
+        self.status.update(|s| {
+            let k = &mut s.kill_switch;
+            if k.reachable != up {
+                k.since = std::time::SystemTime::now();
+            }
+            k.reachable = up;
+            k.unreachable = if up { None } else { why };
+            k.outage_policy_in_force = in_force;
+        });
     }
 
     /// Checks currently waiting.

@@ -55,9 +55,14 @@ impl Shared {
         );
         let cache_timer = cache.spawn_timer();
         let approvals = Approvals::new(config.approvals.clone(), clock);
-        let ops = Ops::new(config.ops.clone(), &config.agent.agent_id, clock);
-        let seed = config.seed.unwrap_or_else(os_seed);
         let status = StatusBoard::default();
+        let ops = Ops::new(
+            config.ops.clone(),
+            &config.agent.agent_id,
+            clock,
+            status.clone(),
+        );
+        let seed = config.seed.unwrap_or_else(os_seed);
         let slots = CheckSlotGate::new(config.check_slots.clone(), clock, status.clone());
         Arc::new(Shared {
             config,

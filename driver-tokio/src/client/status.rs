@@ -51,6 +51,87 @@ pub struct CheckStatus {
     pub max_queued: usize,
 }
 
+/// Whether a halt published now can reach this agent: the op-control
+/// stream is subscribed. The outage policy acts on this same fact (the core
+/// `OpControl` machine's view of the stream).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KillSwitchStatus {
+    /// A pause or terminate published now reaches this agent.
+    pub reachable: bool,
+    /// Since when it is reachable, or since when it is not.
+    pub since: SystemTime,
+    /// Why it cannot be reached (`None` while reachable).
+    pub unreachable: Option<KillSwitchDown>,
+    /// Checks on running ops follow the outage policy now (the stream has
+    /// been down past its grace, or came back less than the settle window
+    /// ago).
+    pub outage_policy_in_force: bool,
+}
+
+impl Default for KillSwitchStatus {
+    fn default() -> Self {
+        KillSwitchStatus {
+            reachable: false,
+            since: SystemTime::now(),
+            unreachable: Some(KillSwitchDown::Opening),
+            outage_policy_in_force: false,
+        }
+    }
+}
+
+/// Why the kill switch cannot reach this agent now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum KillSwitchDown {
+    /// The stream is being opened: connecting, or its open is queued (a
+    /// proxy's stream cap) or unanswered.
+    Opening,
+    /// The stream was open and ended (the gateway ended it, the connection
+    /// broke); the client is reconnecting.
+    StreamLost {
+        /// What ended it.
+        error: String,
+    },
+    /// The gateway answered the open with an error other than a credential
+    /// refusal (unavailable, resource exhausted, ...).
+    OpenRefused {
+        /// The gRPC status code.
+        code: tonic::Code,
+        /// The gateway's message.
+        message: String,
+    },
+    /// The gateway refused the credential (`UNAUTHENTICATED` or
+    /// `PERMISSION_DENIED`); the client refreshes it and retries.
+    CredentialRefused {
+        /// The gateway's message.
+        message: String,
+    },
+    /// The client shut down.
+    ShutDown,
+}
+
+impl std::fmt::Display for KillSwitchDown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KillSwitchDown::Opening => f.write_str("the op-control stream is being opened"),
+            KillSwitchDown::StreamLost { error } => {
+                write!(f, "the op-control stream was lost ({error}); reconnecting")
+            }
+            KillSwitchDown::OpenRefused { code, message } => {
+                write!(
+                    f,
+                    "the gateway refused the op-control stream: {code:?}: {message}"
+                )
+            }
+            KillSwitchDown::CredentialRefused { message } => {
+                write!(f, "the gateway refused the credential: {message}")
+            }
+            KillSwitchDown::ShutDown => f.write_str("the client shut down"),
+        }
+    }
+}
+
 /// The client's status: both streams', the checks' and the kill switch's.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -61,6 +142,9 @@ pub struct ClientStatus {
     pub op_control: StreamStatus,
     /// The checks in flight, queued and held for approval.
     pub checks: CheckStatus,
+    /// Whether a halt published now can reach this agent, and if not,
+    /// since when and why.
+    pub kill_switch: KillSwitchStatus,
 }
 
 /// Where the stream tasks publish their status.
