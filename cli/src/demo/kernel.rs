@@ -36,12 +36,16 @@ impl RunnerHandle for DemoRuntime {
             return Ok(Submission::NothingReady);
         };
         let batch = self.queued.swap(0, Ordering::SeqCst);
-        let _ = self.drives.send((batch, Instant::now()));
+        let at = Instant::now();
         if batch == 0 {
+            let _ = self.drives.send((0, at));
             return Ok(Submission::NothingReady);
         }
         let now_running = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.max_running.fetch_max(now_running, Ordering::SeqCst);
+        // Reported only once counted as running: the demo ends the turn
+        // (and uncounts it) as soon as it hears of the drive.
+        let _ = self.drives.send((batch, at));
         Ok(Submission::Submitted(session))
     }
 }
