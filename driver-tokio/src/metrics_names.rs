@@ -111,6 +111,7 @@ pub fn register_all() {
         RECONNECTS,
         OP_SIGNALS,
         AUTH_REFRESHES,
+        CHECK_SLOT_REFUSALS,
         RUNNER_POKES,
         RUNNER_DRIVES,
         RUNNER_STALE_REPORTS,
@@ -119,5 +120,12 @@ pub fn register_all() {
     ] {
         metrics::counter!(name).increment(0);
     }
-    metrics::gauge!(CONNECTED).set(0.0);
+    for name in [
+        CONNECTED,
+        CHECKS_IN_FLIGHT,
+        CHECKS_QUEUED,
+        CHECKS_HELD_FOR_APPROVAL,
+    ] {
+        metrics::gauge!(name).set(0.0);
+    }
 }
