@@ -90,3 +90,48 @@ async fn deadline_without_an_answer_gives_the_fallback_not_a_denial() {
     tether.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }
+
+/// A gateway that holds `CheckAction` until a reviewer decides (as Agent
+/// Assembly's does) gets the same deadline as a PENDING answer: at the
+/// approval deadline the check ends with the fallback, says the approval is
+/// still pending, and the approval stays pending at the gateway. The
+/// request timeout (10 s by default, longer than the deadline here) does
+/// not stretch it.
+#[tokio::test]
+async fn the_approval_deadline_applies_to_a_held_call() {
+    let gw = serve(gateway()).await;
+    let admin = gw.admin();
+    let deadline = Duration::from_millis(500);
+    for fallback in [Decision::Deny, Decision::Allow] {
+        let config = client_config(&gw.endpoint()).with_approval_deadline(deadline, fallback);
+        let tether = connected(config).await;
+        let started = tokio::time::Instant::now();
+        // `pay` is held by the test gateway's rules (`hold pay 10`).
+        let v = tokio::time::timeout(
+            deadline + Duration::from_secs(3),
+            tether.check("trace-9:span-1", &ToolCall::new("pay")),
+        )
+        .await
+        .expect("the held call ends at the approval deadline, not the request timeout")
+        .unwrap();
+        assert!(started.elapsed() >= deadline);
+        assert_eq!(v.decision, fallback);
+        assert_eq!(
+            v.source,
+            VerdictSource::ApprovalDeadline {
+                approval_id: String::new()
+            }
+        );
+        assert!(v.reason.contains("held"), "{}", v.reason);
+        assert_eq!(tether.status().checks.in_flight, 0, "the slot was freed");
+        assert!(
+            !admin.pending().is_empty(),
+            "the approval is still pending at the gateway"
+        );
+        for p in admin.pending() {
+            admin.decide(&p.request_id, Review::Denied).unwrap();
+        }
+        tether.shutdown(Duration::from_secs(1)).await;
+    }
+    gw.shutdown().await.unwrap();
+}

@@ -1,15 +1,18 @@
 //! The per-tool-call decision pipeline behind [`Tether::check`](super::Tether::check).
 //!
 //! Order: op control (terminated: deny at once; paused: wait), then the
-//! policy cache, then CheckAction, then (on PENDING) the approval wait.
+//! policy cache, then a check slot and CheckAction (bounded by the approval
+//! deadline, since a gateway may hold the call until a reviewer decides),
+//! then (on PENDING) the approval wait.
 //! A terminate reaches the check wherever it is waiting and ends it at once.
 //!
 //! Guarantees: the pipeline only sequences the core machines' answers; the
 //! decisions themselves (state of an op, cache freshness, approval outcome)
 //! are the machines'. A fetch that began before an invalidation is never
-//! cached (the cache machine refuses it). A deadline on an approval gives
-//! the configured fallback with `VerdictSource::ApprovalDeadline`, never an
-//! implicit denial.
+//! cached (the cache machine refuses it). The approval deadline gives the
+//! configured fallback with `VerdictSource::ApprovalDeadline`, never an
+//! implicit denial, whether the gateway answered PENDING or held the call
+//! (then `approval_id` is empty: the gateway named none).
 
 use std::time::Duration;
 
@@ -138,14 +141,39 @@ pub(crate) async fn check(
         return Ok(v);
     }
 
-    // 3. CheckAction, raced with a terminate.
-    let ticket = shared
-        .cache
-        .read(|c| c.begin_fetch(shared.clock.now(), &key));
-    let response = match unless_terminated(shared, op_id, check_action(shared, op_id, call)).await {
+    // 3. CheckAction: a slot on the checks' connection (a typed error when
+    // none frees in time), then the call, raced with a terminate and bounded
+    // by the approval deadline: a gateway may hold the call open until a
+    // reviewer decides (Agent Assembly's does), and the deadline applies to
+    // a held call as it does to a PENDING answer.
+    let slot = match unless_terminated(shared, op_id, shared.slots.acquire()).await {
         Step::Terminated => return Ok(terminated()),
         Step::Done(r) => r?,
     };
+    let ticket = shared
+        .cache
+        .read(|c| c.begin_fetch(shared.clock.now(), &key));
+    let deadline = shared.config.approval_deadline;
+    let bounded_call = tokio::time::timeout(deadline, check_action(shared, op_id, call));
+    let response = match unless_terminated(shared, op_id, bounded_call).await {
+        Step::Terminated => return Ok(terminated()),
+        Step::Done(Ok(r)) => r?,
+        Step::Done(Err(_)) => {
+            return Ok(verdict(
+                shared.config.approval_fallback,
+                VerdictSource::ApprovalDeadline {
+                    approval_id: String::new(),
+                },
+                format!(
+                    "the gateway held the call past the approval deadline of {}s without an \
+                     answer (a reviewer may still decide it); fallback applied",
+                    deadline.as_secs_f64()
+                ),
+            ))
+        }
+    };
+    // The answer is in: a wait for a reviewer from here on holds no slot.
+    drop(slot);
     let answer = GatewayAnswer {
         decision: answer_decision(response.decision),
         approval_id: &response.approval_id,
@@ -307,17 +335,17 @@ async fn check_action(
                 })),
             }),
         });
-        // A gateway may hold the call open until a reviewer decides.
+        // A gateway may hold the call open until a reviewer decides; the
+        // caller gives up at the approval deadline, so the gateway's own
+        // timeout comes a second later and never pre-empts the fallback.
         let timeout: Duration = shared
             .config
             .request_timeout
-            .max(shared.config.approval_deadline);
+            .max(shared.config.approval_deadline)
+            + Duration::from_secs(1);
         req.set_timeout(timeout);
         req
     };
-    // A slot on the checks' connection, held until the answer is in (or
-    // this future is dropped); a typed error when none frees in time.
-    let _slot = shared.slots.acquire().await?;
     let mut client = PolicyServiceClient::new(shared.channels.checks.clone());
     for attempt in 0..2 {
         let token = shared.config.credentials.token().await;

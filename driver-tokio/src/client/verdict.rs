@@ -57,9 +57,12 @@ pub enum VerdictSource {
         approval_id: String,
     },
     /// No reviewer answered before the deadline: the configured fallback
-    /// (the approval is still pending, it was not denied).
+    /// (the approval is still pending, it was not denied). Also when the
+    /// gateway held `CheckAction` open past the deadline without answering
+    /// (as the Agent Assembly gateway does while a reviewer decides).
     ApprovalDeadline {
-        /// The approval id.
+        /// The approval id; empty when the gateway held the call without
+        /// naming one.
         approval_id: String,
     },
 }
