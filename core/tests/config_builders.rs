@@ -127,6 +127,7 @@ fn inflight_builders_set_their_fields() {
         .with_retry_max(ms(65))
         .with_retry_jitter(0.125)
         .with_recovery_poll(Some(ms(66)))
+        .with_sweep_at_start(false)
         .with_seed(67);
     assert_eq!(
         (
@@ -142,6 +143,8 @@ fn inflight_builders_set_their_fields() {
         (c.retry_jitter, c.recovery_poll, c.seed),
         (0.125, Some(ms(66)), 67)
     );
+    assert!(!c.sweep_at_start);
+    assert!(InFlightConfig::default().sweep_at_start);
 }
 
 #[test]

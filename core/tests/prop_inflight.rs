@@ -32,6 +32,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => tok().prop_map(Op::Renew),
         2 => tok().prop_map(Op::TurnFinished),
         1 => (0u8..6).prop_map(Op::TurnFinishedSession),
+        1 => Just(Op::Start),
     ]
 }
 
@@ -44,10 +45,10 @@ fn config() -> impl Strategy<Value = InFlightConfig> {
             prop_oneof![Just(0.0), 0.0f64..1.0],
         ),
         proptest::option::weighted(0.3, 0u64..20_000),
-        any::<u64>(),
+        (any::<u64>(), any::<bool>()),
     )
         .prop_map(
-            |((max_in_flight, max_pending, lease), (base, max, jitter), poll, seed)| {
+            |((max_in_flight, max_pending, lease), (base, max, jitter), poll, (seed, sweep))| {
                 InFlightConfig::default()
                     .with_max_in_flight(max_in_flight)
                     .with_max_pending(max_pending)
@@ -56,6 +57,7 @@ fn config() -> impl Strategy<Value = InFlightConfig> {
                     .with_retry_max(Duration::from_millis(max))
                     .with_retry_jitter(jitter)
                     .with_recovery_poll(poll.map(Duration::from_millis))
+                    .with_sweep_at_start(sweep)
                     .with_seed(seed)
             },
         )
@@ -67,7 +69,8 @@ proptest! {
     /// Every INFLIGHT_* invariant (INFLIGHT_NEVER_TWICE, INFLIGHT_GLOBAL_EXCLUSIVE,
     /// INFLIGHT_COALESCE_ONE, INFLIGHT_EVERY_POKE_DRIVEN, INFLIGHT_LEASE_RECOVERS,
     /// INFLIGHT_RETRY_BACKOFF, INFLIGHT_STALE_CHANGES_NOTHING, INFLIGHT_FRESH_TOKENS,
-    /// INFLIGHT_IDLE_NO_TIMER, INFLIGHT_BOUNDED) and the contract invariants,
+    /// INFLIGHT_IDLE_NO_TIMER, INFLIGHT_BOUNDED, INFLIGHT_SWEEP_AT_START) and
+    /// the contract invariants,
     /// under small, even out-of-range configs.
     #[test]
     fn invariants_hold_for_any_config(cfg in config(), ops in prop::collection::vec(op(), 0..300)) {
@@ -427,4 +430,27 @@ fn nonsense_config_is_clamped_not_panicking() {
         Op::Wake,
     ];
     run(cfg, &ops).expect("clamped config keeps every invariant");
+}
+
+/// INFLIGHT_SWEEP_AT_START: by default the first `on_start` drives one
+/// global sweep; a second does nothing; without the setting, nothing.
+#[test]
+fn start_sweeps_once_by_default_and_never_without_the_setting() {
+    use tether_core::inflight::{InFlightAction, PokeOutcome};
+    use tether_core::{Machine, Timestamp};
+    let mut m: tether_core::inflight::InFlight<u8> =
+        tether_core::inflight::InFlight::new(InFlightConfig::default());
+    assert_eq!(m.on_start(Timestamp::ZERO), Some(PokeOutcome::Driving));
+    match m.poll_action() {
+        Some(InFlightAction::Drive { session: None, .. }) => {}
+        other => panic!("expected a global drive, got {other:?}"),
+    }
+    assert_eq!(m.poll_action(), None);
+    assert_eq!(m.on_start(Timestamp::ZERO), None);
+    assert_eq!(m.poll_action(), None);
+
+    let mut quiet: tether_core::inflight::InFlight<u8> =
+        tether_core::inflight::InFlight::new(InFlightConfig::default().with_sweep_at_start(false));
+    assert_eq!(quiet.on_start(Timestamp::ZERO), None);
+    assert_eq!(quiet.poll_action(), None);
 }

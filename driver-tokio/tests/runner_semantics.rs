@@ -65,7 +65,24 @@ struct Harness {
     count: Arc<AtomicUsize>,
 }
 
-fn start(inflight: InFlightConfig) -> Harness {
+/// A runner as a user starts it, minus its start-up sweep: that first
+/// global drive (the runtime finds nothing queued) is answered here, and
+/// the call count starts after it.
+async fn start(inflight: InFlightConfig) -> Harness {
+    let mut h = start_raw(inflight);
+    let sweep = h.next().await;
+    assert_eq!(
+        (sweep.req.session.as_deref(), sweep.req.reason),
+        (None, DriveReason::Poked),
+        "the start-up sweep is a global drive"
+    );
+    sweep.nothing();
+    h.settle().await;
+    h.count.store(0, Ordering::SeqCst);
+    h
+}
+
+fn start_raw(inflight: InFlightConfig) -> Harness {
     let (tx, calls) = mpsc::unbounded_channel();
     let count = Arc::new(AtomicUsize::new(0));
     let runner = Runner::start(
@@ -109,7 +126,7 @@ impl Harness {
 
 #[tokio::test(start_paused = true)]
 async fn pokes_during_a_drive_coalesce_into_one_redrive() {
-    let mut h = start(InFlightConfig::default());
+    let mut h = start(InFlightConfig::default()).await;
     assert_eq!(h.poker.poke_session("a").unwrap(), PokeOutcome::Driving);
     let c = h.next().await;
     assert_eq!(
@@ -150,7 +167,7 @@ async fn pokes_during_a_drive_coalesce_into_one_redrive() {
 
 #[tokio::test(start_paused = true)]
 async fn a_global_poke_waits_while_anything_is_in_flight() {
-    let mut h = start(InFlightConfig::default());
+    let mut h = start(InFlightConfig::default()).await;
     h.poker.poke_session("a").unwrap();
     let a = h.next().await;
     assert_eq!(h.poker.poke().unwrap(), PokeOutcome::Queued);
@@ -198,7 +215,7 @@ async fn a_global_poke_waits_while_anything_is_in_flight() {
 #[tokio::test(start_paused = true)]
 async fn a_lost_completion_is_recovered_after_the_lease() {
     let lease = Duration::from_secs(60);
-    let mut h = start(InFlightConfig::default().with_lease(lease));
+    let mut h = start(InFlightConfig::default().with_lease(lease)).await;
     h.poker.poke_session("a").unwrap();
     let c = h.next().await;
     let old = c.req.token;
@@ -240,7 +257,8 @@ async fn a_failed_drive_is_retried_with_backoff_and_success_resets_it() {
         InFlightConfig::default()
             .with_retry_base(Duration::from_secs(1))
             .with_retry_max(Duration::from_secs(8)),
-    );
+    )
+    .await;
     h.poker.poke_session("a").unwrap();
     let mut c = h.next().await;
     let mut gaps = Vec::new();
@@ -278,7 +296,7 @@ async fn a_failed_drive_is_retried_with_backoff_and_success_resets_it() {
 
 #[tokio::test(start_paused = true)]
 async fn an_idle_runner_does_not_wake_up() {
-    let mut h = start(InFlightConfig::default());
+    let mut h = start(InFlightConfig::default()).await;
     h.poker.poke_session("a").unwrap();
     let c = h.next().await;
     c.submitted("a");
@@ -301,7 +319,7 @@ async fn an_idle_runner_does_not_wake_up() {
 #[tokio::test(start_paused = true)]
 async fn a_configured_recovery_poll_wakes_at_its_interval_only() {
     let every = Duration::from_secs(60);
-    let mut h = start(InFlightConfig::default().with_recovery_poll(Some(every)));
+    let mut h = start(InFlightConfig::default().with_recovery_poll(Some(every))).await;
     let t0 = Instant::now();
     let mut ats = Vec::new();
     // Ten minutes idle: exactly ten polls, each a global drive that does
@@ -323,7 +341,7 @@ async fn a_configured_recovery_poll_wakes_at_its_interval_only() {
 
 #[tokio::test(start_paused = true)]
 async fn a_turn_that_finishes_before_submit_returns_is_not_lost() {
-    let mut h = start(InFlightConfig::default());
+    let mut h = start(InFlightConfig::default()).await;
     h.poker.poke_session("a").unwrap();
     let c = h.next().await;
     // The runtime's turn ends before `submit_next` has returned.
@@ -350,7 +368,8 @@ async fn a_turn_that_finishes_before_submit_returns_is_not_lost() {
 
 #[tokio::test(start_paused = true)]
 async fn shutdown_waits_for_started_drives_then_refuses_pokes() {
-    let mut h = start(InFlightConfig::default().with_recovery_poll(Some(Duration::from_secs(1))));
+    let mut h =
+        start(InFlightConfig::default().with_recovery_poll(Some(Duration::from_secs(1)))).await;
     h.poker.poke_session("a").unwrap();
     let c = h.next().await;
     let poker = h.poker.clone();
@@ -518,4 +537,41 @@ async fn never_drives_the_same_session_twice_at_once_under_load() {
     tokio::time::timeout(BOUND, runner.shutdown())
         .await
         .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn work_queued_before_the_runner_started_is_driven_without_a_poke() {
+    let mut h = start_raw(InFlightConfig::default());
+    // No poke: the runner sweeps once at start, and the runtime names the
+    // session it found queued.
+    let sweep = h.next().await;
+    assert_eq!(
+        (sweep.req.session.as_deref(), sweep.req.reason),
+        (None, DriveReason::Poked)
+    );
+    sweep.submitted("queued-before-start");
+    h.settle().await;
+    // The turn ends; the session is re-driven once, and the sweep goes on
+    // until a global drive finds nothing.
+    h.poker.complete_session("queued-before-start").unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let c = h.next().await;
+        seen.push(c.req.session.clone());
+        c.nothing();
+        h.settle().await;
+    }
+    seen.sort();
+    assert_eq!(seen, vec![None, Some("queued-before-start".to_owned())]);
+    h.none_for(Duration::from_secs(3600)).await;
+    assert!(h.runner.is_idle());
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_the_start_up_sweep_nothing_is_driven_until_a_poke() {
+    let mut h = start_raw(InFlightConfig::default().with_sweep_at_start(false));
+    h.none_for(Duration::from_secs(3600)).await;
+    assert_eq!(h.count.load(Ordering::SeqCst), 0);
+    h.poker.poke_session("a").unwrap();
+    assert_eq!(h.next().await.req.session.as_deref(), Some("a"));
 }

@@ -74,6 +74,10 @@ pub struct InFlightConfig {
     pub retry_jitter: f64,
     /// When set, a global poke is issued every this long while idle.
     pub recovery_poll: Option<Duration>,
+    /// Whether [`InFlight::on_start`](super::InFlight::on_start) sweeps
+    /// once for work queued before the runner existed (default `true`: work
+    /// that exists at start is driven without a poke).
+    pub sweep_at_start: bool,
     /// Seed of the jitter generator: the same seed replays the same delays.
     pub seed: u64,
 }
@@ -88,6 +92,7 @@ impl Default for InFlightConfig {
             retry_max: DEFAULT_RETRY_MAX,
             retry_jitter: DEFAULT_RETRY_JITTER,
             recovery_poll: DEFAULT_RECOVERY_POLL,
+            sweep_at_start: true,
             seed: 0,
         }
     }
@@ -130,6 +135,13 @@ impl InFlightConfig {
         self
     }
 
+    /// The same, sweeping at start for work queued before the runner
+    /// existed (`true`, the default) or not.
+    pub fn with_sweep_at_start(mut self, sweep_at_start: bool) -> Self {
+        self.sweep_at_start = sweep_at_start;
+        self
+    }
+
     /// The same, polling for lost work every `recovery_poll` while idle (`None`: never).
     pub fn with_recovery_poll(mut self, recovery_poll: Option<Duration>) -> Self {
         self.recovery_poll = recovery_poll;
@@ -158,6 +170,7 @@ impl InFlightConfig {
             retry_max: self.retry_max.max(retry_base),
             retry_jitter,
             recovery_poll: self.recovery_poll.map(|d| d.max(MIN_DELAY)),
+            sweep_at_start: self.sweep_at_start,
             seed: self.seed,
         }
     }

@@ -108,6 +108,8 @@ pub struct InFlight<S> {
     /// Since when the machine has been idle (`None` while busy).
     idle_since: Option<Timestamp>,
     actions: VecDeque<InFlightAction<S>>,
+    /// Whether `on_start` was called.
+    started: bool,
     pub(crate) counters: Counters,
 }
 
@@ -130,6 +132,7 @@ impl<S: Ord + Clone> InFlight<S> {
             timers: BTreeSet::new(),
             idle_since: Some(Timestamp::ZERO),
             actions: VecDeque::new(),
+            started: false,
             counters: Counters::default(),
         }
     }
@@ -137,6 +140,21 @@ impl<S: Ord + Clone> InFlight<S> {
     /// The effective (clamped) configuration.
     pub fn config(&self) -> &InFlightConfig {
         &self.config
+    }
+
+    /// The runner started. With [`InFlightConfig::sweep_at_start`] (the
+    /// default), the first call is a global poke: one sweep finds work
+    /// queued before the runner existed, without waiting for a poke. Later
+    /// calls, and any call without it, change nothing and return `None`.
+    pub fn on_start(&mut self, now: Timestamp) -> Option<PokeOutcome> {
+        if self.started {
+            return None;
+        }
+        self.started = true;
+        if !self.config.sweep_at_start {
+            return None;
+        }
+        Some(self.on_poke(now, None))
     }
 
     /// Work may be ready for `session`, or (`None`) for some unknown session.

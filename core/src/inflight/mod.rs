@@ -48,7 +48,12 @@
 //!   a global drive picks up queued work and the global sweep continues until
 //!   a global drive finds nothing.
 //!
-//! The driver's loop: feed pokes with [`InFlight::on_poke`]; execute each
+//! - `INFLIGHT_SWEEP_AT_START`: with `sweep_at_start` (the default), the
+//!   first [`InFlight::on_start`] is a global poke, so work queued before the
+//!   runner existed is driven without a poke; every later call, and every
+//!   call without it, changes nothing.
+//!
+//! The driver's loop: call [`InFlight::on_start`] once; feed pokes with [`InFlight::on_poke`]; execute each
 //! [`InFlightAction::Drive`] and report its result with
 //! [`InFlight::on_submitted`], [`InFlight::on_idle`] or
 //! [`InFlight::on_failed`], then the end of a submitted turn with

@@ -34,6 +34,9 @@ pub enum Op {
     Wake,
     /// Poke a session (modulo [`SESSIONS`]), or `None`: a global poke.
     Poke(Option<u8>),
+    /// The runner started (`on_start`): a global poke the first time when
+    /// the config sweeps at start, else nothing.
+    Start,
     /// Report `submitted` for a drive, naming `session` (`None`: the drive's
     /// own session, or session 0 for a global drive).
     Submit {
@@ -98,12 +101,18 @@ pub struct Harness {
     awaiting_global: bool,
     failures: BTreeMap<u8, u32>,
     global_failures: u32,
+    /// The model's own view of `on_start`.
+    started: bool,
+    sweep_at_start: bool,
 }
 
 impl Harness {
     /// A fresh machine with `config`.
     pub fn new(config: InFlightConfig) -> Self {
+        let sweep_at_start = config.sweep_at_start;
         Harness {
+            started: false,
+            sweep_at_start,
             machine: InFlight::new(config),
             now: Timestamp::ZERO,
             log: Vec::new(),
@@ -128,6 +137,7 @@ impl Harness {
                 self.advance_to(self.now.max(to))?;
             }
             Op::Poke(s) => self.poke(s.map(|s| s % SESSIONS))?,
+            Op::Start => self.start()?,
             Op::Submit { tok, session } => {
                 let t = self.resolve(tok);
                 self.report(t, Report::Submit(session.map(|s| s % SESSIONS)))?;
@@ -241,14 +251,51 @@ impl Harness {
         Ok(())
     }
 
+    /// `on_start`: the model's own rule: the first call sweeps (as a global
+    /// poke) when the config says so; nothing else ever does anything.
+    fn start(&mut self) -> Result<(), Violation> {
+        let sweeps = !self.started && self.sweep_at_start;
+        self.started = true;
+        if sweeps {
+            return self.poke_by(None, |m, now| m.on_start(now));
+        }
+        let outcome = self.machine.on_start(self.now);
+        ensure_invariant!(
+            outcome.is_none(),
+            "INFLIGHT_SWEEP_AT_START",
+            "a later or non-sweeping on_start gave {outcome:?}"
+        );
+        let acts = drain(&mut self.machine)?;
+        ensure_invariant!(
+            acts.is_empty(),
+            "INFLIGHT_SWEEP_AT_START",
+            "a later or non-sweeping on_start drove {} time(s)",
+            acts.len()
+        );
+        Ok(())
+    }
+
     fn poke(&mut self, s: Option<u8>) -> Result<(), Violation> {
+        self.poke_by(s, |m, now| Some(m.on_poke(now, s)))
+    }
+
+    fn poke_by(
+        &mut self,
+        s: Option<u8>,
+        input: impl FnOnce(&mut InFlight<u8>, Timestamp) -> Option<PokeOutcome>,
+    ) -> Result<(), Violation> {
         let in_flight = s.and_then(|s| {
             self.out
                 .iter()
                 .find(|(_, d)| d.session == Some(s))
                 .map(|(t, _)| *t)
         });
-        let outcome = self.machine.on_poke(self.now, s);
+        let Some(outcome) = input(&mut self.machine, self.now) else {
+            return Err(Violation {
+                invariant: "INFLIGHT_SWEEP_AT_START",
+                detail: "the first on_start of a sweeping config did not poke".into(),
+            });
+        };
         match s {
             Some(s) => {
                 self.awaiting.insert(s);

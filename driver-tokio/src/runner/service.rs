@@ -59,6 +59,11 @@ impl Runner {
             exec.execute(a)
         });
         let _ = weak.set(Arc::downgrade(&cell));
+        // Work queued before the runner existed: the machine decides
+        // whether to sweep for it (by default it does).
+        cell.with(|m, now| {
+            let _ = m.on_start(now);
+        });
         let timer = cell.spawn_timer();
         Runner {
             shared: Arc::new(Shared {
