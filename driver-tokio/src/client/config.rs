@@ -23,6 +23,9 @@ pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `check` waits for a reviewer on a PENDING answer: 60 s.
 pub const DEFAULT_APPROVAL_DEADLINE: Duration = Duration::from_secs(60);
+/// How long opening a stream may take, connection and response headers
+/// included, before the attempt counts as failed: 10 s.
+pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The agent's composite identity, as the gateway knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
@@ -149,6 +152,12 @@ pub struct TetherConfig {
     pub approvals: ApprovalConfig,
     /// The op-control machine.
     pub ops: tether_core::op_control::OpControlConfig,
+    /// How long opening a stream (invalidation or op control) may take,
+    /// connection and response headers included, before the attempt counts
+    /// as a failure for the backoff (default [`DEFAULT_OPEN_TIMEOUT`]): a
+    /// gateway or proxy that accepts a stream and never answers cannot
+    /// leave the client without its kill switch.
+    pub open_timeout: Duration,
     /// How many `CheckAction` calls may be in flight at once on the
     /// checks' connection, how many more may queue, and for how long (the
     /// core's `CheckSlots`; defaults 64 in flight, 1,024 queued, 10 s).
@@ -203,6 +212,7 @@ impl TetherConfig {
             approvals: ApprovalConfig::default(),
             ops: Default::default(),
             check_slots: Default::default(),
+            open_timeout: DEFAULT_OPEN_TIMEOUT,
             approval_deadline: DEFAULT_APPROVAL_DEADLINE,
             approval_fallback: Decision::Deny,
             seed: None,
@@ -296,6 +306,12 @@ impl TetherConfig {
     /// The op-control machine's bounds and outage policy.
     pub fn with_ops(mut self, ops: tether_core::op_control::OpControlConfig) -> Self {
         self.ops = ops;
+        self
+    }
+
+    /// Bound each stream open (see [`TetherConfig::open_timeout`]).
+    pub fn with_open_timeout(mut self, timeout: Duration) -> Self {
+        self.open_timeout = timeout;
         self
     }
 

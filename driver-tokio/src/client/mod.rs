@@ -53,7 +53,8 @@ pub use approvals::{ApprovalOutcome, ApprovalWait, ApprovalWaitError, Approvals}
 pub use check::ToolCall;
 pub use config::{
     AgentIdentity, TetherConfig, TlsSettings, DEFAULT_APPROVAL_DEADLINE, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_KEEPALIVE_TIMEOUT, DEFAULT_OPEN_TIMEOUT,
+    DEFAULT_REQUEST_TIMEOUT,
 };
 pub use credentials::{CredentialProvider, StaticToken};
 pub use error::{CheckCapacityError, ConfigError, ProtocolError, TetherError};

@@ -48,8 +48,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             }
             span = tracing::info_span!("op_control_stream", agent = %shared.config.agent.agent_id, attempt);
             shared.ops.on_stream_attempt(KillSwitchDown::Opening);
+            let waited = shared.config.open_timeout;
             let opened = tokio::select! {
-                r = open(&shared).instrument(span.clone()) => r,
+                r = tokio::time::timeout(waited, open(&shared)).instrument(span.clone()) => {
+                    r.unwrap_or(Err(Unanswered(waited)))
+                }
                 _ = shutdown.changed() => return,
             };
             match opened {
@@ -65,11 +68,17 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     metrics::gauge!(m::CONNECTED, "stream" => STREAM).set(1.0);
                     span.in_scope(|| tracing::info!("subscribed"));
                 }
-                Err(status) => {
-                    let e = describe(&status);
+                Err(failed) => {
+                    let (e, why) = match failed {
+                        OpenFailed::Status(status) => (describe(&status), refused(&status)),
+                        OpenFailed::Unanswered(waited) => (
+                            format!("no answer to the open within {waited:?}"),
+                            KillSwitchDown::OpenUnanswered { waited },
+                        ),
+                    };
                     span.in_scope(|| tracing::warn!(error = %e, "subscribe failed"));
                     backoff.on_disconnected(clock.now());
-                    shared.ops.on_stream_attempt(refused(&status));
+                    shared.ops.on_stream_attempt(why);
                     shared.status.update(|s| s.op_control.last_error = Some(e));
                 }
             }
@@ -149,6 +158,15 @@ async fn next(
     }
 }
 
+/// Why an open failed.
+enum OpenFailed {
+    /// The gateway answered with an error.
+    Status(tonic::Status),
+    /// No answer within the open timeout.
+    Unanswered(std::time::Duration),
+}
+use OpenFailed::Unanswered;
+
 /// Why an open the gateway answered with `status` failed.
 fn refused(status: &tonic::Status) -> KillSwitchDown {
     match status.code() {
@@ -166,7 +184,7 @@ fn refused(status: &tonic::Status) -> KillSwitchDown {
 
 async fn open(
     shared: &Shared,
-) -> Result<(tonic::Streaming<OpControlMessage>, Option<String>), tonic::Status> {
+) -> Result<(tonic::Streaming<OpControlMessage>, Option<String>), OpenFailed> {
     let a = &shared.config.agent;
     let mut req = tonic::Request::new(OpControlSubscribeRequest {
         agent_id: Some(AgentId {
@@ -181,7 +199,7 @@ async fn open(
         Ok(resp) => Ok((resp.into_inner(), token)),
         Err(status) => {
             shared.refresh_if_refused(&status, token.as_deref()).await;
-            Err(status)
+            Err(OpenFailed::Status(status))
         }
     }
 }

@@ -107,6 +107,12 @@ pub enum KillSwitchDown {
         /// The gateway's message.
         message: String,
     },
+    /// The open got no answer (no connection, or no response headers)
+    /// within the open timeout; the client retries with its backoff.
+    OpenUnanswered {
+        /// How long it waited.
+        waited: std::time::Duration,
+    },
     /// The client shut down.
     ShutDown,
 }
@@ -126,6 +132,12 @@ impl std::fmt::Display for KillSwitchDown {
             }
             KillSwitchDown::CredentialRefused { message } => {
                 write!(f, "the gateway refused the credential: {message}")
+            }
+            KillSwitchDown::OpenUnanswered { waited } => {
+                write!(
+                    f,
+                    "the op-control stream's open got no answer within {waited:?}"
+                )
             }
             KillSwitchDown::ShutDown => f.write_str("the client shut down"),
         }
