@@ -160,3 +160,31 @@ async fn redact_is_a_verdict_of_its_own_that_carries_the_rules() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     server.abort();
 }
+
+/// The cache key covers every field of the call exactly: a decision for a
+/// tool from one source is not served for the same tool from another, and
+/// arguments that differ only in bytes that are not UTF-8 are different
+/// calls; the identical call is served from the cache.
+#[tokio::test]
+async fn the_cache_key_covers_the_tool_source_and_the_exact_argument_bytes() {
+    let (calls, url, server) = scripted().await;
+    let tether = Tether::connect(client_config(&url)).unwrap();
+    let from = |source: &str, args: &[u8]| ToolCall {
+        tool_source: source.into(),
+        ..ToolCall::new("lookup").with_args(args.to_vec())
+    };
+    let checks = [
+        (from("mcp-a", b"{}"), 1, VerdictSource::Gateway),
+        (from("mcp-b", b"{}"), 2, VerdictSource::Gateway),
+        (from("mcp-a", b"{}"), 2, VerdictSource::Cache),
+        (from("mcp-a", &[0xff]), 3, VerdictSource::Gateway),
+        (from("mcp-a", &[0xfe]), 4, VerdictSource::Gateway),
+        (from("mcp-a", &[0xfe]), 4, VerdictSource::Cache),
+    ];
+    for (i, (call, gateway_calls, source)) in checks.into_iter().enumerate() {
+        let v = bounded("check", tether.check("t:1", &call)).await.unwrap();
+        assert_eq!(v.source, source, "check {i}");
+        assert_eq!(calls.load(Ordering::SeqCst), gateway_calls, "check {i}");
+    }
+    server.abort();
+}

@@ -59,15 +59,59 @@ impl ToolCall {
         self
     }
 
-    /// The cache fingerprint: tool name and exact arguments.
+    /// The cache fingerprint: every field of the call, exactly. Each field
+    /// is length-prefixed (so no two different calls can spell the same
+    /// key), and the arguments are kept as their exact bytes: as text when
+    /// they are UTF-8, else hex-encoded behind a different tag.
     fn fingerprint(&self) -> String {
-        format!(
-            "{}\u{0}{}\u{0}{}",
-            self.tool_name,
-            String::from_utf8_lossy(&self.args_json),
-            self.target_url
-        )
+        let mut key = String::with_capacity(
+            self.tool_name.len()
+                + self.tool_source.len()
+                + self.target_url.len()
+                + 2 * self.args_json.len()
+                + 32,
+        );
+        for field in [&self.tool_name, &self.tool_source, &self.target_url] {
+            push_len(&mut key, field.len());
+            key.push_str(field);
+        }
+        match std::str::from_utf8(&self.args_json) {
+            Ok(text) => {
+                key.push('u');
+                push_len(&mut key, text.len());
+                key.push_str(text);
+            }
+            Err(_) => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                key.push('x');
+                push_len(&mut key, self.args_json.len());
+                for b in &self.args_json {
+                    key.push(char::from(HEX[usize::from(b >> 4)]));
+                    key.push(char::from(HEX[usize::from(b & 0xf)]));
+                }
+            }
+        }
+        key
     }
+}
+
+/// Append `n` in decimal and a `:` (no formatting machinery: this runs on
+/// every check, cache hits included).
+fn push_len(key: &mut String, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[at..] {
+        key.push(char::from(*d));
+    }
+    key.push(':');
 }
 
 enum Step<T> {
