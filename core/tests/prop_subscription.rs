@@ -61,7 +61,13 @@ fn any_op() -> impl Strategy<Value = Op> {
 /// `ack_every`: 0 (clamped to 1), 1 (an ack per apply), 2, the default 64,
 /// or anything up to 300.
 fn ack_every() -> impl Strategy<Value = u32> {
-    prop_oneof![Just(0u32), Just(1), Just(2), Just(DEFAULT_ACK_EVERY), 3u32..300]
+    prop_oneof![
+        Just(0u32),
+        Just(1),
+        Just(2),
+        Just(DEFAULT_ACK_EVERY),
+        3u32..300
+    ]
 }
 
 /// `ack_delay`: zero, small (shorter than most `Advance` steps), the
@@ -411,7 +417,10 @@ fn a_stream_end_drops_the_pending_ack_and_the_next_stream_covers_it() {
             }
         ]
     );
-    assert_eq!(s.poll_timeout().unwrap().reason, SubscriptionTimer::Resubscribe);
+    assert_eq!(
+        s.poll_timeout().unwrap().reason,
+        SubscriptionTimer::Resubscribe
+    );
     let (mut s, t) = open_with(SubscriptionConfig::with_seed(7));
     s.on_event(t, 1, 1);
     s.stop();

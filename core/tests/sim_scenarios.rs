@@ -353,7 +353,10 @@ fn acks_coalesce_and_every_applied_event_is_acked_within_ack_delay() {
     );
     assert_eq!(burst, 16);
     assert_eq!(
-        c.acks.iter().filter(|(at, _)| *at == secs(1) + delay).count(),
+        c.acks
+            .iter()
+            .filter(|(at, _)| *at == secs(1) + delay)
+            .count(),
         1
     );
     assert!(trickle <= 26, "{trickle}");
