@@ -467,7 +467,7 @@ impl Sim {
             let deadline = c.machine.poll_timeout().map(|d| d.at);
             if let Some(first) = c.stream_first_unacked {
                 let due = first + c.machine.config().ack_delay;
-                if !deadline.is_some_and(|at| at <= due) {
+                if deadline.is_none_or(|at| at > due) {
                     return Err(self.violation(
                         i,
                         Violation::new(
