@@ -11,7 +11,7 @@ use tether_core::check_slots::CheckSlotsConfig;
 use tether_core::inflight::InFlightConfig;
 use tether_core::op_control::{OpControlConfig, OutagePolicy};
 use tether_core::policy_cache::PolicyCacheConfig;
-use tether_core::subscription::SubscriptionConfig;
+use tether_core::subscription::{SubscriptionConfig, DEFAULT_ACK_DELAY, DEFAULT_ACK_EVERY};
 
 const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -62,8 +62,17 @@ fn backoff_builders_set_their_fields() {
 fn subscription_builders_set_their_fields() {
     let c = SubscriptionConfig::default()
         .with_backoff(BackoffConfig::default().with_base(ms(31)))
-        .with_max_queued_actions(32);
+        .with_max_queued_actions(32)
+        .with_ack_every(34)
+        .with_ack_delay(ms(35));
     assert_eq!((c.backoff.base, c.max_queued_actions), (ms(31), 32));
+    assert_eq!((c.ack_every, c.ack_delay), (34, ms(35)));
+    let d = SubscriptionConfig::default();
+    assert_eq!(
+        (d.ack_every, d.ack_delay),
+        (DEFAULT_ACK_EVERY, DEFAULT_ACK_DELAY)
+    );
+    assert_eq!(c.with_ack_every(0).clamped().ack_every, 1);
     assert_eq!(SubscriptionConfig::with_seed(33).backoff.seed, 33);
 }
 

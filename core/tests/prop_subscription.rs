@@ -6,6 +6,7 @@ use proptest::prelude::*;
 use tether_core::backoff::BackoffConfig;
 use tether_core::subscription::{
     CloseReason, InvalidateReason, Subscription, SubscriptionAction as A, SubscriptionConfig,
+    SubscriptionTimer, DEFAULT_ACK_DELAY, DEFAULT_ACK_EVERY,
 };
 use tether_core::testkit::subscription::{run, run_and_settle, Forged, HarnessConfig, Op, Tag};
 use tether_core::{Machine, Timestamp};
@@ -57,20 +58,43 @@ fn any_op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// `ack_every`: 0 (clamped to 1), 1 (an ack per apply), 2, the default 64,
+/// or anything up to 300.
+fn ack_every() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        Just(0u32),
+        Just(1),
+        Just(2),
+        Just(DEFAULT_ACK_EVERY),
+        3u32..300
+    ]
+}
+
+/// `ack_delay`: zero, small (shorter than most `Advance` steps), the
+/// default, or large (longer than most runs, so acks come by count or not
+/// at all before the stream ends).
+fn ack_delay() -> impl Strategy<Value = Duration> {
+    prop_oneof![
+        Just(Duration::ZERO),
+        (1u64..50).prop_map(Duration::from_millis),
+        Just(DEFAULT_ACK_DELAY),
+        (1u64..100_000).prop_map(Duration::from_millis),
+        Just(Duration::from_secs(3_600)),
+        Just(Duration::MAX),
+    ]
+}
+
 /// Small rings and channels (so gaps, lag and unreplayable gaps are common),
-/// a small queue bound (so backlog closes happen), any backoff.
+/// a small queue bound (so backlog closes happen), any backoff, any ack
+/// policy.
 fn small_config() -> impl Strategy<Value = HarnessConfig> {
     (
-        1usize..40,
-        1usize..40,
-        0usize..64,
-        1u64..5_000,
-        0.0f64..1.0,
-        0u64..60_000,
-        any::<u64>(),
+        (1usize..40, 1usize..40, 0usize..64),
+        (1u64..5_000, 0.0f64..1.0, 0u64..60_000, any::<u64>()),
+        (ack_every(), ack_delay()),
     )
         .prop_map(
-            |(ring, live, queue, base, jitter, healthy, seed)| HarnessConfig {
+            |((ring, live, queue), (base, jitter, healthy, seed), (every, delay))| HarnessConfig {
                 subscription: SubscriptionConfig::default()
                     .with_backoff(
                         BackoffConfig::default()
@@ -79,11 +103,31 @@ fn small_config() -> impl Strategy<Value = HarnessConfig> {
                             .with_healthy_after(Duration::from_millis(healthy))
                             .with_jitter_seed(seed),
                     )
-                    .with_max_queued_actions(queue),
+                    .with_max_queued_actions(queue)
+                    .with_ack_every(every)
+                    .with_ack_delay(delay),
                 replay_ring: ring,
                 live_channel: live,
             },
         )
+}
+
+/// The defaults (gateway-sized buffers and queue) with an ack policy of
+/// `ack_every` in {1, 2, 64} and a small or large `ack_delay`.
+fn ack_config() -> impl Strategy<Value = HarnessConfig> {
+    (
+        any::<u64>(),
+        prop_oneof![Just(1u32), Just(2), Just(64)],
+        prop_oneof![
+            (0u64..30).prop_map(Duration::from_millis),
+            (30_000u64..600_000).prop_map(Duration::from_millis),
+        ],
+    )
+        .prop_map(|(seed, every, delay)| {
+            let mut cfg = HarnessConfig::with_seed(seed);
+            cfg.subscription = cfg.subscription.with_ack_every(every).with_ack_delay(delay);
+            cfg
+        })
 }
 
 proptest! {
@@ -129,6 +173,21 @@ proptest! {
         }
     }
 
+    /// SUB_ACK_CUMULATIVE_BOUNDED with ack_every 1, 2 and 64 and small and
+    /// large delays, against an honest gateway at gateway-sized buffers
+    /// (long runs between stream ends, so acks by count and by timer both
+    /// happen); the settle then fires the last ack and checks the gateway's
+    /// acked seq reached its latest event.
+    #[test]
+    fn acks_are_cumulative_and_bounded(
+        cfg in ack_config(),
+        ops in prop::collection::vec(honest_op(), 0..300),
+    ) {
+        if let Err(v) = run_and_settle(cfg, &ops) {
+            prop_assert!(false, "{v}");
+        }
+    }
+
     /// Forged events (duplicates, gaps, small and raw sequence numbers, 0),
     /// lying epochs and gateways with and without epochs mixed keep every
     /// machine-level invariant.
@@ -154,13 +213,27 @@ proptest! {
     }
 }
 
-/// A started machine with its first stream open.
-fn connected(last_seq_seen: u64) -> (Subscription<u64>, Timestamp) {
-    let mut s = Subscription::new(SubscriptionConfig::with_seed(7));
+/// The config of the rule-by-rule tests: `ack_every` 1, so every `Apply` is
+/// directly followed by its `Ack` and the sequence rules read plainly (the
+/// ack rules have tests of their own below).
+fn ack_each() -> SubscriptionConfig {
+    SubscriptionConfig::with_seed(7).with_ack_every(1)
+}
+
+/// A started machine with `config` and its first stream open, cold.
+fn open_with(config: SubscriptionConfig) -> (Subscription<u64>, Timestamp) {
+    let mut s = Subscription::new(config);
     let t = Timestamp::from_secs(10);
     s.start(t);
     assert_eq!(s.poll_action(), Some(A::Connect { last_seq_seen: 0 }));
     s.on_connected(t);
+    (s, t)
+}
+
+/// A started machine with its first stream open, acking every apply, at
+/// `last_seq_seen`.
+fn connected(last_seq_seen: u64) -> (Subscription<u64>, Timestamp) {
+    let (mut s, t) = open_with(ack_each());
     if last_seq_seen <= 10_000 {
         // Fed one by one: no InvalidateAll on the way.
         for seq in 1..=last_seq_seen {
@@ -223,6 +296,176 @@ fn in_order_events_are_applied_and_acked() {
     );
     assert_eq!(s.last_seq_seen(), 3);
     assert_eq!(s.stats().applied, 3);
+}
+
+#[test]
+fn acks_coalesce_by_count_and_by_timer() {
+    let cfg = SubscriptionConfig::with_seed(7).with_ack_every(4);
+    let (mut s, t) = open_with(cfg);
+    for seq in 1..=10 {
+        s.on_event(t, seq, seq);
+    }
+    let apply = |seq| A::Apply { seq, event: seq };
+    assert_eq!(
+        drain(&mut s),
+        [
+            apply(1),
+            apply(2),
+            apply(3),
+            apply(4),
+            A::Ack { seq: 4 },
+            apply(5),
+            apply(6),
+            apply(7),
+            apply(8),
+            A::Ack { seq: 8 },
+            apply(9),
+            apply(10),
+        ]
+    );
+    let due = s.poll_timeout().expect("the ack of 9 and 10 is pending");
+    assert_eq!(due.reason, SubscriptionTimer::AckDue);
+    assert_eq!(due.at, t + DEFAULT_ACK_DELAY);
+    // Early: nothing, and the deadline stays.
+    s.handle_timeout(due.at - Duration::from_nanos(1));
+    assert_eq!(drain(&mut s), []);
+    assert_eq!(s.poll_timeout(), Some(due));
+    s.handle_timeout(due.at);
+    assert_eq!(drain(&mut s), [A::Ack { seq: 10 }]);
+    assert_eq!(s.poll_timeout(), None);
+    // Repeated: nothing.
+    s.handle_timeout(due.at);
+    assert_eq!(drain(&mut s), []);
+    let st = s.stats();
+    assert_eq!((st.applied, st.acks), (10, 3));
+}
+
+#[test]
+fn the_defaults_ack_every_64th_apply_and_the_rest_within_20_ms() {
+    assert_eq!(DEFAULT_ACK_EVERY, 64);
+    assert_eq!(DEFAULT_ACK_DELAY, Duration::from_millis(20));
+    let (mut s, t) = open_with(SubscriptionConfig::with_seed(1));
+    for seq in 1..=130 {
+        s.on_event(t, seq, seq);
+    }
+    let acks: Vec<A<u64>> = drain(&mut s)
+        .into_iter()
+        .filter(|a| matches!(a, A::Ack { .. }))
+        .collect();
+    assert_eq!(acks, [A::Ack { seq: 64 }, A::Ack { seq: 128 }]);
+    let due = s.poll_timeout().unwrap().at;
+    assert_eq!(due, t + Duration::from_millis(20));
+    s.handle_timeout(due);
+    assert_eq!(drain(&mut s), [A::Ack { seq: 130 }]);
+    assert_eq!(s.stats().acks, 3);
+}
+
+#[test]
+fn the_ack_deadline_counts_from_the_first_unacked_apply() {
+    let (mut s, t) = open_with(SubscriptionConfig::with_seed(7));
+    let ms = Duration::from_millis;
+    s.on_event(t, 1, 1);
+    s.on_event(t + ms(15), 2, 2);
+    assert_eq!(drain(&mut s).len(), 2);
+    assert_eq!(s.poll_timeout().unwrap().at, t + ms(20));
+    // A late driver feeds another event past the deadline before firing it:
+    // the deadline stays where it was (overdue), and the ack names 3.
+    s.on_event(t + ms(25), 3, 3);
+    assert_eq!(drain(&mut s), [A::Apply { seq: 3, event: 3 }]);
+    assert_eq!(s.poll_timeout().unwrap().at, t + ms(20));
+    s.handle_timeout(t + ms(25));
+    assert_eq!(drain(&mut s), [A::Ack { seq: 3 }]);
+    // The next run starts its own deadline.
+    s.on_event(t + ms(30), 4, 4);
+    drain(&mut s);
+    assert_eq!(s.poll_timeout().unwrap().at, t + ms(50));
+}
+
+#[test]
+fn a_stream_end_drops_the_pending_ack_and_the_next_stream_covers_it() {
+    let (mut s, t) = open_with(SubscriptionConfig::with_seed(7));
+    s.on_event(t, 1, 1);
+    s.on_event(t, 2, 2);
+    drain(&mut s);
+    assert_eq!(s.poll_timeout().unwrap().reason, SubscriptionTimer::AckDue);
+    // The stream ends: no stream to ack on; only the resubscribe is due.
+    s.on_disconnected(t);
+    let d = s.poll_timeout().unwrap();
+    assert_eq!(d.reason, SubscriptionTimer::Resubscribe);
+    s.handle_timeout(d.at);
+    assert_eq!(drain(&mut s), [A::Connect { last_seq_seen: 2 }]);
+    s.on_connected(d.at);
+    assert_eq!(s.poll_timeout(), None);
+    s.on_event(d.at, 3, 3);
+    assert_eq!(drain(&mut s), [A::Apply { seq: 3, event: 3 }]);
+    let due = s.poll_timeout().unwrap().at;
+    s.handle_timeout(due);
+    // Cumulative: 3 covers 1 and 2 as well.
+    assert_eq!(drain(&mut s), [A::Ack { seq: 3 }]);
+    // A gap close drops it too, and so does stop.
+    s.on_event(due, 4, 4);
+    s.on_event(due, 9, 9);
+    assert_eq!(
+        drain(&mut s),
+        [
+            A::Apply { seq: 4, event: 4 },
+            A::CloseStream {
+                reason: CloseReason::Gap {
+                    last_seq_seen: 4,
+                    got: 9
+                }
+            }
+        ]
+    );
+    assert_eq!(
+        s.poll_timeout().unwrap().reason,
+        SubscriptionTimer::Resubscribe
+    );
+    let (mut s, t) = open_with(SubscriptionConfig::with_seed(7));
+    s.on_event(t, 1, 1);
+    s.stop();
+    assert_eq!(
+        drain(&mut s),
+        [
+            A::Apply { seq: 1, event: 1 },
+            A::CloseStream {
+                reason: CloseReason::Stopped
+            }
+        ]
+    );
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.stats().acks, 0);
+}
+
+#[test]
+fn ack_every_1_acks_each_apply_and_0_is_clamped_to_1() {
+    for every in [0, 1] {
+        let cfg = SubscriptionConfig::with_seed(7).with_ack_every(every);
+        let (mut s, t) = open_with(cfg);
+        assert_eq!(s.config().ack_every, 1);
+        for seq in 1..=3 {
+            s.on_event(t, seq, seq);
+            assert_eq!(
+                drain(&mut s),
+                [A::Apply { seq, event: seq }, A::Ack { seq }]
+            );
+            assert_eq!(s.poll_timeout(), None);
+        }
+        assert_eq!(s.stats().acks, 3);
+    }
+}
+
+#[test]
+fn a_zero_ack_delay_acks_at_the_next_timeout_at_the_same_instant() {
+    let cfg = SubscriptionConfig::with_seed(7).with_ack_delay(Duration::ZERO);
+    let (mut s, t) = open_with(cfg);
+    s.on_event(t, 1, 1);
+    s.on_event(t, 2, 2);
+    drain(&mut s);
+    assert_eq!(s.poll_timeout().unwrap().at, t);
+    s.handle_timeout(t);
+    assert_eq!(drain(&mut s), [A::Ack { seq: 2 }]);
+    assert_eq!(s.poll_timeout(), None);
 }
 
 #[test]
@@ -366,7 +609,7 @@ fn resume_with_exact_replay_is_normal() {
 
 #[test]
 fn seq_zero_and_events_without_a_stream_are_ignored() {
-    let mut s: Subscription<u64> = Subscription::new(SubscriptionConfig::default());
+    let mut s: Subscription<u64> = Subscription::new(ack_each());
     let t = Timestamp::ZERO;
     s.on_event(t, 1, 1); // not started
     s.start(t);

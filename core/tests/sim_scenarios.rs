@@ -7,7 +7,10 @@ use core::time::Duration;
 
 use sim::{busiest_window, max_attempts_within, Accept, GatewayEvent, Sim, SimError};
 use tether_core::backoff::BackoffConfig;
-use tether_core::subscription::{CloseReason, InvalidateReason, Subscription};
+use tether_core::subscription::{
+    CloseReason, InvalidateReason, Subscription, SubscriptionConfig, DEFAULT_ACK_DELAY,
+    DEFAULT_ACK_EVERY,
+};
 use tether_core::testkit::subscription::Tag;
 use tether_core::{Machine, Timestamp};
 
@@ -293,6 +296,78 @@ fn a_restart_that_outruns_last_seq_seen_is_caught_by_the_gateway_epoch() {
         (1, 0, 0, 13)
     );
     assert_eq!(c.machine.gateway_epoch(), Some(1));
+}
+
+/// `SUB_ACK_CUMULATIVE_BOUNDED` over a whole run: a burst of 1,000 events
+/// at one instant, a trickle of 100 events 5 ms apart, then 50 events 100 ms
+/// apart. Every applied event is covered by an ack (an ack of its seq or a
+/// later one of the same stream) within `ack_delay` of its apply, the
+/// gateway's acked seq reaches the last event, and the acks are few: the
+/// burst takes 15 by count (64 each) and 1 by timer; the trickle at most one
+/// per 20 ms of its 495 ms (26); each lone event one, 20 ms after it. With
+/// `ack_every` 1 the same run sends one ack per event.
+#[test]
+fn acks_coalesce_and_every_applied_event_is_acked_within_ack_delay() {
+    let run = |ack_every: u32| {
+        let mut sim = Sim::new(1, |_| {
+            SubscriptionConfig::with_seed(21).with_ack_every(ack_every)
+        });
+        sim.publish_every(secs(1), Duration::ZERO, 1_000);
+        sim.publish_every(secs(2), Duration::from_millis(5), 100);
+        sim.publish_every(secs(3), Duration::from_millis(100), 50);
+        ok(sim.drive_until(secs(20), 100_000));
+        sim
+    };
+    let sim = run(DEFAULT_ACK_EVERY);
+    let c = &sim.clients[0];
+    let (published, applied) = c.lifetime(0);
+    assert_eq!(applied, published);
+    assert_eq!(applied.len(), 1_150);
+    assert_eq!(c.gateway.acked(), 1_150);
+    assert_eq!(c.accepted.len(), 1, "one stream all along");
+    let delay = DEFAULT_ACK_DELAY;
+    let mut next_ack = 0;
+    for (tag, at) in c.applied.iter().zip(&c.applied_at) {
+        while c.acks[next_ack].1 < tag.seq {
+            next_ack += 1;
+        }
+        let (acked_at, _) = c.acks[next_ack];
+        assert!(
+            acked_at <= *at + delay,
+            "{tag:?} applied at {at:?}, acked at {acked_at:?}"
+        );
+    }
+    let within = |from: Timestamp, to: Timestamp| {
+        c.acks
+            .iter()
+            .filter(|(at, _)| (from..to).contains(at))
+            .count()
+    };
+    let burst = within(secs(1), secs(2));
+    let trickle = within(secs(2), secs(3));
+    let lone = within(secs(3), secs(10));
+    println!(
+        "acks: burst of 1,000 -> {burst}, trickle of 100 at 5 ms -> {trickle}, \
+         50 lone events -> {lone}; {} acks for 1,150 events",
+        c.acks.len()
+    );
+    assert_eq!(burst, 16);
+    assert_eq!(
+        c.acks
+            .iter()
+            .filter(|(at, _)| *at == secs(1) + delay)
+            .count(),
+        1
+    );
+    assert!(trickle <= 26, "{trickle}");
+    assert_eq!(lone, 50);
+    assert_eq!(c.machine.stats().acks, c.acks.len() as u64);
+
+    let sim = run(1);
+    let c = &sim.clients[0];
+    assert_eq!(c.acks.len(), 1_150);
+    assert_eq!(c.gateway.acked(), 1_150);
+    assert!(c.acks.iter().zip(&c.applied_at).all(|((t, _), at)| t == at));
 }
 
 /// The same seeds and schedule replay the same run.

@@ -1,5 +1,6 @@
 //! Fuzz the subscription machine against the model gateway: arbitrary
-//! configs, gateway behaviour (with and without a lifetime epoch announced:
+//! configs (the ack policy included: `ack_every` from 0, clamped to 1, and
+//! any `ack_delay` from zero up), gateway behaviour (with and without a lifetime epoch announced:
 //! `Op::ConnectedWithEpoch`, `Op::Epoch`), forged events and driver timing
 //! must keep every subscription and contract invariant (not just avoid
 //! panics), and the client must then catch up with the gateway.
@@ -21,6 +22,8 @@ struct Input {
     healthy_ms: u32,
     seed: u64,
     max_queued: u8,
+    ack_every: u8,
+    ack_delay_ms: u32,
     replay_ring: u8,
     live_channel: u8,
     ops: Vec<Op>,
@@ -38,7 +41,9 @@ fuzz_target!(|input: Input| {
                     .with_healthy_after(Duration::from_millis(u64::from(input.healthy_ms)))
                     .with_jitter_seed(input.seed),
             )
-            .with_max_queued_actions(usize::from(input.max_queued)),
+            .with_max_queued_actions(usize::from(input.max_queued))
+            .with_ack_every(u32::from(input.ack_every))
+            .with_ack_delay(Duration::from_millis(u64::from(input.ack_delay_ms))),
         replay_ring: usize::from(input.replay_ring),
         live_channel: usize::from(input.live_channel),
     };

@@ -71,8 +71,10 @@ pub struct SubscriberInfo {
     pub last_seq: u64,
     /// The highest sequence it acknowledged.
     pub acked_seq: u64,
-    /// Acks received from it, one per applied event when the client follows
-    /// the contract (duplicates and acks past the last sequence included).
+    /// Ack messages received from it (duplicates and acks past the last
+    /// sequence included). An ack is cumulative, so a client may send one
+    /// per applied event or one per run of them (tether's client sends one
+    /// per 64 applied events or per 20 ms by default).
     pub acks_received: u64,
     /// Events assigned but not yet acknowledged.
     pub lag: u64,

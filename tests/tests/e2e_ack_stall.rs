@@ -1,7 +1,10 @@
 //! A gateway that stops reading acks: the client neither drops acks nor
 //! hangs; it reports the stream broken after `keepalive_timeout` and
 //! resubscribes. The gateway here is a bare tonic `InvalidationService` on
-//! 127.0.0.1 that reads the first message and then only sends.
+//! 127.0.0.1 that reads the first message and then only sends. The client
+//! acks every event (`with_acks(1, ..)`) so that its acks outgrow the
+//! outbox and the HTTP/2 window within one stream; with cumulative acks at
+//! the defaults the same stall is only reached after 64 times the events.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -67,7 +70,10 @@ async fn a_gateway_that_reads_no_acks_gets_a_resubscribe_not_a_hang() {
             .add_service(InvalidationServiceServer::new(gw.clone()))
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
-    let mut config = client_config(&format!("http://{addr}"));
+    // One ack per event, so the acks fill the outbox and the HTTP/2 window
+    // (cumulative acks, one per 64 events, would need 64 times the events).
+    let mut config =
+        client_config(&format!("http://{addr}")).with_acks(1, Duration::from_millis(20));
     config.keepalive_timeout = Duration::from_millis(300);
     let tether = Tether::connect(config).expect("valid config");
     let mut status = tether.watch_status();

@@ -2,7 +2,9 @@
 //! client on 127.0.0.1.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use tether_core::subscription::{DEFAULT_ACK_DELAY, DEFAULT_ACK_EVERY};
 use tether_fault::LoopbackProxy;
 use tether_tests::recorder::{Recorder, Seen};
 use tether_tests::{bounded, client_config, connected, gateway, serve, serve_on, until};
@@ -54,7 +56,7 @@ async fn invalidation_drops_cached_decision_applies_in_order_and_acks_trim_the_r
         subs.len() == 1 && subs[0].acked_seq == 200 && subs[0].ring_len == 0
     })
     .await;
-    tether.shutdown(std::time::Duration::from_secs(1)).await;
+    tether.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }
 
@@ -137,7 +139,7 @@ async fn gateway_restart_on_the_same_port_is_detected_and_nothing_is_lost_within
     // And it carries on: a fresh decision is fetched and cached again.
     let v = tether.check("t:2", &call).await.unwrap();
     assert_eq!(v.source, VerdictSource::Gateway);
-    tether.shutdown(std::time::Duration::from_secs(1)).await;
+    tether.shutdown(Duration::from_secs(1)).await;
     gw2.shutdown().await.unwrap();
 }
 
@@ -193,20 +195,21 @@ async fn client_away_past_the_replay_window_invalidates_everything() {
     assert_eq!(st.unreplayable_gaps, 1);
     assert_eq!(st.restarts, 0);
     assert_eq!(tether.cached_decisions(), 0);
-    tether.shutdown(std::time::Duration::from_secs(1)).await;
+    tether.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }
 
 /// A burst far larger than the client's outgoing ack buffer: every applied
-/// event is still acked, one ack each (none dropped when the buffer is
-/// full; the client waits for room instead, and the gateway reads acks
-/// while it is sending).
+/// event is acknowledged (the gateway's acked seq reaches the last event and
+/// its ring is trimmed to empty), with cumulative acks far fewer than the
+/// events (`SUB_ACK_CUMULATIVE_BOUNDED`).
 #[tokio::test]
 async fn a_burst_larger_than_the_ack_buffer_acks_every_applied_event() {
     const EVENTS: u64 = 30_000;
     let gw = serve(gateway().ring_capacity(1 << 16).live_capacity(1 << 16)).await;
     let admin = gw.admin();
     let tether = connected(client_config(&gw.endpoint())).await;
+    let started = Instant::now();
     for v in 1..=EVENTS {
         admin.publish_invalidation("", v, None);
     }
@@ -214,15 +217,84 @@ async fn a_burst_larger_than_the_ack_buffer_acks_every_applied_event() {
         tether.status().invalidation.events_applied == EVENTS
     })
     .await;
-    until("every applied event acked", || {
+    until("every applied event acked, the ring trimmed", || {
         let subs = admin.list_subscribers(None);
-        subs.len() == 1 && subs[0].acked_seq == EVENTS && subs[0].acks_received >= EVENTS
+        subs.len() == 1 && subs[0].acked_seq == EVENTS && subs[0].ring_len == 0
     })
     .await;
-    let subs = admin.list_subscribers(None);
-    assert_eq!(subs[0].acks_received, EVENTS, "one ack per applied event");
+    let elapsed = started.elapsed();
     let st = tether.status().invalidation;
     assert_eq!((st.duplicates, st.gaps, st.reconnects), (0, 0, 0));
-    tether.shutdown(std::time::Duration::from_secs(1)).await;
+    // One stream, and nothing is left unacked, so no ack comes after this one. By count,
+    // one ack per 64 applies; by timer, at most one per ack_delay since the
+    // first apply (a timer ack comes ack_delay after the previous ack).
+    let acks = admin.list_subscribers(None)[0].acks_received;
+    let bound = EVENTS / u64::from(DEFAULT_ACK_EVERY)
+        + (elapsed.as_millis() / DEFAULT_ACK_DELAY.as_millis()) as u64
+        + 1;
+    println!("{EVENTS} events acked with {acks} acks in {elapsed:?} (bound {bound})");
+    assert!(acks <= bound, "{acks} acks, bound {bound}");
+    // The wait above is bounded by WAIT (20 s), so the bound is at most
+    // 468 + 1,000 + 1 = 1,469, under EVENTS / 8 = 3,750.
+    assert!(acks <= EVENTS / 8, "{acks} acks for {EVENTS} events");
+    tether.shutdown(Duration::from_secs(1)).await;
+    gw.shutdown().await.unwrap();
+}
+
+/// A lone event (fewer than `ack_every`) is acked by the ack timer: not
+/// before `ack_delay`, and well within `ack_delay` plus a generous bound.
+#[tokio::test]
+async fn a_lone_event_is_acked_after_ack_delay() {
+    let delay = Duration::from_millis(300);
+    let gw = serve(gateway()).await;
+    let admin = gw.admin();
+    let tether = connected(client_config(&gw.endpoint()).with_acks(DEFAULT_ACK_EVERY, delay)).await;
+    let rec = Recorder::default();
+    tether.add_sink(Arc::new(rec.clone()));
+    let started = Instant::now();
+    assert_eq!(admin.publish_invalidation("", 1, None), 1);
+    bounded("the event applied", rec.wait_for(|l| l.len() == 1)).await;
+    let acked = tokio::time::timeout(
+        delay + Duration::from_secs(2),
+        until("the event acked", || {
+            admin.list_subscribers(None)[0].acked_seq == 1
+        }),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    assert!(acked.is_ok(), "no ack within {delay:?} + 2 s");
+    // The ack leaves ack_delay after the apply, which came after `started`.
+    assert!(
+        elapsed >= delay,
+        "acked after {elapsed:?}, before {delay:?}"
+    );
+    let sub = &admin.list_subscribers(None)[0];
+    assert_eq!((sub.acks_received, sub.ring_len), (1, 0));
+    tether.shutdown(Duration::from_secs(1)).await;
+    gw.shutdown().await.unwrap();
+}
+
+/// `with_acks(1, ..)`: one ack per applied event, as before acks were
+/// coalesced.
+#[tokio::test]
+async fn with_ack_every_1_every_event_gets_its_own_ack() {
+    const EVENTS: u64 = 500;
+    let gw = serve(gateway()).await;
+    let admin = gw.admin();
+    let config = client_config(&gw.endpoint()).with_acks(1, DEFAULT_ACK_DELAY);
+    let tether = connected(config).await;
+    for v in 1..=EVENTS {
+        admin.publish_invalidation("", v, None);
+    }
+    until("every event acked", || {
+        let subs = admin.list_subscribers(None);
+        subs.len() == 1 && subs[0].acked_seq == EVENTS
+    })
+    .await;
+    let sub = &admin.list_subscribers(None)[0];
+    assert_eq!(sub.acks_received, EVENTS, "one ack per applied event");
+    assert_eq!(sub.ring_len, 0);
+    assert_eq!(tether.status().invalidation.reconnects, 0);
+    tether.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }

@@ -2,10 +2,12 @@
 //! for the invalidation stream.
 //!
 //! Guarantees: see the module docs of [`crate::subscription`]. In short, each
-//! event is applied exactly once per gateway lifetime and acked right after
-//! it is applied; a gap closes the stream and resubscribes from the last
-//! applied event; a gap the gateway can no longer replay, or a gateway
-//! restart, invalidates everything before the first event is adopted.
+//! event is applied exactly once per gateway lifetime; acks are cumulative,
+//! one for the newest applied event once `ack_every` applies are unacked or
+//! `ack_delay` after the first unacked one; a gap closes the stream and
+//! resubscribes from the last applied event; a gap the gateway can no longer
+//! replay, or a gateway restart, invalidates everything before the first
+//! event is adopted.
 
 use alloc::collections::VecDeque;
 
@@ -13,7 +15,7 @@ use super::config::SubscriptionConfig;
 use super::stats::SubscriptionStats;
 use crate::backoff::{Backoff, BackoffAction};
 use crate::machine::Machine;
-use crate::time::{Deadline, Timestamp};
+use crate::time::{earliest, Deadline, Timestamp};
 
 /// Why every cached decision must be dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,10 +70,15 @@ pub enum SubscriptionAction<E> {
         /// The event's payload, as given to [`Subscription::on_event`].
         event: E,
     },
-    /// Send an ack for `seq` on the current stream. Always directly follows
-    /// the `Apply` of the same `seq`.
+    /// Send an ack for `seq` on the current stream. The ack is cumulative:
+    /// it covers every event applied on this stream up to `seq`. `seq` is
+    /// the newest event applied when the ack is emitted, its `Apply` comes
+    /// before it in the action order, and the acks of one stream strictly
+    /// increase. Emitted once `ack_every` applies of the stream are unacked
+    /// (right after the `Apply` that makes them so), or by
+    /// [`Machine::handle_timeout`] at [`SubscriptionTimer::AckDue`].
     Ack {
-        /// The sequence number of the event just applied.
+        /// The newest applied sequence number.
         seq: u64,
     },
     /// Drop every cached decision. Always directly precedes the `Apply` of
@@ -97,6 +104,9 @@ pub enum SubscriptionAction<E> {
 pub enum SubscriptionTimer {
     /// The backoff delay has elapsed: resubscribe.
     Resubscribe,
+    /// `ack_delay` has passed since the first unacked apply of the open
+    /// stream: ack the newest applied event.
+    AckDue,
 }
 
 /// The stream as the machine sees it.
@@ -118,6 +128,7 @@ enum Link {
 /// ```
 /// use tether_core::subscription::{
 ///     InvalidateReason, Subscription, SubscriptionAction as A, SubscriptionConfig,
+///     SubscriptionTimer,
 /// };
 /// use tether_core::{Machine, Timestamp};
 ///
@@ -128,17 +139,24 @@ enum Link {
 /// s.on_connected(t);
 /// s.on_event(t, 1, "policy changed");
 /// assert_eq!(s.poll_action(), Some(A::Apply { seq: 1, event: "policy changed" }));
-/// assert_eq!(s.poll_action(), Some(A::Ack { seq: 1 }));
+/// s.on_event(t, 2, "another");
+/// assert_eq!(s.poll_action(), Some(A::Apply { seq: 2, event: "another" }));
+/// // One cumulative ack for both, `ack_delay` after the first unacked apply.
+/// assert_eq!(s.poll_action(), None);
+/// let due = s.poll_timeout().unwrap();
+/// assert_eq!(due.reason, SubscriptionTimer::AckDue);
+/// assert_eq!(due.at, t + s.config().ack_delay);
+/// s.handle_timeout(due.at);
+/// assert_eq!(s.poll_action(), Some(A::Ack { seq: 2 }));
 /// s.on_disconnected(t);
 /// let at = s.poll_timeout().unwrap().at;
 /// s.handle_timeout(at);
-/// assert_eq!(s.poll_action(), Some(A::Connect { last_seq_seen: 1 }));
+/// assert_eq!(s.poll_action(), Some(A::Connect { last_seq_seen: 2 }));
 /// s.on_connected(at);
 /// // The gateway restarted: seq 1 again is not a duplicate.
 /// s.on_event(at, 1, "after restart");
 /// assert_eq!(s.poll_action(), Some(A::InvalidateAll { reason: InvalidateReason::Restart }));
 /// assert_eq!(s.poll_action(), Some(A::Apply { seq: 1, event: "after restart" }));
-/// assert_eq!(s.poll_action(), Some(A::Ack { seq: 1 }));
 /// ```
 #[derive(Clone, Debug)]
 pub struct Subscription<E> {
@@ -148,6 +166,10 @@ pub struct Subscription<E> {
     last_seq_seen: u64,
     epoch: Option<u64>,
     connects: u64,
+    /// Applies on the open stream since its last ack.
+    unacked: u32,
+    /// When the first of them was applied (`Some` iff `unacked > 0`).
+    first_unacked_at: Option<Timestamp>,
     stats: SubscriptionStats,
     actions: VecDeque<SubscriptionAction<E>>,
 }
@@ -164,6 +186,8 @@ impl<E> Subscription<E> {
             last_seq_seen: 0,
             epoch: None,
             connects: 0,
+            unacked: 0,
+            first_unacked_at: None,
             stats: SubscriptionStats::default(),
             actions: VecDeque::new(),
         }
@@ -191,8 +215,11 @@ impl<E> Subscription<E> {
     /// Stop: no further connects or timers until [`Subscription::start`].
     /// Emits `CloseStream { Stopped }` if a stream is open or an attempt was
     /// handed out; a `Connect` not yet handed out is withdrawn. Applied
-    /// events still queued (`Apply`, `Ack`) are kept: they were adopted.
+    /// events still queued (`Apply`, `Ack`) are kept: they were adopted. An
+    /// ack not emitted yet is dropped with the stream (the next stream's
+    /// first ack covers it).
     pub fn stop(&mut self) {
+        self.drop_pending_ack();
         match self.link {
             Link::Open { .. } | Link::Connecting { issued: true } => {
                 self.actions.push_back(SubscriptionAction::CloseStream {
@@ -313,6 +340,9 @@ impl<E> Subscription<E> {
         } else {
             None
         };
+        // Room for the `Apply`, for its `Ack` (emitted now, or later by the
+        // timer: at most one ack is pending, and it covers this event) and
+        // for the `InvalidateAll`, if any.
         let needed = if invalidate.is_some() { 3 } else { 2 };
         if self.actions.len().saturating_add(needed) > self.config.max_queued_actions {
             self.stats.backlog_closes = self.stats.backlog_closes.saturating_add(1);
@@ -336,7 +366,13 @@ impl<E> Subscription<E> {
         self.link = Link::Open { fresh: false };
         self.actions
             .push_back(SubscriptionAction::Apply { seq, event });
-        self.actions.push_back(SubscriptionAction::Ack { seq });
+        if self.first_unacked_at.is_none() {
+            self.first_unacked_at = Some(now);
+        }
+        self.unacked = self.unacked.saturating_add(1);
+        if self.unacked >= self.config.ack_every {
+            self.ack();
+        }
     }
 
     /// The sequence number of the last applied event (0 on a cold start).
@@ -375,11 +411,34 @@ impl<E> Subscription<E> {
         self.lose_stream(now);
     }
 
-    /// The stream or attempt is gone: a disconnect for the backoff.
+    /// The stream or attempt is gone: a disconnect for the backoff. An ack
+    /// not emitted yet has no stream to go on: dropped.
     fn lose_stream(&mut self, now: Timestamp) {
+        self.drop_pending_ack();
         self.backoff.on_disconnected(now);
         self.link = Link::Waiting;
         self.pull_backoff();
+    }
+
+    /// Emit the cumulative ack of every unacked apply: the newest applied
+    /// event of the open stream.
+    fn ack(&mut self) {
+        self.drop_pending_ack();
+        self.stats.acks = self.stats.acks.saturating_add(1);
+        self.actions.push_back(SubscriptionAction::Ack {
+            seq: self.last_seq_seen,
+        });
+    }
+
+    fn drop_pending_ack(&mut self) {
+        self.unacked = 0;
+        self.first_unacked_at = None;
+    }
+
+    /// When the pending ack is due, if one is pending.
+    fn ack_due(&self) -> Option<Timestamp> {
+        self.first_unacked_at
+            .map(|first| first.saturating_add(self.config.ack_delay))
     }
 
     /// Turn the backoff's connect requests into `Connect` actions carrying
@@ -410,16 +469,23 @@ impl<E> Machine for Subscription<E> {
     }
 
     fn poll_timeout(&self) -> Option<Deadline<SubscriptionTimer>> {
-        match self.link {
+        let resubscribe = match self.link {
             Link::Waiting => self
                 .backoff
                 .poll_timeout()
                 .map(|d| Deadline::new(d.at, SubscriptionTimer::Resubscribe)),
             _ => None,
-        }
+        };
+        let ack = self
+            .ack_due()
+            .map(|at| Deadline::new(at, SubscriptionTimer::AckDue));
+        earliest(resubscribe, ack)
     }
 
     fn handle_timeout(&mut self, now: Timestamp) {
+        if self.ack_due().is_some_and(|at| at <= now) {
+            self.ack();
+        }
         if self.link == Link::Waiting {
             self.backoff.handle_timeout(now);
             self.pull_backoff();

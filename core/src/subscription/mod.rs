@@ -9,8 +9,24 @@
 //!   still replayable is applied exactly once;
 //! - `SUB_NO_SILENT_LOSS`: every `Apply` is of `last_seq_seen + 1`, or it is
 //!   directly preceded by `InvalidateAll`;
-//! - `SUB_ACK_AFTER_APPLY`: every `Apply { seq }` is directly followed by
-//!   `Ack { seq }`, and there is no other `Ack`;
+//! - `SUB_ACK_CUMULATIVE_BOUNDED`: every `Ack { seq }` names an applied seq
+//!   of the current stream, equal to the newest applied seq when the ack is
+//!   emitted (so it comes after that seq's `Apply` in the action order), and
+//!   the acks of one stream strictly increase; after any input and a full
+//!   drain, either every apply of the current stream is acked, or fewer than
+//!   `ack_every` are unacked and `poll_timeout` reports a deadline no later
+//!   than (the first unacked apply's `now`) + `ack_delay`, and
+//!   `handle_timeout` at that deadline emits the ack of the newest applied
+//!   seq. An ack is cumulative at the gateway (it trims its replay buffer up
+//!   to and including `seq`), so this acks every applied event; an ack
+//!   emitted on an apply covers `ack_every` applies, and one emitted by the
+//!   timer comes at least `ack_delay` after the previous ack (with a clock
+//!   that does not go back), so a burst costs one `Ack` per `ack_every`
+//!   events plus one per `ack_delay` of its duration. When the
+//!   stream ends (any `CloseStream`, `on_disconnected`, `stop`) the pending
+//!   ack is dropped with it and its deadline cleared: there is no stream to
+//!   send it on, and acks only trim (the resume point is `last_seq_seen`,
+//!   which no ack moves), so the next stream's first ack covers it;
 //! - `SUB_DUPLICATE_DROPPED`: mid-stream, an event with `seq <= last_seq_seen`
 //!   is dropped and counted;
 //! - `SUB_NOTHING_AFTER_GAP`: mid-stream, an event with
@@ -19,12 +35,12 @@
 //!   from `last_seq_seen` through the backoff (a gap close is a disconnect);
 //! - `SUB_RESTART_NEVER_DROPPED`: the first event of a new stream with
 //!   `seq <= last_seq_seen` (and `last_seq_seen > 0`) means the gateway
-//!   restarted: `InvalidateAll { Restart }`, then that event is adopted,
-//!   applied and acked, never dropped as a duplicate;
+//!   restarted: `InvalidateAll { Restart }`, then that event is adopted and
+//!   applied, never dropped as a duplicate;
 //! - `SUB_UNREPLAYABLE_INVALIDATES`: the first event of a new stream with
 //!   `seq > last_seq_seen + 1` means the gateway could not replay the gap:
-//!   `InvalidateAll { UnreplayableGap }`, then that event is adopted, applied
-//!   and acked;
+//!   `InvalidateAll { UnreplayableGap }`, then that event is adopted and
+//!   applied;
 //! - `SUB_EPOCH_CHANGE_RESETS`: when the gateway announces a lifetime epoch
 //!   ([`Subscription::on_gateway_epoch`]) other than the last one announced,
 //!   the machine emits `InvalidateAll { Restart }` then
@@ -40,7 +56,9 @@
 //! - `SUB_BAD_INPUT_COUNTED`: an event with `seq == 0` or with no open stream
 //!   changes nothing but [`SubscriptionStats::ignored`]; no input panics;
 //! - `SUB_BOUNDED_QUEUE`: the action queue never holds more than
-//!   `max_queued_actions + 2` actions; an event that does not fit is not
+//!   `max_queued_actions + 2` actions (an applied event counts its `Apply`
+//!   and room for the one pending `Ack` that covers it, so an ack the timer
+//!   emits later always fits); an event that does not fit is not
 //!   applied, the stream is closed (`CloseStream { Backlog }`) and
 //!   resubscribed from `last_seq_seen`, so nothing is lost;
 //! - `SUB_STATS_CONSISTENT`: the counters match the actions emitted;
@@ -71,7 +89,10 @@ mod config;
 mod machine;
 mod stats;
 
-pub use config::{SubscriptionConfig, DEFAULT_MAX_QUEUED_ACTIONS, MIN_MAX_QUEUED_ACTIONS};
+pub use config::{
+    SubscriptionConfig, DEFAULT_ACK_DELAY, DEFAULT_ACK_EVERY, DEFAULT_MAX_QUEUED_ACTIONS,
+    MIN_MAX_QUEUED_ACTIONS,
+};
 pub use machine::{
     CloseReason, InvalidateReason, Subscription, SubscriptionAction, SubscriptionTimer,
 };

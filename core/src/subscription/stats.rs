@@ -5,8 +5,12 @@
 /// Every counter saturates at `u64::MAX`; none ever wraps or panics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SubscriptionStats {
-    /// Events applied (one `Apply` and one `Ack` each).
+    /// Events applied (one `Apply` each).
     pub applied: u64,
+    /// `Ack` actions emitted. Acks are cumulative, one for the newest
+    /// applied event of a run (see `SubscriptionConfig::ack_every`), so this
+    /// is at most `applied` and, in a burst, far fewer.
+    pub acks: u64,
     /// Events dropped as duplicates (`seq <= last_seq_seen` mid-stream).
     pub duplicates: u64,
     /// Streams closed because an event skipped ahead mid-stream.

@@ -7,10 +7,26 @@
 //! live channel that skips a lagging subscriber, restart), and after every
 //! [`Op`] it checks the named invariants of [`crate::subscription`] plus the
 //! contract invariants. It checks them twice over: as properties of the
-//! action stream (`SUB_NO_SILENT_LOSS`, `SUB_ACK_AFTER_APPLY`, ...), and
-//! against a reference model of the rules that predicts, for every input, the
-//! exact actions and counters (`SUB_MODEL_AGREES` when a mismatch has no more
-//! specific name).
+//! action stream (`SUB_NO_SILENT_LOSS`, `SUB_ACK_CUMULATIVE_BOUNDED`, ...),
+//! and against a reference model of the rules that predicts, for every input,
+//! the exact actions and counters (`SUB_MODEL_AGREES` when a mismatch has no
+//! more specific name).
+//!
+//! Acks are checked both ways too. The model keeps its own count of unacked
+//! applies and the instant of the first one, from the config alone, and
+//! predicts each `Ack` (on the apply that makes `ack_every`, or at the first
+//! `handle_timeout` at or past first + `ack_delay`). The stream check keeps
+//! its own view of the current stream as executed (newest applied seq, last
+//! ack, unacked applies and when the first was applied) and asserts
+//! `SUB_ACK_CUMULATIVE_BOUNDED` after every step: each ack names the newest
+//! applied seq of the stream and exceeds the stream's previous ack; an ack on
+//! an apply comes exactly when `ack_every` are unacked, one from the timer
+//! only once due and at least `ack_delay` after the previous ack; and after
+//! every step either nothing of the stream is unacked, or fewer than
+//! `ack_every` are and the reported deadline is no later than first +
+//! `ack_delay`, and `handle_timeout` there (on a copy of the machine) acks
+//! the newest applied seq. [`Harness::settle`] then fires that deadline and
+//! checks that the gateway's acked seq reached its latest event.
 //!
 //! Events carry a [`Tag`] naming the gateway lifetime (epoch) that sent them,
 //! so `SUB_APPLY_EXACTLY_ONCE` is checked per lifetime: no event applied
@@ -44,9 +60,9 @@ use super::Violation;
 use crate::machine::Machine;
 use crate::subscription::{
     CloseReason, InvalidateReason, Subscription, SubscriptionAction, SubscriptionConfig,
-    SubscriptionStats,
+    SubscriptionStats, SubscriptionTimer,
 };
-use crate::time::Timestamp;
+use crate::time::{Deadline, Timestamp};
 
 /// The epoch of forged events (sent by no gateway lifetime).
 pub const FORGED_EPOCH: u64 = u64::MAX;
@@ -340,11 +356,33 @@ pub struct Harness {
     announcing: bool,
     epochs_honest: bool,
     invalidated_since_real: bool,
+    /// The model's ack rule: its own config copy, count and deadline.
+    ack_every: u32,
+    ack_delay: Duration,
+    model_unacked: u32,
+    model_first_unacked: Option<Timestamp>,
+    /// The stream check's view of the current stream, as executed.
+    view: StreamView,
+    /// When the last `Ack` was executed (any stream).
+    last_ack_at: Option<Timestamp>,
+    /// Whether the batch being executed came from `handle_timeout`.
+    in_timeout: bool,
+}
+
+/// The current stream as the executed actions show it.
+#[derive(Clone, Copy, Debug, Default)]
+struct StreamView {
+    newest_applied: Option<u64>,
+    last_ack: Option<u64>,
+    unacked: u32,
+    first_unacked_at: Option<Timestamp>,
 }
 
 impl Harness {
     /// A started machine with `config`, its first `Connect` executed.
     pub fn new(config: HarnessConfig) -> Result<Self, Violation> {
+        let ack_every = config.subscription.ack_every.max(1);
+        let ack_delay = config.subscription.ack_delay;
         let machine = Subscription::new(config.subscription);
         let max_queued = machine.config().max_queued_actions;
         let mut h = Harness {
@@ -367,6 +405,13 @@ impl Harness {
             announcing: false,
             epochs_honest: true,
             invalidated_since_real: false,
+            ack_every,
+            ack_delay,
+            model_unacked: 0,
+            model_first_unacked: None,
+            view: StreamView::default(),
+            last_ack_at: None,
+            in_timeout: false,
         };
         h.apply(Op::Start)?;
         Ok(h)
@@ -417,7 +462,8 @@ impl Harness {
                 self.machine.on_disconnected(self.now);
                 if matches!(self.link, Link::Open { .. } | Link::Connecting { .. }) {
                     self.gateway.close();
-                    self.link = Link::Waiting;
+                    self.view = StreamView::default();
+                    self.model_leave(Link::Waiting);
                 }
                 self.after_input("SUB_MODEL_AGREES")?;
                 self.drain_checked()?;
@@ -454,7 +500,8 @@ impl Harness {
                 if self.gateway.restart() {
                     // The stream ends with the old lifetime.
                     self.machine.on_disconnected(self.now);
-                    self.link = Link::Waiting;
+                    self.view = StreamView::default();
+                    self.model_leave(Link::Waiting);
                     self.after_input("SUB_MODEL_AGREES")?;
                     self.drain_checked()?;
                 }
@@ -486,7 +533,7 @@ impl Harness {
                         "SUB_MODEL_AGREES",
                     );
                 }
-                self.link = Link::Stopped;
+                self.model_leave(Link::Stopped);
                 self.after_input("SUB_MODEL_AGREES")?;
                 self.drain_checked()?;
             }
@@ -530,6 +577,19 @@ impl Harness {
                 self.apply(Op::Deliver(31))?;
             }
             if self.last_applied.is_some() && self.last_applied == self.gateway.latest() {
+                // The last applies' ack is due within ack_delay: fire it; the
+                // gateway then holds nothing applied and unacked.
+                if self.view.unacked > 0 {
+                    self.apply(Op::Wake)?;
+                }
+                crate::ensure_invariant!(
+                    self.view.unacked == 0 && self.gateway.acked() >= self.gateway.head(),
+                    "SUB_ACK_CUMULATIVE_BOUNDED",
+                    "caught up at {:?}, yet the gateway's acked seq is {} ({:?})",
+                    self.last_applied,
+                    self.gateway.acked(),
+                    self.view
+                );
                 return Ok(());
             }
         }
@@ -578,7 +638,7 @@ impl Harness {
             return "SUB_DUPLICATE_DROPPED";
         } else if seq > next {
             self.want.gaps += 1;
-            self.link = Link::Waiting;
+            self.model_leave(Link::Waiting);
             let reason = CloseReason::Gap {
                 last_seq_seen: last,
                 got: seq,
@@ -594,7 +654,7 @@ impl Harness {
         let needed = if invalidate.is_some() { 3 } else { 2 };
         if self.expected.len() + needed > self.max_queued {
             self.want.backlog_closes += 1;
-            self.link = Link::Waiting;
+            self.model_leave(Link::Waiting);
             self.expect(
                 SubscriptionAction::CloseStream {
                     reason: CloseReason::Backlog,
@@ -614,8 +674,35 @@ impl Harness {
         self.want.applied += 1;
         self.link = Link::Open { fresh: false };
         self.expect(SubscriptionAction::Apply { seq, event: tag }, name);
-        self.expect(SubscriptionAction::Ack { seq }, "SUB_ACK_AFTER_APPLY");
+        self.model_first_unacked.get_or_insert(self.now);
+        self.model_unacked += 1;
+        if self.model_unacked >= self.ack_every {
+            self.model_ack();
+        }
         name
+    }
+
+    /// The model's stream ends (or was never open): its pending ack goes.
+    fn model_leave(&mut self, link: Link) {
+        self.link = link;
+        self.model_unacked = 0;
+        self.model_first_unacked = None;
+    }
+
+    /// The model expects the cumulative ack of the newest applied event.
+    fn model_ack(&mut self) {
+        self.model_unacked = 0;
+        self.model_first_unacked = None;
+        self.want.acks += 1;
+        self.expect(
+            SubscriptionAction::Ack { seq: self.last },
+            "SUB_ACK_CUMULATIVE_BOUNDED",
+        );
+    }
+
+    /// When the model's pending ack is due.
+    fn model_ack_due(&self) -> Option<Timestamp> {
+        self.model_first_unacked.map(|t| t + self.ack_delay)
     }
 
     /// The reference model of `on_gateway_epoch`. Returns the invariant the
@@ -640,7 +727,7 @@ impl Harness {
                 "SUB_EPOCH_CHANGE_RESETS",
             );
             self.last = 0;
-            self.link = Link::Waiting;
+            self.model_leave(Link::Waiting);
         }
         "SUB_EPOCH_CHANGE_RESETS"
     }
@@ -684,12 +771,18 @@ impl Harness {
     }
 
     fn fire_timeout(&mut self) -> Result<(), Violation> {
+        if self.model_ack_due().is_some_and(|at| at <= self.now) {
+            self.model_ack();
+        }
         let due = matches!(self.machine.poll_timeout(), Some(d) if d.at <= self.now);
         if due && self.link == Link::Waiting {
             self.expect_connect();
         }
         let got = timeout_checked(&mut self.machine, self.now)?;
-        self.settle_batch(got)
+        self.in_timeout = true;
+        let settled = self.settle_batch(got);
+        self.in_timeout = false;
+        settled
     }
 
     fn drain_checked(&mut self) -> Result<(), Violation> {
@@ -782,11 +875,6 @@ impl Harness {
                         "Apply {seq} after {last} without InvalidateAll"
                     );
                     crate::ensure_invariant!(
-                        matches!(got.get(i + 1), Some(SubscriptionAction::Ack { seq: s }) if s == seq),
-                        "SUB_ACK_AFTER_APPLY",
-                        "Apply {seq} not directly followed by its Ack: {got:?}"
-                    );
-                    crate::ensure_invariant!(
                         event.seq == *seq,
                         "SUB_APPLY_EXACTLY_ONCE",
                         "Apply {seq} carries the payload of {event:?}"
@@ -795,19 +883,11 @@ impl Harness {
                     self.executed_last = *seq;
                     self.last_applied = Some(*event);
                     invalidated = None;
-                    // The Ack, checked above.
-                    self.gateway.ack(*seq);
-                    i += 1;
-                    if let Some(ack) = got.get(i) {
-                        self.record(ack);
-                    }
+                    self.view.newest_applied = Some(*seq);
+                    self.view.unacked += 1;
+                    self.view.first_unacked_at.get_or_insert(self.now);
                 }
-                SubscriptionAction::Ack { seq } => {
-                    return Err(Violation::new(
-                        "SUB_ACK_AFTER_APPLY",
-                        format!("Ack {seq} without its Apply: {got:?}"),
-                    ));
-                }
+                SubscriptionAction::Ack { seq } => self.check_ack(*seq, got)?,
                 SubscriptionAction::Connect { last_seq_seen } => {
                     crate::ensure_invariant!(
                         *last_seq_seen == self.executed_last,
@@ -815,10 +895,18 @@ impl Harness {
                         "Connect from {last_seq_seen}, last applied {}",
                         self.executed_last
                     );
+                    crate::ensure_invariant!(
+                        self.view.unacked == 0 && !self.gateway.is_streaming(),
+                        "SUB_ACK_CUMULATIVE_BOUNDED",
+                        "Connect while a stream is open ({:?})",
+                        self.view
+                    );
+                    self.view = StreamView::default();
                     self.connects += 1;
                 }
                 SubscriptionAction::CloseStream { reason } => {
                     self.gateway.close();
+                    self.view = StreamView::default();
                     if *reason == CloseReason::EpochChanged {
                         let Some(SubscriptionAction::InvalidateAll { .. }) =
                             i.checked_sub(1).and_then(|j| got.get(j))
@@ -841,6 +929,107 @@ impl Harness {
             }
             i += 1;
         }
+        Ok(())
+    }
+
+    /// `SUB_ACK_CUMULATIVE_BOUNDED` for one executed `Ack`: it names the
+    /// newest applied seq of the current stream and exceeds the stream's
+    /// previous ack; on an apply it comes exactly when `ack_every` applies
+    /// are unacked, from the timer only once due and at least `ack_delay`
+    /// after the previous ack.
+    fn check_ack(&mut self, seq: u64, got: &[Action]) -> Result<(), Violation> {
+        let v = self.view;
+        crate::ensure_invariant!(
+            v.newest_applied == Some(seq) && v.unacked > 0,
+            "SUB_ACK_CUMULATIVE_BOUNDED",
+            "Ack {seq}, but the newest applied seq of this stream is {:?} \
+             with {} unacked: {got:?}",
+            v.newest_applied,
+            v.unacked
+        );
+        crate::ensure_invariant!(
+            v.last_ack.is_none_or(|a| seq > a),
+            "SUB_ACK_CUMULATIVE_BOUNDED",
+            "Ack {seq} after Ack {:?} on the same stream",
+            v.last_ack
+        );
+        if self.in_timeout {
+            let first = v.first_unacked_at.unwrap_or(self.now);
+            crate::ensure_invariant!(
+                first + self.ack_delay <= self.now,
+                "SUB_ACK_CUMULATIVE_BOUNDED",
+                "timer Ack {seq} at {:?}, first unacked apply at {first:?}, not due",
+                self.now
+            );
+            crate::ensure_invariant!(
+                self.last_ack_at
+                    .is_none_or(|at| at + self.ack_delay <= self.now),
+                "SUB_ACK_CUMULATIVE_BOUNDED",
+                "timer Ack {seq} at {:?}, less than ack_delay after the ack at {:?}",
+                self.now,
+                self.last_ack_at
+            );
+        } else {
+            crate::ensure_invariant!(
+                v.unacked == self.ack_every,
+                "SUB_ACK_CUMULATIVE_BOUNDED",
+                "Ack {seq} on an apply with {} unacked, ack_every {}",
+                v.unacked,
+                self.ack_every
+            );
+        }
+        self.gateway.ack(seq);
+        self.view.last_ack = Some(seq);
+        self.view.unacked = 0;
+        self.view.first_unacked_at = None;
+        self.last_ack_at = Some(self.now);
+        Ok(())
+    }
+
+    /// `SUB_ACK_CUMULATIVE_BOUNDED` after a step, the machine drained:
+    /// every apply of the current stream is acked, or fewer than
+    /// `ack_every` are unacked, a deadline no later than the first one's
+    /// instant + `ack_delay` is reported, and `handle_timeout` there acks
+    /// the newest applied seq.
+    fn check_acks_bounded(&self) -> Result<(), Violation> {
+        let v = self.view;
+        let Some(first) = v.first_unacked_at else {
+            crate::ensure_invariant!(
+                v.unacked == 0,
+                "SUB_ACK_CUMULATIVE_BOUNDED",
+                "{} unacked with no first apply instant",
+                v.unacked
+            );
+            return Ok(());
+        };
+        crate::ensure_invariant!(
+            v.unacked > 0 && v.unacked < self.ack_every,
+            "SUB_ACK_CUMULATIVE_BOUNDED",
+            "{} applies of the stream unacked after a drain, ack_every {}",
+            v.unacked,
+            self.ack_every
+        );
+        let due = first + self.ack_delay;
+        let deadline = self.machine.poll_timeout();
+        let Some(d) = deadline.filter(|d| d.at <= due) else {
+            return Err(Violation::new(
+                "SUB_ACK_CUMULATIVE_BOUNDED",
+                format!(
+                    "{} unacked since {first:?}: deadline {deadline:?}, due by {due:?}",
+                    v.unacked
+                ),
+            ));
+        };
+        let mut copy = self.machine.clone();
+        copy.handle_timeout(d.at);
+        let fired = drain(&mut copy)?;
+        let want = v.newest_applied.map(|seq| SubscriptionAction::Ack { seq });
+        crate::ensure_invariant!(
+            fired.len() == 1 && fired.first() == want.as_ref(),
+            "SUB_ACK_CUMULATIVE_BOUNDED",
+            "handle_timeout at {:?} fired {fired:?}, expected {want:?}",
+            d.at
+        );
         Ok(())
     }
 
@@ -922,12 +1111,23 @@ impl Harness {
                 "SUB_NEVER_GIVES_UP",
                 "a started machine with no stream holds no resubscribe deadline"
             ),
-            Link::Connecting { .. } | Link::Open { .. } => crate::ensure_invariant!(
+            Link::Connecting { .. } => crate::ensure_invariant!(
                 self.machine.is_started() && deadline.is_none(),
                 "SUB_MODEL_AGREES",
-                "connecting or connected, yet deadline {deadline:?}"
+                "connecting, yet deadline {deadline:?}"
             ),
+            Link::Open { .. } => {
+                let want = self
+                    .model_ack_due()
+                    .map(|at| Deadline::new(at, SubscriptionTimer::AckDue));
+                crate::ensure_invariant!(
+                    self.machine.is_started() && deadline == want,
+                    "SUB_MODEL_AGREES",
+                    "connected, deadline {deadline:?}, model {want:?}"
+                );
+            }
         }
+        self.check_acks_bounded()?;
         crate::ensure_invariant!(
             self.machine.gateway_epoch() == self.epoch,
             "SUB_MODEL_AGREES",

@@ -13,9 +13,11 @@
 //!
 //! While it runs it checks, per client, the action-stream invariants of
 //! `tether_core::subscription` (`SUB_RESUME_FROM_LAST`, `SUB_NO_SILENT_LOSS`,
-//! `SUB_ACK_AFTER_APPLY`, `SUB_APPLY_EXACTLY_ONCE` per lifetime,
-//! `SUB_EPOCH_CHANGE_RESETS`) and, through
-//! `testkit::contract::timeout_checked`, the contract invariants.
+//! `SUB_ACK_CUMULATIVE_BOUNDED`: each ack names the newest applied seq of
+//! the current stream, acks of a stream rise, and after every drain an
+//! unacked apply has a deadline within `ack_delay` of the first one;
+//! `SUB_APPLY_EXACTLY_ONCE` per lifetime, `SUB_EPOCH_CHANGE_RESETS`) and,
+//! through `testkit::contract::timeout_checked`, the contract invariants.
 //!
 //! With [`Sim::announce_epoch`] the gateway announces its lifetime epoch on
 //! every stream it accepts and the clients pass it to
@@ -150,6 +152,15 @@ pub(crate) struct Client {
     pub(crate) invalidations: Vec<(usize, InvalidateReason)>,
     /// Each `CloseStream`.
     pub(crate) closes: Vec<(Timestamp, CloseReason)>,
+    /// When each event of `applied` was applied.
+    pub(crate) applied_at: Vec<Timestamp>,
+    /// Each executed `Ack`: when, and its seq.
+    pub(crate) acks: Vec<(Timestamp, u64)>,
+    /// The current stream: its newest applied seq, its last ack, and when
+    /// its first unacked apply was.
+    stream_newest: Option<u64>,
+    stream_last_ack: Option<u64>,
+    stream_first_unacked: Option<Timestamp>,
     offline_until: Timestamp,
     scheduled: Option<Timestamp>,
     last_seq: u64,
@@ -168,11 +179,24 @@ impl Client {
             applied: Vec::new(),
             invalidations: Vec::new(),
             closes: Vec::new(),
+            applied_at: Vec::new(),
+            acks: Vec::new(),
+            stream_newest: None,
+            stream_last_ack: None,
+            stream_first_unacked: None,
             offline_until: Timestamp::ZERO,
             scheduled: None,
             last_seq: 0,
             prev_real: None,
         }
+    }
+
+    /// The stream ended (or a new one begins): its pending ack went with it.
+    fn stream_ended(&mut self) {
+        self.open = false;
+        self.stream_newest = None;
+        self.stream_last_ack = None;
+        self.stream_first_unacked = None;
     }
 
     /// The events of lifetime `epoch`, as published and as applied.
@@ -441,6 +465,19 @@ impl Sim {
             }
             let c = &mut self.clients[i];
             let deadline = c.machine.poll_timeout().map(|d| d.at);
+            if let Some(first) = c.stream_first_unacked {
+                let due = first + c.machine.config().ack_delay;
+                if deadline.is_none_or(|at| at > due) {
+                    return Err(self.violation(
+                        i,
+                        Violation::new(
+                            "SUB_ACK_CUMULATIVE_BOUNDED",
+                            format!("unacked since {first:?}, deadline {deadline:?}"),
+                        ),
+                    ));
+                }
+            }
+            let c = &mut self.clients[i];
             if deadline != c.scheduled {
                 if let Some(at) = deadline {
                     self.timers.push(Reverse((at, i)));
@@ -476,6 +513,7 @@ impl Sim {
                         )));
                     }
                     c.connects.push(now);
+                    c.stream_ended();
                     if !gateway_up || now < c.offline_until {
                         c.machine.on_disconnected(now);
                     } else if accept == Accept::CloseAtOnce {
@@ -533,30 +571,34 @@ impl Sim {
                             )));
                         }
                     }
-                    match iter.next() {
-                        Some(SubscriptionAction::Ack { seq: s }) if s == seq => c.gateway.ack(seq),
-                        other => {
-                            return Err(err(Violation::new(
-                                "SUB_ACK_AFTER_APPLY",
-                                format!("Apply {seq} followed by {other:?}"),
-                            )))
-                        }
-                    }
                     c.prev_real = Some(event);
                     c.last_seq = seq;
                     c.applied.push(event);
+                    c.applied_at.push(now);
+                    c.stream_newest = Some(seq);
+                    c.stream_first_unacked.get_or_insert(now);
                     invalidated = false;
                 }
                 SubscriptionAction::Ack { seq } => {
-                    return Err(err(Violation::new(
-                        "SUB_ACK_AFTER_APPLY",
-                        format!("Ack {seq} without its Apply"),
-                    )));
+                    let rising = c.stream_last_ack.is_none_or(|a| seq > a);
+                    if c.stream_newest != Some(seq) || !rising {
+                        return Err(err(Violation::new(
+                            "SUB_ACK_CUMULATIVE_BOUNDED",
+                            format!(
+                                "Ack {seq}: newest applied of the stream {:?}, last ack {:?}",
+                                c.stream_newest, c.stream_last_ack
+                            ),
+                        )));
+                    }
+                    c.gateway.ack(seq);
+                    c.acks.push((now, seq));
+                    c.stream_last_ack = Some(seq);
+                    c.stream_first_unacked = None;
                 }
                 SubscriptionAction::CloseStream { reason } => {
                     c.closes.push((now, reason));
                     c.gateway.close();
-                    c.open = false;
+                    c.stream_ended();
                     if reason == CloseReason::EpochChanged {
                         if !invalidated {
                             return Err(err(Violation::new(
@@ -600,7 +642,7 @@ impl Sim {
                 for i in 0..self.clients.len() {
                     let c = &mut self.clients[i];
                     if c.gateway.restart() {
-                        c.open = false;
+                        c.stream_ended();
                         c.machine.on_disconnected(now);
                         self.mark(i);
                     }
@@ -610,7 +652,7 @@ impl Sim {
                 for i in 0..self.clients.len() {
                     let c = &mut self.clients[i];
                     if c.gateway.close() {
-                        c.open = false;
+                        c.stream_ended();
                         c.machine.on_disconnected(now);
                         self.mark(i);
                     }
@@ -623,7 +665,7 @@ impl Sim {
                 if let Some(c) = self.clients.get_mut(client) {
                     c.offline_until = now + offline_for;
                     if c.gateway.close() {
-                        c.open = false;
+                        c.stream_ended();
                         c.machine.on_disconnected(now);
                         self.mark(client);
                     }

@@ -1,6 +1,7 @@
 //! [`AckOutbox`] and [`AckBody`]: the client's side of the invalidation
-//! stream (its subscribe message, then one ack per applied event), handed
-//! from the stream task to tonic's request body a batch at a time.
+//! stream (its subscribe message, then the cumulative acks the subscription
+//! machine emits), handed from the stream task to tonic's request body a
+//! batch at a time.
 //!
 //! Guarantees:
 //! - the subscribe message leaves first, then every ack in the order it was

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tether_core::approval::ApprovalConfig;
 use tether_core::backoff::BackoffConfig;
 use tether_core::policy_cache::PolicyCacheConfig;
+use tether_core::subscription::{DEFAULT_ACK_DELAY, DEFAULT_ACK_EVERY};
 
 use super::credentials::{CredentialProvider, StaticToken};
 use super::verdict::Decision;
@@ -158,6 +159,14 @@ pub struct TetherConfig {
     /// gateway or proxy that accepts a stream and never answers cannot
     /// leave the client without its kill switch.
     pub open_timeout: Duration,
+    /// Acks on the invalidation stream are cumulative: one ack for the
+    /// newest applied event once this many applied events of the stream are
+    /// unacked (default [`DEFAULT_ACK_EVERY`], 64; at least 1; 1 acks every
+    /// event). See [`TetherConfig::with_acks`].
+    pub ack_every: u32,
+    /// ...or once this long has passed since the first unacked one (default
+    /// [`DEFAULT_ACK_DELAY`], 20 ms).
+    pub ack_delay: Duration,
     /// How many `CheckAction` calls may be in flight at once on the
     /// checks' connection, how many more may queue, and for how long (the
     /// core's `CheckSlots`; defaults 64 in flight, 1,024 queued, 10 s).
@@ -211,6 +220,8 @@ impl TetherConfig {
             cache: PolicyCacheConfig::default(),
             approvals: ApprovalConfig::default(),
             ops: Default::default(),
+            ack_every: DEFAULT_ACK_EVERY,
+            ack_delay: DEFAULT_ACK_DELAY,
             check_slots: Default::default(),
             open_timeout: DEFAULT_OPEN_TIMEOUT,
             approval_deadline: DEFAULT_APPROVAL_DEADLINE,
@@ -300,6 +311,27 @@ impl TetherConfig {
     /// The approval waiters' bounds.
     pub fn with_approvals(mut self, approvals: ApprovalConfig) -> Self {
         self.approvals = approvals;
+        self
+    }
+
+    /// How the invalidation stream acks applied events: one cumulative ack
+    /// for the newest applied event once `every` applied events of the
+    /// stream are unacked, or `delay` after the first unacked one, whichever
+    /// comes first (defaults [`DEFAULT_ACK_EVERY`], 64, and
+    /// [`DEFAULT_ACK_DELAY`], 20 ms; `every` is at least 1).
+    ///
+    /// Why: the gateway treats an ack as cumulative (it trims its replay
+    /// buffer up to and including the acked sequence number), so one ack
+    /// does the work of a burst's worth, and sending one per event was most
+    /// of the client's per-event cost. Acks only trim that buffer: the
+    /// resume point after a reconnect is the last applied event, which no
+    /// ack moves, so a later ack loses nothing; an ack still pending when a
+    /// stream ends is not sent (the next stream's first ack covers it).
+    /// `with_acks(1, ..)` acks every applied event, for a gateway that
+    /// needs one ack per event.
+    pub fn with_acks(mut self, every: u32, delay: Duration) -> Self {
+        self.ack_every = every;
+        self.ack_delay = delay;
         self
     }
 

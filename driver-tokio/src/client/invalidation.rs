@@ -3,10 +3,11 @@
 //! machine's actions (connect, apply, ack, invalidate all, close).
 //!
 //! Guarantees: the task holds no decision logic: duplicate, gap and restart
-//! handling and reconnect timing are the machine's; every applied event
-//! reaches the policy cache, the approval waiters and the registered sinks
-//! in sequence order; every applied event is acked, after it was applied;
-//! the task ends on shutdown.
+//! handling, reconnect timing and when to ack are the machine's; every
+//! applied event reaches the policy cache, the approval waiters and the
+//! registered sinks in sequence order; every `Ack` the machine emits is
+//! written, after the events it covers were applied, on the stream they came
+//! from; the task ends on shutdown.
 //!
 //! Batching: each wake-up takes every event the stream already holds (up to
 //! [`MAX_BATCH`], and no more than the machine's action queue has room for)
@@ -14,19 +15,24 @@
 //! decides what is applied. The `Apply`/`Ack` actions that follow are run as
 //! one batch: one policy-cache lock for all of its invalidations, then the
 //! sinks and approval waiters event by event in sequence order (so a sink
-//! still sees each event after the built-in cache), then the acks, one per
-//! applied event, in order. Any other action (`Connect`, `InvalidateAll`,
-//! `CloseStream`) first runs the batch gathered before it, so actions keep
-//! their order and acks go to the stream their events came from.
+//! still sees each event after the built-in cache), then the batch's acks,
+//! in order. Any other action (`Connect`, `InvalidateAll`, `CloseStream`)
+//! first runs the batch gathered before it, so actions keep their order and
+//! acks go to the stream their events came from.
 //!
-//! Acks are not coalesced: DESIGN.md requires the client to ack every
-//! applied event, and WIRE.md describes each client message after the first
-//! as the ack of one applied event, without saying that an ack covers the
-//! events before it. tether's reference gateway does treat an ack as
-//! cumulative, but the Agent Assembly gateway is only known to trim its
-//! replay buffer with acks, so sending one ack per batch could leave its
-//! buffer untrimmed. What batching saves is the per-event work around the ack
-//! (wake-ups, locks, status and metrics updates), not the ack itself.
+//! Acks are cumulative (WIRE.md: the gateway trims its replay buffer up to
+//! and including the acked `seq`, and the resume point is the next
+//! `initial.last_seq_seen`, which no ack moves), so the machine emits one ack
+//! for the newest applied event instead of one per event
+//! (`SUB_ACK_CUMULATIVE_BOUNDED`): once `ack_every` applied events of the
+//! stream are unacked (`TetherConfig::ack_every`, default 64), or when its
+//! `AckDue` deadline passes, `ack_delay` after the first unacked one
+//! (`TetherConfig::ack_delay`, default 20 ms). The task sleeps until the
+//! machine's `poll_timeout`, whichever deadline it is (the resubscribe or
+//! the ack), calls `handle_timeout`, and writes the `Ack` that yields like
+//! any other. An ack still pending when the stream ends is dropped by the
+//! machine (there is no stream to send it on); the next stream's first ack
+//! covers it. `ack_every = 1` acks every applied event.
 //!
 //! Acks reach tonic through an [`AckOutbox`] (one lock and one wake-up per
 //! batch) and are encoded straight from their sequence number by
@@ -98,8 +104,12 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     let clock = shared.clock;
     let mut backoff = shared.config.backoff.clone();
     backoff.seed = shared.seed ^ 0x1a1a_1a1a;
-    let mut sub: Subscription<Option<Payload>> =
-        Subscription::new(SubscriptionConfig::default().with_backoff(backoff));
+    let mut sub: Subscription<Option<Payload>> = Subscription::new(
+        SubscriptionConfig::default()
+            .with_backoff(backoff)
+            .with_ack_every(shared.config.ack_every)
+            .with_ack_delay(shared.config.ack_delay),
+    );
     sub.start(clock.now());
     let mut conn: Option<Conn> = None;
     let mut received_at = Instant::now();
@@ -282,6 +292,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     metrics::counter!(m::GAPS).increment(after.gaps - before.gaps);
                 }
             }
+            // The resubscribe deadline or the ack deadline (`AckDue`): the
+            // loop then drains what `handle_timeout` emitted and writes it.
             _ = sleep_until(deadline) => {
                 let before = sub.stats().reconnects;
                 sub.handle_timeout(clock.now());
@@ -399,7 +411,7 @@ pub(crate) fn describe(status: &tonic::Status) -> String {
 
 /// Run the gathered `Apply`/`Ack` actions (see the module docs): the policy
 /// cache under one lock, then sinks and approval waiters in sequence order,
-/// then one ack per applied event on `conn`, the stream they came from.
+/// then the machine's acks on `conn`, the stream they came from.
 async fn run_batch(
     shared: &Shared,
     conn: Option<&Conn>,
