@@ -90,3 +90,55 @@ async fn an_unanswered_op_control_open_is_retried_and_named() {
     tether.shutdown(Duration::from_secs(1)).await;
     server.abort();
 }
+
+/// Accepts `Subscribe` and never answers it.
+struct SilentInvalidation;
+
+#[tonic::async_trait]
+impl tether_proto::gateway::invalidation_service_server::InvalidationService
+    for SilentInvalidation
+{
+    type SubscribeStream =
+        tokio_stream::Pending<Result<tether_proto::gateway::InvalidationEvent, Status>>;
+
+    async fn subscribe(
+        &self,
+        _req: Request<tonic::Streaming<tether_proto::gateway::SubscribeRequest>>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn an_unanswered_subscribe_open_is_retried_and_named() {
+    use tether_proto::gateway::invalidation_service_server::InvalidationServiceServer;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(PolicyServiceServer::new(Silent))
+            .add_service(InvalidationServiceServer::new(SilentInvalidation))
+            .serve_with_incoming(TcpListenerStream::new(listener)),
+    );
+    let tether =
+        Tether::connect(client_config(&url).with_open_timeout(Duration::from_millis(300))).unwrap();
+    let mut st = tether.watch_status();
+    bounded(
+        "three Subscribe attempts",
+        st.wait_for(|s| s.invalidation.reconnects >= 2),
+    )
+    .await
+    .unwrap();
+    let status = tether.status().invalidation;
+    assert!(!status.connected);
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("no answer")),
+        "{:?}",
+        status.last_error
+    );
+    tether.shutdown(Duration::from_secs(1)).await;
+    server.abort();
+}

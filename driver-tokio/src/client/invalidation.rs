@@ -139,8 +139,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                         assembly_id = %shared.config.assembly_id,
                         from_seq = last_seq_seen
                     );
+                    // Bounded: a gateway that accepts the stream and never
+                    // answers costs one open timeout, then the backoff goes on.
+                    let waited = shared.config.open_timeout;
+                    let bounded_open = tokio::time::timeout(waited, open(&shared, last_seq_seen));
                     let opened = tokio::select! {
-                        r = open(&shared, last_seq_seen).instrument(attempt_span.clone()) => r,
+                        r = bounded_open.instrument(attempt_span.clone()) => r.unwrap_or_else(|_| {
+                            Err(format!("no answer to the open within {waited:?}"))
+                        }),
                         _ = shutdown.changed() => return,
                     };
                     match opened {
