@@ -6,13 +6,21 @@
 //!   the reviewer's and never cached, so a later identical call needs a new
 //!   approval.
 //! - `ANSWER_NON_POLICY_DENY_NEVER_CACHED`: a `DENY` that names no policy
-//!   rule is not a policy decision (the gateway refused a missing or bad
-//!   credential, or failed), so it is never cached.
+//!   rule, or names the Agent Assembly gateway's identity check
+//!   ([`IDENTITY_CHECK_RULE`]), is not a policy decision about the call (the
+//!   gateway refused a missing, stale or foreign credential, or failed), so
+//!   it is never cached: a fixed credential must not meet a cached refusal.
 //! - `ANSWER_PENDING_NEEDS_ID`: `PENDING` without an `approval_id` cannot be
 //!   waited on and is a protocol error, as is an unspecified decision.
 //! - `ANSWER_REDACT_IS_ITS_OWN`: `REDACT` is a verdict of its own (proceed
 //!   only after redacting), cached like any policy decision, never turned
 //!   into a plain allow.
+
+/// The `policy_rule` the Agent Assembly gateway names when it refuses a
+/// call for its credential ("missing credential token", "credential token
+/// mismatch", "credential token registered to a different agent"): its
+/// identity check, not a rule about the call.
+pub const IDENTITY_CHECK_RULE: &str = "a2a_identity_verification";
 
 /// The decision field of a `CheckAction` answer, as the core sees it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -100,7 +108,8 @@ pub fn classify(answer: GatewayAnswer<'_>) -> AnswerMeaning {
     if reviewed {
         return AnswerMeaning::Reviewer { decision };
     }
-    let non_policy_deny = decision == FinalDecision::Deny && answer.policy_rule.is_empty();
+    let non_policy_deny = decision == FinalDecision::Deny
+        && (answer.policy_rule.is_empty() || answer.policy_rule == IDENTITY_CHECK_RULE);
     AnswerMeaning::Policy {
         decision,
         cacheable: !non_policy_deny,
@@ -183,5 +192,51 @@ mod tests {
             };
             assert_eq!(classify(answer), expected, "{answer:?}");
         }
+    }
+
+    /// The gateway's identity check is not a rule about the call: its DENY
+    /// is never cached; a reviewer's answer stays the reviewer's; any other
+    /// rule name is a policy decision.
+    #[test]
+    fn a_deny_by_the_identity_check_is_never_cached() {
+        let answer = |decision, approval_id, policy_rule| GatewayAnswer {
+            decision,
+            approval_id,
+            policy_rule,
+        };
+        assert_eq!(
+            classify(answer(AnswerDecision::Deny, "", IDENTITY_CHECK_RULE)),
+            AnswerMeaning::Policy {
+                decision: FinalDecision::Deny,
+                cacheable: false
+            }
+        );
+        assert_eq!(
+            classify(answer(AnswerDecision::Deny, "apr-1", IDENTITY_CHECK_RULE)),
+            AnswerMeaning::Reviewer {
+                decision: FinalDecision::Deny
+            }
+        );
+        for near in [
+            "a2a_identity_verification ",
+            "A2A_IDENTITY_VERIFICATION",
+            "a2a_identity",
+        ] {
+            assert_eq!(
+                classify(answer(AnswerDecision::Deny, "", near)),
+                AnswerMeaning::Policy {
+                    decision: FinalDecision::Deny,
+                    cacheable: true
+                },
+                "{near:?} is a rule of its own"
+            );
+        }
+        assert_eq!(
+            classify(answer(AnswerDecision::Allow, "", IDENTITY_CHECK_RULE)),
+            AnswerMeaning::Policy {
+                decision: FinalDecision::Allow,
+                cacheable: true
+            }
+        );
     }
 }

@@ -68,6 +68,14 @@ fn answer(req: CheckActionRequest) -> CheckActionResponse {
             reason: "missing credential token".into(),
             ..Default::default()
         },
+        // The Agent Assembly gateway's answer to a stale token after its
+        // restart: a DENY naming its identity check.
+        "stale_token" => CheckActionResponse {
+            decision: WireDecision::Deny as i32,
+            reason: "credential token mismatch".into(),
+            policy_rule: tether_core::answer::IDENTITY_CHECK_RULE.into(),
+            ..Default::default()
+        },
         "send_email" => CheckActionResponse {
             decision: WireDecision::Redact as i32,
             reason: "personal data".into(),
@@ -186,5 +194,26 @@ async fn the_cache_key_covers_the_tool_source_and_the_exact_argument_bytes() {
         assert_eq!(v.source, source, "check {i}");
         assert_eq!(calls.load(Ordering::SeqCst), gateway_calls, "check {i}");
     }
+    server.abort();
+}
+
+/// A DENY by the gateway's identity check (a stale credential) is never
+/// cached: the next identical call asks the gateway again.
+#[tokio::test]
+async fn a_deny_by_the_identity_check_is_never_cached() {
+    let (calls, url, server) = scripted().await;
+    let tether = Tether::connect(client_config(&url)).unwrap();
+    let call = ToolCall::new("stale_token");
+    for op in ["t:1", "t:2"] {
+        let v = bounded("check", tether.check(op, &call)).await.unwrap();
+        assert_eq!(v.decision, Decision::Deny);
+        assert_eq!(v.source, VerdictSource::Gateway);
+    }
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "both calls reached the gateway"
+    );
+    assert_eq!(tether.cached_decisions(), 0);
     server.abort();
 }
