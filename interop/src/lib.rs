@@ -58,7 +58,10 @@ pub async fn serve(builder: GatewayBuilder) -> RunningGateway {
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1");
-    builder.serve(listener).await.expect("tether gateway serves")
+    builder
+        .serve(listener)
+        .await
+        .expect("tether gateway serves")
 }
 
 /// Serve `builder` on a given 127.0.0.1 port (a restart on the same port).
@@ -66,7 +69,10 @@ pub async fn serve_on(builder: GatewayBuilder, port: u16) -> RunningGateway {
     let listener = TcpListener::bind(("127.0.0.1", port))
         .await
         .expect("rebind 127.0.0.1 port");
-    builder.serve(listener).await.expect("tether gateway serves")
+    builder
+        .serve(listener)
+        .await
+        .expect("tether gateway serves")
 }
 
 /// Await `fut`, failing the test with `what` after [`WAIT`].
@@ -193,7 +199,12 @@ impl metrics::Recorder for Installed {
         _: metrics::SharedString,
     ) {
     }
-    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
     }
     fn describe_histogram(
         &self,

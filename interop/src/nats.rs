@@ -37,7 +37,10 @@ impl Nats {
         };
         let until = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < until, "nats-server did not listen on {port} within 10 s");
+            assert!(
+                Instant::now() < until,
+                "nats-server did not listen on {port} within 10 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Some(nats)

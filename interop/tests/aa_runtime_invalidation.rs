@@ -25,16 +25,18 @@ const SETTLE: Duration = Duration::from_secs(3);
 /// aa's `InvalidationClient` sends no credential, so these gateways are
 /// open (anonymous subscribers are team `""`).
 fn open_gateway() -> GatewayBuilder {
-    Gateway::builder()
-        .tokens(TokenTable::open())
-        .rules(
-            RuleTable::parse("allow read_file\napprove deploy 30\nhold pay 30\ndefault deny\n")
-                .expect("rules parse"),
-        )
+    Gateway::builder().tokens(TokenTable::open()).rules(
+        RuleTable::parse("allow read_file\napprove deploy 30\nhold pay 30\ndefault deny\n")
+            .expect("rules parse"),
+    )
 }
 
 fn start(url: String, assembly_id: &str, sinks: Vec<Arc<dyn InvalidationSink>>) -> AbortOnDrop {
-    AbortOnDrop(InvalidationClient::start(url, assembly_id.to_owned(), sinks))
+    AbortOnDrop(InvalidationClient::start(
+        url,
+        assembly_id.to_owned(),
+        sinks,
+    ))
 }
 
 /// Stops aa's client task when the test ends, however it ends.
@@ -179,13 +181,19 @@ async fn a_decided_approval_reaches_the_aa_approval_sink() {
         vec![sink.clone(), Arc::new(rec.clone())],
     );
     subscribed(&admin, 1).await;
-    let mut policy = bounded("connect aa's GatewayClient", GatewayClient::connect(&gw.endpoint()))
-        .await
-        .expect("aa's GatewayClient connects");
+    let mut policy = bounded(
+        "connect aa's GatewayClient",
+        GatewayClient::connect(&gw.endpoint()),
+    )
+    .await
+    .expect("aa's GatewayClient connects");
 
-    let allowed = bounded("CheckAction read_file", policy.check_action(tool_call("read_file")))
-        .await
-        .expect("CheckAction answers");
+    let allowed = bounded(
+        "CheckAction read_file",
+        policy.check_action(tool_call("read_file")),
+    )
+    .await
+    .expect("CheckAction answers");
     assert_eq!(allowed.decision(), AaDecision::Allow);
 
     let mut ids = Vec::new();
@@ -193,9 +201,12 @@ async fn a_decided_approval_reaches_the_aa_approval_sink() {
         (Review::Approved, AaVerdict::Approved),
         (Review::Denied, AaVerdict::Denied),
     ] {
-        let pending = bounded("CheckAction deploy", policy.check_action(tool_call("deploy")))
-            .await
-            .expect("CheckAction answers");
+        let pending = bounded(
+            "CheckAction deploy",
+            policy.check_action(tool_call("deploy")),
+        )
+        .await
+        .expect("CheckAction answers");
         assert_eq!(pending.decision(), AaDecision::Pending);
         let id = pending.approval_id.clone();
         assert!(!id.is_empty(), "PENDING carries an approval id");
@@ -220,14 +231,19 @@ async fn a_decided_approval_reaches_the_aa_approval_sink() {
         .expect("pending pay")
         .request_id;
     let verdict = sink.wait_for_approval(id.clone(), tether_interop::WAIT);
-    admin.decide(&id, Review::Approved).expect("the approval is pending");
+    admin
+        .decide(&id, Review::Approved)
+        .expect("the approval is pending");
     let answer = bounded("the held CheckAction", held)
         .await
         .expect("task")
         .expect("CheckAction answers");
     assert_eq!(answer.decision(), AaDecision::Allow);
     assert_eq!(answer.approval_id, id);
-    assert_eq!(bounded("the aa sink's verdict", verdict).await, AaVerdict::Approved);
+    assert_eq!(
+        bounded("the aa sink's verdict", verdict).await,
+        AaVerdict::Approved
+    );
     ids.push((id, AaVerdict::Approved));
 
     let want: Vec<Seen> = ids

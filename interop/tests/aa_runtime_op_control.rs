@@ -46,10 +46,9 @@ async fn state_is(store: &OpControlStore, op: &str, want: Option<OpState>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn op_control_signals_arrive_once_on_one_stream() {
     let counts = counting_metrics();
-    let gw = serve(
-        Gateway::builder().tokens(TokenTable::required([(TOKEN.to_owned(), agent_key())])),
-    )
-    .await;
+    let gw =
+        serve(Gateway::builder().tokens(TokenTable::required([(TOKEN.to_owned(), agent_key())])))
+            .await;
     let admin: AdminHandle = gw.admin();
     let store = OpControlStore::new();
     let task = OpControlClient::start(
@@ -74,7 +73,9 @@ async fn op_control_signals_arrive_once_on_one_stream() {
     state_is(&store, op1, None).await;
 
     // Not this agent's: filtered by the gateway.
-    admin.pause("trace-9:span-9", other_agent()).expect("pause other");
+    admin
+        .pause("trace-9:span-9", other_agent())
+        .expect("pause other");
 
     admin.terminate(op2, agent_key()).expect("terminate");
     received(counts, 3).await;
@@ -92,7 +93,11 @@ async fn op_control_signals_arrive_once_on_one_stream() {
         0,
         "aa's op-control client never had to reconnect"
     );
-    assert_eq!(admin.status().op_control_streams, 1, "the stream is still open");
+    assert_eq!(
+        admin.status().op_control_streams,
+        1,
+        "the stream is still open"
+    );
     task.abort();
     gw.shutdown().await.expect("gateway shuts down");
 }
