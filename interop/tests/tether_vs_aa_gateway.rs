@@ -319,11 +319,10 @@ async fn after_a_gateway_restart_the_client_reports_the_refused_credential() {
 /// The refusal of a stale token is not a policy decision (WIRE.md), so it
 /// must not be cached. aa-gateway sends it as `DENY` with reason
 /// `"credential token mismatch"` and `policy_rule:
-/// "a2a_identity_verification"`, which tether's client takes for a policy
-/// rule and caches: the second check is answered from the cache. Ignored
-/// until tether's answer classification is fixed (see interop/README.md).
+/// "a2a_identity_verification"`, the gateway's identity check; tether's
+/// answer classification (`tether_core::answer::IDENTITY_CHECK_RULE`)
+/// knows it is no rule about the call, so the second check asks again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known incompatibility: aa-gateway's credential refusal names a policy_rule, tether caches it"]
 async fn a_credential_refusal_after_a_restart_is_not_cached() {
     let (first, second) = restart_then_check_twice().await;
     assert_eq!(first.source, VerdictSource::Gateway, "{first:?}");
