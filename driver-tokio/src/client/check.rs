@@ -21,11 +21,12 @@ use tether_core::answer::{
 };
 use tether_core::approval::ApprovalOutcome;
 use tether_core::policy_cache::{CacheKey, Lookup};
-use tether_proto::common::{ActionType, AgentId, Decision as WireDecision};
+use tether_proto::common::{AgentId, Decision as WireDecision};
 use tether_proto::policy::policy_service_client::PolicyServiceClient;
-use tether_proto::policy::{action_context, ActionContext, CheckActionRequest, ToolCallContext};
+use tether_proto::policy::{ActionContext, CheckActionRequest};
 use tokio::time::Instant;
 
+use super::action::Checkable;
 use super::error::{ProtocolError, TetherError};
 use super::ops::OpBlocked;
 use super::shared::{attach_token, Cached, Shared};
@@ -58,60 +59,6 @@ impl ToolCall {
         self.args_json = args_json.into();
         self
     }
-
-    /// The cache fingerprint: every field of the call, exactly. Each field
-    /// is length-prefixed (so no two different calls can spell the same
-    /// key), and the arguments are kept as their exact bytes: as text when
-    /// they are UTF-8, else hex-encoded behind a different tag.
-    fn fingerprint(&self) -> String {
-        let mut key = String::with_capacity(
-            self.tool_name.len()
-                + self.tool_source.len()
-                + self.target_url.len()
-                + 2 * self.args_json.len()
-                + 32,
-        );
-        for field in [&self.tool_name, &self.tool_source, &self.target_url] {
-            push_len(&mut key, field.len());
-            key.push_str(field);
-        }
-        match std::str::from_utf8(&self.args_json) {
-            Ok(text) => {
-                key.push('u');
-                push_len(&mut key, text.len());
-                key.push_str(text);
-            }
-            Err(_) => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                key.push('x');
-                push_len(&mut key, self.args_json.len());
-                for b in &self.args_json {
-                    key.push(char::from(HEX[usize::from(b >> 4)]));
-                    key.push(char::from(HEX[usize::from(b & 0xf)]));
-                }
-            }
-        }
-        key
-    }
-}
-
-/// Append `n` in decimal and a `:` (no formatting machinery: this runs on
-/// every check, cache hits included).
-fn push_len(key: &mut String, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in &digits[at..] {
-        key.push(char::from(*d));
-    }
-    key.push(':');
 }
 
 enum Step<T> {
@@ -132,10 +79,10 @@ async fn unless_terminated<T>(
     }
 }
 
-pub(crate) async fn check(
+pub(crate) async fn check<A: Checkable + ?Sized>(
     shared: &Shared,
     op_id: &str,
-    call: &ToolCall,
+    call: &A,
 ) -> Result<Verdict, TetherError> {
     let started = Instant::now();
     let verdict = |decision, source, reason: String| Verdict {
@@ -240,7 +187,7 @@ pub(crate) async fn check(
         AnswerMeaning::Invalid(InvalidAnswer::UnknownDecision) => {
             return Err(ProtocolError::UnknownDecision {
                 decision: response.decision,
-                tool: call.tool_name.clone(),
+                tool: call.label().to_owned(),
             }
             .into())
         }
@@ -351,13 +298,14 @@ fn answer_decision(wire: i32) -> AnswerDecision {
     }
 }
 
-async fn check_action(
+async fn check_action<A: Checkable + ?Sized>(
     shared: &Shared,
     op_id: &str,
-    call: &ToolCall,
+    call: &A,
 ) -> Result<tether_proto::policy::CheckActionResponse, TetherError> {
     let (trace_id, span_id) = op_id.split_once(':').unwrap_or((op_id, ""));
     let a = &shared.config.agent;
+    let (action_type, context) = call.wire();
     let build = |token: Option<&str>| {
         let mut req = tonic::Request::new(CheckActionRequest {
             agent_id: Some(AgentId {
@@ -368,15 +316,10 @@ async fn check_action(
             credential_token: token.unwrap_or_default().to_owned(),
             trace_id: trace_id.to_owned(),
             span_id: span_id.to_owned(),
-            action_type: ActionType::ToolCall as i32,
+            action_type: action_type as i32,
             caller_agent_id: None,
             context: Some(ActionContext {
-                action: Some(action_context::Action::ToolCall(ToolCallContext {
-                    tool_name: call.tool_name.clone(),
-                    tool_source: call.tool_source.clone(),
-                    args_json: call.args_json.clone(),
-                    target_url: call.target_url.clone(),
-                })),
+                action: Some(context.clone()),
             }),
         });
         // A gateway may hold the call open until a reviewer decides; the

@@ -27,6 +27,7 @@
 
 mod ack_codec;
 mod ack_outbox;
+mod action;
 mod approvals;
 mod channel;
 mod check;
@@ -49,6 +50,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 
+pub use action::{Action, FileOperation, LlmCall, NetworkCall, ProcessExec, ToolResult};
 pub use approvals::{ApprovalOutcome, ApprovalWait, ApprovalWaitError, Approvals};
 pub use check::ToolCall;
 pub use config::{
@@ -200,6 +202,32 @@ impl Tether {
         action: F,
     ) -> Result<F::Output, OpBlocked> {
         self.shared.ops.run(op_id, action).await
+    }
+
+    /// Decide whether `action` of op `op_id` may run: the same pipeline as
+    /// [`Tether::check`] (op control, cache, a check slot and
+    /// `CheckAction`, the approval wait), for any kind of action the
+    /// protocol checks: a model call, a tool call, a file operation, a
+    /// network call, a process start or a tool's result, each sent with its
+    /// `ActionType` and context.
+    pub async fn check_action(&self, op_id: &str, action: &Action) -> Result<Verdict, TetherError> {
+        let _guard = CheckGuard::enter(&self.shared);
+        if self.shared.is_shut_down() {
+            return Err(TetherError::Shutdown);
+        }
+        let result = check::check(&self.shared, op_id, action).await;
+        if let Ok(v) = &result {
+            metrics::histogram!(crate::metrics_names::CHECK_SECONDS, "verdict" => v.label())
+                .record(v.latency.as_secs_f64());
+            tracing::debug!(
+                op_id,
+                action = action::Checkable::label(action),
+                verdict = v.label(),
+                latency_us = v.latency.as_micros() as u64,
+                "check"
+            );
+        }
+        result
     }
 
     /// Approval waiting, for runtimes that compose their own pipeline.
