@@ -94,3 +94,70 @@ async fn every_action_kind_is_checked_with_its_own_type() {
     assert_eq!(v.decision, Decision::Allow);
     assert!(matches!(v.source, VerdictSource::Reviewer { .. }));
 }
+
+/// `check_batch`: one `BatchCheck` for the actions not cached, verdicts in
+/// order, the cached ones from the cache, a PENDING one waiting for its
+/// reviewer, a terminated op denied for every action.
+#[tokio::test]
+async fn a_batch_is_checked_in_one_call_in_order() {
+    let rules = RuleTable::parse(
+        "allow action:llm_call\ndeny action:process_exec\napprove deploy 30\nallow read_file\ndefault deny\n",
+    )
+    .unwrap();
+    let gw = serve(gateway().rules(rules)).await;
+    let admin = gw.admin();
+    let tether = connected(client_config(&gw.endpoint())).await;
+
+    // Warm the cache with one of them.
+    let first = tether
+        .check_action("b:0", &ToolCall::new("read_file").into())
+        .await
+        .unwrap();
+    assert_eq!(first.source, VerdictSource::Gateway);
+
+    let batch: Vec<Action> = vec![
+        LlmCall::new("gpt-5").into(),
+        ToolCall::new("read_file").into(),
+        ProcessExec::new("sh", []).into(),
+        ToolCall::new("deploy").into(),
+    ];
+    let running = tokio::spawn({
+        let t = tether.clone();
+        let batch = batch.clone();
+        async move { t.check_batch("b:1", &batch).await }
+    });
+    until("the deploy is pending", || admin.pending().len() == 1).await;
+    let id = admin.pending()[0].request_id.clone();
+    admin.decide(&id, Review::Denied).unwrap();
+    let verdicts = bounded("the batch", running).await.unwrap().unwrap();
+    let got: Vec<(Decision, bool)> = verdicts
+        .iter()
+        .map(|v| (v.decision, v.source == VerdictSource::Cache))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Decision::Allow, false),
+            (Decision::Allow, true),
+            (Decision::Deny, false),
+            (Decision::Deny, false),
+        ]
+    );
+    assert_eq!(
+        verdicts[3].source,
+        VerdictSource::Reviewer { approval_id: id }
+    );
+    assert_eq!(tether.status().checks.in_flight, 0);
+
+    // A terminated op: every action denied, nothing sent.
+    admin.terminate("b:2", tether_tests::agent_key()).unwrap();
+    until("terminate applied", || {
+        tether.ops().state("b:2") == tether_tokio::client::OpState::Terminated
+    })
+    .await;
+    let verdicts = tether.check_batch("b:2", &batch).await.unwrap();
+    assert_eq!(verdicts.len(), batch.len());
+    assert!(verdicts
+        .iter()
+        .all(|v| v.source == VerdictSource::Terminated && !v.allowed()));
+}

@@ -20,10 +20,10 @@ use tether_core::answer::{
     classify, AnswerDecision, AnswerMeaning, FinalDecision, GatewayAnswer, InvalidAnswer,
 };
 use tether_core::approval::ApprovalOutcome;
-use tether_core::policy_cache::{CacheKey, Lookup};
+use tether_core::policy_cache::{CacheKey, FetchTicket, Lookup};
 use tether_proto::common::{AgentId, Decision as WireDecision};
 use tether_proto::policy::policy_service_client::PolicyServiceClient;
-use tether_proto::policy::{ActionContext, CheckActionRequest};
+use tether_proto::policy::{ActionContext, BatchCheckRequest, CheckActionRequest};
 use tokio::time::Instant;
 
 use super::action::Checkable;
@@ -79,58 +79,100 @@ async fn unless_terminated<T>(
     }
 }
 
-pub(crate) async fn check<A: Checkable + ?Sized>(
-    shared: &Shared,
-    op_id: &str,
-    call: &A,
-) -> Result<Verdict, TetherError> {
-    let started = Instant::now();
-    let verdict = |decision, source, reason: String| Verdict {
+/// A verdict of this check, its latency measured from `started`.
+fn verdict(started: Instant, decision: Decision, source: VerdictSource, reason: String) -> Verdict {
+    Verdict {
         decision,
         redactions: Vec::new(),
         source,
         reason,
         latency: started.elapsed(),
-    };
-    let terminated = || {
-        verdict(
-            Decision::Deny,
-            VerdictSource::Terminated,
-            format!("op {op_id} was terminated"),
-        )
-    };
-
-    // 1. Op control.
-    match shared.ops.wait_runnable(op_id).await {
-        Ok(()) => {}
-        Err(OpBlocked::Terminated) => return Ok(terminated()),
-        Err(OpBlocked::OutageDeny) => {
-            return Ok(verdict(
-                Decision::Deny,
-                VerdictSource::OutagePolicy,
-                "op-control stream down past its grace; outage policy denies".into(),
-            ))
-        }
-        Err(OpBlocked::FailedClosed(why)) => {
-            return Ok(verdict(
-                Decision::Deny,
-                VerdictSource::OutagePolicy,
-                format!("op control failed closed: {why}"),
-            ))
-        }
     }
+}
 
-    // 2. The policy cache.
+fn terminated(started: Instant, op_id: &str) -> Verdict {
+    verdict(
+        started,
+        Decision::Deny,
+        VerdictSource::Terminated,
+        format!("op {op_id} was terminated"),
+    )
+}
+
+/// Step 1, op control: `None` when the op may run, else its verdict.
+async fn gate(shared: &Shared, op_id: &str, started: Instant) -> Option<Verdict> {
+    match shared.ops.wait_runnable(op_id).await {
+        Ok(()) => None,
+        Err(OpBlocked::Terminated) => Some(terminated(started, op_id)),
+        Err(OpBlocked::OutageDeny) => Some(verdict(
+            started,
+            Decision::Deny,
+            VerdictSource::OutagePolicy,
+            "op-control stream down past its grace; outage policy denies".into(),
+        )),
+        Err(OpBlocked::FailedClosed(why)) => Some(verdict(
+            started,
+            Decision::Deny,
+            VerdictSource::OutagePolicy,
+            format!("op control failed closed: {why}"),
+        )),
+    }
+}
+
+/// Step 2, the policy cache: the cached verdict, or the fetch ticket that
+/// lets the answer be cached later (refused if an invalidation comes in
+/// between).
+fn lookup<A: Checkable + ?Sized>(
+    shared: &Shared,
+    call: &A,
+    started: Instant,
+) -> Result<Verdict, (CacheKey, FetchTicket)> {
     let key = CacheKey::new(shared.config.agent.agent_id.clone(), call.fingerprint());
     let cached = shared.cache.with(|c, now| match c.get(now, &key) {
         Lookup::Hit(v) => Some(v.clone()),
         _ => None,
     });
     if let Some(hit) = cached {
-        let mut v = verdict(hit.decision, VerdictSource::Cache, hit.reason);
+        let mut v = verdict(started, hit.decision, VerdictSource::Cache, hit.reason);
         v.redactions = hit.redactions;
         return Ok(v);
     }
+    let ticket = shared
+        .cache
+        .read(|c| c.begin_fetch(shared.clock.now(), &key));
+    Err((key, ticket))
+}
+
+/// The fallback when the gateway held the call(s) past the approval
+/// deadline without answering.
+fn held_past_deadline(shared: &Shared, started: Instant) -> Verdict {
+    verdict(
+        started,
+        shared.config.approval_fallback,
+        VerdictSource::ApprovalDeadline {
+            approval_id: String::new(),
+        },
+        format!(
+            "the gateway held the call past the approval deadline of {}s without an answer \
+             (a reviewer may still decide it); fallback applied",
+            shared.config.approval_deadline.as_secs_f64()
+        ),
+    )
+}
+
+pub(crate) async fn check<A: Checkable + ?Sized>(
+    shared: &Shared,
+    op_id: &str,
+    call: &A,
+) -> Result<Verdict, TetherError> {
+    let started = Instant::now();
+    if let Some(v) = gate(shared, op_id, started).await {
+        return Ok(v);
+    }
+    let (key, ticket) = match lookup(shared, call, started) {
+        Ok(hit) => return Ok(hit),
+        Err(miss) => miss,
+    };
 
     // 3. CheckAction: a slot on the checks' connection (a typed error when
     // none frees in time), then the call, raced with a terminate and bounded
@@ -138,39 +180,114 @@ pub(crate) async fn check<A: Checkable + ?Sized>(
     // reviewer decides (Agent Assembly's does), and the deadline applies to
     // a held call as it does to a PENDING answer.
     let slot = match unless_terminated(shared, op_id, shared.slots.acquire()).await {
-        Step::Terminated => return Ok(terminated()),
+        Step::Terminated => return Ok(terminated(started, op_id)),
         Step::Done(r) => r?,
     };
-    let ticket = shared
-        .cache
-        .read(|c| c.begin_fetch(shared.clock.now(), &key));
     let deadline = shared.config.approval_deadline;
-    let bounded_call = tokio::time::timeout(deadline, check_action(shared, op_id, call));
+    let request = request(shared, op_id, call);
+    let bounded_call = tokio::time::timeout(deadline, check_action(shared, request));
     let response = match unless_terminated(shared, op_id, bounded_call).await {
-        Step::Terminated => return Ok(terminated()),
+        Step::Terminated => return Ok(terminated(started, op_id)),
         Step::Done(Ok(r)) => r?,
-        Step::Done(Err(_)) => {
-            return Ok(verdict(
-                shared.config.approval_fallback,
-                VerdictSource::ApprovalDeadline {
-                    approval_id: String::new(),
-                },
-                format!(
-                    "the gateway held the call past the approval deadline of {}s without an \
-                     answer (a reviewer may still decide it); fallback applied",
-                    deadline.as_secs_f64()
-                ),
-            ))
-        }
+        Step::Done(Err(_)) => return Ok(held_past_deadline(shared, started)),
     };
     // The answer is in: a wait for a reviewer from here on holds no slot.
     drop(slot);
+    conclude(shared, op_id, call.label(), key, ticket, response, started).await
+}
+
+/// Check `actions` of op `op_id` at once: op control once, the cache for
+/// each, then one `BatchCheck` call for the misses (one slot), and each
+/// answer concluded as a single check's is, approval waits concurrently.
+/// Verdicts come in the order of `actions`.
+pub(crate) async fn check_batch<A: Checkable>(
+    shared: &Shared,
+    op_id: &str,
+    actions: &[A],
+) -> Result<Vec<Verdict>, TetherError> {
+    let started = Instant::now();
+    if let Some(v) = gate(shared, op_id, started).await {
+        return Ok(vec![v; actions.len()]);
+    }
+    let mut verdicts: Vec<Option<Verdict>> = vec![None; actions.len()];
+    let mut misses = Vec::new();
+    for (i, a) in actions.iter().enumerate() {
+        match lookup(shared, a, started) {
+            Ok(hit) => verdicts[i] = Some(hit),
+            Err((key, ticket)) => misses.push((i, key, ticket)),
+        }
+    }
+    if !misses.is_empty() {
+        let slot = match unless_terminated(shared, op_id, shared.slots.acquire()).await {
+            Step::Terminated => return Ok(vec![terminated(started, op_id); actions.len()]),
+            Step::Done(r) => r?,
+        };
+        let requests: Vec<_> = misses
+            .iter()
+            .map(|(i, _, _)| request(shared, op_id, &actions[*i]))
+            .collect();
+        let deadline = shared.config.approval_deadline;
+        let bounded_call = tokio::time::timeout(deadline, batch_check(shared, requests));
+        let responses = match unless_terminated(shared, op_id, bounded_call).await {
+            Step::Terminated => return Ok(vec![terminated(started, op_id); actions.len()]),
+            Step::Done(Ok(r)) => r?,
+            Step::Done(Err(_)) => {
+                for (i, _, _) in &misses {
+                    verdicts[*i] = Some(held_past_deadline(shared, started));
+                }
+                Vec::new()
+            }
+        };
+        drop(slot);
+        if !responses.is_empty() {
+            if responses.len() != misses.len() {
+                return Err(ProtocolError::BatchSize {
+                    sent: misses.len(),
+                    answered: responses.len(),
+                }
+                .into());
+            }
+            let concluded = futures::future::join_all(misses.into_iter().zip(responses).map(
+                |((i, key, ticket), response)| async move {
+                    let v = conclude(
+                        shared,
+                        op_id,
+                        actions[i].label(),
+                        key,
+                        ticket,
+                        response,
+                        started,
+                    )
+                    .await;
+                    (i, v)
+                },
+            ))
+            .await;
+            for (i, v) in concluded {
+                verdicts[i] = Some(v?);
+            }
+        }
+    }
+    Ok(verdicts.into_iter().flatten().collect())
+}
+
+/// What an answer means for the check, decided by the core's `classify`:
+/// a final verdict (cached when it may be), or the reviewer's verdict after
+/// a wait on a PENDING answer, raced with a terminate.
+async fn conclude(
+    shared: &Shared,
+    op_id: &str,
+    label: &str,
+    key: CacheKey,
+    ticket: FetchTicket,
+    response: tether_proto::policy::CheckActionResponse,
+    started: Instant,
+) -> Result<Verdict, TetherError> {
     let answer = GatewayAnswer {
         decision: answer_decision(response.decision),
         approval_id: &response.approval_id,
         policy_rule: &response.policy_rule,
     };
-    // The answer's meaning (and whether it may be cached) is the core's.
     let final_answer = match classify(answer) {
         AnswerMeaning::Policy {
             decision,
@@ -187,7 +304,7 @@ pub(crate) async fn check<A: Checkable + ?Sized>(
         AnswerMeaning::Invalid(InvalidAnswer::UnknownDecision) => {
             return Err(ProtocolError::UnknownDecision {
                 decision: response.decision,
-                tool: call.label().to_owned(),
+                tool: label.to_owned(),
             }
             .into())
         }
@@ -223,9 +340,9 @@ pub(crate) async fn check<A: Checkable + ?Sized>(
         }
         // A terminate that landed while the answer was in flight still wins.
         if shared.ops.state(op_id) == tether_core::op_control::OpState::Terminated {
-            return Ok(terminated());
+            return Ok(terminated(started, op_id));
         }
-        let mut v = verdict(decision, source, response.reason);
+        let mut v = verdict(started, decision, source, response.reason);
         v.redactions = redactions;
         return Ok(v);
     }
@@ -237,21 +354,24 @@ pub(crate) async fn check<A: Checkable + ?Sized>(
     let outcome =
         match unless_terminated(shared, op_id, shared.approvals.wait(&approval_id, deadline)).await
         {
-            Step::Terminated => return Ok(terminated()),
+            Step::Terminated => return Ok(terminated(started, op_id)),
             Step::Done(r) => r?,
         };
     Ok(match outcome {
         ApprovalOutcome::Approved => verdict(
+            started,
             Decision::Allow,
             VerdictSource::Reviewer { approval_id },
             "approved by a reviewer".into(),
         ),
         ApprovalOutcome::Denied => verdict(
+            started,
             Decision::Deny,
             VerdictSource::Reviewer { approval_id },
             "denied by a reviewer".into(),
         ),
         ApprovalOutcome::TimedOut => verdict(
+            started,
             shared.config.approval_fallback,
             VerdictSource::ApprovalDeadline { approval_id },
             format!(
@@ -298,49 +418,84 @@ fn answer_decision(wire: i32) -> AnswerDecision {
     }
 }
 
-async fn check_action<A: Checkable + ?Sized>(
-    shared: &Shared,
-    op_id: &str,
-    call: &A,
-) -> Result<tether_proto::policy::CheckActionResponse, TetherError> {
+/// The `CheckActionRequest` for `call` of op `op_id` (credential attached
+/// at send time).
+fn request<A: Checkable + ?Sized>(shared: &Shared, op_id: &str, call: &A) -> CheckActionRequest {
     let (trace_id, span_id) = op_id.split_once(':').unwrap_or((op_id, ""));
     let a = &shared.config.agent;
     let (action_type, context) = call.wire();
-    let build = |token: Option<&str>| {
-        let mut req = tonic::Request::new(CheckActionRequest {
-            agent_id: Some(AgentId {
-                org_id: a.org_id.clone(),
-                team_id: a.team_id.clone(),
-                agent_id: a.agent_id.clone(),
-            }),
-            credential_token: token.unwrap_or_default().to_owned(),
-            trace_id: trace_id.to_owned(),
-            span_id: span_id.to_owned(),
-            action_type: action_type as i32,
-            caller_agent_id: None,
-            context: Some(ActionContext {
-                action: Some(context.clone()),
-            }),
-        });
-        // A gateway may hold the call open until a reviewer decides; the
-        // caller gives up at the approval deadline, so the gateway's own
-        // timeout comes a second later and never pre-empts the fallback.
-        let timeout: Duration = shared
-            .config
-            .request_timeout
-            .max(shared.config.approval_deadline)
-            + Duration::from_secs(1);
-        req.set_timeout(timeout);
-        req
-    };
+    CheckActionRequest {
+        agent_id: Some(AgentId {
+            org_id: a.org_id.clone(),
+            team_id: a.team_id.clone(),
+            agent_id: a.agent_id.clone(),
+        }),
+        credential_token: String::new(),
+        trace_id: trace_id.to_owned(),
+        span_id: span_id.to_owned(),
+        action_type: action_type as i32,
+        caller_agent_id: None,
+        context: Some(ActionContext {
+            action: Some(context),
+        }),
+    }
+}
+
+/// A gateway may hold the call open until a reviewer decides; the caller
+/// gives up at the approval deadline, so the gateway's own timeout comes a
+/// second later and never pre-empts the fallback.
+fn call_timeout(shared: &Shared) -> Duration {
+    shared
+        .config
+        .request_timeout
+        .max(shared.config.approval_deadline)
+        + Duration::from_secs(1)
+}
+
+async fn check_action(
+    shared: &Shared,
+    request: CheckActionRequest,
+) -> Result<tether_proto::policy::CheckActionResponse, TetherError> {
     let mut client = PolicyServiceClient::new(shared.channels.checks.clone());
     for attempt in 0..2 {
         let token = shared.config.credentials.token().await;
-        let mut req = build(token.as_deref());
+        let mut body = request.clone();
+        body.credential_token = token.clone().unwrap_or_default();
+        let mut req = tonic::Request::new(body);
+        req.set_timeout(call_timeout(shared));
         attach_token(&mut req, token.as_deref());
         match client.check_action(req).await {
             Ok(resp) => return Ok(resp.into_inner()),
             // Refused: refresh the credential once and retry once.
+            Err(status)
+                if attempt == 0 && shared.refresh_if_refused(&status, token.as_deref()).await => {}
+            Err(status) => return Err(TetherError::Gateway(status)),
+        }
+    }
+    Err(TetherError::Gateway(tonic::Status::unauthenticated(
+        "credential refused after refresh",
+    )))
+}
+
+async fn batch_check(
+    shared: &Shared,
+    requests: Vec<CheckActionRequest>,
+) -> Result<Vec<tether_proto::policy::CheckActionResponse>, TetherError> {
+    let mut client = PolicyServiceClient::new(shared.channels.checks.clone());
+    for attempt in 0..2 {
+        let token = shared.config.credentials.token().await;
+        let requests = requests
+            .iter()
+            .map(|r| CheckActionRequest {
+                credential_token: token.clone().unwrap_or_default(),
+                ..r.clone()
+            })
+            .collect();
+        let mut req = tonic::Request::new(BatchCheckRequest { requests });
+        req.set_timeout(call_timeout(shared));
+        attach_token(&mut req, token.as_deref());
+        match client.batch_check(req).await {
+            Ok(resp) => return Ok(resp.into_inner().responses),
             Err(status)
                 if attempt == 0 && shared.refresh_if_refused(&status, token.as_deref()).await => {}
             Err(status) => return Err(TetherError::Gateway(status)),

@@ -80,6 +80,14 @@ pub enum ProtocolError {
         /// The tool that was checked.
         tool: String,
     },
+    /// `BatchCheck` answered another number of responses than requests.
+    #[error("BatchCheck answered {answered} responses to {sent} requests")]
+    BatchSize {
+        /// Requests sent.
+        sent: usize,
+        /// Responses received.
+        answered: usize,
+    },
     /// CheckAction answered PENDING without the approval id to wait on.
     #[error("CheckAction answered PENDING without an approval_id")]
     PendingWithoutApprovalId,

@@ -230,6 +230,34 @@ impl Tether {
         result
     }
 
+    /// Decide several actions of op `op_id` at once (parallel tool calls):
+    /// op control once, the cache for each, then one `BatchCheck` call for
+    /// those not cached (one check slot), each answer concluded as
+    /// [`Tether::check_action`] concludes it (cached when it may be; a
+    /// `PENDING` one waits for its reviewer, all such waits at once).
+    /// Verdicts come in the order of `actions`. The call fails as a whole
+    /// when the gateway refuses the batch (for example one larger than it
+    /// accepts: `INVALID_ARGUMENT`) or breaks the protocol.
+    pub async fn check_batch(
+        &self,
+        op_id: &str,
+        actions: &[Action],
+    ) -> Result<Vec<Verdict>, TetherError> {
+        let _guard = CheckGuard::enter(&self.shared);
+        if self.shared.is_shut_down() {
+            return Err(TetherError::Shutdown);
+        }
+        let result = check::check_batch(&self.shared, op_id, actions).await;
+        if let Ok(verdicts) = &result {
+            for v in verdicts {
+                metrics::histogram!(crate::metrics_names::CHECK_SECONDS, "verdict" => v.label())
+                    .record(v.latency.as_secs_f64());
+            }
+            tracing::debug!(op_id, actions = actions.len(), "batch check");
+        }
+        result
+    }
+
     /// Approval waiting, for runtimes that compose their own pipeline.
     pub fn approvals(&self) -> &Approvals {
         &self.shared.approvals
