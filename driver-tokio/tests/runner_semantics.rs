@@ -575,3 +575,31 @@ async fn without_the_start_up_sweep_nothing_is_driven_until_a_poke() {
     h.poker.poke_session("a").unwrap();
     assert_eq!(h.next().await.req.session.as_deref(), Some("a"));
 }
+
+/// A `submit_next` that never returns cannot hold shutdown forever: it
+/// returns at the configured grace and says the drive was abandoned.
+#[tokio::test(start_paused = true)]
+async fn shutdown_abandons_a_hung_drive_at_its_grace() {
+    let (tx, mut calls) = mpsc::unbounded_channel();
+    let grace = Duration::from_secs(5);
+    let runner = Runner::start(
+        Recording {
+            tx,
+            calls: Arc::new(AtomicUsize::new(0)),
+        },
+        RunnerConfig::new(InFlightConfig::default().with_sweep_at_start(false))
+            .with_shutdown_grace(grace),
+    );
+    runner.poker().poke_session("a").unwrap();
+    // The call arrives and is never answered (its reply is kept, unsent).
+    let _hung = tokio::time::timeout(BOUND, calls.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let t0 = Instant::now();
+    let report = tokio::time::timeout(BOUND, runner.shutdown())
+        .await
+        .expect("shutdown returns");
+    assert!(!report.drained);
+    assert_eq!(Instant::now() - t0, grace);
+}

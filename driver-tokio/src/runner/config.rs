@@ -1,6 +1,13 @@
 //! The runner's configuration.
 
+use std::time::Duration;
+
 use tether_core::inflight::InFlightConfig;
+
+/// How long [`Runner::shutdown`](super::Runner::shutdown) waits for
+/// `submit_next` calls already started, by default: 30 s (the scheduler's
+/// grace for running ticks).
+pub const DEFAULT_RUNNER_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Parameters of a [`Runner`](super::Runner): only those of the core's
 /// in-flight machine (concurrency, pending bound, lease, retry backoff,
@@ -9,22 +16,45 @@ use tether_core::inflight::InFlightConfig;
 /// Built with [`RunnerConfig::new`] or from [`RunnerConfig::default`] and
 /// its `with_` methods (fields may be added, so outside this crate it cannot
 /// be written as a literal).
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
 pub struct RunnerConfig {
     /// The in-flight machine's parameters (see [`InFlightConfig`]).
     pub inflight: InFlightConfig,
+    /// How long `shutdown` waits for `submit_next` calls already started
+    /// (default [`DEFAULT_RUNNER_SHUTDOWN_GRACE`]); past it they are
+    /// abandoned, so a hung call cannot hold shutdown forever.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            inflight: InFlightConfig::default(),
+            shutdown_grace: DEFAULT_RUNNER_SHUTDOWN_GRACE,
+        }
+    }
 }
 
 impl RunnerConfig {
     /// A runner configured by `inflight`.
     pub fn new(inflight: InFlightConfig) -> Self {
-        RunnerConfig { inflight }
+        RunnerConfig {
+            inflight,
+            ..Default::default()
+        }
     }
 
     /// The same, with `inflight` as the in-flight machine's parameters.
     pub fn with_inflight(mut self, inflight: InFlightConfig) -> Self {
         self.inflight = inflight;
+        self
+    }
+
+    /// The same, waiting at most `grace` on shutdown for `submit_next`
+    /// calls already started.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
         self
     }
 }

@@ -53,9 +53,9 @@ mod handle;
 mod poker;
 mod service;
 
-pub use config::RunnerConfig;
+pub use config::{RunnerConfig, DEFAULT_RUNNER_SHUTDOWN_GRACE};
 pub use error::RunnerError;
 pub use handle::{traces_idle, DriveError, DriveRequest, RunnerHandle, Submission};
 pub use poker::Poker;
-pub use service::Runner;
+pub use service::{Runner, RunnerShutdown};
 pub use tether_core::inflight::{DriveReason, DriveToken, InFlightConfig, PokeOutcome};

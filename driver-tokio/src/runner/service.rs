@@ -29,6 +29,17 @@ pub struct Runner {
     gate: Gate,
     drained: mpsc::Receiver<()>,
     timer: Option<TimerTask>,
+    grace: std::time::Duration,
+}
+
+/// What [`Runner::shutdown`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunnerShutdown {
+    /// Every `submit_next` already started returned within the grace. If
+    /// not, the rest were abandoned: their tasks run on, and whatever they
+    /// report is refused.
+    pub drained: bool,
 }
 
 impl std::fmt::Debug for Runner {
@@ -55,6 +66,7 @@ impl Runner {
             cell: weak.clone(),
             gate: gate.clone(),
         };
+        let grace = config.shutdown_grace;
         let cell = Driven::new(InFlight::new(config.inflight), Clock::new(), move |a| {
             exec.execute(a)
         });
@@ -73,6 +85,7 @@ impl Runner {
             gate,
             drained,
             timer: Some(timer),
+            grace,
         }
     }
 
@@ -106,9 +119,11 @@ impl Runner {
 
     /// Stop gracefully: refuse further pokes, start no further drive, stop
     /// the timer, and wait until every `submit_next` already started has
-    /// returned and been reported. Turns already submitted keep running in
-    /// the runtime; their completions are refused from now on.
-    pub async fn shutdown(mut self) {
+    /// returned and been reported, for at most the configured
+    /// `shutdown_grace` (a hung call is abandoned past it, and the report
+    /// says so). Turns already submitted keep running in the runtime; their
+    /// completions are refused from now on.
+    pub async fn shutdown(mut self) -> RunnerShutdown {
         self.shared.closed.store(true, Ordering::Release);
         let gate = self.gate.lock().unwrap_or_else(|e| e.into_inner()).take();
         drop(gate);
@@ -116,7 +131,14 @@ impl Runner {
             timer.stop().await;
         }
         // `None` once the last drive task dropped its gate guard.
-        let _ = self.drained.recv().await;
-        tracing::debug!(stats = ?self.stats(), "runner shut down");
+        let drained = tokio::time::timeout(self.grace, self.drained.recv())
+            .await
+            .is_ok();
+        if drained {
+            tracing::debug!(stats = ?self.stats(), "runner shut down");
+        } else {
+            tracing::warn!(grace = ?self.grace, stats = ?self.stats(), "runner shut down; submit_next calls still running were abandoned");
+        }
+        RunnerShutdown { drained }
     }
 }
