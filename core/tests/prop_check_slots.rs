@@ -374,3 +374,23 @@ fn harness_accepts_known_sequences() {
         assert!(h.machine.stats().admitted_total >= 1);
     }
 }
+
+/// Slot ids come from a counter that starts at 1 and never repeats; a
+/// refused request takes none.
+#[test]
+fn slot_ids_count_up_from_one() {
+    use tether_core::check_slots::{Admission, CheckSlots, CheckSlotsConfig};
+    use tether_core::Timestamp;
+    let mut m = CheckSlots::new(
+        CheckSlotsConfig::default()
+            .with_max_in_flight(1)
+            .with_max_queued(1),
+    );
+    let id = |a: Admission| match a {
+        Admission::Admitted(id) | Admission::Queued(id) => Some(id.get()),
+        _ => None,
+    };
+    assert_eq!(id(m.on_request(Timestamp::ZERO)), Some(1));
+    assert_eq!(id(m.on_request(Timestamp::ZERO)), Some(2));
+    assert_eq!(id(m.on_request(Timestamp::ZERO)), None, "refused");
+}
