@@ -452,19 +452,24 @@ fn call_timeout(shared: &Shared) -> Duration {
         + Duration::from_secs(1)
 }
 
-async fn check_action(
+/// Send one call with the current credential (in metadata and, through
+/// `body`, in the request), refreshing it once and retrying once when the
+/// gateway refuses it.
+async fn with_credential<B, T, Fut>(
     shared: &Shared,
-    request: CheckActionRequest,
-) -> Result<tether_proto::policy::CheckActionResponse, TetherError> {
-    let mut client = PolicyServiceClient::new(shared.channels.checks.clone());
+    body: impl Fn(Option<&str>) -> B,
+    send: impl Fn(PolicyServiceClient<tonic::transport::Channel>, tonic::Request<B>) -> Fut,
+) -> Result<T, TetherError>
+where
+    Fut: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    let client = PolicyServiceClient::new(shared.channels.checks.clone());
     for attempt in 0..2 {
         let token = shared.config.credentials.token().await;
-        let mut body = request.clone();
-        body.credential_token = token.clone().unwrap_or_default();
-        let mut req = tonic::Request::new(body);
+        let mut req = tonic::Request::new(body(token.as_deref()));
         req.set_timeout(call_timeout(shared));
         attach_token(&mut req, token.as_deref());
-        match client.check_action(req).await {
+        match send(client.clone(), req).await {
             Ok(resp) => return Ok(resp.into_inner()),
             // Refused: refresh the credential once and retry once.
             Err(status)
@@ -477,31 +482,38 @@ async fn check_action(
     )))
 }
 
+async fn check_action(
+    shared: &Shared,
+    request: CheckActionRequest,
+) -> Result<tether_proto::policy::CheckActionResponse, TetherError> {
+    with_credential(
+        shared,
+        |token| CheckActionRequest {
+            credential_token: token.unwrap_or_default().to_owned(),
+            ..request.clone()
+        },
+        |mut client, req| async move { client.check_action(req).await },
+    )
+    .await
+}
+
 async fn batch_check(
     shared: &Shared,
     requests: Vec<CheckActionRequest>,
 ) -> Result<Vec<tether_proto::policy::CheckActionResponse>, TetherError> {
-    let mut client = PolicyServiceClient::new(shared.channels.checks.clone());
-    for attempt in 0..2 {
-        let token = shared.config.credentials.token().await;
-        let requests = requests
-            .iter()
-            .map(|r| CheckActionRequest {
-                credential_token: token.clone().unwrap_or_default(),
-                ..r.clone()
-            })
-            .collect();
-        let mut req = tonic::Request::new(BatchCheckRequest { requests });
-        req.set_timeout(call_timeout(shared));
-        attach_token(&mut req, token.as_deref());
-        match client.batch_check(req).await {
-            Ok(resp) => return Ok(resp.into_inner().responses),
-            Err(status)
-                if attempt == 0 && shared.refresh_if_refused(&status, token.as_deref()).await => {}
-            Err(status) => return Err(TetherError::Gateway(status)),
-        }
-    }
-    Err(TetherError::Gateway(tonic::Status::unauthenticated(
-        "credential refused after refresh",
-    )))
+    let answer = with_credential(
+        shared,
+        |token| BatchCheckRequest {
+            requests: requests
+                .iter()
+                .map(|r| CheckActionRequest {
+                    credential_token: token.unwrap_or_default().to_owned(),
+                    ..r.clone()
+                })
+                .collect(),
+        },
+        |mut client, req| async move { client.batch_check(req).await },
+    )
+    .await?;
+    Ok(answer.responses)
 }
