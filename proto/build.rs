@@ -17,6 +17,7 @@ const PROTOS: &[&str] = &[
     "assembly/gateway/v1/gateway.proto",
     "assembly/policy/v1/policy.proto",
     "assembly/approval/v1/approval.proto",
+    "assembly/agent/v1/agent.proto",
     "tether/admin/v1/admin.proto",
 ];
 

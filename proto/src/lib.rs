@@ -13,6 +13,7 @@
 //! | `assembly.gateway.v1` | [`assembly::gateway::v1`] | [`gateway`] |
 //! | `assembly.policy.v1` | [`assembly::policy::v1`] | [`policy`] |
 //! | `assembly.approval.v1` | [`assembly::approval::v1`] | [`approval`] |
+//! | `assembly.agent.v1` | [`assembly::agent::v1`] | [`agent`] |
 //! | `tether.admin.v1` | [`tether::admin::v1`] | [`admin`] |
 //!
 //! # Features
@@ -97,6 +98,18 @@ pub mod assembly {
             "assembly.approval.v1.rs"
         );
     }
+
+    /// Package `assembly.agent.*`: the agent lifecycle.
+    pub mod agent {
+        generated!(
+            /// Package `assembly.agent.v1`: `AgentLifecycleService` with
+            /// `RequestChallenge`, `Register`, `Heartbeat`, `Deregister` and
+            /// the per-agent `ControlStream`, where credential tokens come
+            /// from.
+            v1,
+            "assembly.agent.v1.rs"
+        );
+    }
 }
 
 /// Packages `tether.*`: tether's own services, not part of the Agent
@@ -115,6 +128,7 @@ pub mod tether {
     }
 }
 
+pub use assembly::agent::v1 as agent;
 pub use assembly::approval::v1 as approval;
 pub use assembly::common::v1 as common;
 pub use assembly::gateway::v1 as gateway;

@@ -839,6 +839,7 @@ fn descriptor_set_services() {
     assert_eq!(
         packages,
         [
+            "assembly.agent.v1",
             "assembly.approval.v1",
             "assembly.common.v1",
             "assembly.gateway.v1",
@@ -905,6 +906,46 @@ fn descriptor_set_services() {
             false,
             true,
         ),
+        (
+            "AgentLifecycleService",
+            "RequestChallenge",
+            ".assembly.agent.v1.ChallengeRequest",
+            ".assembly.agent.v1.ChallengeResponse",
+            false,
+            false,
+        ),
+        (
+            "AgentLifecycleService",
+            "Register",
+            ".assembly.agent.v1.RegisterRequest",
+            ".assembly.agent.v1.RegisterResponse",
+            false,
+            false,
+        ),
+        (
+            "AgentLifecycleService",
+            "Heartbeat",
+            ".assembly.agent.v1.HeartbeatRequest",
+            ".assembly.agent.v1.HeartbeatResponse",
+            false,
+            false,
+        ),
+        (
+            "AgentLifecycleService",
+            "Deregister",
+            ".assembly.agent.v1.DeregisterRequest",
+            ".assembly.agent.v1.DeregisterResponse",
+            false,
+            false,
+        ),
+        (
+            "AgentLifecycleService",
+            "ControlStream",
+            ".assembly.agent.v1.ControlStreamRequest",
+            ".assembly.agent.v1.ControlCommand",
+            false,
+            true,
+        ),
     ];
     for (service, method, input, output, cs, ss) in expected {
         let m = fds
@@ -936,6 +977,10 @@ fn grpc_service_names() {
     assert_eq!(
         approval::approval_service_server::SERVICE_NAME,
         "assembly.approval.v1.ApprovalService"
+    );
+    assert_eq!(
+        tether_proto::agent::agent_lifecycle_service_server::SERVICE_NAME,
+        "assembly.agent.v1.AgentLifecycleService"
     );
     assert_eq!(
         admin::admin_service_server::SERVICE_NAME,
