@@ -27,6 +27,9 @@
 //! - [`tick`]: the periodic job schedule.
 //! - [`check_slots`]: bounded concurrency for `CheckAction` calls (slots,
 //!   a bounded queue, a bounded wait).
+//!
+//! Plain logic beside them: [`did_key`] (Ed25519 did:key ids), [`answer`]
+//! (what a gateway's answer means).
 #![no_std]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -39,6 +42,7 @@ pub mod answer;
 pub mod approval;
 pub mod backoff;
 pub mod check_slots;
+pub mod did_key;
 pub mod id_hash;
 pub mod inflight;
 pub mod machine;
