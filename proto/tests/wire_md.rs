@@ -9,8 +9,9 @@
 //!   lists is declared identically in the `.proto` files ("differs" or
 //!   "only in WIRE.md" otherwise);
 //! - every message, enum, field, value, service and rpc of each `assembly.*`
-//!   package WIRE.md has a section for is listed in WIRE.md ("only in
-//!   proto" otherwise), and every `assembly.*` package has a section.
+//!   package WIRE.md has a section, service prose or declaration for is
+//!   listed in WIRE.md ("only in proto" otherwise), and every `assembly.*`
+//!   package has one.
 //!
 //! Every difference is reported in one failure message.
 //!
@@ -35,27 +36,68 @@
 //!   applies to every part).
 //! - Tables with header `message / enum | fields (number)`: the second cell
 //!   is `(empty)` or an item list whose items carry their own numbers. A
-//!   run of items without a type ends in an item followed by a group type,
-//!   `(strings)` or `(uint64)`, which types the whole run. A list whose
-//!   items are all UPPER_CASE and untyped is an enum's values.
+//!   run of consecutive items without a type ends in an item followed by a
+//!   group type, `(strings)` or `(uint64)`, which types the whole run. A
+//!   list whose items are all UPPER_CASE and untyped is an enum's values.
 //! - A paragraph that starts with `` `package.Name`: `` followed by an item
 //!   list declares that message or enum (WIRE.md declares
 //!   `assembly.common.v1.AgentIdentityAssurance` this way).
 //! - `` `rpc Name(stream? Request) returns (stream? Response)` `` spans in a
 //!   section whose heading names a service are that service's methods.
-//!   `rpc` spans in sections without a package (the prose about
-//!   `assembly.agent.v1.AgentLifecycleService`) are not checked, and listed
-//!   on stderr.
+//! - Service prose: a paragraph of a section without a package (such as
+//!   "## Credentials and the agent lifecycle") that names a service
+//!   `` `pkg.XxxService` `` (`assembly.agent.v1.AgentLifecycleService`)
+//!   declares that service in `pkg`, and every bullet (a line starting
+//!   `- `) of the paragraph must be one of
+//!   - `` - `rpc ...`: declarations ``: a method of that service, then
+//!     declarations of package `pkg`;
+//!   - `` - Enums in `other.pkg`: declarations ``: declarations of
+//!     `other.pkg`, each of which must read as an enum's values.
+//!
+//!   Declarations are separated by `;` or by a sentence's `.` (outside
+//!   `code` and brackets): `` `Name` = items `` declares `Name`, and
+//!   `request = items` / `response = items` the request / response message
+//!   of the bullet's rpc. Items are read as in the tables, with no number
+//!   or type cell: an item carries its own number or a range group `(1–4)`
+//!   numbers the run of consecutive number-less items it ends, one by one;
+//!   a group type types the run it ends; an item list that is all
+//!   UPPER_CASE and untyped is an enum's values; each field and value
+//!   keeps the line it is on. A field type `` `Name{field number [type], ...}` ``
+//!   (`` `SuspendCommand{reason 1}` ``) declares message `Name` of `pkg`
+//!   with those fields, read as items of the same prose. A `` `Name` `` is
+//!   `pkg`'s if WIRE.md declares it there, else the one declaration of that
+//!   name in any package (`AgentId` is `assembly.common.v1.AgentId`; a name
+//!   declared in several packages is unreadable). A field with neither a
+//!   type nor a group type (the prose's "request = `agent_id` 1,
+//!   `credential_token` 2, ...") takes, in this order:
+//!   1. the type the same paragraph first gives, by its own or its group
+//!      type, to a field of that name (`agent_id` is `AgentId` from
+//!      `ChallengeRequest`, `credential_token` is `string` from
+//!      `RegisterResponse`; a later, different typing of the name, such as
+//!      `DeregisterResponse.agent_id` `string`, counts only for itself);
+//!   2. `string`, for a name the paragraph has not typed before: the prose
+//!      writes out every other type and leaves bare only free text
+//!      (`reason`, `note`).
+//!
+//!   Each field so typed is listed on stderr with its rule, and
+//!   `every_shape_of_wire_md_is_read` pins the list. Anything else in such
+//!   a paragraph (an `rpc` span outside a bullet's start, a bullet or a
+//!   declaration of another shape) is unreadable. `rpc` spans in
+//!   paragraphs of sections without a package that name no service are
+//!   not checked, and listed on stderr.
 //!
 //! Types: the proto3 scalar keywords, `` `Name` `` (a message or enum of the
-//! section's package), `` `pkg.Name` ``, `repeated T`, a trailing
-//! parenthetical comment (`string (empty = every agent)`), the group plurals
-//! above, `messages below` (for a oneof's members: the message listed further
-//! down the same table whose name starts with the member's, ignoring case
-//! and underscores: `llm_call` is `LLMCallContext`), and the prose words of
-//! [`PROSE_TYPES`]. Anything else (`map<K,V>`, `optional T`, which only the
-//! prose uses) fails the test as unreadable rather than going unchecked, as
-//! does a table of any other shape.
+//! section's package), `` `pkg.Name` ``, `repeated T`, `optional T` (a
+//! proto3 `optional` field; `(optional strings)` as a group type),
+//! `map<K,V>` (K a scalar that protobuf allows as a map key, V a scalar or
+//! `` `Name` ``), a trailing parenthetical comment
+//! (`string (empty = every agent)`), the group plurals above, `messages
+//! below` (for a oneof's members: the message listed further down the same
+//! table whose name starts with the member's, ignoring case and
+//! underscores: `llm_call` is `LLMCallContext`), the inline messages of
+//! service prose, and the prose words of [`PROSE_TYPES`]. Anything else
+//! fails the test as unreadable rather than going unchecked, as does a
+//! table of any other shape.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -97,9 +139,27 @@ struct FieldSpec {
     number: i32,
     /// A scalar keyword, or a message or enum's full name (no leading dot).
     ty: String,
-    repeated: bool,
+    occurrence: Occurrence,
     oneof: Option<String>,
     line: usize,
+}
+
+/// How often a field occurs: `T`, `repeated T` or (proto3) `optional T`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Occurrence {
+    Singular,
+    Repeated,
+    Optional,
+}
+
+impl Occurrence {
+    fn prefix(self) -> &'static str {
+        match self {
+            Occurrence::Singular => "",
+            Occurrence::Repeated => "repeated ",
+            Occurrence::Optional => "optional ",
+        }
+    }
 }
 
 /// An enum value as WIRE.md lists it.
@@ -149,8 +209,12 @@ struct Wire {
     packages: BTreeSet<String>,
     tables: usize,
     rows: usize,
-    /// `rpc` spans outside any package section, as "line N: rpc ...".
+    /// `rpc` spans outside any package section and any service prose, as
+    /// "line N: rpc ...".
     unchecked_rpcs: Vec<String>,
+    /// Bare fields of service prose and the type a rule gave them, as
+    /// "line N: `pkg.Message.field` is `T`: why".
+    bare: Vec<String>,
     /// What could not be read, as "line N: why".
     errors: Vec<String>,
 }
@@ -173,19 +237,48 @@ struct Table {
     below: Vec<(String, String, usize)>,
 }
 
-/// One `` `name` [number] [type | (group type)] `` of an item list.
+/// State of one service's prose (see the module doc).
+#[derive(Default)]
+struct Prose {
+    /// Field name to the type the prose first gives a field of that name
+    /// (its own or its group's), and that line.
+    typed: BTreeMap<String, (Occurrence, String, usize)>,
+}
+
+/// Where an item list is read.
+enum Scope<'a> {
+    Table(&'a mut Table),
+    /// A `` `package.Name`: `` paragraph.
+    Paragraph,
+    Prose(&'a mut Prose),
+}
+
+/// One `` `name` [number] [type | (group type) | (range)] `` of an item
+/// list.
 #[derive(Debug)]
 struct Item {
     name: String,
     number: Option<i32>,
     ty: Option<String>,
     group: Option<String>,
+    /// Line breaks in the list before this item.
+    newlines: usize,
 }
 
 /// A type as written in WIRE.md.
 enum Parsed {
-    Type { repeated: bool, ty: String },
+    Type {
+        occurrence: Occurrence,
+        ty: String,
+    },
     MessagesBelow,
+    /// `` `Name{field number [type], ...}` ``: a field of message `Name`
+    /// (full name), declared right there.
+    Inline {
+        occurrence: Occurrence,
+        name: String,
+        body: String,
+    },
 }
 
 fn parse(md: &str) -> Wire {
@@ -249,7 +342,181 @@ impl Wire {
         self.errors.push(format!("line {line}: {}", why.as_ref()));
     }
 
+    /// Reads a paragraph of a section without a package that names a
+    /// service `` `pkg.XxxService` ``: the service's prose (see the module
+    /// doc). Returns false, reading nothing, if it names no service.
+    fn service_prose(&mut self, first_line: usize, text: &str) -> bool {
+        let named = code_spans(text).into_iter().find_map(|(offset, span)| {
+            let (pkg, name) = span.rsplit_once('.')?;
+            (is_package(pkg) && is_ident(name) && name.ends_with("Service"))
+                .then_some((offset, pkg, span))
+        });
+        let Some((offset, pkg, service)) = named else {
+            return false;
+        };
+        let line_of = |part: &str| first_line + text[..offset_in(text, part)].matches('\n').count();
+        self.packages.insert(pkg.to_owned());
+        self.services
+            .entry(service.to_owned())
+            .or_insert(ServiceSpec {
+                line: line_of(&text[offset..]),
+                rpcs: Vec::new(),
+            });
+
+        // The text before the first bullet, then one part per bullet.
+        let mut starts = vec![0];
+        let mut at = 0;
+        for l in text.split_inclusive('\n') {
+            if at > 0 && l.starts_with("- ") {
+                starts.push(at);
+            }
+            at += l.len();
+        }
+        starts.push(text.len());
+        let mut prose = Prose::default();
+        for pair in starts.windows(2) {
+            let part = &text[pair[0]..pair[1]];
+            let result = match part.strip_prefix("- ") {
+                Some(bullet) => self.prose_bullet(pkg, service, bullet, &line_of, &mut prose),
+                // Only the first part, the text before the bullets.
+                None => match code_spans(part).iter().find(|(_, s)| s.starts_with("rpc ")) {
+                    Some((_, span)) => Err(format!(
+                        "`{span}` outside a bullet of the prose of {service}: want \
+                         \"- `rpc ...`: declarations\""
+                    )),
+                    None => Ok(()),
+                },
+            };
+            if let Err(why) = result {
+                self.error(line_of(part), why);
+            }
+        }
+        true
+    }
+
+    /// One bullet of a service's prose: `` `rpc ...`: `` or `` Enums in
+    /// `pkg`: ``, then declarations.
+    fn prose_bullet(
+        &mut self,
+        pkg: &str,
+        service: &str,
+        bullet: &str,
+        line_of: &dyn Fn(&str) -> usize,
+        prose: &mut Prose,
+    ) -> Result<(), String> {
+        let spans = code_spans(bullet);
+        let rpc_spans = spans.iter().filter(|(_, s)| s.starts_with("rpc ")).count();
+        if let Some((0, span)) = spans.first() {
+            let rest = bullet[span.len() + 2..].strip_prefix(':');
+            if let (Some(signature), Some(rest), 1) = (span.strip_prefix("rpc "), rest, rpc_spans) {
+                let rpc = read_rpc(&signature.replace('\n', " "), pkg, line_of(bullet))?;
+                self.prose_declarations(pkg, Some(&rpc), rest, line_of, prose);
+                if let Some(s) = self.services.get_mut(service) {
+                    s.rpcs.push(rpc);
+                }
+                return Ok(());
+            }
+        }
+        if let Some(rest) = bullet.strip_prefix("Enums in `") {
+            let (enum_pkg, rest) = rest.split_once('`').unwrap_or(("", ""));
+            let rest = rest.strip_prefix(':').filter(|_| is_package(enum_pkg));
+            if let (Some(rest), 0) = (rest, rpc_spans) {
+                self.packages.insert(enum_pkg.to_owned());
+                for full in self.prose_declarations(enum_pkg, None, rest, line_of, prose) {
+                    if !matches!(self.decls.get(&full).map(|d| &d.body), Some(Body::Enum(_))) {
+                        return Err(format!(
+                            "`{full}` is in an \"Enums in\" bullet but does not read as an \
+                             enum's values"
+                        ));
+                    }
+                }
+                return Ok(());
+            }
+        }
+        Err(format!(
+            "a bullet of the prose of {service} this test does not read: want \
+             \"- `rpc ...`: declarations\" or \"- Enums in `pkg`: declarations\""
+        ))
+    }
+
+    /// Reads `` `Name` = items `` (in `pkg`), `request = items` and
+    /// `response = items` (of `rpc`), separated by `;` or `. `; returns the
+    /// full names declared (and records what it cannot read).
+    fn prose_declarations(
+        &mut self,
+        pkg: &str,
+        rpc: Option<&RpcSpec>,
+        text: &str,
+        line_of: &dyn Fn(&str) -> usize,
+        prose: &mut Prose,
+    ) -> Vec<String> {
+        let mut declared = Vec::new();
+        for part in split_sentences(text) {
+            match self.prose_declaration(pkg, rpc, part, line_of, prose) {
+                Ok(full) => declared.push(full),
+                Err(why) => self.error(line_of(part), why),
+            }
+        }
+        declared
+    }
+
+    fn prose_declaration(
+        &mut self,
+        pkg: &str,
+        rpc: Option<&RpcSpec>,
+        part: &str,
+        line_of: &dyn Fn(&str) -> usize,
+        prose: &mut Prose,
+    ) -> Result<String, String> {
+        {
+            let after = |word: &str| {
+                part.strip_prefix(word)
+                    .and_then(|r| r.trim_start().strip_prefix('='))
+            };
+            let (full, items) = if let Some(items) = after("request") {
+                let rpc = rpc.ok_or("`request =` outside an rpc's bullet")?;
+                (rpc.input.clone(), items)
+            } else if let Some(items) = after("response") {
+                let rpc = rpc.ok_or("`response =` outside an rpc's bullet")?;
+                (rpc.output.clone(), items)
+            } else {
+                let named = part.strip_prefix('`').and_then(|r| r.split_once('`'));
+                let Some((name, items)) = named
+                    .filter(|(name, _)| is_ident(name))
+                    .and_then(|(name, r)| Some((name, r.trim_start().strip_prefix('=')?)))
+                else {
+                    return Err(format!(
+                        "`` {} ``: want `` `Name` = items ``, `request = items` or \
+                         `response = items`",
+                        part.split_whitespace().collect::<Vec<_>>().join(" ")
+                    ));
+                };
+                (format!("{pkg}.{name}"), items)
+            };
+            let items = items.trim();
+            let is_new = !self.decls.contains_key(&full);
+            self.declare(
+                &full,
+                line_of(items),
+                items,
+                None,
+                None,
+                Scope::Prose(prose),
+            )
+            .map_err(|why| format!("`{full}`: {why}"))?;
+            if is_new {
+                if let Some(decl) = self.decls.get_mut(&full) {
+                    decl.line = line_of(part);
+                }
+            }
+            Ok(full)
+        }
+    }
+
     fn paragraph(&mut self, section: &Section, first_line: usize, text: &str) {
+        if section.package.is_none() && self.service_prose(first_line, text) {
+            return;
+        }
         for (offset, span) in code_spans(text) {
             let span = span.replace('\n', " ");
             let Some(signature) = span.strip_prefix("rpc ") else {
@@ -293,7 +560,7 @@ impl Wire {
         self.packages.insert(pkg.to_owned());
         let items = items.replace('\n', " ");
         let items = items.trim().trim_end_matches('.');
-        if let Err(why) = self.declare(name, first_line, items, None, None, None) {
+        if let Err(why) = self.declare(name, first_line, items, None, None, Scope::Paragraph) {
             self.error(first_line, format!("`{name}`: {why}"));
         }
     }
@@ -393,7 +660,7 @@ impl Wire {
             let Some(full) = t.current.clone() else {
                 return Err("a blank first cell with no message or enum above it".into());
             };
-            return self.declare(&full, line, items, number, ty, Some(t));
+            return self.declare(&full, line, items, number, ty, Scope::Table(t));
         }
         self.named_row(t, line, name_cell, items, number, ty)
     }
@@ -419,10 +686,11 @@ impl Wire {
         let full = format!("{}.{name}", t.package);
         t.current = Some(full.clone());
         t.named.push((full.clone(), line));
-        self.declare(&full, line, items, number, ty, Some(t))
+        self.declare(&full, line, items, number, ty, Scope::Table(t))
     }
 
-    /// Reads one item list into the declaration `full`.
+    /// Reads one item list into the declaration `full`; `line` is where the
+    /// list starts.
     fn declare(
         &mut self,
         full: &str,
@@ -430,7 +698,7 @@ impl Wire {
         items: &str,
         number_cell: Option<&str>,
         type_cell: Option<&str>,
-        table: Option<&mut Table>,
+        mut scope: Scope<'_>,
     ) -> Result<(), String> {
         let pkg = full.rsplit_once('.').map_or("", |(pkg, _)| pkg);
         let number_cell = number_cell.map(str::trim).filter(|s| !s.is_empty());
@@ -443,6 +711,31 @@ impl Wire {
             return self.add_message(full, line, Vec::new());
         }
         let (oneof, mut items) = read_items(items)?;
+
+        // Ranges: `(1–4)` numbers the run of number-less items it ends.
+        let mut run = Vec::new();
+        for k in 0..items.len() {
+            if items[k].number.is_some() {
+                run.clear();
+                continue;
+            }
+            run.push(k);
+            let Some((from, to)) = items[k].group.as_deref().and_then(read_range) else {
+                continue;
+            };
+            let numbers: Vec<i32> = (from..=to).collect();
+            if numbers.len() != run.len() {
+                return Err(format!(
+                    "`{}` ({from}–{to}) ends a run of {} item(s) without a number",
+                    items[k].name,
+                    run.len()
+                ));
+            }
+            for (p, n) in run.drain(..).zip(numbers) {
+                items[p].number = Some(n);
+            }
+            items[k].group = None;
+        }
 
         let numbers = number_cell
             .map(read_numbers)
@@ -473,12 +766,14 @@ impl Wire {
             return self.add_enum(full, line, oneof, &items);
         }
 
-        // Types: inline, or a group type for the run it ends, or the cell's.
+        // Types: inline, or a group type for the run it ends, or the cell's;
+        // in service prose, what is still bare takes the prose's rule.
         let mut types: Vec<Option<String>> = vec![None; items.len()];
         let mut pending = Vec::new();
         for (k, item) in items.iter().enumerate() {
             if let Some(ty) = &item.ty {
                 types[k] = Some(ty.clone());
+                pending.clear();
             } else {
                 pending.push(k);
                 if let Some(group) = &item.group {
@@ -488,41 +783,136 @@ impl Wire {
                 }
             }
         }
-        for p in pending {
-            match type_cell {
-                Some(ty) => types[p] = Some(ty.to_owned()),
-                None => return Err(format!("`{}`: no type given", items[p].name)),
+        for (k, ty) in types.iter_mut().enumerate() {
+            if ty.is_none() {
+                match (type_cell, &scope) {
+                    (Some(cell), _) => *ty = Some(cell.to_owned()),
+                    (None, Scope::Prose(_)) => {}
+                    (None, _) => return Err(format!("`{}`: no type given", items[k].name)),
+                }
             }
         }
 
+        let prose = matches!(scope, Scope::Prose(_));
         let mut fields = Vec::new();
         let mut below = Vec::new();
-        for (item, ty) in items.iter().zip(types) {
-            let ty = ty.unwrap_or_default();
-            let (repeated, ty) =
-                match read_type(&ty, pkg).map_err(|why| format!("`{}`: {why}", item.name))? {
-                    Parsed::Type { repeated, ty } => (repeated, ty),
-                    Parsed::MessagesBelow => {
-                        below.push((full.to_owned(), item.name.clone(), line));
-                        (false, String::new())
+        let mut inline = Vec::new();
+        let mut bare = Vec::new();
+        let mut explicit = Vec::new();
+        for (item, ty) in items.iter().zip(&types) {
+            let at = line + item.newlines;
+            let (occurrence, ty) = match ty {
+                Some(text) => {
+                    let resolve = |name: &str| self.type_name(name, pkg, prose);
+                    let parsed = read_type(text, pkg, &resolve)
+                        .map_err(|why| format!("`{}`: {why}", item.name))?;
+                    let (occurrence, ty) = match parsed {
+                        Parsed::Type { occurrence, ty } => (occurrence, ty),
+                        Parsed::MessagesBelow => {
+                            below.push((full.to_owned(), item.name.clone(), at));
+                            (Occurrence::Singular, String::new())
+                        }
+                        Parsed::Inline {
+                            occurrence,
+                            name,
+                            body,
+                        } => {
+                            inline.push((item.name.clone(), name.clone(), at, body));
+                            (occurrence, name)
+                        }
+                    };
+                    explicit.push((item.name.clone(), occurrence, ty.clone(), at));
+                    (occurrence, ty)
+                }
+                None => {
+                    let Scope::Prose(p) = &scope else {
+                        unreachable!("bare items outside prose were refused above");
+                    };
+                    let field = format!("`{full}.{}`", item.name);
+                    match p.typed.get(&item.name) {
+                        Some((occurrence, ty, from)) => {
+                            bare.push(format!(
+                                "line {at}: {field} is `{}{ty}`: the type the prose first \
+                                 gives `{}`, on line {from}",
+                                occurrence.prefix(),
+                                item.name
+                            ));
+                            (*occurrence, ty.clone())
+                        }
+                        None => {
+                            bare.push(format!(
+                                "line {at}: {field} is `string`: a bare name the prose \
+                                 types nowhere before is text"
+                            ));
+                            (Occurrence::Singular, "string".to_owned())
+                        }
                     }
-                };
+                }
+            };
             fields.push(FieldSpec {
                 name: item.name.clone(),
                 number: item.number.unwrap_or_default(),
                 ty,
-                repeated,
+                occurrence,
                 oneof: oneof.clone(),
-                line,
+                line: at,
             });
         }
+        self.bare.extend(bare);
         if !below.is_empty() {
-            match table {
-                Some(t) => t.below.extend(below),
-                None => return Err("`messages below` outside a table".into()),
+            match &mut scope {
+                Scope::Table(t) => t.below.extend(below),
+                _ => return Err("`messages below` outside a table".into()),
             }
         }
-        self.add_message(full, line, fields)
+        if let Scope::Prose(p) = &mut scope {
+            for (name, occurrence, ty, at) in explicit {
+                p.typed.entry(name).or_insert((occurrence, ty, at));
+            }
+        }
+        self.add_message(full, line, fields)?;
+
+        // `Name{reason 1}`: message `Name` with the fields in the braces.
+        for (field, name, at, body) in inline {
+            let list = split_top(&body, ',')
+                .into_iter()
+                .map(|part| match part.split_once(char::is_whitespace) {
+                    Some((name, rest)) => format!("`{name}` {rest}"),
+                    None => format!("`{part}`"),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let inner = match &mut scope {
+                Scope::Prose(p) => Scope::Prose(p),
+                _ => Scope::Paragraph,
+            };
+            self.declare(&name, at, &list, None, None, inner)
+                .map_err(|why| format!("`{field}`: `{name}{{{body}}}`: {why}"))?;
+        }
+        Ok(())
+    }
+
+    /// The full name of a type written `` `name` `` in package `pkg`. Tables
+    /// mean their section's package; service prose means the declaration of
+    /// that package if WIRE.md has one, else the only declaration of that
+    /// name in any package (`AgentId` is `assembly.common.v1.AgentId`).
+    fn type_name(&self, name: &str, pkg: &str, prose: bool) -> Result<String, String> {
+        let own = qualify(name, pkg);
+        if !prose || name.contains('.') || self.decls.contains_key(&own) {
+            return Ok(own);
+        }
+        let elsewhere: Vec<&String> = self
+            .decls
+            .keys()
+            .filter(|k| short_name(k) == name)
+            .collect();
+        match elsewhere[..] {
+            [] => Ok(own),
+            [one] => Ok(one.clone()),
+            _ => Err(format!(
+                "`{name}` is declared in several packages ({elsewhere:?}): qualify it"
+            )),
+        }
     }
 
     fn add_enum(
@@ -554,7 +944,7 @@ impl Wire {
             values.push(ValueSpec {
                 name,
                 number: item.number.unwrap_or_default(),
-                line,
+                line: line + item.newlines,
             });
         }
         let decl = self.decls.entry(full.to_owned()).or_insert(Decl {
@@ -641,9 +1031,12 @@ impl Wire {
     }
 }
 
-/// Reads `` [oneof `name`:] item, item, ... ``.
+/// Reads `` [oneof `name`:] item, item, ... `` (which may span lines).
 fn read_items(text: &str) -> Result<(Option<String>, Vec<Item>), String> {
-    let (oneof, list) = match text.strip_prefix("oneof ") {
+    let oneof_rest = text
+        .strip_prefix("oneof")
+        .filter(|rest| rest.starts_with(char::is_whitespace));
+    let (oneof, list) = match oneof_rest {
         Some(rest) => {
             let bad = || format!("`{text}`: want ``oneof `name`: items``");
             let rest = rest.trim_start().strip_prefix('`').ok_or_else(bad)?;
@@ -670,7 +1063,10 @@ fn read_items(text: &str) -> Result<(Option<String>, Vec<Item>), String> {
             0 => None,
             _ => Some(rest[..digits].parse().map_err(|_| bad())?),
         };
-        let rest = rest[digits..].trim();
+        let rest = rest[digits..]
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
         let (ty, group) = if rest.is_empty() {
             (None, None)
         } else if let Some(group) = rest.strip_prefix('(').and_then(|r| r.strip_suffix(')')) {
@@ -683,9 +1079,18 @@ fn read_items(text: &str) -> Result<(Option<String>, Vec<Item>), String> {
             number,
             ty,
             group,
+            newlines: text[..offset_in(text, part)].matches('\n').count(),
         });
     }
     Ok((oneof, items))
+}
+
+/// Reads a range group, `1–4` or `1..4`.
+fn read_range(group: &str) -> Option<(i32, i32)> {
+    let (from, to) = group
+        .split_once('\u{2013}')
+        .or_else(|| group.split_once(".."))?;
+    Some((from.trim().parse().ok()?, to.trim().parse().ok()?))
 }
 
 /// Reads a number cell: `1`, `0,1,2,3` or `0..7`.
@@ -701,36 +1106,85 @@ fn read_numbers(cell: &str) -> Result<Vec<i32>, String> {
         .collect()
 }
 
-/// Reads a type as WIRE.md writes it, in package `pkg`.
-fn read_type(text: &str, pkg: &str) -> Result<Parsed, String> {
+/// Reads a type as WIRE.md writes it, in package `pkg`; `resolve` gives the
+/// full name of a `` `Name` ``.
+fn read_type(
+    text: &str,
+    pkg: &str,
+    resolve: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<Parsed, String> {
     let t = cut_comment(text.trim());
     if t == "messages below" {
         return Ok(Parsed::MessagesBelow);
     }
-    let (repeated, t) = match t.strip_prefix("repeated ") {
-        Some(rest) => (true, rest.trim()),
-        None => (false, t),
+    let (occurrence, t) = if let Some(rest) = t.strip_prefix("repeated ") {
+        (Occurrence::Repeated, rest.trim())
+    } else if let Some(rest) = t.strip_prefix("optional ") {
+        (Occurrence::Optional, rest.trim())
+    } else {
+        (Occurrence::Singular, t)
     };
-    let ty = if let Some(name) = t.strip_prefix('`').and_then(|r| r.strip_suffix('`')) {
-        if !name.split('.').all(is_ident) {
-            return Err(format!("type `{name}` is not a name"));
+    if let Some(kv) = t.strip_prefix("map<").and_then(|r| r.strip_suffix('>')) {
+        let bad = |why: &str| format!("type `{text}`: {why}");
+        if occurrence != Occurrence::Singular {
+            return Err(bad("a map cannot be repeated or optional"));
         }
-        qualify(name, pkg)
+        let (key, value) = kv.split_once(',').ok_or_else(|| bad("want `map<K,V>`"))?;
+        let key = key.trim();
+        if !SCALARS.contains(&key) || matches!(key, "double" | "float" | "bytes") {
+            return Err(bad("a map key is an integer, bool or string scalar"));
+        }
+        let value = base_type(value.trim(), pkg, resolve).map_err(|why| bad(&why))?;
+        return Ok(Parsed::Type {
+            occurrence,
+            ty: format!("map<{key},{value}>"),
+        });
+    }
+    if let Some((name, body)) = t
+        .strip_prefix('`')
+        .and_then(|r| r.strip_suffix("}`"))
+        .and_then(|r| r.split_once('{'))
+    {
+        if !is_ident(name) {
+            return Err(format!("type `{text}`: `{name}` is not a name"));
+        }
+        return Ok(Parsed::Inline {
+            occurrence,
+            name: qualify(name, pkg),
+            body: body.trim().to_owned(),
+        });
+    }
+    let ty = base_type(t, pkg, resolve).map_err(|why| format!("type `{text}`: {why}"))?;
+    Ok(Parsed::Type { occurrence, ty })
+}
+
+/// A type without `repeated`, `optional` or a comment: a scalar, a group
+/// plural (`strings`), a `` `Name` ``, `` `pkg.Name` `` or a prose word.
+fn base_type(
+    t: &str,
+    pkg: &str,
+    resolve: &dyn Fn(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    if let Some(name) = t.strip_prefix('`').and_then(|r| r.strip_suffix('`')) {
+        if !name.split('.').all(is_ident) {
+            return Err(format!("`{name}` is not a name"));
+        }
+        resolve(name)
     } else if SCALARS.contains(&t) {
-        t.to_owned()
+        Ok(t.to_owned())
     } else if let Some(one) = t.strip_suffix('s').filter(|one| SCALARS.contains(one)) {
         // The group type `(strings)`.
-        one.to_owned()
+        Ok(one.to_owned())
     } else if let Some((_, _, message)) = PROSE_TYPES.iter().find(|(p, w, _)| *p == pkg && *w == t)
     {
-        qualify(message, pkg)
+        Ok(qualify(message, pkg))
     } else {
-        return Err(format!(
-            "type `{text}`: a notation this test does not read (scalars, `Name`, \
-             `pkg.Name`, repeated T, messages below, PROSE_TYPES)"
-        ));
-    };
-    Ok(Parsed::Type { repeated, ty })
+        Err(
+            "a notation this test does not read (scalars, `Name`, `pkg.Name`, \
+             repeated T, optional T, map<K,V>, `Name{fields}`, messages below, PROSE_TYPES)"
+                .to_owned(),
+        )
+    }
 }
 
 fn read_rpc(signature: &str, pkg: &str, line: usize) -> Result<RpcSpec, String> {
@@ -822,6 +1276,50 @@ fn split_top(text: &str, sep: char) -> Vec<&str> {
         }
     }
     parts.push(text[start..].trim());
+    parts
+}
+
+/// Byte offset of `part`, a slice of `text`, in `text`.
+fn offset_in(text: &str, part: &str) -> usize {
+    (part.as_ptr() as usize)
+        .checked_sub(text.as_ptr() as usize)
+        .filter(|&o| o + part.len() <= text.len())
+        .expect("a slice of the text")
+}
+
+/// Splits at `;` and at a sentence's `.` (one followed by white space or
+/// the end) outside `code`, parentheses, braces and angle brackets; trims
+/// the parts and drops empty ones.
+fn split_sentences(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut code, mut start) = (0i32, false, 0);
+    for (i, c) in text.char_indices() {
+        let end = match c {
+            '`' => {
+                code = !code;
+                false
+            }
+            '(' | '<' | '{' if !code => {
+                depth += 1;
+                false
+            }
+            ')' | '>' | '}' if !code => {
+                depth -= 1;
+                false
+            }
+            ';' => !code && depth == 0,
+            '.' => {
+                !code && depth == 0 && text[i + 1..].chars().next().is_none_or(char::is_whitespace)
+            }
+            _ => false,
+        };
+        if end {
+            parts.push(text[start..i].trim());
+            start = i + 1;
+        }
+    }
+    parts.push(text[start..].trim());
+    parts.retain(|p| !p.is_empty());
     parts
 }
 
@@ -926,8 +1424,24 @@ fn index(fds: &FileDescriptorSet) -> Protos<'_> {
     p
 }
 
-/// A field's type as WIRE.md would write it (full names, no leading dot).
-fn proto_type(f: &FieldDescriptorProto) -> String {
+/// A field of message `m` typed as WIRE.md would write it (full names, no
+/// leading dot; a map field as `map<K,V>`).
+fn proto_type(m: &DescriptorProto, f: &FieldDescriptorProto) -> String {
+    let entry = m.nested_type.iter().find(|n| {
+        n.options.as_ref().is_some_and(|o| o.map_entry())
+            && f.type_name()
+                .strip_suffix(n.name())
+                .is_some_and(|scope| scope.ends_with(&format!(".{}.", m.name())))
+    });
+    if let (Label::Repeated, Type::Message, Some(entry)) = (f.label(), f.r#type(), entry) {
+        if let [key, value] = &entry.field[..] {
+            return format!(
+                "map<{},{}>",
+                proto_type(entry, key),
+                proto_type(entry, value)
+            );
+        }
+    }
     let label = if f.label() == Label::Repeated {
         "repeated "
     } else if f.proto3_optional() {
@@ -953,11 +1467,7 @@ fn proto_oneof(m: &DescriptorProto, f: &FieldDescriptorProto) -> Option<String> 
 }
 
 fn wire_type(f: &FieldSpec) -> String {
-    if f.repeated {
-        format!("repeated {}", f.ty)
-    } else {
-        f.ty.clone()
-    }
+    format!("{}{}", f.occurrence.prefix(), f.ty)
 }
 
 fn oneof_words(oneof: Option<&str>) -> String {
@@ -1107,7 +1617,7 @@ fn compare_message(d: &mut Vec<String>, name: &str, fields: &[FieldSpec], m: &De
                         "; the proto's field {} is `{}` {}",
                         pf.number(),
                         pf.name(),
-                        proto_type(pf)
+                        proto_type(m, pf)
                     )
                 })
                 .unwrap_or_default();
@@ -1127,7 +1637,7 @@ fn compare_message(d: &mut Vec<String>, name: &str, fields: &[FieldSpec], m: &De
                 pf.number()
             ));
         }
-        let (want, got) = (wire_type(f), proto_type(pf));
+        let (want, got) = (wire_type(f), proto_type(m, pf));
         if want != got {
             d.push(format!(
                 "[differs] {at}: type: WIRE.md says `{want}`, the proto says `{got}`"
@@ -1148,7 +1658,7 @@ fn compare_message(d: &mut Vec<String>, name: &str, fields: &[FieldSpec], m: &De
                 "[only in proto] {name}.{}: = {}, {}, {}: not in WIRE.md",
                 pf.name(),
                 pf.number(),
-                proto_type(pf),
+                proto_type(m, pf),
                 oneof_words(proto_oneof(m, pf).as_deref())
             ));
         }
@@ -1248,8 +1758,12 @@ fn report(problems: &[String]) -> String {
 #[test]
 fn wire_md_matches_the_protos() {
     let md = wire_md();
-    for rpc in parse(&md).unchecked_rpcs {
-        eprintln!("not checked (no package section, no tether .proto): {rpc}");
+    let w = parse(&md);
+    for rpc in &w.unchecked_rpcs {
+        eprintln!("not checked (no package section, no service prose): {rpc}");
+    }
+    for bare in &w.bare {
+        eprintln!("checked by the bare-field rule: {bare}");
     }
     let problems = check(&md, &descriptors());
     assert!(problems.is_empty(), "{}", report(&problems));
@@ -1296,6 +1810,7 @@ fn every_shape_of_wire_md_is_read() {
     assert_eq!(
         w.packages.iter().map(String::as_str).collect::<Vec<_>>(),
         [
+            "assembly.agent.v1",
             "assembly.approval.v1",
             "assembly.common.v1",
             "assembly.gateway.v1",
@@ -1459,7 +1974,7 @@ fn every_shape_of_wire_md_is_read() {
         .iter()
         .flat_map(|(s, spec)| spec.rpcs.iter().map(move |r| format!("{s}.{}", r.name)))
         .collect();
-    assert_eq!(rpcs.len(), 7, "{rpcs:?}");
+    assert_eq!(rpcs.len(), 12, "{rpcs:?}");
     let subscribe = &w.services["assembly.gateway.v1.InvalidationService"].rpcs[0];
     assert_eq!(
         (subscribe.client_streaming, subscribe.server_streaming),
@@ -1471,8 +1986,154 @@ fn every_shape_of_wire_md_is_read() {
         (list.client_streaming, list.server_streaming),
         (false, false)
     );
-    // The agent-lifecycle prose is not a package section.
-    assert_eq!(w.unchecked_rpcs.len(), 5, "{:?}", w.unchecked_rpcs);
+
+    // The service prose of assembly.agent.v1.AgentLifecycleService.
+    assert!(w.unchecked_rpcs.is_empty(), "{:?}", w.unchecked_rpcs);
+    let lifecycle = &w.services["assembly.agent.v1.AgentLifecycleService"];
+    assert_eq!(
+        lifecycle
+            .rpcs
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>(),
+        [
+            "RequestChallenge",
+            "Register",
+            "Heartbeat",
+            "Deregister",
+            "ControlStream"
+        ]
+    );
+    let control = &lifecycle.rpcs[4];
+    assert_eq!(control.output, "assembly.agent.v1.ControlCommand");
+    assert_eq!(
+        (control.client_streaming, control.server_streaming),
+        (false, true)
+    );
+    let agent = |msg: &str| format!("assembly.agent.v1.{msg}");
+    let agent_id = || (1, "assembly.common.v1.AgentId".to_owned(), None);
+    // `AgentId` is the one WIRE.md declares, in assembly.common.v1.
+    assert_eq!(field(&agent("ChallengeRequest"), "agent_id"), agent_id());
+    // A comment after the type; one declaration after the `;`, one after
+    // the sentence's `.`.
+    assert_eq!(
+        field(&agent("ChallengeRequest"), "public_key"),
+        (2, "string".into(), None)
+    );
+    assert_eq!(
+        field(&agent("ChallengeResponse"), "expires_at_unix_ms"),
+        (2, "int64".into(), None)
+    );
+    assert_eq!(fields(&agent("RegisterRequest")).len(), 15);
+    assert_eq!(
+        field(&agent("RegisterResponse"), "credential_token"),
+        (1, "string".into(), None)
+    );
+    // Group types, plain and optional; map; optional; qualified enums.
+    assert_eq!(
+        field(&agent("RegisterRequest"), "framework"),
+        (3, "string".into(), None)
+    );
+    assert_eq!(
+        field(&agent("RegisterRequest"), "delegation_reason"),
+        (10, "optional string".into(), None)
+    );
+    assert_eq!(
+        field(&agent("RegisterRequest"), "metadata"),
+        (8, "map<string,string>".into(), None)
+    );
+    assert_eq!(
+        field(&agent("RegisterRequest"), "max_child_depth"),
+        (12, "optional uint32".into(), None)
+    );
+    assert_eq!(
+        field(&agent("RegisterRequest"), "enforcement_mode"),
+        (13, "assembly.common.v1.EnforcementMode".into(), None)
+    );
+    assert_eq!(
+        field(&agent("RegisterResponse"), "root_agent_id"),
+        (6, "optional bytes".into(), None)
+    );
+    // Each field carries its own line.
+    let nonce = fields(&agent("RegisterRequest")).pop().unwrap();
+    assert_eq!(
+        (nonce.name.as_str(), nonce.line),
+        ("registration_nonce", 181)
+    );
+    assert_eq!(w.decls[&agent("RegisterResponse")].line, 181);
+    // `request =` and `response =` are the rpc's; bare fields take the type
+    // the prose first gives their name, else string.
+    assert_eq!(field(&agent("HeartbeatRequest"), "agent_id"), agent_id());
+    assert_eq!(
+        field(&agent("HeartbeatRequest"), "credential_token"),
+        (2, "string".into(), None)
+    );
+    assert_eq!(
+        field(&agent("HeartbeatResponse"), "should_suspend"),
+        (2, "bool".into(), None)
+    );
+    assert_eq!(
+        field(&agent("DeregisterResponse"), "agent_id"),
+        (2, "string".into(), None)
+    );
+    assert_eq!(
+        field(&agent("ControlStreamRequest"), "agent_id"),
+        agent_id()
+    );
+    assert_eq!(
+        field(&agent("DeregisterRequest"), "reason"),
+        (3, "string".into(), None)
+    );
+    let bare: Vec<&str> = w
+        .bare
+        .iter()
+        .map(|b| b.split('`').nth(1).unwrap())
+        .collect();
+    assert_eq!(
+        bare,
+        [
+            "assembly.agent.v1.HeartbeatRequest.agent_id",
+            "assembly.agent.v1.HeartbeatRequest.credential_token",
+            "assembly.agent.v1.DeregisterRequest.agent_id",
+            "assembly.agent.v1.DeregisterRequest.credential_token",
+            "assembly.agent.v1.DeregisterRequest.reason",
+            "assembly.agent.v1.ControlStreamRequest.agent_id",
+            "assembly.agent.v1.ControlStreamRequest.credential_token",
+            "assembly.agent.v1.SuspendCommand.reason",
+            "assembly.agent.v1.ResumeCommand.note",
+            "assembly.agent.v1.KillCommand.reason",
+        ],
+        "{:#?}",
+        w.bare
+    );
+    // A oneof of inline messages, which are declared right there.
+    assert_eq!(
+        field(&agent("ControlCommand"), "policy_update"),
+        (3, agent("PolicyUpdateCommand"), Some("command".into()))
+    );
+    assert_eq!(
+        field(&agent("PolicyUpdateCommand"), "policy_bytes"),
+        (2, "bytes".into(), None)
+    );
+    assert_eq!(
+        field(&agent("ResumeCommand"), "note"),
+        (1, "string".into(), None)
+    );
+    // The enums bullet, with a range `(1–4)`.
+    assert_eq!(
+        values("assembly.common.v1.RiskTier"),
+        named(&[
+            ("RISK_UNSPECIFIED", 0),
+            ("LOW", 1),
+            ("MEDIUM", 2),
+            ("HIGH", 3),
+            ("CRITICAL", 4)
+        ])
+    );
+    assert_eq!(
+        values("assembly.common.v1.EnforcementMode")[3],
+        ("DISABLED".into(), 3)
+    );
 }
 
 /// Applies `edits` (each must change the text) to WIRE.md and returns what
@@ -1535,6 +2196,64 @@ fn a_changed_wire_md_is_reported_in_every_direction() {
     ] {
         assert!(joined.contains(want), "missing {want:?} in\n{joined}");
     }
+
+    // The agent-lifecycle prose: a number.
+    assert_eq!(
+        check_edited(&[("`public_key` 7 string", "`public_key` 9 string")]),
+        [
+            "[differs] assembly.agent.v1.RegisterRequest.public_key (WIRE.md line 176): \
+             number: WIRE.md says 9, the proto says 7"
+        ]
+    );
+    // A range, `optional` left out, a field of an inline message added, an
+    // rpc's streaming.
+    let problems = check_edited(&[
+        ("`CRITICAL` (1–4)", "`CRITICAL` (2–5)"),
+        ("`max_child_depth` 12 optional\n", "`max_child_depth` 12\n"),
+        (
+            "`KillCommand{reason 1}`",
+            "`KillCommand{reason 1, grace 2 uint32}`",
+        ),
+        (
+            "`rpc Heartbeat(HeartbeatRequest) returns (HeartbeatResponse)`",
+            "`rpc Heartbeat(HeartbeatRequest) returns (stream HeartbeatResponse)`",
+        ),
+    ]);
+    let joined = problems.join("\n");
+    assert_eq!(problems.len(), 7, "{}", report(&problems));
+    for want in [
+        "[differs] assembly.common.v1.RiskTier.LOW (WIRE.md line 197): number: WIRE.md says 2, the proto says 1",
+        "[differs] assembly.common.v1.RiskTier.CRITICAL (WIRE.md line 198): number: WIRE.md says 5, the proto says 4",
+        "[differs] assembly.agent.v1.RegisterRequest.max_child_depth (WIRE.md line 178): type: WIRE.md says `uint32`, the proto says `optional uint32`",
+        "[only in WIRE.md] assembly.agent.v1.KillCommand.grace (WIRE.md line 195): `grace` = 2, uint32, no oneof: the proto message has no such field",
+        "[differs] assembly.agent.v1.AgentLifecycleService.Heartbeat (WIRE.md line 185): \
+         WIRE.md says `rpc Heartbeat(assembly.agent.v1.HeartbeatRequest) returns \
+         (stream assembly.agent.v1.HeartbeatResponse)`, the proto says \
+         `rpc Heartbeat(assembly.agent.v1.HeartbeatRequest) returns \
+         (assembly.agent.v1.HeartbeatResponse)`",
+    ] {
+        assert!(joined.contains(want), "missing {want:?} in\n{joined}");
+    }
+    // A bare field takes the type its name was first given: retyping the
+    // first `agent_id` retypes the bare ones of the later requests too.
+    let problems = check_edited(&[(
+        "`ChallengeRequest` = `agent_id` 1 `AgentId`",
+        "`ChallengeRequest` = `agent_id` 1 string",
+    )]);
+    let joined = problems.join("\n");
+    assert_eq!(problems.len(), 4, "{}", report(&problems));
+    for (msg, line) in [
+        ("ChallengeRequest", 170),
+        ("HeartbeatRequest", 186),
+        ("DeregisterRequest", 189),
+        ("ControlStreamRequest", 192),
+    ] {
+        let want = format!(
+            "[differs] assembly.agent.v1.{msg}.agent_id (WIRE.md line {line}): type: \
+             WIRE.md says `string`, the proto says `assembly.common.v1.AgentId`"
+        );
+        assert!(joined.contains(&want), "missing {want:?} in\n{joined}");
+    }
 }
 
 #[test]
@@ -1557,11 +2276,35 @@ fn a_changed_proto_is_reported_in_every_direction() {
                 "PolicyInvalidated" => {
                     m.field[0].name = Some("agent".into());
                 }
+                "HeartbeatRequest" => {
+                    let f = m.field.iter_mut().find(|f| f.name() == "actions_count");
+                    f.unwrap().number = Some(5);
+                }
+                "RegisterRequest" => {
+                    let f = m.field.iter_mut().find(|f| f.name() == "parent_agent_id");
+                    let f = f.unwrap();
+                    f.proto3_optional = None;
+                    f.oneof_index = None;
+                    let entry = m
+                        .nested_type
+                        .iter_mut()
+                        .find(|n| n.name() == "MetadataEntry");
+                    entry.unwrap().field[1].set_type(Type::Bytes);
+                }
                 _ => {}
             }
         }
+        for e in &mut file.enum_type {
+            if e.name() == "RiskTier" {
+                let mut extra = e.value[4].clone();
+                extra.name = Some("SEVERE".into());
+                extra.number = Some(5);
+                e.value.push(extra);
+            }
+        }
         for s in &mut file.service {
-            s.method.retain(|m| m.name() != "WatchApprovals");
+            s.method
+                .retain(|m| m.name() != "WatchApprovals" && m.name() != "Deregister");
             for m in &mut s.method {
                 if m.name() == "OpControlStream" {
                     m.server_streaming = Some(false);
@@ -1571,8 +2314,13 @@ fn a_changed_proto_is_reported_in_every_direction() {
     }
     let problems = check(&wire_md(), &fds);
     let joined = problems.join("\n");
-    assert_eq!(problems.len(), 7, "{}", report(&problems));
+    assert_eq!(problems.len(), 12, "{}", report(&problems));
     for want in [
+        "[differs] assembly.agent.v1.HeartbeatRequest.actions_count (WIRE.md line 186): number: WIRE.md says 4, the proto says 5",
+        "[differs] assembly.agent.v1.RegisterRequest.parent_agent_id (WIRE.md line 177): type: WIRE.md says `optional string`, the proto says `string`",
+        "[differs] assembly.agent.v1.RegisterRequest.metadata (WIRE.md line 176): type: WIRE.md says `map<string,string>`, the proto says `map<string,bytes>`",
+        "[only in proto] assembly.common.v1.RiskTier.SEVERE = 5: not in WIRE.md",
+        "[only in WIRE.md] assembly.agent.v1.AgentLifecycleService.Deregister (WIRE.md line 188): `rpc Deregister(assembly.agent.v1.DeregisterRequest) returns (assembly.agent.v1.DeregisterResponse)`: the proto service has no such method",
         "[differs] assembly.policy.v1.OpControlMessage.sequence (WIRE.md line 106): number: WIRE.md says 3, the proto says 30",
         "[differs] assembly.policy.v1.OpControlMessage.sequence (WIRE.md line 106): type: WIRE.md says `uint64`, the proto says `uint32`",
         "[only in proto] assembly.common.v1.AgentId.tenant: = 4, string, no oneof: not in WIRE.md",
@@ -1598,7 +2346,7 @@ fn what_cannot_be_read_fails_rather_than_going_unchecked() {
         ),
         (
             "| | `policy_version` | 2 | uint64 |",
-            "| | `policy_version` | 2 | map<string,uint64> |",
+            "| | `policy_version` | 2 | u64 |",
         ),
         (
             "| `SubscribeAck` | `seq` | 1 | uint64 |",
@@ -1608,11 +2356,48 @@ fn what_cannot_be_read_fails_rather_than_going_unchecked() {
     let joined = problems.join("\n");
     for want in [
         "[WIRE.md unreadable] line 147: a table with header [\"message / enum\", \"fields\"]",
-        "[WIRE.md unreadable] line 39: `policy_version`: type `map<string,uint64>`: a notation this test does not read",
+        "[WIRE.md unreadable] line 39: `policy_version`: type `u64`: a notation this test does not read",
         "[WIRE.md unreadable] line 34: 1 item(s) without their own number, but the number cell 1, 2 gives 2",
         // The unread table's messages are then missing from WIRE.md.
         "[only in proto] message assembly.approval.v1.PendingApproval: not in WIRE.md",
     ] {
         assert!(joined.contains(want), "missing {want:?} in\n{joined}");
     }
+    // The service prose: a bullet of another shape, a type, a range, a
+    // declaration that is not `X = items`.
+    let problems = check_edited(&[
+        (
+            "- Enums in `assembly.common.v1`:",
+            "- Enums of `assembly.common.v1`:",
+        ),
+        ("`nonce` 1 bytes", "`nonce` 1 blob"),
+        (
+            "`ChallengeRequest` = `agent_id` 1",
+            "`ChallengeRequest` holds `agent_id` 1",
+        ),
+        (
+            "- `rpc Heartbeat(HeartbeatRequest) returns (HeartbeatResponse)`: request =",
+            "- `rpc Heartbeat(HeartbeatRequest) returns (HeartbeatResponse)`: requests =",
+        ),
+    ]);
+    let joined = problems.join("\n");
+    for want in [
+        "[WIRE.md unreadable] line 197: a bullet of the prose of assembly.agent.v1.AgentLifecycleService this test does not read",
+        "[WIRE.md unreadable] line 171: `assembly.agent.v1.ChallengeResponse`: `nonce`: type `blob`: a notation this test does not read",
+        "[WIRE.md unreadable] line 170: `` `ChallengeRequest` holds `agent_id` 1",
+        "[WIRE.md unreadable] line 185: `` requests = `agent_id` 1, `credential_token` 2,",
+        "[only in proto] enum assembly.common.v1.RiskTier: not in WIRE.md",
+        "[only in proto] message assembly.agent.v1.HeartbeatRequest: not in WIRE.md",
+    ] {
+        assert!(joined.contains(want), "missing {want:?} in\n{joined}");
+    }
+    let problems = check_edited(&[("`CRITICAL` (1–4)", "`CRITICAL` (1–3)")]);
+    assert!(
+        problems[0].starts_with(
+            "[WIRE.md unreadable] line 197: `assembly.common.v1.RiskTier`: `CRITICAL` (1–3) \
+             ends a run of 4 item(s) without a number"
+        ),
+        "{}",
+        report(&problems)
+    );
 }
