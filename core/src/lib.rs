@@ -27,6 +27,9 @@
 //! - [`tick`]: the periodic job schedule.
 //! - [`check_slots`]: bounded concurrency for `CheckAction` calls (slots,
 //!   a bounded queue, a bounded wait).
+//! - [`registration`]: the agent's registration at an Agent Assembly
+//!   gateway (challenge, register, heartbeat, control stream, token loss,
+//!   deregistration).
 //!
 //! Plain logic beside them: [`did_key`] (Ed25519 did:key ids), [`answer`]
 //! (what a gateway's answer means).
@@ -48,6 +51,7 @@ pub mod inflight;
 pub mod machine;
 pub mod op_control;
 pub mod policy_cache;
+pub mod registration;
 pub mod rng;
 pub mod subscription;
 pub mod tick;
