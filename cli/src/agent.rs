@@ -7,10 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use tether_tokio::client::{
-    Action, AgentIdentity, AgentSigningKey, ClientStatus, FileOperation, LlmCall, NetworkCall,
-    ProcessExec, ToolResult, Decision, RegistrationPhase,
-    RegistrationSettings, StreamStatus, Tether, TetherConfig, TetherError, ToolCall, Verdict,
-    VerdictSource,
+    Action, AgentIdentity, AgentSigningKey, ClientStatus, Decision, FileOperation, LlmCall,
+    NetworkCall, ProcessExec, RegistrationPhase, RegistrationSettings, StreamStatus, Tether,
+    TetherConfig, TetherError, ToolCall, ToolResult, Verdict, VerdictSource,
 };
 
 use crate::common::{self, CliError};
@@ -109,17 +108,29 @@ pub(crate) async fn run(args: AgentArgs, json: bool) -> Result<(), CliError> {
     if args.tools.iter().all(|t| t.trim().is_empty()) {
         return Err(CliError::Input("--tools names no tool".into()));
     }
-    for subject in args.tools.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+    for subject in args
+        .tools
+        .iter()
+        .map(|t| t.trim())
+        .filter(|t| !t.is_empty())
+    {
         action_for(args.action, subject, args.args.as_deref()).map_err(CliError::Input)?;
     }
     common::probe(&args.gateway).await?;
 
     let key = match (&args.key, args.ephemeral_key) {
-        (Some(path), _) => Some(AgentSigningKey::load_or_create(path).map_err(|e| CliError::Input(e.to_string()))?),
-        (None, true) => Some(AgentSigningKey::generate().map_err(|e| CliError::Other(e.to_string()))?),
+        (Some(path), _) => Some(
+            AgentSigningKey::load_or_create(path).map_err(|e| CliError::Input(e.to_string()))?,
+        ),
+        (None, true) => {
+            Some(AgentSigningKey::generate().map_err(|e| CliError::Other(e.to_string()))?)
+        }
         (None, false) => None,
     };
-    let agent = key.as_ref().map(AgentSigningKey::did).unwrap_or_else(|| args.agent.clone());
+    let agent = key
+        .as_ref()
+        .map(AgentSigningKey::did)
+        .unwrap_or_else(|| args.agent.clone());
     let identity = AgentIdentity::new(&args.org, &args.team, &agent);
     if let Some(a) = &args.args {
         serde_json::from_str::<serde_json::Value>(a)
@@ -262,7 +273,9 @@ fn action_for(kind: ActionKind, subject: &str, args: Option<&str>) -> Result<Act
             let (op, path) = subject
                 .split_once(':')
                 .filter(|(op, path)| !op.is_empty() && !path.is_empty())
-                .ok_or_else(|| format!("{subject:?} is not OP:PATH (for example read:/etc/hosts)"))?;
+                .ok_or_else(|| {
+                    format!("{subject:?} is not OP:PATH (for example read:/etc/hosts)")
+                })?;
             Action::FileOperation(FileOperation::new(op, path))
         }
         ActionKind::NetworkCall => {
@@ -458,15 +471,27 @@ mod tests {
     #[test]
     fn every_action_kind_reads_its_subject() {
         let file = action_for(ActionKind::FileOperation, "read:/etc/hosts", None).unwrap();
-        assert_eq!(file, Action::FileOperation(FileOperation::new("read", "/etc/hosts")));
+        assert_eq!(
+            file,
+            Action::FileOperation(FileOperation::new("read", "/etc/hosts"))
+        );
         let net = action_for(ActionKind::NetworkCall, "https://api.example.com:443", None).unwrap();
-        assert_eq!(net, Action::NetworkCall(NetworkCall::new("api.example.com", 443, "https")));
+        assert_eq!(
+            net,
+            Action::NetworkCall(NetworkCall::new("api.example.com", 443, "https"))
+        );
         let bare = action_for(ActionKind::NetworkCall, "10.0.0.1:22", None).unwrap();
-        assert_eq!(bare, Action::NetworkCall(NetworkCall::new("10.0.0.1", 22, "")));
+        assert_eq!(
+            bare,
+            Action::NetworkCall(NetworkCall::new("10.0.0.1", 22, ""))
+        );
         let exec = action_for(ActionKind::ProcessExec, "ls -la /tmp", None).unwrap();
         assert_eq!(
             exec,
-            Action::ProcessExec(ProcessExec::new("ls", ["-la".to_owned(), "/tmp".to_owned()]))
+            Action::ProcessExec(ProcessExec::new(
+                "ls",
+                ["-la".to_owned(), "/tmp".to_owned()]
+            ))
         );
         let result = action_for(ActionKind::ToolResult, "search", Some(r#"{"hits":3}"#)).unwrap();
         assert_eq!(

@@ -9,6 +9,7 @@ use tether_core::policy_cache::PolicyCacheConfig;
 use tether_core::subscription::{DEFAULT_ACK_DELAY, DEFAULT_ACK_EVERY};
 
 use super::credentials::{CredentialProvider, StaticToken};
+use super::lifecycle::RegistrationSettings;
 use super::verdict::Decision;
 
 /// Connect timeout: 5 s, long enough for a TLS handshake over a slow link,
@@ -182,6 +183,9 @@ pub struct TetherConfig {
     /// started together does not reconnect in lock step. `Some`: a run
     /// replays exactly.
     pub seed: Option<u64>,
+    /// Register the agent through `AgentLifecycleService` and use the
+    /// token it is issued (see [`TetherConfig::with_registration`]).
+    pub registration: Option<RegistrationSettings>,
 }
 
 impl std::fmt::Debug for TetherConfig {
@@ -227,7 +231,22 @@ impl TetherConfig {
             approval_deadline: DEFAULT_APPROVAL_DEADLINE,
             approval_fallback: Decision::Deny,
             seed: None,
+            registration: None,
         }
+    }
+
+    /// Register the agent at the gateway's `AgentLifecycleService` with
+    /// `settings.key`, whose did:key becomes the agent id (the org and team
+    /// stay as given), and present the token the registration is issued
+    /// on every call and stream (it replaces any token or provider set
+    /// before). The client registers again whenever the gateway no longer
+    /// knows the token, heartbeats, deregisters at shutdown, and applies
+    /// the lifecycle's suspend, resume, kill and policy-update commands.
+    /// Its progress is [`ClientStatus::registration`](super::ClientStatus::registration).
+    pub fn with_registration(mut self, settings: RegistrationSettings) -> Self {
+        self.agent.agent_id = settings.key.did();
+        self.registration = Some(settings);
+        self
     }
 
     /// Use a static token.

@@ -35,6 +35,7 @@ mod config;
 mod credentials;
 mod error;
 mod invalidation;
+mod lifecycle;
 mod op_stream;
 mod ops;
 mod shared;
@@ -60,6 +61,9 @@ pub use config::{
 };
 pub use credentials::{CredentialProvider, StaticToken};
 pub use error::{CheckCapacityError, ConfigError, ProtocolError, TetherError};
+pub use lifecycle::{
+    AgentSigningKey, KeyError, RegistrationPhase, RegistrationReport, RegistrationSettings,
+};
 pub use ops::{DenyReason, FailClosed, OpBlocked, OpState, Ops, OutagePolicy, WaitOutcome};
 pub use sink::{InvalidateAllReason, InvalidationSink, PolicyChange};
 pub use status::{CheckStatus, ClientStatus, KillSwitchDown, KillSwitchStatus, StreamStatus};
@@ -120,17 +124,34 @@ impl Tether {
     /// parse, TLS material that is refused, `https` without a TLS feature).
     /// Must be called within a tokio runtime.
     pub fn connect(config: TetherConfig) -> Result<Self, TetherError> {
+        let mut config = config;
         let channels = channel::build(&config)?;
+        // A registering agent's credential is the token its registration
+        // was issued.
+        let registration = config.registration.clone().map(|settings| {
+            let token = lifecycle::token::RegisteredToken::new();
+            config.credentials = Arc::new(token.clone());
+            (settings, token)
+        });
         let shared = Shared::new(config, channels);
         let inv = tokio::spawn(invalidation::run(
             shared.clone(),
             shared.shutdown.subscribe(),
         ));
         let ops = tokio::spawn(op_stream::run(shared.clone(), shared.shutdown.subscribe()));
+        let mut tasks = vec![inv, ops];
+        if let Some((settings, token)) = registration {
+            tasks.push(tokio::spawn(lifecycle::task::run(
+                shared.clone(),
+                settings,
+                token,
+                shared.shutdown.subscribe(),
+            )));
+        }
         Ok(Tether {
             life: Arc::new(Lifetime {
                 shared: shared.clone(),
-                tasks: Mutex::new(vec![inv, ops]),
+                tasks: Mutex::new(tasks),
             }),
             shared,
         })
@@ -321,12 +342,15 @@ impl Tether {
         };
         let _ = self.shared.shutdown.send(true);
         let tasks: Vec<_> = std::mem::take(&mut *self.life.tasks.lock().await);
+        // A registered agent deregisters, within the registration's own
+        // bound; the streams end at once.
+        let bound = match &self.shared.config.registration {
+            Some(r) => r.machine.shutdown_bound + Duration::from_secs(1),
+            None => Duration::from_secs(1),
+        };
         for t in tasks {
             let abort = t.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(1), t)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(bound, t).await.is_err() {
                 abort.abort();
             }
         }

@@ -1,6 +1,6 @@
 //! What the client's tasks and handles share.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use super::channel::Channels;
@@ -42,6 +42,8 @@ pub(crate) struct Shared {
     /// Set when shutdown begins: new checks are refused.
     pub(crate) closing: AtomicBool,
     pub(crate) checks_in_flight: AtomicUsize,
+    /// Checks begun since the start (reported in heartbeats).
+    pub(crate) checks_total: AtomicU64,
     pub(crate) checks_done: Notify,
 }
 
@@ -79,6 +81,7 @@ impl Shared {
             shutdown: watch::channel(false).0,
             closing: AtomicBool::new(false),
             checks_in_flight: AtomicUsize::new(0),
+            checks_total: AtomicU64::new(0),
             checks_done: Notify::new(),
         })
     }
@@ -137,6 +140,7 @@ pub(crate) struct CheckGuard<'a>(pub(crate) &'a Shared);
 impl<'a> CheckGuard<'a> {
     pub(crate) fn enter(shared: &'a Shared) -> Self {
         shared.checks_in_flight.fetch_add(1, Ordering::SeqCst);
+        shared.checks_total.fetch_add(1, Ordering::Relaxed);
         CheckGuard(shared)
     }
 }

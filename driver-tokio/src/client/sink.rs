@@ -14,6 +14,9 @@ pub enum InvalidateAllReason {
     GatewayRestart,
     /// The gateway could not replay what the client missed.
     UnreplayableGap,
+    /// The agent's lifecycle said its policy changed (a `PolicyUpdateCommand`
+    /// or a heartbeat answer with `policy_updated`).
+    AgentPolicyUpdated,
 }
 
 /// A policy invalidation as applied from the stream.

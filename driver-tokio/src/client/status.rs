@@ -157,6 +157,9 @@ pub struct ClientStatus {
     /// Whether a halt published now can reach this agent, and if not,
     /// since when and why.
     pub kill_switch: KillSwitchStatus,
+    /// The agent's registration, when the client registers it
+    /// ([`TetherConfig::with_registration`](super::TetherConfig::with_registration)).
+    pub registration: Option<super::lifecycle::RegistrationReport>,
 }
 
 /// Where the stream tasks publish their status.
