@@ -453,6 +453,18 @@ impl Registration {
         }
     }
 
+    /// When the closed control stream is reopened, if it is closed while
+    /// registered (the backoff's jittered choice, for status and tests).
+    pub fn control_reopen_at(&self) -> Option<Timestamp> {
+        match self.phase {
+            Phase::Registered(Session {
+                control: Control::Waiting { until },
+                ..
+            }) => Some(until),
+            _ => None,
+        }
+    }
+
     fn set_phase(&mut self, now: Timestamp, phase: Phase) {
         if core::mem::discriminant(&phase) != core::mem::discriminant(&self.phase) {
             self.since = now;

@@ -14,6 +14,12 @@ use crate::time::Timestamp;
 pub struct AttemptId(pub(crate) u64);
 
 impl AttemptId {
+    /// The attempt numbered `n` (for tests and replays: a number the
+    /// machine did not issue is answered as stale).
+    pub const fn new(n: u64) -> Self {
+        AttemptId(n)
+    }
+
     /// The id as a number (for logs and spans).
     pub const fn get(self) -> u64 {
         self.0
@@ -26,6 +32,12 @@ impl AttemptId {
 pub struct Generation(pub(crate) u64);
 
 impl Generation {
+    /// The generation numbered `n` (for tests and replays: a number that is
+    /// not the current generation is answered as stale).
+    pub const fn new(n: u64) -> Self {
+        Generation(n)
+    }
+
     /// The generation as a number (for logs and spans).
     pub const fn get(self) -> u64 {
         self.0
