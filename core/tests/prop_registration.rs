@@ -240,8 +240,16 @@ fn restarted_gateway_already_exists_is_refused_and_typed() {
     let attempt = challenge_of(&out);
     assert_eq!(out.len(), 1, "no key rotation without fresh keys: {out:?}");
     // Still typed while retrying, even after a transient failure.
-    m.on_challenge(refused_at + Duration::from_secs(60), attempt, Err(fail(CallCode::Unavailable)));
-    let RegistrationState::Registering { last_failure, attempt_no } = m.status().state else {
+    m.on_challenge(
+        refused_at + Duration::from_secs(60),
+        attempt,
+        Err(fail(CallCode::Unavailable)),
+    );
+    let RegistrationState::Registering {
+        last_failure,
+        attempt_no,
+    } = m.status().state
+    else {
         panic!("{:?}", m.status())
     };
     assert_eq!(last_failure, Some(fail(CallCode::AlreadyExists)));
@@ -285,7 +293,10 @@ fn fresh_key_rotates_before_each_new_attempt_and_uses_the_backoff() {
     assert_eq!(m.stats().key_rotations, 2);
     let g2 = register(&mut m, again, &out);
     assert_eq!(g2.get(), 2);
-    assert_eq!(m.status().state, RegistrationState::Registered { generation: g2 });
+    assert_eq!(
+        m.status().state,
+        RegistrationState::Registered { generation: g2 }
+    );
 }
 
 #[test]
@@ -372,7 +383,14 @@ fn stale_answers_change_nothing_but_the_count() {
     m.on_control_command(t(1), Generation::new(g.get() + 1), ControlCommand::Kill);
     assert!(drain(&mut m).is_empty());
     // A heartbeat answer with none in flight: stale.
-    m.on_heartbeat_answer(t(1), g, Ok(HeartbeatAnswer { policy_updated: true, should_suspend: true }));
+    m.on_heartbeat_answer(
+        t(1),
+        g,
+        Ok(HeartbeatAnswer {
+            policy_updated: true,
+            should_suspend: true,
+        }),
+    );
     assert!(drain(&mut m).is_empty());
     assert!(!m.status().suspended);
     assert_eq!(m.stats().stale_answers, 7);
@@ -389,7 +407,10 @@ fn shutdown_is_bounded_and_final() {
     m.on_shutdown(t(1_001));
     assert!(drain(&mut m).is_empty());
     let d = m.poll_timeout().unwrap();
-    assert_eq!((d.at, d.reason), (t(6_000), RegistrationTimer::ShutdownBound));
+    assert_eq!(
+        (d.at, d.reason),
+        (t(6_000), RegistrationTimer::ShutdownBound)
+    );
     // Commands, heartbeats and closes are ignored while stopping.
     m.on_control_closed(t(2_000), g, None);
     m.on_token_refused(t(2_000), g);
@@ -478,6 +499,10 @@ fn heartbeat_interval_is_clamped_and_defaulted() {
         drain(&mut m);
         m.on_registered(t(0), attempt, Ok(granted(sec)));
         drain(&mut m);
-        assert_eq!(m.poll_timeout().unwrap().at, Timestamp::from_secs(want), "{sec}");
+        assert_eq!(
+            m.poll_timeout().unwrap().at,
+            Timestamp::from_secs(want),
+            "{sec}"
+        );
     }
 }

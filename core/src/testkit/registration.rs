@@ -215,17 +215,24 @@ impl Model {
             c.retry.jitter.clamp(0.0, 1.0)
         };
         // A nanosecond of slack either way for float rounding.
-        let lo = Duration::from_nanos((nanos_f(base) * (1.0 - j)) as u64).saturating_sub(
-            Duration::from_nanos(2),
-        );
+        let lo = Duration::from_nanos((nanos_f(base) * (1.0 - j)) as u64)
+            .saturating_sub(Duration::from_nanos(2));
         let hi = Duration::from_nanos((nanos_f(max) * (1.0 + j)) as u64 + 2);
         let ms = Duration::from_millis(1);
         Model {
             retry_lo: lo,
             retry_hi: hi,
-            refused_retry: if c.refused_retry < ms { ms } else { c.refused_retry },
+            refused_retry: if c.refused_retry < ms {
+                ms
+            } else {
+                c.refused_retry
+            },
             hb_default: c.heartbeat_default.max(secs(1)).min(secs(3600)),
-            shutdown_bound: if c.shutdown_bound < ms { ms } else { c.shutdown_bound },
+            shutdown_bound: if c.shutdown_bound < ms {
+                ms
+            } else {
+                c.shutdown_bound
+            },
             fresh: c.fresh_key_per_registration,
             phase: MPhase::Idle,
             since: Timestamp::ZERO,
@@ -275,8 +282,9 @@ impl Model {
         self.attempt_no += 1;
         self.stats.attempts += 1;
         self.go(now, MPhase::Challenging(id));
-        self.out
-            .push(RegistrationAction::RequestChallenge { attempt: AttemptId(id) });
+        self.out.push(RegistrationAction::RequestChallenge {
+            attempt: AttemptId(id),
+        });
     }
 
     fn backoff(&mut self, now: Timestamp) {
@@ -465,7 +473,8 @@ impl Model {
                     generation,
                     token: g.token.clone(),
                 });
-                self.out.push(RegistrationAction::OpenControl { generation });
+                self.out
+                    .push(RegistrationAction::OpenControl { generation });
             }
         }
         false
@@ -772,7 +781,9 @@ impl Harness {
             }
             Op::Challenge(p, r) => {
                 let a = self.attempt_of(p);
-                let r = r.map(|n| vec![n; usize::from(n % 65)]).map_err(Code::failure);
+                let r = r
+                    .map(|n| vec![n; usize::from(n % 65)])
+                    .map_err(Code::failure);
                 let stale = self.model.challenge(now, a, &r);
                 self.machine.on_challenge(now, AttemptId(a), r);
                 self.answered_call(AttemptId(a));
@@ -855,8 +866,11 @@ impl Harness {
             Op::Deregistered(p, f) => {
                 let g = self.generation_of(p);
                 let stale = self.model.deregistered(now, g);
-                self.machine
-                    .on_deregistered(now, Generation(g), f.map(Code::failure).map_or(Ok(()), Err));
+                self.machine.on_deregistered(
+                    now,
+                    Generation(g),
+                    f.map(Code::failure).map_or(Ok(()), Err),
+                );
                 stale
             }
             Op::Advance(ms) => {
@@ -879,8 +893,7 @@ impl Harness {
                         hb_sent: Some(_), ..
                     } => Op::Heartbeat(Pick::Current, Ok((policy, suspend))),
                     MPhase::Registered {
-                        ctl: MCtl::Opening,
-                        ..
+                        ctl: MCtl::Opening, ..
                     } => Op::ControlOpened(Pick::Current),
                     MPhase::Stopping { .. } => Op::Deregistered(Pick::Current, None),
                     _ => Op::Wake,
