@@ -285,7 +285,9 @@ pub enum RegistrationAction {
         /// The token.
         token: String,
     },
-    /// The gateway no longer knows this token: stop presenting it.
+    /// The gateway no longer knows this token: stop presenting it, and end
+    /// its generation's heartbeat and control stream (their later reports
+    /// are stale). A new registration follows.
     TokenLost {
         /// Its generation.
         generation: Generation,

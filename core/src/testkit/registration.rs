@@ -13,7 +13,6 @@
 //! asks. [`run`] ends every sequence with [`Harness::finish`], which checks
 //! that a lost token is re-registered and that shutdown ends in time.
 
-use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::time::Duration;
@@ -347,6 +346,13 @@ impl Model {
             self.out.push(RegistrationAction::SendHeartbeat {
                 generation: Generation(g),
             });
+        }
+    }
+
+    fn deadline_of_heartbeat(&self) -> Option<Timestamp> {
+        match self.phase {
+            MPhase::Registered { hb_due, .. } => hb_due,
+            _ => None,
         }
     }
 
@@ -1233,15 +1239,6 @@ impl Harness {
     }
 }
 
-impl Model {
-    fn deadline_of_heartbeat(&self) -> Option<Timestamp> {
-        match self.phase {
-            MPhase::Registered { hb_due, .. } => hb_due,
-            _ => None,
-        }
-    }
-}
-
 /// Run a whole sequence from a fresh machine, then [`Harness::finish`];
 /// the first violation, if any.
 pub fn run(config: RegistrationConfig, ops: &[Op]) -> Result<Harness, Violation> {
@@ -1251,9 +1248,4 @@ pub fn run(config: RegistrationConfig, ops: &[Op]) -> Result<Harness, Violation>
     }
     h.finish()?;
     Ok(h)
-}
-
-/// A short description of a run, for test failure messages.
-pub fn describe(h: &Harness) -> String {
-    alloc::format!("{:?} at {:?}", h.machine.status(), h.now)
 }
