@@ -28,7 +28,9 @@
 //!   codes are transient and retried through the backoff.
 //! - `REG_RETRY_BOUNDED`: a transient failure is retried after a backoff
 //!   delay in `[base × (1 − jitter), max × (1 + jitter)]` of the `retry`
-//!   config; the machine never gives up while started and not shut down.
+//!   config, and a closed control stream is reopened within
+//!   `max × (1 + jitter)`; the machine never gives up while started and
+//!   not shut down.
 //! - `REG_TOKEN_LOSS_REREGISTERS`: a heartbeat answered `UNAUTHENTICATED`
 //!   or `NOT_FOUND`, a control stream closed with `UNAUTHENTICATED`, or
 //!   [`Registration::on_token_refused`] for the current generation emits

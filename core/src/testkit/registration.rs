@@ -1093,7 +1093,7 @@ impl Harness {
                 let got = self.machine.control_reopen_at();
                 ensure_invariant!(
                     matches!(got, Some(at) if at >= lo && at <= hi),
-                    "REG_COMMANDS_EXACT",
+                    "REG_RETRY_BOUNDED",
                     "control reopen at {got:?}, allowed [{lo:?}, {hi:?}]"
                 );
                 if let Some(at) = got {
