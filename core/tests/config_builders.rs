@@ -11,6 +11,7 @@ use tether_core::check_slots::CheckSlotsConfig;
 use tether_core::inflight::InFlightConfig;
 use tether_core::op_control::{OpControlConfig, OutagePolicy};
 use tether_core::policy_cache::PolicyCacheConfig;
+use tether_core::registration::RegistrationConfig;
 use tether_core::subscription::{SubscriptionConfig, DEFAULT_ACK_DELAY, DEFAULT_ACK_EVERY};
 
 const fn ms(n: u64) -> Duration {
@@ -165,5 +166,28 @@ fn check_slots_builders_set_their_fields() {
     assert_eq!(
         (c.max_in_flight, c.max_queued, c.queue_timeout),
         (71, 72, ms(73))
+    );
+}
+
+#[test]
+fn registration_builders_set_their_fields() {
+    let retry = BackoffConfig::default().with_base(ms(21)).with_max(ms(22));
+    let c = RegistrationConfig::default()
+        .with_retry(retry.clone())
+        .with_refused_retry(ms(23))
+        .with_heartbeat_default(ms(24))
+        .with_shutdown_bound(ms(25))
+        .with_fresh_key_per_registration(true)
+        .with_seed(26);
+    assert_eq!(
+        (
+            c.retry,
+            c.refused_retry,
+            c.heartbeat_default,
+            c.shutdown_bound,
+            c.fresh_key_per_registration,
+            c.seed
+        ),
+        (retry, ms(23), ms(24), ms(25), true, 26)
     );
 }

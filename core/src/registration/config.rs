@@ -147,3 +147,31 @@ impl RegistrationConfig {
             .clamp(MIN_HEARTBEAT, MAX_HEARTBEAT)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamps_out_of_range_values() {
+        let c = RegistrationConfig::default()
+            .with_refused_retry(Duration::ZERO)
+            .with_shutdown_bound(Duration::ZERO)
+            .with_heartbeat_default(Duration::from_secs(1_000_000))
+            .clamped();
+        assert_eq!(c.refused_retry, MIN_DELAY);
+        assert_eq!(c.shutdown_bound, MIN_DELAY);
+        assert_eq!(c.heartbeat_default, MAX_HEARTBEAT);
+        let c = c.with_heartbeat_default(Duration::ZERO).clamped();
+        assert_eq!(c.heartbeat_default, MIN_HEARTBEAT);
+    }
+
+    #[test]
+    fn heartbeat_interval_defaults_and_clamps() {
+        let c = RegistrationConfig::default();
+        assert_eq!(c.heartbeat_interval(0), DEFAULT_HEARTBEAT);
+        assert_eq!(c.heartbeat_interval(i64::MIN), DEFAULT_HEARTBEAT);
+        assert_eq!(c.heartbeat_interval(7), Duration::from_secs(7));
+        assert_eq!(c.heartbeat_interval(i64::MAX), MAX_HEARTBEAT);
+    }
+}

@@ -453,6 +453,18 @@ impl Registration {
         }
     }
 
+    /// When the closed control stream is reopened, if it is closed while
+    /// registered (the backoff's jittered choice, for status and tests).
+    pub fn control_reopen_at(&self) -> Option<Timestamp> {
+        match self.phase {
+            Phase::Registered(Session {
+                control: Control::Waiting { until },
+                ..
+            }) => Some(until),
+            _ => None,
+        }
+    }
+
     fn set_phase(&mut self, now: Timestamp, phase: Phase) {
         if core::mem::discriminant(&phase) != core::mem::discriminant(&self.phase) {
             self.since = now;
@@ -687,5 +699,106 @@ impl Machine for Registration {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    fn drain(m: &mut Registration) -> Vec<RegistrationAction> {
+        core::iter::from_fn(|| m.poll_action()).collect()
+    }
+
+    fn t(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    #[test]
+    fn start_is_once_and_attempts_are_numbered() {
+        let mut m = Registration::new(RegistrationConfig::default(), t(0));
+        m.on_start(t(0));
+        m.on_start(t(1));
+        assert_eq!(
+            drain(&mut m),
+            vec![RegistrationAction::RequestChallenge {
+                attempt: AttemptId(1)
+            }]
+        );
+        m.on_challenge(
+            t(2),
+            AttemptId(1),
+            Err(CallFailure::new(CallCode::Unavailable)),
+        );
+        assert_eq!(
+            m.status().state,
+            RegistrationState::Registering {
+                attempt_no: 1,
+                last_failure: Some(CallFailure::new(CallCode::Unavailable)),
+            }
+        );
+        let d = m.poll_timeout().unwrap();
+        assert_eq!(d.reason, RegistrationTimer::Retry);
+        // About 500 ms, jittered by 20 %.
+        assert!(d.at >= t(402) && d.at <= t(602), "{d:?}");
+        m.handle_timeout(d.at);
+        assert_eq!(
+            drain(&mut m),
+            vec![RegistrationAction::RequestChallenge {
+                attempt: AttemptId(2)
+            }]
+        );
+    }
+
+    #[test]
+    fn undrained_commands_are_capped() {
+        let mut m = Registration::new(RegistrationConfig::default(), t(0));
+        m.on_start(t(0));
+        drain(&mut m);
+        m.on_challenge(t(0), AttemptId(1), Ok(vec![]));
+        m.on_registered(
+            t(0),
+            AttemptId(1),
+            Ok(Granted {
+                token: "x".into(),
+                heartbeat_interval_sec: 0,
+            }),
+        );
+        let g = Generation(1);
+        for _ in 0..(MAX_UNDRAINED_COMMANDS + 5) {
+            m.on_control_command(t(1), g, ControlCommand::Kill);
+        }
+        assert_eq!(m.stats().commands_dropped, 5);
+        let agents = drain(&mut m)
+            .into_iter()
+            .filter(|a| matches!(a, RegistrationAction::Agent(_)))
+            .count();
+        assert_eq!(agents, MAX_UNDRAINED_COMMANDS);
+        // Drained: room again, and sequences carry on without a gap.
+        m.on_control_command(t(2), g, ControlCommand::Kill);
+        assert_eq!(
+            drain(&mut m),
+            vec![RegistrationAction::Agent(AgentCommand {
+                sequence: MAX_UNDRAINED_COMMANDS as u64 + 1,
+                kind: AgentCommandKind::Kill
+            })]
+        );
+    }
+
+    #[test]
+    fn anything_after_stopped_is_ignored() {
+        let mut m = Registration::new(RegistrationConfig::default(), t(0));
+        m.on_shutdown(t(0));
+        assert_eq!(drain(&mut m), vec![RegistrationAction::Stopped]);
+        m.on_start(t(1));
+        m.on_shutdown(t(1));
+        m.on_token_refused(t(1), Generation(0));
+        m.on_control_closed(t(1), Generation(1), None);
+        m.handle_timeout(Timestamp::MAX);
+        assert!(drain(&mut m).is_empty());
+        assert_eq!(m.poll_timeout(), None);
+        assert_eq!(m.status().state, RegistrationState::Stopped);
     }
 }

@@ -28,7 +28,9 @@
 //!   codes are transient and retried through the backoff.
 //! - `REG_RETRY_BOUNDED`: a transient failure is retried after a backoff
 //!   delay in `[base × (1 − jitter), max × (1 + jitter)]` of the `retry`
-//!   config; the machine never gives up while started and not shut down.
+//!   config, and a closed control stream is reopened within
+//!   `max × (1 + jitter)`; the machine never gives up while started and
+//!   not shut down.
 //! - `REG_TOKEN_LOSS_REREGISTERS`: a heartbeat answered `UNAUTHENTICATED`
 //!   or `NOT_FOUND`, a control stream closed with `UNAUTHENTICATED`, or
 //!   [`Registration::on_token_refused`] for the current generation emits
@@ -67,6 +69,27 @@
 //!
 //! Plus the contract invariants every machine keeps (see
 //! [`crate::Machine`]).
+//!
+//! The driver's loop: call [`Registration::on_start`]; perform every
+//! requested call ([`RegistrationAction::RequestChallenge`],
+//! [`RegistrationAction::Register`], [`RegistrationAction::SendHeartbeat`],
+//! [`RegistrationAction::OpenControl`], [`RegistrationAction::Deregister`])
+//! and report its outcome with the matching `on_*` method, naming the
+//! attempt or generation the action named (a transport error as
+//! `UNAVAILABLE`); present the token of the latest
+//! [`RegistrationAction::TokenIssued`] on every other call, report an
+//! `UNAUTHENTICATED` there with [`Registration::on_token_refused`], and on
+//! [`RegistrationAction::TokenLost`] stop presenting it and end that
+//! generation's heartbeat and control stream. Drain
+//! [`poll_action`](crate::Machine::poll_action) after every input; sleep
+//! until [`poll_timeout`](crate::Machine::poll_timeout) and call
+//! [`handle_timeout`](crate::Machine::handle_timeout).
+//!
+//! Order within one step: a registration emits `TokenIssued` then
+//! `OpenControl`; a heartbeat answer emits the suspend edge, then
+//! `PolicyUpdated`, then the next `SendHeartbeat` if it is already due; a
+//! timeout emits `SendHeartbeat` before `OpenControl`; `RotateKey` comes
+//! right before the `RequestChallenge` it is for.
 //!
 //! The gateway facts this follows: a restarted gateway forgets every token
 //! (calls and streams answer `UNAUTHENTICATED`) but keeps its registered

@@ -14,6 +14,12 @@ use crate::time::Timestamp;
 pub struct AttemptId(pub(crate) u64);
 
 impl AttemptId {
+    /// The attempt numbered `n` (for tests and replays: a number the
+    /// machine did not issue is answered as stale).
+    pub const fn new(n: u64) -> Self {
+        AttemptId(n)
+    }
+
     /// The id as a number (for logs and spans).
     pub const fn get(self) -> u64 {
         self.0
@@ -26,6 +32,12 @@ impl AttemptId {
 pub struct Generation(pub(crate) u64);
 
 impl Generation {
+    /// The generation numbered `n` (for tests and replays: a number that is
+    /// not the current generation is answered as stale).
+    pub const fn new(n: u64) -> Self {
+        Generation(n)
+    }
+
     /// The generation as a number (for logs and spans).
     pub const fn get(self) -> u64 {
         self.0
@@ -165,7 +177,6 @@ impl fmt::Display for CallCode {
 
 /// A failed call: its status code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub struct CallFailure {
     /// The status code.
     pub code: CallCode,
@@ -274,7 +285,9 @@ pub enum RegistrationAction {
         /// The token.
         token: String,
     },
-    /// The gateway no longer knows this token: stop presenting it.
+    /// The gateway no longer knows this token: stop presenting it, and end
+    /// its generation's heartbeat and control stream (their later reports
+    /// are stale). A new registration follows.
     TokenLost {
         /// Its generation.
         generation: Generation,
@@ -428,4 +441,53 @@ pub struct RegistrationStats {
     /// Answers and reports for an attempt or generation that was not the
     /// current one (or that came when none was expected): ignored.
     pub stale_answers: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn grpc_numbers_round_trip() {
+        for n in -3..40 {
+            let c = CallCode::from_grpc(n);
+            assert_eq!(c.to_grpc(), n);
+            assert_eq!(CallCode::from_grpc(c.to_grpc()), c);
+            assert_eq!(matches!(c, CallCode::Other(_)), !(1..=16).contains(&n));
+        }
+    }
+
+    #[test]
+    fn refusals_are_the_definitive_codes() {
+        let refusals: Vec<i32> = (0..20)
+            .filter(|n| CallCode::from_grpc(*n).is_refusal())
+            .collect();
+        assert_eq!(refusals, [3, 5, 6, 7, 9, 11, 12, 16]);
+    }
+
+    #[test]
+    fn display_is_lower_case_words() {
+        assert_eq!(CallCode::AlreadyExists.to_string(), "already exists");
+        assert_eq!(CallCode::Unauthenticated.to_string(), "unauthenticated");
+        assert_eq!(CallCode::Other(42).to_string(), "code 42");
+        assert_eq!(
+            CallFailure::new(CallCode::Unavailable).to_string(),
+            "call failed: unavailable"
+        );
+    }
+
+    #[test]
+    fn debug_never_prints_a_token() {
+        let g = Granted {
+            token: "secret".into(),
+            heartbeat_interval_sec: 1,
+        };
+        assert!(!alloc::format!("{g:?}").contains("secret"));
+        let a = RegistrationAction::TokenIssued {
+            generation: Generation(1),
+            token: "secret".into(),
+        };
+        assert!(!alloc::format!("{a:?}").contains("secret"));
+    }
 }

@@ -15,6 +15,7 @@ pub mod contract;
 pub mod inflight;
 pub mod op_control;
 pub mod policy_cache;
+pub mod registration;
 pub mod subscription;
 pub mod tick;
 
