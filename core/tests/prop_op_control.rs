@@ -8,7 +8,7 @@ use proptest::prelude::*;
 use tether_core::op_control::{
     CheckOutcome, DenyReason, InvalidId, OpControl, OpControlAction, OpControlConfig,
     OpControlTimer, OpState, OpWaiterId, OutagePolicy, Saturation, Signal, SignalOutcome,
-    WaitOutcome, DEFAULT_OUTAGE_GRACE, DEFAULT_RESTORE_SETTLE,
+    WaitOutcome, DEFAULT_HOLD_LIMIT, DEFAULT_OUTAGE_GRACE, DEFAULT_RESTORE_SETTLE,
 };
 use tether_core::testkit::op_control::{run, small_config, Op, TARGETS};
 use tether_core::{Machine, Timestamp};
@@ -45,13 +45,18 @@ fn config() -> impl Strategy<Value = OpControlConfig> {
     (
         (0usize..5, 0usize..4, 0usize..5, 0usize..6),
         (0usize..4, 0usize..8, prop_oneof![Just(16usize), 0usize..12]),
-        (0u64..3_000, 0u64..1_000, policy()),
+        (
+            0u64..3_000,
+            0u64..1_000,
+            policy(),
+            prop_oneof![0u64..100, 0u64..4_000, Just(31_536_000_000u64)],
+        ),
     )
         .prop_map(
             |(
                 (entries, evicted, agents, waiters),
                 (finished, window, id_len),
-                (grace, settle, p),
+                (grace, settle, p, hold),
             )| {
                 OpControlConfig::default()
                     .with_max_entries(entries)
@@ -64,6 +69,7 @@ fn config() -> impl Strategy<Value = OpControlConfig> {
                     .with_outage_grace(Duration::from_millis(grace))
                     .with_restore_settle(Duration::from_millis(settle))
                     .with_outage_policy(p)
+                    .with_hold_limit(Duration::from_millis(hold))
             },
         )
 }
@@ -654,13 +660,14 @@ fn a_drop_while_settling_keeps_holding() {
     oc.on_stream_up(grace);
     oc.on_stream_down(grace + Duration::from_millis(10));
     assert!(oc.outage_in_force(grace + Duration::from_millis(10)));
-    oc.handle_timeout(grace + Duration::from_secs(60));
+    // Still within the hold limit (counted from the first grace instant).
+    oc.handle_timeout(grace + Duration::from_secs(40));
     assert!(drain(&mut oc)
         .iter()
         .all(|a| !matches!(a, OpControlAction::Release { .. })));
     assert_eq!(oc.stats().waiters, 1);
     // Back for good: the held call runs once the settle window passes.
-    let back = grace + Duration::from_secs(61);
+    let back = grace + Duration::from_secs(41);
     oc.on_stream_up(back);
     oc.handle_timeout(back + DEFAULT_RESTORE_SETTLE);
     assert_eq!(
@@ -723,7 +730,203 @@ fn timeouts_are_idempotent_and_no_op_when_early() {
     assert_eq!(drain(&mut oc).len(), 1);
     oc.handle_timeout(d);
     assert!(drain(&mut oc).is_empty());
+    let hold = oc.poll_timeout().unwrap();
+    assert_eq!(
+        (hold.at, hold.reason),
+        (d + DEFAULT_HOLD_LIMIT, OpControlTimer::HoldLimit)
+    );
+    oc.handle_timeout(hold.at);
+    oc.handle_timeout(hold.at);
+    assert!(drain(&mut oc).is_empty());
     assert!(oc.poll_timeout().is_none());
+}
+
+// ------------------------------------------------------------ hold limit
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Stream down forever: a held waiter is released with `HoldExpired`
+    /// exactly at `down + grace + hold_limit`, not a nanosecond before, and
+    /// from then on checks of running ops are denied, not held; paused ops
+    /// keep waiting for their resume.
+    #[test]
+    fn stream_down_forever_releases_held_waiters_exactly_at_the_hold_limit(
+        grace_ms in 0u64..20_000,
+        hold_ms in 0u64..120_000,
+        down_ms in 0u64..10_000,
+        check_ms in 0u64..120_000,
+        steps in prop::collection::vec(1u64..5_000, 0..20),
+    ) {
+        let grace = Duration::from_millis(grace_ms);
+        let hold = Duration::from_millis(hold_ms);
+        let cfg = OpControlConfig::default().with_outage_grace(grace).with_hold_limit(hold);
+        let mut oc = up(cfg);
+        let down = T0 + Duration::from_millis(down_ms);
+        oc.on_stream_down(down);
+        let began = down + grace;
+        let expiry = began + hold;
+        oc.handle_timeout(began);
+        drain(&mut oc);
+        // A check somewhere in the held part of the outage waits.
+        let at = began + Duration::from_millis(check_ms % hold_ms.max(1));
+        prop_assume!(at < expiry);
+        oc.handle_timeout(at);
+        drain(&mut oc);
+        let held = wait(oc.check(at, "a", "t:1"));
+        oc.on_signal(at, "t:2", Signal::Pause, 1);
+        let paused = wait(oc.check(at, "a", "t:2"));
+        // Time passes in arbitrary steps up to just before the expiry:
+        // nothing is released.
+        let mut now = at;
+        for step in steps {
+            now = (now + Duration::from_millis(step)).min(expiry - Duration::from_nanos(1));
+            oc.handle_timeout(now);
+            prop_assert!(drain(&mut oc).is_empty(), "released early at {:?}", now);
+        }
+        let last = expiry - Duration::from_nanos(1);
+        oc.handle_timeout(last);
+        prop_assert!(drain(&mut oc).is_empty());
+        prop_assert!(!oc.hold_expired(last));
+        let d = oc.poll_timeout().unwrap();
+        prop_assert_eq!((d.at, d.reason), (expiry, OpControlTimer::HoldLimit));
+        oc.handle_timeout(expiry);
+        prop_assert_eq!(drain(&mut oc), vec![release(held, WaitOutcome::HoldExpired)]);
+        prop_assert!(oc.hold_expired(expiry));
+        prop_assert_eq!(oc.check(expiry, "a", "t:1"), CheckOutcome::Deny(DenyReason::HoldExpired));
+        let later = expiry + Duration::from_secs(3_600);
+        oc.handle_timeout(later);
+        prop_assert!(drain(&mut oc).is_empty());
+        prop_assert_eq!(oc.check(later, "a", "t:3"), CheckOutcome::Deny(DenyReason::HoldExpired));
+        prop_assert_eq!(oc.stats().holds_expired, 1);
+        prop_assert_eq!(oc.stats().held_released_expired, 1);
+        // The paused op still waits for its resume (OP_PAUSE_HOLDS).
+        prop_assert_eq!(oc.stats().waiters, 1);
+        oc.on_signal(later, "t:2", Signal::Resume, 2);
+        prop_assert_eq!(drain(&mut oc), vec![release(paused, WaitOutcome::Resumed)]);
+    }
+}
+
+#[test]
+fn a_late_timer_call_fires_grace_and_hold_in_order() {
+    let mut oc = up(OpControlConfig::default());
+    oc.on_stream_down(T0);
+    let grace = T0 + DEFAULT_OUTAGE_GRACE;
+    // A check at the grace instant, before the timer was handled, holds.
+    let w = wait(oc.check(grace, "a", "t:1"));
+    let late = grace + DEFAULT_HOLD_LIMIT + Duration::from_secs(5);
+    oc.handle_timeout(late);
+    assert_eq!(
+        drain(&mut oc),
+        vec![
+            release(w, WaitOutcome::HoldExpired),
+            OpControlAction::OutageStarted { since: T0 }
+        ]
+    );
+    assert!(oc.poll_timeout().is_none());
+}
+
+#[test]
+fn the_hold_budget_spans_a_drop_while_settling_and_restarts_with_a_new_outage() {
+    let hold = Duration::from_secs(5);
+    let settle = Duration::from_secs(2);
+    let cfg = OpControlConfig::default()
+        .with_hold_limit(hold)
+        .with_restore_settle(settle);
+    let mut oc = up(cfg);
+    oc.on_stream_down(T0);
+    let grace = T0 + DEFAULT_OUTAGE_GRACE;
+    oc.handle_timeout(grace);
+    drain(&mut oc);
+    let w1 = wait(oc.check(grace, "a", "t:1"));
+    // Back briefly, then down again: the same outage, the same budget.
+    let back = grace + Duration::from_secs(1);
+    oc.on_stream_up(back);
+    oc.on_stream_down(back + Duration::from_secs(1));
+    let w2 = wait(oc.check(back + Duration::from_secs(1), "a", "t:2"));
+    let d = oc.poll_timeout().unwrap();
+    assert_eq!((d.at, d.reason), (grace + hold, OpControlTimer::HoldLimit));
+    oc.handle_timeout(d.at);
+    assert_eq!(
+        drain(&mut oc),
+        vec![
+            release(w1, WaitOutcome::HoldExpired),
+            release(w2, WaitOutcome::HoldExpired)
+        ]
+    );
+    // Back: still denied through the settle window, then running again.
+    let back = d.at + Duration::from_secs(10);
+    oc.on_stream_up(back);
+    assert_eq!(
+        oc.check(back, "a", "t:3"),
+        CheckOutcome::Deny(DenyReason::HoldExpired)
+    );
+    oc.handle_timeout(back + settle);
+    assert_eq!(
+        drain(&mut oc),
+        vec![OpControlAction::OutageEnded { since: T0 }]
+    );
+    assert_eq!(oc.check(back + settle, "a", "t:3"), CheckOutcome::Run);
+    // A later outage holds again, with a budget of its own.
+    let down2 = back + settle + Duration::from_secs(1);
+    oc.on_stream_down(down2);
+    let grace2 = down2 + DEFAULT_OUTAGE_GRACE;
+    oc.handle_timeout(grace2);
+    drain(&mut oc);
+    let w3 = wait(oc.check(grace2, "a", "t:4"));
+    oc.handle_timeout(grace2 + hold - Duration::from_nanos(1));
+    assert!(drain(&mut oc).is_empty());
+    oc.handle_timeout(grace2 + hold);
+    assert_eq!(drain(&mut oc), vec![release(w3, WaitOutcome::HoldExpired)]);
+    assert_eq!(oc.stats().holds_expired, 2);
+}
+
+#[test]
+fn a_settle_window_that_ends_first_releases_to_run_and_the_hold_never_fires() {
+    let cfg = OpControlConfig::default().with_hold_limit(Duration::from_secs(5));
+    let mut oc = up(cfg);
+    oc.on_stream_down(T0);
+    let grace = T0 + DEFAULT_OUTAGE_GRACE;
+    oc.handle_timeout(grace);
+    drain(&mut oc);
+    let w = wait(oc.check(grace, "a", "t:1"));
+    oc.on_stream_up(grace + Duration::from_secs(1));
+    let d = oc.poll_timeout().unwrap();
+    assert_eq!(d.reason, OpControlTimer::RestoreSettle);
+    oc.handle_timeout(d.at);
+    assert_eq!(
+        drain(&mut oc),
+        vec![
+            release(w, WaitOutcome::StreamRestored),
+            OpControlAction::OutageEnded { since: T0 }
+        ]
+    );
+    assert!(oc.poll_timeout().is_none());
+    assert_eq!(oc.stats().holds_expired, 0);
+}
+
+#[test]
+fn deny_and_allow_are_unchanged_by_the_hold_limit_and_hold_after_it_denies() {
+    let cfg = OpControlConfig::default()
+        .with_hold_limit(Duration::ZERO)
+        .with_outage_policy(OutagePolicy::Allow);
+    let mut oc = OpControl::new(cfg, T0);
+    let grace = T0 + DEFAULT_OUTAGE_GRACE;
+    oc.handle_timeout(grace);
+    drain(&mut oc);
+    assert!(oc.hold_expired(grace));
+    assert_eq!(oc.check(grace, "a", "t:1"), CheckOutcome::Run);
+    oc.set_outage_policy(grace, OutagePolicy::Deny);
+    assert_eq!(
+        oc.check(grace, "a", "t:1"),
+        CheckOutcome::Deny(DenyReason::StreamDown)
+    );
+    oc.set_outage_policy(grace, OutagePolicy::Hold);
+    assert_eq!(
+        oc.check(grace, "a", "t:1"),
+        CheckOutcome::Deny(DenyReason::HoldExpired)
+    );
+    assert_eq!(oc.config().hold_limit, Duration::ZERO);
 }
 
 #[test]

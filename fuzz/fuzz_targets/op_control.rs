@@ -20,6 +20,7 @@ struct Input {
     max_op_id_len: u8,
     grace_ms: u16,
     settle_ms: u16,
+    hold_ms: u16,
     policy: OutagePolicy,
     ops: Vec<Op>,
 }
@@ -37,7 +38,8 @@ fuzz_target!(|input: Input| {
         .with_max_op_id_len(usize::from(input.max_op_id_len))
         .with_outage_grace(Duration::from_millis(u64::from(input.grace_ms)))
         .with_restore_settle(Duration::from_millis(u64::from(input.settle_ms)))
-        .with_outage_policy(input.policy);
+        .with_outage_policy(input.policy)
+        .with_hold_limit(Duration::from_millis(u64::from(input.hold_ms)));
     if let Err(v) = run(cfg, &input.ops) {
         panic!("{v}");
     }

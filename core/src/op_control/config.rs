@@ -63,11 +63,21 @@ pub const DEFAULT_OUTAGE_GRACE: Duration = Duration::from_secs(10);
 /// waited through the outage.
 pub const DEFAULT_RESTORE_SETTLE: Duration = Duration::from_secs(1);
 
+/// How long [`OutagePolicy::Hold`] may hold checks once the outage policy
+/// is in force: 50 s. With the 10 s [`DEFAULT_OUTAGE_GRACE`] a check waits
+/// at most 60 s from the loss of the stream. A stream that stays down that
+/// long is usually not coming back by itself (a gateway that forgot the
+/// agent's credential refuses it forever), and an agent whose every call
+/// hangs makes no progress and reports nothing; past this bound the outage
+/// is reported as a denial naming it, so the caller can stop or alert.
+pub const DEFAULT_HOLD_LIMIT: Duration = Duration::from_secs(50);
+
 /// The outage policy by default: [`OutagePolicy::Hold`]. It is the safe side
 /// that loses no work: a held call neither runs unsupervised (`Allow`) nor
 /// fails work no operator stopped (`Deny`); it runs once the stream is back,
-/// unless a signal then pauses or terminates it, and the driver bounds the
-/// wait with its own cancellation.
+/// unless a signal then pauses or terminates it. The wait is bounded by
+/// [`DEFAULT_HOLD_LIMIT`]: an outage that outlasts it turns `Hold` into a
+/// denial for the rest of that outage.
 pub const DEFAULT_OUTAGE_POLICY: OutagePolicy = OutagePolicy::Hold;
 
 /// What a check on a *running* op does once the control stream has been
@@ -77,7 +87,9 @@ pub const DEFAULT_OUTAGE_POLICY: OutagePolicy = OutagePolicy::Hold;
 #[cfg_attr(feature = "testkit", derive(arbitrary::Arbitrary))]
 #[non_exhaustive]
 pub enum OutagePolicy {
-    /// Wait until the stream is back (and has settled), then run.
+    /// Wait until the stream is back (and has settled), then run; but once
+    /// the outage has lasted the hold limit, fail (for the rest of that
+    /// outage) instead of waiting.
     #[default]
     Hold,
     /// Fail the check at once.
@@ -113,6 +125,9 @@ pub struct OpControlConfig {
     pub restore_settle: Duration,
     /// What a check on a running op does during an outage.
     pub outage_policy: OutagePolicy,
+    /// How long, once the outage policy is in force, [`OutagePolicy::Hold`]
+    /// holds checks before it fails them for the rest of that outage.
+    pub hold_limit: Duration,
 }
 
 impl Default for OpControlConfig {
@@ -128,6 +143,7 @@ impl Default for OpControlConfig {
             outage_grace: DEFAULT_OUTAGE_GRACE,
             restore_settle: DEFAULT_RESTORE_SETTLE,
             outage_policy: DEFAULT_OUTAGE_POLICY,
+            hold_limit: DEFAULT_HOLD_LIMIT,
         }
     }
 }
@@ -190,6 +206,14 @@ impl OpControlConfig {
     /// The same, with `outage_policy` as what a check on a running op does during an outage.
     pub fn with_outage_policy(mut self, outage_policy: OutagePolicy) -> Self {
         self.outage_policy = outage_policy;
+        self
+    }
+
+    /// The same, holding checks under [`OutagePolicy::Hold`] for at most
+    /// `hold_limit` after the outage policy came in force: from then until
+    /// the outage ends, held checks are released and new ones are denied.
+    pub fn with_hold_limit(mut self, hold_limit: Duration) -> Self {
+        self.hold_limit = hold_limit;
         self
     }
 }

@@ -1,5 +1,5 @@
 //! The control stream's health as the outage policy sees it: a small state
-//! machine of its own, driven by stream up/down inputs and two timers.
+//! machine of its own, driven by stream up/down inputs and three timers.
 //!
 //! ```text
 //!          down                grace timer              up (settle > 0)
@@ -10,19 +10,45 @@
 //!                                          └──────────────────────────────┘
 //! ```
 //!
+//! `Outage` and `Settling` also carry the outage's hold budget: the hold
+//! timer fires `hold_limit` after the outage began (the grace timer's
+//! instant, not when it was handled), once per outage, unless the settle
+//! window ends first.
+//!
 //! Guarantees:
 //! - the policy is in force exactly from `down + grace` (evaluated from
 //!   `now`, so a check at that instant already follows it) until the stream
 //!   has been back for the settle window;
+//! - the hold budget is spent exactly from `down + grace + hold_limit`
+//!   (evaluated from `now` too) until the policy stops being in force; a
+//!   drop while settling continues the same outage and the same budget;
 //! - a drop during the settle window continues the outage at once (held
 //!   calls are never let go by a stream that came back only briefly);
 //! - a drop shorter than the grace period leaves no trace.
 
 use core::time::Duration;
 
-use crate::time::{Deadline, Timestamp};
+use crate::time::{earliest, Deadline, Timestamp};
 
 use super::outcome::OpControlTimer;
+
+/// The hold budget of the outage in progress.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Budget {
+    /// Holding is allowed until this instant (the hold timer).
+    Until(Timestamp),
+    /// The hold timer fired: nothing is held until the outage ends.
+    Spent,
+}
+
+impl Budget {
+    fn spent_at(self, now: Timestamp) -> bool {
+        match self {
+            Budget::Until(at) => now >= at,
+            Budget::Spent => true,
+        }
+    }
+}
 
 /// Where the stream is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,16 +61,21 @@ pub(crate) enum Link {
         outage_at: Timestamp,
     },
     /// Down past the grace period (since `since`).
-    Outage { since: Timestamp },
+    Outage { since: Timestamp, budget: Budget },
     /// Back up after an outage that began with a drop at `since`; the
     /// policy stays in force until `until`.
-    Settling { since: Timestamp, until: Timestamp },
+    Settling {
+        since: Timestamp,
+        until: Timestamp,
+        budget: Budget,
+    },
 }
 
 /// A transition the driver is told about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum LinkEvent {
     OutageStarted { since: Timestamp },
+    HoldExpired,
     OutageEnded { since: Timestamp },
 }
 
@@ -71,26 +102,78 @@ impl Link {
         }
     }
 
+    /// Whether, at `now`, the policy is in force and the outage has lasted
+    /// `hold_limit` (so `Hold` holds nothing any more).
+    pub(crate) fn hold_spent(self, now: Timestamp, hold_limit: Duration) -> bool {
+        match self {
+            Link::Up => false,
+            Link::Down { outage_at, .. } => now >= outage_at.saturating_add(hold_limit),
+            Link::Outage { budget, .. } => budget.spent_at(now),
+            Link::Settling { until, budget, .. } => now < until && budget.spent_at(now),
+        }
+    }
+
     pub(crate) fn deadline(self) -> Option<Deadline<OpControlTimer>> {
         match self {
             Link::Down { outage_at, .. } => {
                 Some(Deadline::new(outage_at, OpControlTimer::OutageGrace))
             }
-            Link::Settling { until, .. } => {
-                Some(Deadline::new(until, OpControlTimer::RestoreSettle))
+            Link::Outage {
+                budget: Budget::Until(at),
+                ..
+            } => Some(Deadline::new(at, OpControlTimer::HoldLimit)),
+            Link::Settling { until, budget, .. } => {
+                let settle = Some(Deadline::new(until, OpControlTimer::RestoreSettle));
+                let hold = match budget {
+                    Budget::Until(at) if at < until => {
+                        Some(Deadline::new(at, OpControlTimer::HoldLimit))
+                    }
+                    _ => None,
+                };
+                earliest(hold, settle)
             }
-            Link::Up | Link::Outage { .. } => None,
+            Link::Up
+            | Link::Outage {
+                budget: Budget::Spent,
+                ..
+            } => None,
         }
     }
 
-    /// Fire the timer due at `now`, if any.
-    pub(crate) fn on_timeout(&mut self, now: Timestamp) -> Option<LinkEvent> {
+    /// Fire the earliest timer due at `now`, if any (call again until
+    /// `None`: several may be due).
+    pub(crate) fn on_timeout(&mut self, now: Timestamp, hold_limit: Duration) -> Option<LinkEvent> {
         match *self {
             Link::Down { since, outage_at } if now >= outage_at => {
-                *self = Link::Outage { since };
+                *self = Link::Outage {
+                    since,
+                    budget: Budget::Until(outage_at.saturating_add(hold_limit)),
+                };
                 Some(LinkEvent::OutageStarted { since })
             }
-            Link::Settling { since, until } if now >= until => {
+            Link::Outage {
+                since,
+                budget: Budget::Until(at),
+            } if now >= at => {
+                *self = Link::Outage {
+                    since,
+                    budget: Budget::Spent,
+                };
+                Some(LinkEvent::HoldExpired)
+            }
+            Link::Settling {
+                since,
+                until,
+                budget: Budget::Until(at),
+            } if at < until && now >= at => {
+                *self = Link::Settling {
+                    since,
+                    until,
+                    budget: Budget::Spent,
+                };
+                Some(LinkEvent::HoldExpired)
+            }
+            Link::Settling { since, until, .. } if now >= until => {
                 *self = Link::Up;
                 Some(LinkEvent::OutageEnded { since })
             }
@@ -102,7 +185,7 @@ impl Link {
     pub(crate) fn on_down(&mut self, now: Timestamp, grace: Duration) {
         match *self {
             Link::Up => *self = Link::down_at(now, grace),
-            Link::Settling { since, .. } => *self = Link::Outage { since },
+            Link::Settling { since, budget, .. } => *self = Link::Outage { since, budget },
             Link::Down { .. } | Link::Outage { .. } => {}
         }
     }
@@ -114,14 +197,15 @@ impl Link {
                 *self = Link::Up;
                 None
             }
-            Link::Outage { since } if settle.is_zero() => {
+            Link::Outage { since, .. } if settle.is_zero() => {
                 *self = Link::Up;
                 Some(LinkEvent::OutageEnded { since })
             }
-            Link::Outage { since } => {
+            Link::Outage { since, budget } => {
                 *self = Link::Settling {
                     since,
                     until: now.saturating_add(settle),
+                    budget,
                 };
                 None
             }

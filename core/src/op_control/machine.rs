@@ -159,7 +159,9 @@ impl OpControl {
 
     /// May op `op_id` of agent `agent` run now? A paused op (or, during an
     /// outage under [`OutagePolicy::Hold`], a running one) gets a waiter,
-    /// released later by an [`OpControlAction::Release`].
+    /// released later by an [`OpControlAction::Release`]. Once the outage
+    /// has lasted the hold limit, a running op is denied
+    /// ([`DenyReason::HoldExpired`]) instead of held.
     pub fn check(&mut self, now: Timestamp, agent: &str, op_id: &str) -> CheckOutcome {
         let max = self.config.max_op_id_len;
         if let Err(e) = check_agent(agent, max) {
@@ -177,6 +179,9 @@ impl OpControl {
             (OpState::Paused, Cause::Evicted) => CheckOutcome::Deny(DenyReason::Evicted),
             (OpState::Paused, _) => self.wait(agent, op, WaitKind::Paused),
             (OpState::Running, _) if self.link.in_force(now) => match self.config.outage_policy {
+                OutagePolicy::Hold if self.hold_expired(now) => {
+                    CheckOutcome::Deny(DenyReason::HoldExpired)
+                }
                 OutagePolicy::Hold => self.wait(agent, op, WaitKind::Hold),
                 OutagePolicy::Deny => CheckOutcome::Deny(DenyReason::StreamDown),
                 OutagePolicy::Allow => CheckOutcome::Run,
@@ -233,7 +238,9 @@ impl OpControl {
 
     /// Change the outage policy. Fires what is due at `now` first; held
     /// waiters are released with [`WaitOutcome::OutageDeny`] or
-    /// [`WaitOutcome::OutageAllow`] if the new policy no longer holds.
+    /// [`WaitOutcome::OutageAllow`] if the new policy no longer holds. A
+    /// change to [`OutagePolicy::Hold`] after the hold limit of the outage
+    /// in progress holds nothing: checks are denied until it ends.
     pub fn set_outage_policy(&mut self, now: Timestamp, policy: OutagePolicy) {
         self.handle_timeout(now);
         self.config.outage_policy = policy;
@@ -286,6 +293,14 @@ impl OpControl {
     /// Whether checks on running ops follow the outage policy at `now`.
     pub fn outage_in_force(&self, now: Timestamp) -> bool {
         self.link.in_force(now)
+    }
+
+    /// Whether, at `now`, the outage policy is in force and the outage has
+    /// lasted the hold limit: [`OutagePolicy::Hold`] then holds nothing and
+    /// denies checks on running ops ([`DenyReason::HoldExpired`]) until the
+    /// outage ends.
+    pub fn hold_expired(&self, now: Timestamp) -> bool {
+        self.link.hold_spent(now, self.config.hold_limit)
     }
 
     /// The saturated mode, if any.
@@ -439,6 +454,7 @@ impl OpControl {
     /// or the outage: release those whose wait is over, in id order.
     fn reevaluate(&mut self, now: Timestamp) {
         let in_force = self.link.in_force(now);
+        let spent = self.hold_expired(now);
         let policy = self.config.outage_policy;
         let verdicts: Vec<(OpWaiterId, Verdict)> = self
             .waiters
@@ -457,6 +473,7 @@ impl OpControl {
                         Verdict::Release(WaitOutcome::StreamRestored)
                     }
                     (OpState::Running, _) => match policy {
+                        OutagePolicy::Hold if spent => Verdict::Release(WaitOutcome::HoldExpired),
                         OutagePolicy::Hold => Verdict::Keep,
                         OutagePolicy::Deny => Verdict::Release(WaitOutcome::OutageDeny),
                         OutagePolicy::Allow => Verdict::Release(WaitOutcome::OutageAllow),
@@ -469,7 +486,13 @@ impl OpControl {
             match verdict {
                 Verdict::Keep => {}
                 Verdict::NowPaused => self.waiters.set_kind(id, WaitKind::Paused),
-                Verdict::Release(outcome) => self.release(id, outcome),
+                Verdict::Release(outcome) => {
+                    if outcome == WaitOutcome::HoldExpired {
+                        self.stats.held_released_expired =
+                            self.stats.held_released_expired.saturating_add(1);
+                    }
+                    self.release(id, outcome);
+                }
             }
         }
     }
@@ -483,6 +506,7 @@ impl OpControl {
                 OpControlAction::OutageStarted { since }
             }
             LinkEvent::OutageEnded { since } => OpControlAction::OutageEnded { since },
+            LinkEvent::HoldExpired => return,
         };
         self.notice = match (self.notice.take(), action) {
             (Some(OpControlAction::OutageStarted { .. }), OpControlAction::OutageEnded { .. })
@@ -530,13 +554,19 @@ impl Machine for OpControl {
     }
 
     fn handle_timeout(&mut self, now: Timestamp) {
-        match self.link.on_timeout(now) {
-            Some(event @ LinkEvent::OutageStarted { .. }) => self.notify(event),
-            Some(event @ LinkEvent::OutageEnded { .. }) => {
-                self.notify(event);
-                self.reevaluate(now);
+        // Several timers may be due (a late call): fire them in order.
+        while let Some(event) = self.link.on_timeout(now, self.config.hold_limit) {
+            match event {
+                LinkEvent::OutageStarted { .. } => self.notify(event),
+                LinkEvent::HoldExpired => {
+                    self.stats.holds_expired = self.stats.holds_expired.saturating_add(1);
+                    self.reevaluate(now);
+                }
+                LinkEvent::OutageEnded { .. } => {
+                    self.notify(event);
+                    self.reevaluate(now);
+                }
             }
-            None => {}
         }
     }
 }

@@ -39,8 +39,16 @@
 //!   op is unknown and lifting it would lift a terminate.
 //! - `OP_OUTAGE_POLICY`: from `outage_grace` after the stream went down
 //!   (construction counts as down) until `restore_settle` after it came
-//!   back, a check on a running op follows the [`OutagePolicy`]; otherwise
-//!   it runs. A timer fires at both instants.
+//!   back, a check on a running op follows the [`OutagePolicy`] (`Hold`
+//!   only within its bound, see `OP_HOLD_BOUNDED`); otherwise it runs. A
+//!   timer fires at both instants.
+//! - `OP_HOLD_BOUNDED`: a waiter held by the outage policy is released no
+//!   later than `hold_limit` after the outage began (the policy came in
+//!   force), with `HoldExpired` (never run); from then until the outage
+//!   ends (restore settled) no check on a running op is held: under `Hold`
+//!   it is denied with `HoldExpired`. A timer fires at that instant; a
+//!   later outage starts a budget of its own. Paused ops are not affected
+//!   (`OP_PAUSE_HOLDS`).
 //! - `OP_HOLD_RELEASED_ON_RESTORE`: held waiters run (`StreamRestored`) when
 //!   the settle window ends, except those a signal paused (they wait for a
 //!   resume) or terminated (released `Terminated`) meanwhile.
@@ -74,9 +82,9 @@ mod table;
 mod waiters;
 
 pub use config::{
-    OpControlConfig, OutagePolicy, DEFAULT_DEDUPE_WINDOW, DEFAULT_MAX_AGENTS, DEFAULT_MAX_ENTRIES,
-    DEFAULT_MAX_EVICTED, DEFAULT_MAX_FINISHED, DEFAULT_MAX_OP_ID_LEN, DEFAULT_MAX_WAITERS,
-    DEFAULT_OUTAGE_GRACE, DEFAULT_OUTAGE_POLICY, DEFAULT_RESTORE_SETTLE,
+    OpControlConfig, OutagePolicy, DEFAULT_DEDUPE_WINDOW, DEFAULT_HOLD_LIMIT, DEFAULT_MAX_AGENTS,
+    DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EVICTED, DEFAULT_MAX_FINISHED, DEFAULT_MAX_OP_ID_LEN,
+    DEFAULT_MAX_WAITERS, DEFAULT_OUTAGE_GRACE, DEFAULT_OUTAGE_POLICY, DEFAULT_RESTORE_SETTLE,
 };
 pub use machine::OpControl;
 pub use op_id::{check_agent, parse_plain, parse_scope, InvalidId, Scope, AGENT_PREFIX, ALL_OPS};

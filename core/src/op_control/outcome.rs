@@ -42,6 +42,11 @@ pub enum DenyReason {
     /// The control stream is down past the grace period and the outage
     /// policy is [`OutagePolicy::Deny`](super::OutagePolicy::Deny).
     StreamDown,
+    /// The control stream is down past the grace period, the outage policy
+    /// is [`OutagePolicy::Hold`](super::OutagePolicy::Hold), and the outage
+    /// has outlasted the hold limit: no check is held any more until the
+    /// stream is back and settled.
+    HoldExpired,
     /// The op was paused and its entry evicted to make room: it cannot wait
     /// any more and fails closed until it is resumed.
     Evicted,
@@ -78,6 +83,8 @@ pub enum WaitOutcome {
     Evicted,
     /// A held op, and the outage policy changed to `Deny`: fail.
     OutageDeny,
+    /// A held op, and the outage outlasted the hold limit: fail.
+    HoldExpired,
     /// A held op, and the outage policy changed to `Allow`: run.
     OutageAllow,
     /// A held op, and the stream is back and settled: run.
@@ -126,6 +133,8 @@ pub enum OpControlTimer {
     OutageGrace,
     /// The stream came back and the settle window ends: held waiters run.
     RestoreSettle,
+    /// The outage has lasted the hold limit: held waiters fail.
+    HoldLimit,
 }
 
 /// Whether the machine lost track of a signal for want of room, and so fails
@@ -187,6 +196,10 @@ pub struct OpControlStats {
     pub waiter_limit_hits: u64,
     /// Outages started (stream down past the grace period).
     pub outages: u64,
+    /// Outages that outlasted the hold limit (each counted once).
+    pub holds_expired: u64,
+    /// Held waiters released with `HoldExpired`.
+    pub held_released_expired: u64,
     /// Whether the machine is saturated.
     pub saturated: bool,
     /// Which saturated mode, if any.

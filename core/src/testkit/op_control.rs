@@ -109,6 +109,7 @@ pub fn small_config() -> OpControlConfig {
         outage_grace: Duration::from_millis(1_000),
         restore_settle: Duration::from_millis(200),
         outage_policy: OutagePolicy::Hold,
+        hold_limit: Duration::from_millis(1_500),
     }
 }
 
@@ -213,6 +214,11 @@ struct LinkMirror {
     outage_from: Timestamp,
     /// After coming back from an outage: when the policy stops.
     settle_until: Option<Timestamp>,
+    /// When the current (or next) outage began: the grace instant of the
+    /// drop that started it; a drop while settling continues it.
+    began: Timestamp,
+    /// How long `Hold` may hold once an outage began.
+    hold_limit: Duration,
 }
 
 impl LinkMirror {
@@ -224,15 +230,22 @@ impl LinkMirror {
         }
     }
 
+    /// Whether the outage in force at `now` has used up its hold budget.
+    fn hold_spent(&self, now: Timestamp) -> bool {
+        self.in_outage(now) && now >= self.began + self.hold_limit
+    }
+
     fn down(&mut self, now: Timestamp, grace: Duration) {
         if !self.up {
             return;
         }
-        self.outage_from = if self.in_outage(now) {
-            now
+        if self.in_outage(now) {
+            // Settling: the same outage goes on, with the same budget.
+            self.outage_from = now;
         } else {
-            now + grace
-        };
+            self.outage_from = now + grace;
+            self.began = self.outage_from;
+        }
         self.up = false;
         self.settle_until = None;
     }
@@ -305,6 +318,8 @@ impl Harness {
                 up: false,
                 outage_from: Timestamp::ZERO + config.outage_grace,
                 settle_until: None,
+                began: Timestamp::ZERO + config.outage_grace,
+                hold_limit: config.hold_limit,
             },
             live: BTreeMap::new(),
             issued: Vec::new(),
@@ -600,6 +615,9 @@ impl Harness {
                     Some(CheckOutcome::Run)
                 } else {
                     match self.policy {
+                        OutagePolicy::Hold if self.link.hold_spent(self.now) => {
+                            Some(CheckOutcome::Deny(DenyReason::HoldExpired))
+                        }
                         OutagePolicy::Hold if room => None,
                         OutagePolicy::Hold => Some(CheckOutcome::Deny(DenyReason::TooManyWaiters)),
                         OutagePolicy::Deny => Some(CheckOutcome::Deny(DenyReason::StreamDown)),
@@ -610,11 +628,19 @@ impl Harness {
                     Some(e) => out == e,
                     None => matches!(out, CheckOutcome::Wait(_)),
                 };
+                let inv = if out == CheckOutcome::Deny(DenyReason::HoldExpired)
+                    || expected == Some(CheckOutcome::Deny(DenyReason::HoldExpired))
+                {
+                    "OP_HOLD_BOUNDED"
+                } else {
+                    "OP_OUTAGE_POLICY"
+                };
                 ensure_invariant!(
                     ok,
-                    "OP_OUTAGE_POLICY",
-                    "{ctx}; outage {} policy {:?}",
+                    inv,
+                    "{ctx}; outage {} hold spent {} policy {:?}",
                     self.link.in_outage(self.now),
+                    self.link.hold_spent(self.now),
                     self.policy
                 );
             }
@@ -712,6 +738,13 @@ impl Harness {
             WaitOutcome::StreamRestored => matches!(step, Step::Time | Step::Up) && !in_outage,
             WaitOutcome::OutageAllow => *step == Step::Policy(OutagePolicy::Allow) && in_outage,
             WaitOutcome::OutageDeny => *step == Step::Policy(OutagePolicy::Deny) && in_outage,
+            WaitOutcome::HoldExpired => {
+                *step != Step::Check
+                    && r == OpState::Running
+                    && !sat
+                    && self.policy == OutagePolicy::Hold
+                    && self.link.hold_spent(self.now)
+            }
             WaitOutcome::Terminated => r == OpState::Terminated || sat,
             WaitOutcome::Evicted => {
                 matches!(
@@ -732,6 +765,7 @@ impl Harness {
             WaitOutcome::Resumed => "OP_PAUSE_HOLDS",
             WaitOutcome::StreamRestored => "OP_HOLD_RELEASED_ON_RESTORE",
             WaitOutcome::OutageAllow | WaitOutcome::OutageDeny => "OP_OUTAGE_POLICY",
+            WaitOutcome::HoldExpired => "OP_HOLD_BOUNDED",
             WaitOutcome::Terminated => "OP_TERMINATE_RELEASES_WAITERS",
             WaitOutcome::Evicted => "OP_EVICTION_FAILS_CLOSED",
             WaitOutcome::OpFinished => "OP_WAITER_RELEASED_ONCE",
@@ -803,6 +837,16 @@ impl Harness {
             self.link.in_outage(self.now),
             self.now
         );
+        ensure_invariant!(
+            self.machine.hold_expired(self.now) == self.link.hold_spent(self.now),
+            "OP_HOLD_BOUNDED",
+            "machine hold expired={}, mirror={} (outage began {:?}, limit {:?}) at {:?}",
+            self.machine.hold_expired(self.now),
+            self.link.hold_spent(self.now),
+            self.link.began,
+            self.link.hold_limit,
+            self.now
+        );
         // Every watched op's state.
         let saturated = sat != Saturation::Clear;
         let max = self.config.max_op_id_len;
@@ -855,6 +899,14 @@ impl Harness {
                         "OP_HOLD_RELEASED_ON_RESTORE",
                         "{ctx} (outage {in_outage}, policy {:?}, {sat:?})",
                         self.policy
+                    );
+                    ensure_invariant!(
+                        !self.link.hold_spent(self.now),
+                        "OP_HOLD_BOUNDED",
+                        "{ctx} past the hold limit (outage began {:?}, limit {:?}, now {:?})",
+                        self.link.began,
+                        self.link.hold_limit,
+                        self.now
                     );
                 }
                 OpState::Paused => {}

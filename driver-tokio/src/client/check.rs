@@ -30,6 +30,7 @@ use super::action::Checkable;
 use super::error::{ProtocolError, TetherError};
 use super::ops::OpBlocked;
 use super::shared::{attach_token, Cached, Shared};
+use super::status::{KillSwitchDown, KillSwitchStatus};
 use super::verdict::{Decision, Redaction, Verdict, VerdictSource};
 
 /// A tool call to be checked.
@@ -110,6 +111,12 @@ async fn gate(shared: &Shared, op_id: &str, started: Instant) -> Option<Verdict>
             VerdictSource::OutagePolicy,
             "op-control stream down past its grace; outage policy denies".into(),
         )),
+        Err(OpBlocked::HoldExpired { bound }) => Some(verdict(
+            started,
+            Decision::Deny,
+            VerdictSource::OutagePolicy,
+            hold_expired_reason(&shared.status.get().kill_switch, bound),
+        )),
         Err(OpBlocked::FailedClosed(why)) => Some(verdict(
             started,
             Decision::Deny,
@@ -117,6 +124,43 @@ async fn gate(shared: &Shared, op_id: &str, started: Instant) -> Option<Verdict>
             format!("op control failed closed: {why}"),
         )),
     }
+}
+
+/// The reason of a check the outage hold limit ended: the kill switch's
+/// own cause (why the stream is down, for how long) and the bound, e.g.
+/// "op-control stream refused: credential refused (unauthenticated or
+/// permission denied: token unknown) for 61.0 s; held checks end 60.0 s
+/// after the stream is lost".
+fn hold_expired_reason(k: &KillSwitchStatus, bound: Duration) -> String {
+    let cause = match &k.unreachable {
+        None if k.reachable => "op-control stream back but still settling after an outage".into(),
+        None => "op-control stream down".into(),
+        Some(KillSwitchDown::Opening) => "op-control stream down (reopening, no answer yet)".into(),
+        Some(KillSwitchDown::StreamLost { error }) => {
+            format!("op-control stream lost ({error})")
+        }
+        Some(KillSwitchDown::OpenRefused { code, message }) => {
+            format!("op-control stream refused: {code:?} ({message})")
+        }
+        Some(KillSwitchDown::CredentialRefused { message }) => format!(
+            "op-control stream refused: credential refused (unauthenticated or permission \
+             denied: {message})"
+        ),
+        Some(KillSwitchDown::OpenUnanswered { waited }) => format!(
+            "op-control stream unanswered (each open timed out after {:.1} s)",
+            waited.as_secs_f64()
+        ),
+        Some(KillSwitchDown::ShutDown) => "op-control stream closed: the client shut down".into(),
+    };
+    let down = std::time::SystemTime::now()
+        .duration_since(k.since)
+        .unwrap_or_default();
+    format!(
+        "{cause} for {:.1} s; held checks end {:.1} s after the stream is lost (outage grace \
+         plus hold limit), and checks are denied until it is back",
+        down.as_secs_f64(),
+        bound.as_secs_f64()
+    )
 }
 
 /// Step 2, the policy cache: the cached verdict, or the fetch ticket that

@@ -360,6 +360,18 @@ impl TetherConfig {
         self
     }
 
+    /// Bound how long a check is held by an op-control outage under the
+    /// `Hold` outage policy: once the outage (the policy in force, after
+    /// the outage grace) has lasted `hold_limit`, held checks end with a
+    /// `Deny` verdict from [`VerdictSource::OutagePolicy`](super::VerdictSource::OutagePolicy)
+    /// naming why the stream is down, and new checks are denied the same
+    /// way until the stream is back (default 50 s, so with the default 10 s
+    /// grace no check waits more than 60 s). Sets `ops.hold_limit`.
+    pub fn with_hold_limit(mut self, hold_limit: Duration) -> Self {
+        self.ops.hold_limit = hold_limit;
+        self
+    }
+
     /// Bound each stream open (see [`TetherConfig::open_timeout`]).
     pub fn with_open_timeout(mut self, timeout: Duration) -> Self {
         self.open_timeout = timeout;

@@ -8,9 +8,14 @@
 //! that lets a `check` blocked elsewhere (on CheckAction, on an approval)
 //! notice a terminate at once; [`Ops::run`] runs an action only while a
 //! check of its op would run: a terminate drops it at once, a pause stops
-//! polling it until resume.
+//! polling it until resume. No wait is unbounded by the outage: under
+//! `OutagePolicy::Hold` a check held by an op-control outage ends with
+//! [`OpBlocked::HoldExpired`] at most `outage_grace + hold_limit` after the
+//! stream was lost (the core's `OP_HOLD_BOUNDED`), and so does
+//! [`Ops::run`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tether_core::op_control::{
     CheckOutcome, InvalidId, OpControl, OpControlAction, OpControlConfig, OpWaiterId, Signal,
@@ -33,6 +38,18 @@ pub enum OpBlocked {
     /// policy denies.
     #[error("op-control stream is down and the outage policy denies")]
     OutageDeny,
+    /// The outage policy is `Hold`, and the op-control stream has stayed
+    /// down longer than a check may be held: checks are denied, not held,
+    /// until the stream is back and settled.
+    #[error(
+        "op-control stream down past the hold limit: held checks end {bound:?} after the \
+         stream is lost, and are denied until it is back"
+    )]
+    HoldExpired {
+        /// The bound on a held wait, counted from the loss of the stream:
+        /// the outage grace plus the hold limit.
+        bound: Duration,
+    },
     /// Op control could not keep track of the op, so it fails closed.
     #[error("op control failed closed: {0}")]
     FailedClosed(#[source] FailClosed),
@@ -73,6 +90,8 @@ pub struct Ops {
     changes: Arc<watch::Sender<u64>>,
     status: StatusBoard,
     agent: Arc<str>,
+    /// Outage grace plus hold limit (for [`OpBlocked::HoldExpired`]).
+    hold_bound: Duration,
     _timer: Arc<TimerTask>,
 }
 
@@ -95,6 +114,7 @@ impl Ops {
         let changes = Arc::new(watch::channel(0u64).0);
         let outage_changes = changes.clone();
         let outage_status = status.clone();
+        let hold_bound = config.outage_grace.saturating_add(config.hold_limit);
         let machine = OpControl::new(config, clock.now());
         let cell = Driven::new(machine, clock, move |a: OpControlAction| match a {
             OpControlAction::Release { waiter, outcome } => exec.complete(&waiter, outcome),
@@ -116,6 +136,7 @@ impl Ops {
             changes,
             status,
             agent: agent.into(),
+            hold_bound,
             _timer: timer,
         }
     }
@@ -126,7 +147,8 @@ impl Ops {
     }
 
     /// Resolve when the op may run; fail when it may not. Waits while the op
-    /// is paused (or while the outage policy holds). Cancellation-safe.
+    /// is paused (or while the outage policy holds, at most until the hold
+    /// limit: then [`OpBlocked::HoldExpired`]). Cancellation-safe.
     pub async fn wait_runnable(&self, op_id: &str) -> Result<(), OpBlocked> {
         loop {
             let senders = self.senders.clone();
@@ -136,7 +158,7 @@ impl Ops {
                 .cell
                 .with(|m, now| match m.check(now, &self.agent, op_id) {
                     CheckOutcome::Run => Ok(None),
-                    CheckOutcome::Deny(reason) => Err(blocked(reason)),
+                    CheckOutcome::Deny(reason) => Err(blocked(reason, self.hold_bound)),
                     CheckOutcome::Wait(id) => {
                         let (tx, rx) = oneshot::channel();
                         senders.register(id, tx);
@@ -156,6 +178,14 @@ impl Ops {
                 Ok(o) if o.runs() => continue, // re-check: it may be paused again
                 Ok(WaitOutcome::Terminated) => return Err(OpBlocked::Terminated),
                 Ok(WaitOutcome::OutageDeny) => return Err(OpBlocked::OutageDeny),
+                Ok(WaitOutcome::HoldExpired) => {
+                    tracing::warn!(
+                        op_id,
+                        bound = ?self.hold_bound,
+                        "op-control outage outlasted the hold limit: held check denied"
+                    );
+                    return Err(self.hold_expired());
+                }
                 Ok(WaitOutcome::Evicted) => {
                     return Err(OpBlocked::FailedClosed(FailClosed::Evicted))
                 }
@@ -184,7 +214,9 @@ impl Ops {
     ///   continues.
     /// - The op-control stream down past its grace: the outage policy
     ///   applies as it does to checks: `Hold` suspends the action as a
-    ///   pause does until the stream is back and settled, `Deny` cancels it
+    ///   pause does until the stream is back and settled, but no longer than
+    ///   the hold limit: past it the action is dropped and the call returns
+    ///   `Err(OpBlocked::HoldExpired { .. })`; `Deny` cancels it
     ///   (`Err(OpBlocked::OutageDeny)`), `Allow` lets it run. Op control
     ///   failing closed cancels it with `Err(OpBlocked::FailedClosed(_))`.
     ///
@@ -297,16 +329,37 @@ impl Ops {
         });
     }
 
+    /// The error of a check the hold limit ended.
+    fn hold_expired(&self) -> OpBlocked {
+        OpBlocked::HoldExpired {
+            bound: self.hold_bound,
+        }
+    }
+
+    /// How long after the stream is lost a held check ends at the latest
+    /// (outage grace plus hold limit).
+    pub fn hold_bound(&self) -> Duration {
+        self.hold_bound
+    }
+
+    /// Whether the op-control outage in progress has outlasted the hold
+    /// limit (checks on running ops are denied until it ends).
+    pub fn hold_expired_now(&self) -> bool {
+        let now = self.cell.clock().now();
+        self.cell.read(|m| m.hold_expired(now))
+    }
+
     /// Checks currently waiting.
     pub fn waiting(&self) -> usize {
         self.cell.read(|m| m.stats().waiters)
     }
 }
 
-fn blocked(reason: DenyReason) -> OpBlocked {
+fn blocked(reason: DenyReason, hold_bound: Duration) -> OpBlocked {
     match reason {
         DenyReason::Terminated => OpBlocked::Terminated,
         DenyReason::StreamDown => OpBlocked::OutageDeny,
+        DenyReason::HoldExpired => OpBlocked::HoldExpired { bound: hold_bound },
         DenyReason::Evicted => OpBlocked::FailedClosed(FailClosed::Evicted),
         DenyReason::Saturated => OpBlocked::FailedClosed(FailClosed::Saturated),
         DenyReason::TooManyWaiters => OpBlocked::FailedClosed(FailClosed::TooManyWaiters),
