@@ -25,12 +25,12 @@
 use tether_proto::admin::admin_service_server::AdminService;
 use tether_proto::admin::halt_request::Scope;
 use tether_proto::admin::{
-    AgentCommandResponse, AgentInfo, KillAgentRequest, ListAgentsRequest, ListAgentsResponse,
-    NotifyPolicyUpdateRequest, ResumeAgentRequest, SuspendAgentRequest, HaltRequest, HaltResponse, ListSubscribersRequest, ListSubscribersResponse, PauseOpRequest,
-    PauseOpResponse, PublishApprovalResolvedRequest, PublishApprovalResolvedResponse,
-    PublishInvalidationRequest, PublishInvalidationResponse, ResumeOpRequest, ResumeOpResponse,
-    StatusRequest, StatusResponse, SubscriberInfo as WireSubscriber, TerminateOpRequest,
-    TerminateOpResponse,
+    AgentCommandResponse, AgentInfo, HaltRequest, HaltResponse, KillAgentRequest,
+    ListAgentsRequest, ListAgentsResponse, ListSubscribersRequest, ListSubscribersResponse,
+    NotifyPolicyUpdateRequest, PauseOpRequest, PauseOpResponse, PublishApprovalResolvedRequest,
+    PublishApprovalResolvedResponse, PublishInvalidationRequest, PublishInvalidationResponse,
+    ResumeAgentRequest, ResumeOpRequest, ResumeOpResponse, StatusRequest, StatusResponse,
+    SubscriberInfo as WireSubscriber, SuspendAgentRequest, TerminateOpRequest, TerminateOpResponse,
 };
 use tether_proto::common::AgentId;
 use tether_proto::gateway::Decision as WireVerdict;

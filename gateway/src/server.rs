@@ -47,8 +47,7 @@ use super::hub::{
 use super::invalidation_service::InvalidationSvc;
 use super::lifecycle::{
     AgentRegistry, ChallengeBook, Lifecycle, LifecycleSvc, Reregistration, DEFAULT_CHALLENGE_TTL,
-    DEFAULT_CONTROL_BUFFER, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_AGENTS,
-    DEFAULT_MAX_CHALLENGES,
+    DEFAULT_CONTROL_BUFFER, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_AGENTS, DEFAULT_MAX_CHALLENGES,
 };
 use super::ops::{OpBoard, DEFAULT_MAX_OPS, DEFAULT_OP_LIVE_CAPACITY};
 use super::policy_service::PolicySvc;

@@ -28,8 +28,7 @@ use crate::ops::AgentKey;
 use crate::state::Shared;
 
 /// The response stream of `ControlStream`.
-pub(crate) type ControlStream =
-    Pin<Box<dyn Stream<Item = Result<ControlCommand, Status>> + Send>>;
+pub(crate) type ControlStream = Pin<Box<dyn Stream<Item = Result<ControlCommand, Status>> + Send>>;
 
 /// Unregisters the stream from the registry when dropped.
 struct Guard {
@@ -40,7 +39,10 @@ struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.shared.lifecycle.agents.close_stream(&self.agent, self.id);
+        self.shared
+            .lifecycle
+            .agents
+            .close_stream(&self.agent, self.id);
         tracing::debug!(agent = %describe(&self.agent), stream = self.id, "control stream closed");
     }
 }

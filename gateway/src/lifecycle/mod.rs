@@ -37,8 +37,7 @@ use std::time::Duration;
 
 pub use challenges::{ChallengeBook, DEFAULT_CHALLENGE_TTL, DEFAULT_MAX_CHALLENGES};
 pub use registry::{
-    AgentCommandReport, RegisteredAgent, Reregistration, DEFAULT_CONTROL_BUFFER,
-    DEFAULT_MAX_AGENTS,
+    AgentCommandReport, RegisteredAgent, Reregistration, DEFAULT_CONTROL_BUFFER, DEFAULT_MAX_AGENTS,
 };
 
 pub(crate) use registry::{AgentRegistry, Command, RegistryError};

@@ -77,7 +77,11 @@ pub(crate) fn check_did(agent_id: &str, key: &[u8; 32]) -> Result<(), ProofError
 }
 
 /// Check that `proof` is the Ed25519 signature of `nonce` by `key`.
-pub(crate) fn check_possession(key: &[u8; 32], nonce: &[u8], proof: &[u8]) -> Result<(), ProofError> {
+pub(crate) fn check_possession(
+    key: &[u8; 32],
+    nonce: &[u8],
+    proof: &[u8],
+) -> Result<(), ProofError> {
     let key = VerifyingKey::from_bytes(key).map_err(|_| ProofError::KeyPoint)?;
     let signature = Signature::from_slice(proof).map_err(|_| ProofError::BadSignature)?;
     key.verify_strict(nonce, &signature)

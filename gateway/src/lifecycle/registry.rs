@@ -292,10 +292,7 @@ impl AgentRegistry {
     pub(crate) fn heartbeat(&self, agent: &AgentKey) -> (bool, bool) {
         let mut g = self.lock();
         match g.entries.get_mut(agent) {
-            Some(e) => (
-                e.suspended.is_some(),
-                std::mem::take(&mut e.policy_updated),
-            ),
+            Some(e) => (e.suspended.is_some(), std::mem::take(&mut e.policy_updated)),
             None => (false, false),
         }
     }
@@ -513,7 +510,10 @@ mod tests {
         let a = agent("a");
         let mut first = reg.open_stream(&a).unwrap();
         let mut second = reg.open_stream(&a).unwrap();
-        assert!(matches!(first.end.try_recv(), Ok(StreamEnd::Unavailable(_))));
+        assert!(matches!(
+            first.end.try_recv(),
+            Ok(StreamEnd::Unavailable(_))
+        ));
         reg.close_stream(&a, first.id);
         assert_eq!(reg.streams(), 1);
 
