@@ -602,3 +602,17 @@ async fn an_unknown_or_foreign_token_is_unauthenticated_everywhere() {
             .should_suspend
     );
 }
+
+#[tokio::test]
+async fn shutdown_ends_the_control_stream_with_unavailable() {
+    let gw = serve(gateway()).await;
+    let mut c = Lifecycle::new(channel(&gw).await);
+    let a = agent(1);
+    let token = register(&mut c, &a).await.unwrap().credential_token;
+    let mut stream = control(&mut c, &a, &token).await.unwrap();
+    streams_open(&gw, 1).await;
+    let stopping = tokio::spawn(gw.shutdown());
+    let end = bounded("the stream's end", stream.message()).await;
+    assert_eq!(end.unwrap_err().code(), Code::Unavailable);
+    bounded("shutdown", stopping).await.unwrap().unwrap();
+}

@@ -84,9 +84,7 @@ async fn next_command(mut open: Open) -> Option<(Result<ControlCommand, Status>,
         },
         end = &mut open.side.end => ending(end),
     };
-    let Some(item) = item else {
-        return None;
-    };
+    let item = item?;
     open.done = true;
     Some((item, open))
 }

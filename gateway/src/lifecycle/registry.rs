@@ -344,20 +344,10 @@ impl AgentRegistry {
     ) -> Result<AgentCommandReport, RegistryError> {
         let mut g = self.lock();
         let entry = match &command {
-            Command::Suspend(reason) => {
-                let e = g.entry(agent, self.max_agents)?;
-                e.suspended = Some(reason.clone());
-                Some(e)
+            Command::Suspend(_) => Some(g.entry(agent, self.max_agents)?),
+            Command::Resume(_) | Command::Kill(_) | Command::PolicyUpdate(_) => {
+                g.entries.get_mut(agent)
             }
-            Command::Resume(_) => g.entries.get_mut(agent).map(|e| {
-                e.suspended = None;
-                e
-            }),
-            Command::Kill(_) => g.entries.get_mut(agent),
-            Command::PolicyUpdate(_) => g.entries.get_mut(agent).map(|e| {
-                e.policy_updated = true;
-                e
-            }),
         };
         let Some(entry) = entry else {
             return Ok(AgentCommandReport {
@@ -365,6 +355,12 @@ impl AgentRegistry {
                 suspended: false,
             });
         };
+        match &command {
+            Command::Suspend(reason) => entry.suspended = Some(reason.clone()),
+            Command::Resume(_) => entry.suspended = None,
+            Command::Kill(_) => {}
+            Command::PolicyUpdate(_) => entry.policy_updated = true,
+        }
         let mut delivered = false;
         if let Some(stream) = entry.stream.take() {
             match stream.commands.try_send(command.wire()) {
