@@ -378,9 +378,7 @@ impl GatewayBuilder {
     }
 
     /// The heartbeat interval `Register` tells agents (whole seconds, at
-    /// least 1); default
-    /// [`DEFAULT_HEARTBEAT_INTERVAL`](crate::lifecycle::DEFAULT_HEARTBEAT_INTERVAL)
-    /// (30 s).
+    /// least 1); default [`DEFAULT_HEARTBEAT_INTERVAL`] (30 s).
     pub fn heartbeat_interval(mut self, d: Duration) -> Self {
         self.heartbeat_interval = d;
         self
@@ -388,8 +386,7 @@ impl GatewayBuilder {
 
     /// Agents the lifecycle holds at once: registered, with an open
     /// `ControlStream`, or suspended by an operator (at least 1); default
-    /// [`DEFAULT_MAX_AGENTS`](crate::lifecycle::DEFAULT_MAX_AGENTS)
-    /// (32,768). One more `Register` or `ControlStream` is refused with
+    /// [`DEFAULT_MAX_AGENTS`] (32,768). One more `Register` or `ControlStream` is refused with
     /// `RESOURCE_EXHAUSTED`, and one more operator suspend with
     /// [`AdminError::TooManyAgents`](crate::AdminError::TooManyAgents).
     pub fn max_agents(mut self, n: usize) -> Self {
@@ -398,16 +395,14 @@ impl GatewayBuilder {
     }
 
     /// Registration nonces outstanding at once (at least 1); default
-    /// [`DEFAULT_MAX_CHALLENGES`](crate::lifecycle::DEFAULT_MAX_CHALLENGES)
-    /// (4,096). One more drops the oldest.
+    /// [`DEFAULT_MAX_CHALLENGES`] (4,096). One more drops the oldest.
     pub fn max_challenges(mut self, n: usize) -> Self {
         self.max_challenges = n;
         self
     }
 
     /// How long a registration nonce stays valid; default
-    /// [`DEFAULT_CHALLENGE_TTL`](crate::lifecycle::DEFAULT_CHALLENGE_TTL)
-    /// (60 s).
+    /// [`DEFAULT_CHALLENGE_TTL`] (60 s).
     pub fn challenge_ttl(mut self, d: Duration) -> Self {
         self.challenge_ttl = d;
         self
@@ -415,9 +410,7 @@ impl GatewayBuilder {
 
     /// Commands queued per `ControlStream` before its client counts as
     /// lagging and the stream is ended with `UNAVAILABLE` (at least 1);
-    /// default
-    /// [`DEFAULT_CONTROL_BUFFER`](crate::lifecycle::DEFAULT_CONTROL_BUFFER)
-    /// (64).
+    /// default [`DEFAULT_CONTROL_BUFFER`] (64).
     pub fn control_buffer(mut self, n: usize) -> Self {
         self.control_buffer = n;
         self
