@@ -1,13 +1,17 @@
 //! `tether ctl`: operator commands against a gateway, over
 //! `tether.admin.v1.AdminService` and the reviewer's
-//! `assembly.approval.v1.ApprovalService`.
+//! `assembly.approval.v1.ApprovalService`. The agent commands
+//! (`suspend-agent`, `resume-agent`, `kill-agent`, `policy-update`) reach
+//! agents registered through `AgentLifecycleService` on their
+//! `ControlStream`.
 
 use std::path::PathBuf;
 
 use tether_proto::admin::admin_service_client::AdminServiceClient;
 use tether_proto::admin::{
-    halt_request, HaltRequest, ListSubscribersRequest, PauseOpRequest, PublishInvalidationRequest,
-    ResumeOpRequest, StatusRequest, TerminateOpRequest,
+    halt_request, AgentCommandResponse, HaltRequest, KillAgentRequest, ListAgentsRequest,
+    ListSubscribersRequest, NotifyPolicyUpdateRequest, PauseOpRequest, PublishInvalidationRequest,
+    ResumeAgentRequest, ResumeOpRequest, StatusRequest, SuspendAgentRequest, TerminateOpRequest,
 };
 use tether_proto::approval::approval_service_client::ApprovalServiceClient;
 use tether_proto::approval::{ApprovalDecisionType, DecideRequest, ListPendingRequest};
@@ -115,6 +119,51 @@ enum CtlCommand {
     /// The gateway's state and its invalidation subscribers (seq, acked,
     /// lag, connected).
     Status,
+    /// Suspend an agent: a SuspendCommand on its control stream, and its
+    /// heartbeats answer should_suspend until resume-agent.
+    SuspendAgent {
+        /// The agent, as ORG/TEAM/AGENT.
+        #[arg(long, value_name = "ORG/TEAM/AGENT")]
+        agent: String,
+        /// Why, for the agent and the record.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+    /// Resume a suspended agent.
+    ResumeAgent {
+        /// The agent, as ORG/TEAM/AGENT.
+        #[arg(long, value_name = "ORG/TEAM/AGENT")]
+        agent: String,
+        /// A note, for the agent and the record.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        note: String,
+    },
+    /// Kill an agent: a KillCommand on its control stream.
+    KillAgent {
+        /// The agent, as ORG/TEAM/AGENT.
+        #[arg(long, value_name = "ORG/TEAM/AGENT")]
+        agent: String,
+        /// Why, for the agent and the record.
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        reason: String,
+    },
+    /// Tell an agent its policy changed: a PolicyUpdateCommand on its
+    /// control stream, and policy_updated on its next heartbeat.
+    PolicyUpdate {
+        /// The agent, as ORG/TEAM/AGENT.
+        #[arg(long, value_name = "ORG/TEAM/AGENT")]
+        agent: String,
+        /// The new policy's id.
+        #[arg(long, value_name = "ID")]
+        policy_id: String,
+    },
+    /// List the agents the gateway's lifecycle holds (registered, with a
+    /// control stream, or suspended).
+    Agents {
+        /// Only agents of this team; default: every team.
+        #[arg(long, value_name = "TEAM", default_value = "")]
+        team: String,
+    },
 }
 
 /// Adds the operator token to every request.
@@ -270,6 +319,61 @@ pub(crate) async fn run(args: CtlArgs, json: bool) -> Result<(), CliError> {
         CtlCommand::Deny(review) => {
             decide(&mut approvals, review, ApprovalDecisionType::Rejected, json).await?;
         }
+        CtlCommand::SuspendAgent { agent, reason } => {
+            let r = admin
+                .suspend_agent(SuspendAgentRequest {
+                    agent_id: Some(parse_agent(agent)?),
+                    reason: reason.clone(),
+                })
+                .await
+                .map_err(|s| common::refused("suspend-agent", &s))?
+                .into_inner();
+            agent_commanded("suspended", agent, &r, json);
+        }
+        CtlCommand::ResumeAgent { agent, note } => {
+            let r = admin
+                .resume_agent(ResumeAgentRequest {
+                    agent_id: Some(parse_agent(agent)?),
+                    note: note.clone(),
+                })
+                .await
+                .map_err(|s| common::refused("resume-agent", &s))?
+                .into_inner();
+            agent_commanded("resumed", agent, &r, json);
+        }
+        CtlCommand::KillAgent { agent, reason } => {
+            let r = admin
+                .kill_agent(KillAgentRequest {
+                    agent_id: Some(parse_agent(agent)?),
+                    reason: reason.clone(),
+                })
+                .await
+                .map_err(|s| common::refused("kill-agent", &s))?
+                .into_inner();
+            agent_commanded("killed", agent, &r, json);
+        }
+        CtlCommand::PolicyUpdate { agent, policy_id } => {
+            let r = admin
+                .notify_policy_update(NotifyPolicyUpdateRequest {
+                    agent_id: Some(parse_agent(agent)?),
+                    policy_id: policy_id.clone(),
+                })
+                .await
+                .map_err(|s| common::refused("policy-update", &s))?
+                .into_inner();
+            agent_commanded("policy-updated", agent, &r, json);
+        }
+        CtlCommand::Agents { team } => {
+            let agents = admin
+                .list_agents(ListAgentsRequest {
+                    team_id: team.clone(),
+                })
+                .await
+                .map_err(|s| common::refused("agents", &s))?
+                .into_inner()
+                .agents;
+            print_agents(&agents, json);
+        }
         CtlCommand::Status => {
             let status = admin
                 .status(StatusRequest {})
@@ -319,6 +423,74 @@ fn signal_sent(action: &str, op_id: &str, sequence: u64, subscribers: u32, json:
         );
     } else {
         println!("{action} {op_id} (sequence {sequence}, sent to {subscribers} streams)");
+    }
+}
+
+fn agent_commanded(action: &str, agent: &str, r: &AgentCommandResponse, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "action": action,
+                "agent": agent,
+                "delivered": r.delivered,
+                "suspended": r.suspended,
+            })
+        );
+    } else {
+        let reached = if r.delivered {
+            "sent on its control stream"
+        } else {
+            "no control stream open: not delivered"
+        };
+        let level = if r.suspended {
+            "suspended"
+        } else {
+            "not suspended"
+        };
+        println!("{action} {agent} ({reached}; now {level})");
+    }
+}
+
+fn print_agents(agents: &[tether_proto::admin::AgentInfo], json: bool) {
+    let name = |a: &tether_proto::admin::AgentInfo| {
+        a.agent_id
+            .as_ref()
+            .map(|id| format!("{}/{}/{}", id.org_id, id.team_id, id.agent_id))
+            .unwrap_or_default()
+    };
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    if json {
+        let list: Vec<_> = agents
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "agent": name(a),
+                    "registered": a.registered,
+                    "suspended": a.suspended,
+                    "control_stream": a.control_stream,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "agents": list }));
+        return;
+    }
+    if agents.is_empty() {
+        println!("no agents");
+        return;
+    }
+    println!(
+        "{:<64} {:>10} {:>9} {:>14}",
+        "AGENT", "REGISTERED", "SUSPENDED", "CONTROL STREAM"
+    );
+    for a in agents {
+        println!(
+            "{:<64} {:>10} {:>9} {:>14}",
+            name(a),
+            yes(a.registered),
+            yes(a.suspended),
+            yes(a.control_stream)
+        );
     }
 }
 
@@ -430,6 +602,8 @@ fn print_status(
                     "op_control_sequence": s.op_control_sequence,
                     "ops_tracked": s.ops_tracked,
                     "halted_all": s.halted_all,
+                    "registered_agents": s.registered_agents,
+                    "agent_control_streams": s.agent_control_streams,
                 },
                 "subscribers": list,
             })
@@ -447,6 +621,10 @@ fn print_status(
         s.ops_tracked,
         s.op_control_sequence,
         if s.halted_all { "yes" } else { "no" }
+    );
+    println!(
+        "  agents: {} registered, {} control streams open",
+        s.registered_agents, s.agent_control_streams
     );
     if subs.is_empty() {
         println!("no subscribers");

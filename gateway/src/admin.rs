@@ -13,6 +13,7 @@ use tether_proto::gateway::{Decision as WireVerdict, PolicyInvalidated};
 
 use super::desk::{DeskError, PendingApproval, Review};
 use super::hub::SubscriberInfo;
+use super::lifecycle::{AgentCommandReport, Command, RegisteredAgent, RegistryError};
 use super::ops::{AgentKey, OpRecord, OpSignal, SignalError};
 use super::state::Shared;
 
@@ -54,6 +55,10 @@ pub struct GatewayStatus {
     pub ops_tracked: usize,
     /// Whether the fleet-wide halt (`*`) was sent.
     pub halted_all: bool,
+    /// Agents registered through `AgentLifecycleService` now.
+    pub registered_agents: usize,
+    /// Agent `ControlStream`s open now.
+    pub agent_control_streams: usize,
 }
 
 /// Why an admin action failed.
@@ -69,6 +74,10 @@ pub enum AdminError {
     /// An argument is missing or malformed.
     #[error("{0}")]
     Invalid(String),
+    /// The lifecycle holds as many agents as it may (see
+    /// [`GatewayBuilder::max_agents`](crate::GatewayBuilder::max_agents)).
+    #[error("too many agents ({0}); cannot hold one more")]
+    TooManyAgents(usize),
 }
 
 /// In-process control of one running gateway. Cheap to clone.
@@ -92,13 +101,18 @@ impl AdminHandle {
 
     /// Queue `PolicyInvalidated{agent_id, policy_version}` for the
     /// subscribers of `team_id` (every team when `None`); returns how many.
-    /// An empty `agent_id` means every agent.
+    /// An empty `agent_id` means every agent. The agents it names that the
+    /// lifecycle holds answer their next heartbeat with `policy_updated`.
     pub fn publish_invalidation(
         &self,
         agent_id: &str,
         policy_version: u64,
         team_id: Option<&str>,
     ) -> usize {
+        self.shared
+            .lifecycle
+            .agents
+            .flag_policy_update(agent_id, team_id);
         self.shared.hub.publish(
             team_id,
             Arc::new(Payload::PolicyInvalidated(PolicyInvalidated {
@@ -183,6 +197,79 @@ impl AdminHandle {
         self.shared.op_streams.close_agent(agent)
     }
 
+    fn command(
+        &self,
+        agent: &AgentKey,
+        command: Command,
+    ) -> Result<AgentCommandReport, AdminError> {
+        if agent.agent_id.is_empty() {
+            return Err(AdminError::Invalid("agent_id is empty".into()));
+        }
+        tracing::info!(agent = %super::credentials::describe(agent), ?command, "agent command");
+        self.shared
+            .lifecycle
+            .agents
+            .command(agent, command)
+            .map_err(|e| match e {
+                RegistryError::Full(n) => AdminError::TooManyAgents(n),
+                RegistryError::AlreadyRegistered(a) => AdminError::Invalid(a),
+            })
+    }
+
+    /// Suspend `agent`: a `SuspendCommand{reason}` on its open
+    /// `ControlStream` (if one is open; it is not queued otherwise), and
+    /// its heartbeats answer `should_suspend: true` until
+    /// [`resume_agent`](Self::resume_agent). The level outlives a
+    /// deregistration, and a control stream opened while it holds starts
+    /// with a `SuspendCommand`.
+    pub fn suspend_agent(
+        &self,
+        agent: &AgentKey,
+        reason: &str,
+    ) -> Result<AgentCommandReport, AdminError> {
+        self.command(agent, Command::Suspend(reason.to_owned()))
+    }
+
+    /// Resume `agent`: a `ResumeCommand{note}` on its open `ControlStream`
+    /// (if any), and its heartbeats answer `should_suspend: false`.
+    pub fn resume_agent(
+        &self,
+        agent: &AgentKey,
+        note: &str,
+    ) -> Result<AgentCommandReport, AdminError> {
+        self.command(agent, Command::Resume(note.to_owned()))
+    }
+
+    /// Kill `agent`: a `KillCommand{reason}` on its open `ControlStream`
+    /// (if any; not queued otherwise). The suspend level is unchanged and
+    /// the agent's token stays valid; combine with
+    /// [`halt_agent`](Self::halt_agent) to also fail its ops' checks.
+    pub fn kill_agent(
+        &self,
+        agent: &AgentKey,
+        reason: &str,
+    ) -> Result<AgentCommandReport, AdminError> {
+        self.command(agent, Command::Kill(reason.to_owned()))
+    }
+
+    /// Tell `agent` its policy changed to `policy_id`: a
+    /// `PolicyUpdateCommand{new_policy_id}` (no policy bytes) on its open
+    /// `ControlStream` (if any), and its next heartbeat answers
+    /// `policy_updated: true` if the lifecycle holds it.
+    pub fn notify_policy_update(
+        &self,
+        agent: &AgentKey,
+        policy_id: &str,
+    ) -> Result<AgentCommandReport, AdminError> {
+        self.command(agent, Command::PolicyUpdate(policy_id.to_owned()))
+    }
+
+    /// The agents the lifecycle holds (registered, with an open control
+    /// stream, or suspended), sorted by org, team and agent id.
+    pub fn agents(&self) -> Vec<RegisteredAgent> {
+        self.shared.lifecycle.agents.list()
+    }
+
     /// End the open invalidation stream of `assembly_id` with `UNAVAILABLE`
     /// after the events already queued for it; its replay ring is kept, so
     /// the client's resubscribe loses nothing. Returns whether one was open.
@@ -223,6 +310,8 @@ impl AdminHandle {
                 .ops
                 .get("*")
                 .is_some_and(|r| r.signal == OpSignal::Terminate),
+            registered_agents: s.lifecycle.agents.registered(),
+            agent_control_streams: s.lifecycle.agents.streams(),
         }
     }
 

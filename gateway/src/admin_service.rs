@@ -13,6 +13,11 @@
 //!   `FAILED_PRECONDITION` (terminate is final);
 //! - `Halt` with no scope, `all: false` or an agent with no `agent_id` is
 //!   `INVALID_ARGUMENT`, so a forgotten field never halts the fleet;
+//! - the agent commands (`SuspendAgent`, `ResumeAgent`, `KillAgent`,
+//!   `NotifyPolicyUpdate`) need an agent id with org, team and agent
+//!   (`INVALID_ARGUMENT` otherwise) and answer whether the command reached
+//!   an open `ControlStream`; a suspend past the agent bound is
+//!   `RESOURCE_EXHAUSTED`;
 //! - with an admin token configured, every call must carry it in
 //!   `x-tether-admin-token` (`UNAUTHENTICATED` otherwise; see
 //!   [`credentials`](super::credentials)).
@@ -20,18 +25,20 @@
 use tether_proto::admin::admin_service_server::AdminService;
 use tether_proto::admin::halt_request::Scope;
 use tether_proto::admin::{
-    HaltRequest, HaltResponse, ListSubscribersRequest, ListSubscribersResponse, PauseOpRequest,
-    PauseOpResponse, PublishApprovalResolvedRequest, PublishApprovalResolvedResponse,
-    PublishInvalidationRequest, PublishInvalidationResponse, ResumeOpRequest, ResumeOpResponse,
-    StatusRequest, StatusResponse, SubscriberInfo as WireSubscriber, TerminateOpRequest,
-    TerminateOpResponse,
+    AgentCommandResponse, AgentInfo, HaltRequest, HaltResponse, KillAgentRequest,
+    ListAgentsRequest, ListAgentsResponse, ListSubscribersRequest, ListSubscribersResponse,
+    NotifyPolicyUpdateRequest, PauseOpRequest, PauseOpResponse, PublishApprovalResolvedRequest,
+    PublishApprovalResolvedResponse, PublishInvalidationRequest, PublishInvalidationResponse,
+    ResumeAgentRequest, ResumeOpRequest, ResumeOpResponse, StatusRequest, StatusResponse,
+    SubscriberInfo as WireSubscriber, SuspendAgentRequest, TerminateOpRequest, TerminateOpResponse,
 };
 use tether_proto::common::AgentId;
 use tether_proto::gateway::Decision as WireVerdict;
 use tonic::{Request, Response, Status};
 
 use super::admin::{AdminError, AdminHandle, SignalReport};
-use super::credentials::agent_key;
+use super::credentials::{agent_id, agent_key};
+use super::lifecycle::AgentCommandReport;
 use super::ops::{AgentKey, SignalError};
 
 /// The `AdminService` of one gateway.
@@ -50,6 +57,7 @@ fn status(e: AdminError) -> Status {
         AdminError::Op(SignalError::Terminated(_)) => Status::failed_precondition(e.to_string()),
         AdminError::Op(_) | AdminError::Invalid(_) => Status::invalid_argument(e.to_string()),
         AdminError::UnknownApproval(_) => Status::not_found(e.to_string()),
+        AdminError::TooManyAgents(_) => Status::resource_exhausted(e.to_string()),
     }
 }
 
@@ -74,8 +82,86 @@ fn op_agent(op_id: &str, agent: Option<&AgentId>) -> Result<AgentKey, Status> {
     }
 }
 
+/// The agent of an agent command: org, team and agent id all given.
+fn command_agent(agent: Option<&AgentId>) -> Result<AgentKey, Status> {
+    match agent {
+        Some(a) if !a.org_id.is_empty() && !a.team_id.is_empty() && !a.agent_id.is_empty() => {
+            Ok(agent_key(a))
+        }
+        _ => Err(Status::invalid_argument(
+            "agent_id with org_id, team_id and agent_id is required",
+        )),
+    }
+}
+
+fn command_response(
+    report: Result<AgentCommandReport, AdminError>,
+) -> Result<Response<AgentCommandResponse>, Status> {
+    let r = report.map_err(status)?;
+    Ok(Response::new(AgentCommandResponse {
+        delivered: r.delivered,
+        suspended: r.suspended,
+    }))
+}
+
 #[tonic::async_trait]
 impl AdminService for AdminSvc {
+    async fn suspend_agent(
+        &self,
+        request: Request<SuspendAgentRequest>,
+    ) -> Result<Response<AgentCommandResponse>, Status> {
+        let r = request.into_inner();
+        let agent = command_agent(r.agent_id.as_ref())?;
+        command_response(self.admin.suspend_agent(&agent, &r.reason))
+    }
+
+    async fn resume_agent(
+        &self,
+        request: Request<ResumeAgentRequest>,
+    ) -> Result<Response<AgentCommandResponse>, Status> {
+        let r = request.into_inner();
+        let agent = command_agent(r.agent_id.as_ref())?;
+        command_response(self.admin.resume_agent(&agent, &r.note))
+    }
+
+    async fn kill_agent(
+        &self,
+        request: Request<KillAgentRequest>,
+    ) -> Result<Response<AgentCommandResponse>, Status> {
+        let r = request.into_inner();
+        let agent = command_agent(r.agent_id.as_ref())?;
+        command_response(self.admin.kill_agent(&agent, &r.reason))
+    }
+
+    async fn notify_policy_update(
+        &self,
+        request: Request<NotifyPolicyUpdateRequest>,
+    ) -> Result<Response<AgentCommandResponse>, Status> {
+        let r = request.into_inner();
+        let agent = command_agent(r.agent_id.as_ref())?;
+        command_response(self.admin.notify_policy_update(&agent, &r.policy_id))
+    }
+
+    async fn list_agents(
+        &self,
+        request: Request<ListAgentsRequest>,
+    ) -> Result<Response<ListAgentsResponse>, Status> {
+        let r = request.into_inner();
+        let agents = self
+            .admin
+            .agents()
+            .into_iter()
+            .filter(|a| r.team_id.is_empty() || a.agent.team_id == r.team_id)
+            .map(|a| AgentInfo {
+                agent_id: Some(agent_id(&a.agent)),
+                registered: a.registered,
+                suspended: a.suspended,
+                control_stream: a.control_stream,
+            })
+            .collect();
+        Ok(Response::new(ListAgentsResponse { agents }))
+    }
+
     async fn publish_invalidation(
         &self,
         request: Request<PublishInvalidationRequest>,
@@ -214,6 +300,8 @@ impl AdminService for AdminSvc {
             op_control_sequence: s.op_control_sequence,
             ops_tracked: count(s.ops_tracked),
             halted_all: s.halted_all,
+            registered_agents: count(s.registered_agents),
+            agent_control_streams: count(s.agent_control_streams),
         }))
     }
 }

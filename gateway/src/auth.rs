@@ -60,6 +60,14 @@ impl TokenTable {
             .insert(token, agent);
     }
 
+    /// Revoke one token; returns the agent it was bound to.
+    pub fn remove(&self, token: &str) -> Option<AgentKey> {
+        self.tokens
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(token)
+    }
+
     /// Forget every token (what a restarted gateway does).
     pub fn clear(&self) {
         self.tokens

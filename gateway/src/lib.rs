@@ -22,10 +22,12 @@
 //! gRPC with `tether.admin.v1.AdminService`. It serves
 //! `assembly.gateway.v1.InvalidationService`,
 //! `assembly.policy.v1.PolicyService`, `assembly.approval.v1.ApprovalService`,
-//! `tether.admin.v1.AdminService`, gRPC health and reflection.
+//! `assembly.agent.v1.AgentLifecycleService` (where agents register for
+//! their tokens; see [`lifecycle`]), `tether.admin.v1.AdminService`, gRPC
+//! health and reflection.
 //!
-//! The pure state lives in [`hub`], [`ops`], [`rules`], [`auth`] and
-//! [`desk`]; the other modules put it on the wire.
+//! The pure state lives in [`hub`], [`ops`], [`rules`], [`auth`],
+//! [`desk`] and [`lifecycle`]; the other modules put it on the wire.
 //!
 //! Semantics worth knowing (each module states its own guarantees):
 //! - **Teams.** A caller's team is its token's team; a caller without a
@@ -39,12 +41,13 @@
 //!   can name them and the table's default covers them otherwise.
 //! - **Stream ends.** Every gateway-initiated end of a stream (a lagging or
 //!   replaced subscriber, shutdown) is `UNAVAILABLE` with a message saying
-//!   why, so clients reconnect. A client's clean half-close of `Subscribe`
-//!   only stops ack reading; a client message that does not decode ends
-//!   the stream with tonic's prost codec status (`INTERNAL`). The
-//!   server-streaming calls (`OpControlStream`, `WatchApprovals`) have no
-//!   client messages after the request, so the client's side plays no part
-//!   in how they end.
+//!   why, so clients reconnect; the one exception is an agent's own
+//!   `Deregister`, which ends its `ControlStream` cleanly. A client's clean
+//!   half-close of `Subscribe` only stops ack reading; a client message
+//!   that does not decode ends the stream with tonic's prost codec status
+//!   (`INTERNAL`). The server-streaming calls (`OpControlStream`,
+//!   `WatchApprovals`, `ControlStream`) have no client messages after the
+//!   request, so the client's side plays no part in how they end.
 //! - **Operators.** `AdminService` needs `x-tether-admin-token` when an
 //!   admin token is configured; the reviewer's `ApprovalService` needs it
 //!   too only when [`GatewayBuilder::approvals_need_admin_token`] is set.
@@ -58,6 +61,7 @@ pub mod credentials;
 pub mod desk;
 pub mod hub;
 mod invalidation_service;
+pub mod lifecycle;
 mod op_stream;
 pub mod ops;
 mod policy_service;
@@ -67,4 +71,5 @@ mod shutdown;
 mod state;
 
 pub use admin::{AdminError, AdminHandle, GatewayStatus, SignalReport};
+pub use lifecycle::{AgentCommandReport, RegisteredAgent, Reregistration};
 pub use server::{Gateway, GatewayBuilder, GatewayError, RunningGateway};

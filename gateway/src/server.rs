@@ -14,13 +14,15 @@
 //!   within the configured grace (aborting the server past it); dropping a
 //!   `RunningGateway` starts the same shutdown without waiting;
 //! - every collection client input can grow is bounded (subscribers, ring,
-//!   live channels, ops, pending approvals, open streams, batch size).
+//!   live channels, ops, pending approvals, open streams, batch size,
+//!   registration nonces, registered agents, control-stream buffers).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tether_proto::admin::admin_service_server::AdminServiceServer;
+use tether_proto::agent::agent_lifecycle_service_server::AgentLifecycleServiceServer;
 use tether_proto::approval::approval_service_server::ApprovalServiceServer;
 use tether_proto::gateway::invalidation_service_server::InvalidationServiceServer;
 use tether_proto::policy::policy_service_server::PolicyServiceServer;
@@ -43,6 +45,10 @@ use super::hub::{
     InvalidationHub, DEFAULT_LIVE_CAPACITY, DEFAULT_MAX_SUBSCRIBERS, DEFAULT_RING_CAPACITY,
 };
 use super::invalidation_service::InvalidationSvc;
+use super::lifecycle::{
+    AgentRegistry, ChallengeBook, Lifecycle, LifecycleSvc, Reregistration, DEFAULT_CHALLENGE_TTL,
+    DEFAULT_CONTROL_BUFFER, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_AGENTS, DEFAULT_MAX_CHALLENGES,
+};
 use super::ops::{OpBoard, DEFAULT_MAX_OPS, DEFAULT_OP_LIVE_CAPACITY};
 use super::policy_service::PolicySvc;
 use super::rules::RuleTable;
@@ -130,6 +136,12 @@ pub struct GatewayBuilder {
     admin_token: Option<Arc<str>>,
     approvals_need_admin_token: bool,
     tls: Option<(Vec<u8>, Vec<u8>)>,
+    reregistration: Reregistration,
+    heartbeat_interval: Duration,
+    max_agents: usize,
+    max_challenges: usize,
+    challenge_ttl: Duration,
+    control_buffer: usize,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -162,6 +174,12 @@ impl std::fmt::Debug for GatewayBuilder {
                 &self.approvals_need_admin_token,
             )
             .field("tls", &self.tls.is_some())
+            .field("reregistration", &self.reregistration)
+            .field("heartbeat_interval", &self.heartbeat_interval)
+            .field("max_agents", &self.max_agents)
+            .field("max_challenges", &self.max_challenges)
+            .field("challenge_ttl", &self.challenge_ttl)
+            .field("control_buffer", &self.control_buffer)
             .finish()
     }
 }
@@ -189,6 +207,12 @@ impl Default for GatewayBuilder {
             admin_token: None,
             approvals_need_admin_token: false,
             tls: None,
+            reregistration: Reregistration::default(),
+            heartbeat_interval: DEFAULT_HEARTBEAT_INTERVAL,
+            max_agents: DEFAULT_MAX_AGENTS,
+            max_challenges: DEFAULT_MAX_CHALLENGES,
+            challenge_ttl: DEFAULT_CHALLENGE_TTL,
+            control_buffer: DEFAULT_CONTROL_BUFFER,
         }
     }
 }
@@ -344,6 +368,54 @@ impl GatewayBuilder {
         self
     }
 
+    /// What `Register` does for an agent (org, team and did:key) that is
+    /// registered already: [`Reregistration::Replace`] (default: a new
+    /// token, the old one revoked) or [`Reregistration::Refuse`]
+    /// (`ALREADY_EXISTS`, as Agent Assembly's gateway after a restart).
+    pub fn reregistration(mut self, policy: Reregistration) -> Self {
+        self.reregistration = policy;
+        self
+    }
+
+    /// The heartbeat interval `Register` tells agents (whole seconds, at
+    /// least 1); default [`DEFAULT_HEARTBEAT_INTERVAL`] (30 s).
+    pub fn heartbeat_interval(mut self, d: Duration) -> Self {
+        self.heartbeat_interval = d;
+        self
+    }
+
+    /// Agents the lifecycle holds at once: registered, with an open
+    /// `ControlStream`, or suspended by an operator (at least 1); default
+    /// [`DEFAULT_MAX_AGENTS`] (32,768). One more `Register` or `ControlStream` is refused with
+    /// `RESOURCE_EXHAUSTED`, and one more operator suspend with
+    /// [`AdminError::TooManyAgents`](crate::AdminError::TooManyAgents).
+    pub fn max_agents(mut self, n: usize) -> Self {
+        self.max_agents = n;
+        self
+    }
+
+    /// Registration nonces outstanding at once (at least 1); default
+    /// [`DEFAULT_MAX_CHALLENGES`] (4,096). One more drops the oldest.
+    pub fn max_challenges(mut self, n: usize) -> Self {
+        self.max_challenges = n;
+        self
+    }
+
+    /// How long a registration nonce stays valid; default
+    /// [`DEFAULT_CHALLENGE_TTL`] (60 s).
+    pub fn challenge_ttl(mut self, d: Duration) -> Self {
+        self.challenge_ttl = d;
+        self
+    }
+
+    /// Commands queued per `ControlStream` before its client counts as
+    /// lagging and the stream is ended with `UNAVAILABLE` (at least 1);
+    /// default [`DEFAULT_CONTROL_BUFFER`] (64).
+    pub fn control_buffer(mut self, n: usize) -> Self {
+        self.control_buffer = n;
+        self
+    }
+
     /// Start serving on `listener`, in a spawned task (so call it inside a
     /// tokio runtime).
     pub async fn serve(self, listener: TcpListener) -> Result<RunningGateway, GatewayError> {
@@ -362,6 +434,15 @@ impl GatewayBuilder {
                 max_batch: self.max_batch,
                 max_id_len: self.max_assembly_id_len,
                 handshake_timeout: self.handshake_timeout,
+            },
+            Lifecycle {
+                challenges: ChallengeBook::new(self.max_challenges, self.challenge_ttl),
+                agents: AgentRegistry::new(
+                    self.max_agents,
+                    self.control_buffer,
+                    self.reregistration,
+                ),
+                heartbeat_interval: self.heartbeat_interval,
             },
         ));
         let admin = AdminHandle::new(shared.clone());
@@ -394,6 +475,9 @@ impl GatewayBuilder {
                 shared.clone(),
             )))
             .add_service(PolicyServiceServer::new(PolicySvc::new(shared.clone())))
+            .add_service(AgentLifecycleServiceServer::new(LifecycleSvc::new(
+                shared.clone(),
+            )))
             .add_service(ApprovalServiceServer::with_interceptor(
                 ApprovalSvc::new(shared.clone()),
                 approval_guard,
@@ -426,10 +510,11 @@ impl GatewayBuilder {
 }
 
 /// The services health reports on, by their full gRPC names.
-const SERVICE_NAMES: [&str; 5] = [
+const SERVICE_NAMES: [&str; 6] = [
     "",
     <InvalidationServiceServer<InvalidationSvc> as NamedService>::NAME,
     <PolicyServiceServer<PolicySvc> as NamedService>::NAME,
+    <AgentLifecycleServiceServer<LifecycleSvc> as NamedService>::NAME,
     <ApprovalServiceServer<ApprovalSvc> as NamedService>::NAME,
     <AdminServiceServer<AdminSvc> as NamedService>::NAME,
 ];

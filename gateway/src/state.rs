@@ -19,6 +19,7 @@ use tether_proto::gateway::{ApprovalResolved, Decision as WireVerdict};
 use super::auth::TokenTable;
 use super::desk::{ApprovalDesk, DeskError, PendingApproval, Review};
 use super::hub::InvalidationHub;
+use super::lifecycle::Lifecycle;
 use super::ops::{AgentKey, OpBoard, OpRecord, OpSignal, SignalError};
 use super::rules::RuleTable;
 use super::shutdown::Shutdown;
@@ -176,6 +177,8 @@ pub(crate) struct Shared {
     pub(crate) invalidation_streams_opened: AtomicU64,
     pub(crate) watch_streams: Gauge,
     pub(crate) op_streams: OpStreams,
+    /// Registration nonces, registered agents and their control streams.
+    pub(crate) lifecycle: Lifecycle,
     pub(crate) started_at_unix_ms: u64,
     /// This gateway lifetime's epoch, announced on every `Subscribe`
     /// ([`tether_proto::GATEWAY_EPOCH_HEADER`]).
@@ -191,6 +194,7 @@ impl Shared {
         rules: RuleTable,
         tokens: TokenTable,
         limits: Limits,
+        lifecycle: Lifecycle,
     ) -> Self {
         Shared {
             hub,
@@ -204,6 +208,7 @@ impl Shared {
             invalidation_streams_opened: AtomicU64::new(0),
             watch_streams: Gauge::default(),
             op_streams: OpStreams::default(),
+            lifecycle,
             started_at_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))

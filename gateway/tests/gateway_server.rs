@@ -11,7 +11,8 @@ use tether_gateway::rules::RuleTable;
 use tether_gateway::Gateway;
 use tether_proto::admin::admin_service_client::AdminServiceClient;
 use tether_proto::admin::{
-    PublishApprovalResolvedRequest, PublishInvalidationRequest, StatusRequest,
+    KillAgentRequest, ListAgentsRequest, NotifyPolicyUpdateRequest, PublishApprovalResolvedRequest,
+    PublishInvalidationRequest, ResumeAgentRequest, StatusRequest, SuspendAgentRequest,
 };
 use tether_proto::approval::approval_service_client::ApprovalServiceClient;
 use tether_proto::approval::{ListPendingRequest, WatchApprovalsRequest};
@@ -34,9 +35,10 @@ fn authed<T>(msg: T) -> tonic::Request<T> {
     r
 }
 
-const SERVICES: [&str; 4] = [
+const SERVICES: [&str; 5] = [
     "assembly.gateway.v1.InvalidationService",
     "assembly.policy.v1.PolicyService",
+    "assembly.agent.v1.AgentLifecycleService",
     "assembly.approval.v1.ApprovalService",
     "tether.admin.v1.AdminService",
 ];
@@ -286,4 +288,85 @@ async fn shutdown_ends_every_open_stream_and_held_call_promptly() {
         (status.invalidation_streams, status.op_control_streams),
         (0, 0)
     );
+}
+
+#[tokio::test]
+async fn the_admin_service_commands_agents_and_lists_them() {
+    let gw = start(Gateway::builder()).await;
+    let mut admin = AdminServiceClient::new(channel(&gw).await);
+    let who = wire(&key("o", "t", "a"));
+
+    let err = admin
+        .suspend_agent(SuspendAgentRequest {
+            agent_id: None,
+            reason: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+
+    let r = admin
+        .suspend_agent(SuspendAgentRequest {
+            agent_id: Some(who.clone()),
+            reason: "audit".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(r.suspended && !r.delivered, "{r:?}");
+    let listed = admin
+        .list_agents(ListAgentsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .agents;
+    assert_eq!(listed.len(), 1);
+    assert!(listed[0].suspended && !listed[0].registered && !listed[0].control_stream);
+    assert_eq!(listed[0].agent_id.as_ref(), Some(&who));
+    let other_team = admin
+        .list_agents(ListAgentsRequest {
+            team_id: "nope".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .agents;
+    assert!(other_team.is_empty());
+
+    for r in [
+        admin
+            .kill_agent(KillAgentRequest {
+                agent_id: Some(who.clone()),
+                reason: "bye".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+        admin
+            .notify_policy_update(NotifyPolicyUpdateRequest {
+                agent_id: Some(who.clone()),
+                policy_id: "p2".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner(),
+    ] {
+        assert!(r.suspended && !r.delivered, "{r:?}");
+    }
+    let r = admin
+        .resume_agent(ResumeAgentRequest {
+            agent_id: Some(who.clone()),
+            note: "ok".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!r.suspended && !r.delivered, "{r:?}");
+    let status = admin.status(StatusRequest {}).await.unwrap().into_inner();
+    assert_eq!(
+        (status.registered_agents, status.agent_control_streams),
+        (0, 0)
+    );
+    assert!(gw.admin().agents().is_empty());
+    gw.shutdown().await.unwrap();
 }
