@@ -121,10 +121,13 @@ async fn aa_client_registers_heartbeats_and_hears_commands() {
         active_runs: 0,
         actions_count: 0,
     };
-    let hb = bounded("Heartbeat", lifecycle.heartbeat(heartbeat(me.token.clone())))
-        .await
-        .expect("heartbeat")
-        .into_inner();
+    let hb = bounded(
+        "Heartbeat",
+        lifecycle.heartbeat(heartbeat(me.token.clone())),
+    )
+    .await
+    .expect("heartbeat")
+    .into_inner();
     assert!(!hb.should_suspend && !hb.policy_updated);
 
     let mut stream = bounded(
@@ -142,24 +145,37 @@ async fn aa_client_registers_heartbeats_and_hears_commands() {
     })
     .await;
 
-    assert!(admin.suspend_agent(&who, "audit").expect("suspend").delivered);
+    assert!(
+        admin
+            .suspend_agent(&who, "audit")
+            .expect("suspend")
+            .delivered
+    );
     assert_eq!(kind(&next(&mut stream).await), "suspend:audit");
-    let hb = bounded("Heartbeat", lifecycle.heartbeat(heartbeat(me.token.clone())))
-        .await
-        .expect("heartbeat")
-        .into_inner();
+    let hb = bounded(
+        "Heartbeat",
+        lifecycle.heartbeat(heartbeat(me.token.clone())),
+    )
+    .await
+    .expect("heartbeat")
+    .into_inner();
     assert!(hb.should_suspend, "suspended: heartbeat says so");
 
     admin.resume_agent(&who, "cleared").expect("resume");
-    admin.notify_policy_update(&who, "policy-2").expect("policy");
+    admin
+        .notify_policy_update(&who, "policy-2")
+        .expect("policy");
     admin.kill_agent(&who, "done").expect("kill");
     assert_eq!(kind(&next(&mut stream).await), "resume:cleared");
     assert_eq!(kind(&next(&mut stream).await), "policy:policy-2");
     assert_eq!(kind(&next(&mut stream).await), "kill:done");
-    let hb = bounded("Heartbeat", lifecycle.heartbeat(heartbeat(me.token.clone())))
-        .await
-        .expect("heartbeat")
-        .into_inner();
+    let hb = bounded(
+        "Heartbeat",
+        lifecycle.heartbeat(heartbeat(me.token.clone())),
+    )
+    .await
+    .expect("heartbeat")
+    .into_inner();
     assert!(!hb.should_suspend && hb.policy_updated);
 
     // Nothing else arrives; the stream stays open.
@@ -190,9 +206,12 @@ async fn aa_client_registers_heartbeats_and_hears_commands() {
         .await
         .expect("a clean end")
         .is_none());
-    let err = bounded("Heartbeat", lifecycle.heartbeat(heartbeat(me.token.clone())))
-        .await
-        .unwrap_err();
+    let err = bounded(
+        "Heartbeat",
+        lifecycle.heartbeat(heartbeat(me.token.clone())),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     gw.shutdown().await.expect("gateway shuts down");
 }

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use super::action::Checkable;
 use super::error::{ProtocolError, TetherError};
+use super::lifecycle::RegistrationPhase;
 use super::ops::OpBlocked;
 use super::shared::{attach_token, Cached, Shared};
 use super::status::{KillSwitchDown, KillSwitchStatus};
@@ -111,12 +112,30 @@ async fn gate(shared: &Shared, op_id: &str, started: Instant) -> Option<Verdict>
             VerdictSource::OutagePolicy,
             "op-control stream down past its grace; outage policy denies".into(),
         )),
-        Err(OpBlocked::HoldExpired { bound }) => Some(verdict(
-            started,
-            Decision::Deny,
-            VerdictSource::OutagePolicy,
-            hold_expired_reason(&shared.status.get().kill_switch, bound),
-        )),
+        Err(OpBlocked::HoldExpired { bound }) => {
+            let status = shared.status.get();
+            let mut reason = hold_expired_reason(&status.kill_switch, bound);
+            // A refused or failing registration is why the stream is
+            // refused: say that first.
+            if let Some(r) = status.registration.as_ref().filter(|r| {
+                matches!(
+                    r.phase,
+                    RegistrationPhase::Refused { .. }
+                        | RegistrationPhase::Registering {
+                            last_error: Some(_),
+                            ..
+                        }
+                )
+            }) {
+                reason = format!("agent {}: {}; {reason}", r.agent_id, r.phase);
+            }
+            Some(verdict(
+                started,
+                Decision::Deny,
+                VerdictSource::OutagePolicy,
+                reason,
+            ))
+        }
         Err(OpBlocked::FailedClosed(why)) => Some(verdict(
             started,
             Decision::Deny,

@@ -28,7 +28,10 @@ pub struct RegistrationSettings {
     /// Free-form labels.
     pub metadata: HashMap<String, String>,
     /// Retry, heartbeat and shutdown timing (the core's
-    /// [`RegistrationConfig`]).
+    /// [`RegistrationConfig`]). Its `fresh_key_per_registration` is not
+    /// used: a client keeps its key (and so its agent id) for its whole
+    /// life; an ephemeral agent makes a fresh key per process with
+    /// [`AgentSigningKey::generate`].
     pub machine: RegistrationConfig,
 }
 

@@ -98,7 +98,10 @@ pub(crate) async fn run(
         settings
             .machine
             .clone()
-            .with_seed(shared.seed ^ 0x6c69_6665),
+            .with_seed(shared.seed ^ 0x6c69_6665)
+            // One key per client: a new key would change the agent id
+            // under the running streams.
+            .with_fresh_key_per_registration(false),
         clock.now(),
     );
     let (tx, mut rx) = mpsc::channel(64);

@@ -1,0 +1,235 @@
+//! A client configured with `TetherConfig::with_registration` registers its
+//! did:key identity at tether's gateway (`AgentLifecycleService`), checks
+//! with the token it was issued, registers again after a gateway restart,
+//! applies the lifecycle's suspend, resume, kill and policy-update commands
+//! as a kill switch, reports a refused registration with its code, and
+//! deregisters at shutdown. Real tonic on 127.0.0.1.
+
+use std::time::Duration;
+
+use tether_gateway::ops::AgentKey;
+use tether_gateway::Reregistration;
+use tether_tests::{bounded, fast_backoff, gateway, serve, serve_on, until};
+use tether_tokio::client::{
+    AgentIdentity, AgentSigningKey, ClientStatus, Decision, RegistrationPhase,
+    RegistrationSettings, Tether, TetherConfig, ToolCall, VerdictSource,
+};
+
+fn registering(url: &str, key: AgentSigningKey) -> TetherConfig {
+    let mut c = TetherConfig::new(url, AgentIdentity::new("acme", "team-a", ""), "runtime-1")
+        .with_registration(RegistrationSettings::new(key).with_tools(["read_file"]));
+    c.backoff = fast_backoff();
+    c.connect_timeout = Duration::from_secs(2);
+    c
+}
+
+fn key_of(did: &str) -> AgentKey {
+    AgentKey {
+        org_id: "acme".into(),
+        team_id: "team-a".into(),
+        agent_id: did.into(),
+    }
+}
+
+fn registered(s: &ClientStatus) -> bool {
+    s.registration
+        .as_ref()
+        .is_some_and(|r| r.phase == RegistrationPhase::Registered)
+}
+
+async fn registered_and_ready(tether: &Tether) {
+    let mut st = tether.watch_status();
+    bounded(
+        "registered, both streams up",
+        st.wait_for(|s| registered(s) && s.invalidation.connected && s.op_control.connected),
+    )
+    .await
+    .expect("status channel open");
+}
+
+/// The gateway requires a credential; the client has none but its key.
+#[tokio::test]
+async fn a_registered_agent_checks_with_the_token_it_was_issued_and_deregisters() {
+    let gw = serve(gateway()).await;
+    let key = AgentSigningKey::generate().unwrap();
+    let did = key.did();
+    let tether = Tether::connect(registering(&gw.endpoint(), key)).unwrap();
+    registered_and_ready(&tether).await;
+
+    let report = tether.status().registration.unwrap();
+    assert_eq!(report.agent_id, did);
+    assert_eq!(report.registrations, 1);
+    let v = tether
+        .check("t-1:s-1", &ToolCall::new("read_file"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (v.decision, v.source.clone()),
+        (Decision::Allow, VerdictSource::Gateway),
+        "{v:?}"
+    );
+    let admin = gw.admin();
+    assert!(admin
+        .agents()
+        .iter()
+        .any(|a| a.agent.agent_id == did && a.registered));
+
+    tether.shutdown(Duration::from_secs(2)).await;
+    assert_eq!(
+        tether.status().registration.map(|r| r.phase),
+        Some(RegistrationPhase::Stopped)
+    );
+    assert!(
+        !admin
+            .agents()
+            .iter()
+            .any(|a| a.agent.agent_id == did && a.registered),
+        "still registered after shutdown: {:?}",
+        admin.agents()
+    );
+    gw.shutdown().await.unwrap();
+}
+
+/// A restarted gateway forgets every token: the client notices (its
+/// streams are refused), registers again with the same key and is back.
+#[tokio::test]
+async fn after_a_gateway_restart_the_agent_registers_again_and_recovers() {
+    let gw = serve(gateway()).await;
+    let port = gw.local_addr().port();
+    let tether = Tether::connect(registering(
+        &gw.endpoint(),
+        AgentSigningKey::generate().unwrap(),
+    ))
+    .unwrap();
+    registered_and_ready(&tether).await;
+    gw.shutdown().await.unwrap();
+
+    let gw = serve_on(gateway(), port).await;
+    let mut st = tether.watch_status();
+    bounded(
+        "registered a second time, both streams up",
+        st.wait_for(|s| {
+            s.registration
+                .as_ref()
+                .is_some_and(|r| r.registrations >= 2)
+                && registered(s)
+                && s.invalidation.connected
+                && s.op_control.connected
+        }),
+    )
+    .await
+    .expect("status channel open");
+    let v = tether
+        .check("t-2:s-1", &ToolCall::new("read_file"))
+        .await
+        .unwrap();
+    assert!(v.allowed(), "{v:?}");
+    tether.shutdown(Duration::from_secs(2)).await;
+    gw.shutdown().await.unwrap();
+}
+
+/// Suspend pauses every op of the agent (a check waits), resume releases
+/// it, a policy update drops the cached decisions, kill terminates every
+/// op.
+#[tokio::test]
+async fn lifecycle_commands_act_as_a_kill_switch() {
+    let gw = serve(gateway()).await;
+    let admin = gw.admin();
+    let key = AgentSigningKey::generate().unwrap();
+    let agent = key_of(&key.did());
+    let tether = Tether::connect(registering(&gw.endpoint(), key)).unwrap();
+    registered_and_ready(&tether).await;
+    let mut st = tether.watch_status();
+    bounded(
+        "the control stream is open",
+        st.wait_for(|s| {
+            s.registration
+                .as_ref()
+                .is_some_and(|r| r.control_stream_open)
+        }),
+    )
+    .await
+    .unwrap();
+
+    // A cached decision, for the policy update below.
+    let v = tether
+        .check("t-3:s-0", &ToolCall::new("read_file"))
+        .await
+        .unwrap();
+    assert!(v.allowed());
+    assert_eq!(tether.cached_decisions(), 1);
+
+    admin.suspend_agent(&agent, "budget").unwrap();
+    bounded(
+        "suspended",
+        st.wait_for(|s| s.registration.as_ref().is_some_and(|r| r.suspended)),
+    )
+    .await
+    .unwrap();
+    let held = {
+        let tether = tether.clone();
+        tokio::spawn(async move { tether.check("t-3:s-1", &ToolCall::new("read_file")).await })
+    };
+    until("the check waits on the suspended agent", || {
+        tether.ops().waiting() == 1
+    })
+    .await;
+    assert!(!held.is_finished());
+    admin.resume_agent(&agent, "ok").unwrap();
+    let v = bounded("released by resume", held).await.unwrap().unwrap();
+    assert!(v.allowed(), "{v:?}");
+
+    admin.notify_policy_update(&agent, "policy-2").unwrap();
+    until("the cached decision is dropped", || {
+        tether.cached_decisions() == 0
+    })
+    .await;
+
+    admin.kill_agent(&agent, "stop").unwrap();
+    until("terminated", || {
+        tether.ops().state("t-3:s-9") == tether_tokio::client::OpState::Terminated
+    })
+    .await;
+    let v = tether
+        .check("t-3:s-9", &ToolCall::new("read_file"))
+        .await
+        .unwrap();
+    assert_eq!(v.source, VerdictSource::Terminated, "{v:?}");
+    tether.shutdown(Duration::from_secs(2)).await;
+    gw.shutdown().await.unwrap();
+}
+
+/// A gateway that refuses to register a key again (as Agent Assembly's
+/// does after a restart) makes the second runtime of that key report the
+/// refusal with its code, not hang in silence.
+#[tokio::test]
+async fn a_refused_registration_is_reported_with_its_code() {
+    let gw = serve(gateway().reregistration(Reregistration::Refuse)).await;
+    let key = AgentSigningKey::generate().unwrap();
+    let first = Tether::connect(registering(&gw.endpoint(), key.clone())).unwrap();
+    registered_and_ready(&first).await;
+
+    let second = Tether::connect(registering(&gw.endpoint(), key)).unwrap();
+    let mut st = second.watch_status();
+    bounded(
+        "the refusal is reported",
+        st.wait_for(|s| {
+            s.registration.as_ref().is_some_and(|r| {
+                matches!(
+                    r.phase,
+                    RegistrationPhase::Refused {
+                        code: tonic::Code::AlreadyExists,
+                        ..
+                    }
+                )
+            })
+        }),
+    )
+    .await
+    .unwrap();
+    let phase = second.status().registration.unwrap().phase;
+    assert!(phase.to_string().contains("already"), "{phase}");
+    second.shutdown(Duration::from_secs(1)).await;
+    first.shutdown(Duration::from_secs(1)).await;
+    gw.shutdown().await.unwrap();
+}
