@@ -668,3 +668,75 @@ fn a_restarted_agent_takes_its_subscription_over_and_sends_tool_arguments() {
     ]);
     assert!(line.starts_with("error: --args is not JSON"), "{line}");
 }
+
+/// `tether agent --key FILE` registers itself through the gateway's
+/// lifecycle service (its did:key is its id, the issued token its
+/// credential), keeps its key across runs, and checks other kinds of
+/// action than tool calls.
+#[test]
+fn agent_registers_with_its_key_and_checks_other_action_kinds() {
+    let gw = gateway(&[]);
+    let url = gw.url.as_str();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("agent.key");
+    let key_arg = key.to_str().expect("utf-8 path");
+
+    let run_once = |action: &str, subject: &str| {
+        ok(&[
+            "--json",
+            "agent",
+            "--gateway",
+            url,
+            "--key",
+            key_arg,
+            "--count",
+            "1",
+            "--action",
+            action,
+            "--tools",
+            subject,
+        ])
+    };
+    let first = run_once("tool-call", "read_file");
+    let lines = json_lines(&first);
+    let start = &lines[0];
+    let agent = start["agent"].as_str().expect("agent").to_owned();
+    assert!(agent.starts_with("acme/support/did:key:z6Mk"), "{first}");
+    let verdict = lines
+        .iter()
+        .find(|l| l["type"] == "verdict")
+        .unwrap_or_else(|| panic!("no verdict: {first}"));
+    assert_eq!(verdict["decision"], "allow", "{first}");
+    assert_eq!(verdict["source"], "gateway", "{first}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "status" && l["registration"]["phase"] == "registered"),
+        "{first}"
+    );
+    // The key file was created (owner-only) and is reused: the same id.
+    assert!(key.exists());
+    let second = run_once("file-operation", "read:/etc/hosts");
+    let lines = json_lines(&second);
+    assert_eq!(lines[0]["agent"], agent.as_str(), "{second}");
+    let verdict = lines
+        .iter()
+        .find(|l| l["type"] == "verdict")
+        .unwrap_or_else(|| panic!("no verdict: {second}"));
+    assert_eq!(verdict["tool"], "read:/etc/hosts", "{second}");
+    assert_eq!(verdict["source"], "gateway", "{second}");
+
+    // A subject that names no action of its kind is refused up front.
+    let line = fails(&[
+        "agent",
+        "--gateway",
+        url,
+        "--key",
+        key_arg,
+        "--action",
+        "network-call",
+        "--tools",
+        "example.com",
+    ]);
+    assert!(line.contains("HOST:PORT"), "{line}");
+}

@@ -12,7 +12,7 @@ use tether_gateway::Reregistration;
 use tether_tests::{bounded, fast_backoff, gateway, serve, serve_on, until};
 use tether_tokio::client::{
     AgentIdentity, AgentSigningKey, ClientStatus, Decision, RegistrationPhase,
-    RegistrationSettings, Tether, TetherConfig, ToolCall, VerdictSource,
+    RegistrationSettings, Tether, TetherConfig, TetherError, ToolCall, VerdictSource,
 };
 
 fn registering(url: &str, key: AgentSigningKey) -> TetherConfig {
@@ -128,6 +128,32 @@ async fn after_a_gateway_restart_the_agent_registers_again_and_recovers() {
     gw.shutdown().await.unwrap();
 }
 
+/// A check made before the registration is done waits for its token
+/// (within the request timeout) instead of failing unauthenticated.
+#[tokio::test]
+async fn a_check_right_after_connect_waits_for_the_registration() {
+    let gw = serve(gateway()).await;
+    let tether = Tether::connect(registering(
+        &gw.endpoint(),
+        AgentSigningKey::generate().unwrap(),
+    ))
+    .unwrap();
+    let v = bounded(
+        "the first check",
+        tether.check("t-5:s-1", &ToolCall::new("read_file")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (v.decision, v.source.clone()),
+        (Decision::Allow, VerdictSource::Gateway),
+        "{v:?}"
+    );
+    assert!(registered(&tether.status()));
+    tether.shutdown(Duration::from_secs(2)).await;
+    gw.shutdown().await.unwrap();
+}
+
 /// Suspend pauses every op of the agent (a check waits), resume releases
 /// it, a policy update drops the cached decisions, kill terminates every
 /// op.
@@ -229,6 +255,26 @@ async fn a_refused_registration_is_reported_with_its_code() {
     .unwrap();
     let phase = second.status().registration.unwrap().phase;
     assert!(phase.to_string().contains("already"), "{phase}");
+    // A check has no credential to send: it ends at once with the reason,
+    // nothing sent.
+    let err = bounded(
+        "a check of the refused agent",
+        second.check("t-4:s-1", &ToolCall::new("read_file")),
+    )
+    .await
+    .expect_err("no credential");
+    assert!(
+        matches!(
+            &err,
+            TetherError::NotRegistered {
+                phase: RegistrationPhase::Refused {
+                    code: tonic::Code::AlreadyExists,
+                    ..
+                }
+            }
+        ),
+        "{err:?}"
+    );
     second.shutdown(Duration::from_secs(1)).await;
     first.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();

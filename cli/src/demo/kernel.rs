@@ -51,7 +51,7 @@ impl RunnerHandle for DemoRuntime {
 }
 
 pub(crate) async fn queued_work(tl: &mut Timeline) {
-    tl.section("7. queued work poked many times while in flight, driven once");
+    tl.section("8. queued work poked many times while in flight, driven once");
     let (tx, mut rx) = mpsc::unbounded_channel();
     let queued = Arc::new(AtomicUsize::new(0));
     let running = Arc::new(AtomicUsize::new(0));
@@ -153,7 +153,7 @@ impl TickJob for Flaky {
 }
 
 pub(crate) async fn periodic_job(tl: &mut Timeline) {
-    tl.section("8. a periodic job failing, backing off, then recovering");
+    tl.section("9. a periodic job failing, backing off, then recovering");
     let mut config = SchedulerConfig::default();
     // Demo speed: the 1-2-4-8-16-30 s curve scaled to 100 ms steps.
     config.tick.failure_base = Duration::from_millis(100);

@@ -65,8 +65,8 @@ pub(crate) async fn cache_then_invalidate(tl: &mut Timeline, s: &Stage) {
     s.tether.add_sink(Arc::new(Arrivals(tx)));
     let admin = s.gateway.as_ref().expect("gateway up").admin();
     let published = Instant::now();
-    admin.publish_invalidation("agent-7", 2, None);
-    tl.event("operator published PolicyInvalidated(agent-7, v2)", None);
+    admin.publish_invalidation(&super::agent_id(), 2, None);
+    tl.event("operator published PolicyInvalidated(the agent, v2)", None);
     let arrived = tokio::time::timeout(WAIT, rx.recv()).await;
     let latency = match arrived {
         Ok(Some((at, None))) => Some(at - published),
@@ -265,8 +265,54 @@ pub(crate) async fn kill_switch(tl: &mut Timeline, s: &Stage) {
     );
 }
 
+pub(crate) async fn lifecycle_suspend(tl: &mut Timeline, s: &Stage) {
+    let admin = s.gateway.as_ref().expect("gateway up").admin();
+    tl.section("6. the gateway suspends the whole agent through its lifecycle control stream");
+    let agent = super::agent_key();
+    let op = "trace-6:span-1";
+    let sent_at = Instant::now();
+    let _ = admin.suspend_agent(&agent, "budget exceeded");
+    let mut st = s.tether.watch_status();
+    let suspended = tokio::time::timeout(
+        WAIT,
+        st.wait_for(|x| x.registration.as_ref().is_some_and(|r| r.suspended)),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    tl.event(
+        "operator suspended the agent: every op of it is paused",
+        Some(sent_at.elapsed()),
+    );
+    let t = s.tether.clone();
+    let waiting = tokio::spawn(async move { t.check(op, &ToolCall::new("read_file")).await });
+    let blocked = eventually(WAIT, || s.tether.ops().waiting() == 1).await;
+    tl.event(
+        &format!("a new check waits on the suspension: {blocked}"),
+        None,
+    );
+    let resumed_at = Instant::now();
+    let _ = admin.resume_agent(&agent, "budget reset");
+    let released = tokio::time::timeout(WAIT, waiting).await;
+    let ran = matches!(&released, Ok(Ok(Ok(v))) if v.allowed());
+    tl.event(
+        "operator resumed the agent: the waiting check ran",
+        Some(resumed_at.elapsed()),
+    );
+    tl.verdict(
+        "an agent suspend holds every op until resume",
+        suspended && blocked && ran,
+        format!("resume to release {}", human(resumed_at.elapsed())),
+    );
+}
+
 pub(crate) async fn gateway_restart(tl: &mut Timeline, s: &mut Stage) {
-    tl.section("6. the gateway restarts mid-stream");
+    tl.section("7. the gateway restarts mid-stream (and forgets every token)");
+    let registrations_before = s
+        .tether
+        .status()
+        .registration
+        .map(|r| r.registrations)
+        .unwrap_or_default();
     let (tx, mut rx) = mpsc::unbounded_channel();
     s.tether.add_sink(Arc::new(Arrivals(tx)));
     let before = s.tether.status().invalidation;
@@ -335,16 +381,29 @@ pub(crate) async fn gateway_restart(tl: &mut Timeline, s: &mut Stage) {
         &format!("the terminated op is still terminated locally: {op_still}"),
         None,
     );
+    let registrations = s
+        .tether
+        .status()
+        .registration
+        .map(|r| r.registrations)
+        .unwrap_or_default();
+    tl.event(
+        &format!(
+            "the new gateway knew no token: the agent registered again (registrations: {registrations_before} -> {registrations})"
+        ),
+        None,
+    );
     let works = matches!(
-        s.tether.check("trace-6:span-1", &ToolCall::new("read_file")).await,
+        s.tether.check("trace-7:span-1", &ToolCall::new("read_file")).await,
         Ok(v) if v.allowed() && v.source == VerdictSource::Gateway
     );
     tl.verdict(
-        "restart detected, agent resynchronised",
+        "restart detected, agent registered again and resynchronised",
         resubscribed
             && restart_seen
             && counted
             && after.restarts == before.restarts + 1
+            && registrations > registrations_before
             && op_still
             && works,
         format!("back in {}", human(reconnect)),

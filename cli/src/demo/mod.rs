@@ -15,7 +15,10 @@ use tether_gateway::auth::TokenTable;
 use tether_gateway::ops::AgentKey;
 use tether_gateway::rules::RuleTable;
 use tether_gateway::{Gateway, GatewayBuilder, RunningGateway};
-use tether_tokio::client::{AgentIdentity, Decision, Tether, TetherConfig};
+use tether_tokio::client::{
+    AgentIdentity, AgentSigningKey, Decision, RegistrationPhase, RegistrationSettings, Tether,
+    TetherConfig,
+};
 use tokio::net::TcpListener;
 
 use crate::common::CliError;
@@ -30,7 +33,19 @@ pub(crate) struct DemoArgs {
     seed: u64,
 }
 
-pub(crate) const TOKEN: &str = "demo-token";
+/// The demo agent's Ed25519 key seed: a fixed, public demo key, so the
+/// agent id (its did:key) is the same every run. A real agent keeps its own
+/// key in a file (`tether agent --key FILE`).
+const DEMO_KEY_SEED: [u8; 32] = [7; 32];
+
+pub(crate) fn demo_key() -> AgentSigningKey {
+    AgentSigningKey::from_seed(DEMO_KEY_SEED)
+}
+
+/// The demo agent's id: the did:key of its key.
+pub(crate) fn agent_id() -> String {
+    demo_key().did()
+}
 pub(crate) const RULES: &str = "\
 allow read_file
 allow search
@@ -43,14 +58,18 @@ pub(crate) fn agent_key() -> AgentKey {
     AgentKey {
         org_id: "acme".into(),
         team_id: "support".into(),
-        agent_id: "agent-7".into(),
+        agent_id: agent_id(),
     }
 }
 
 pub(crate) fn gateway_builder() -> GatewayBuilder {
     Gateway::builder()
         .rules(RuleTable::parse(RULES).expect("built-in rules parse"))
-        .tokens(TokenTable::required([(TOKEN.to_owned(), agent_key())]))
+        // No configured tokens: an agent gets one only by registering
+        // through the lifecycle service (challenge, signed nonce).
+        .tokens(TokenTable::required(
+            std::iter::empty::<(String, AgentKey)>(),
+        ))
 }
 
 /// The demo's moving parts.
@@ -81,10 +100,14 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> Result<(), CliError> {
         .map_err(|e| CliError::Other(format!("cannot start the loopback proxy: {e}")))?;
     let mut config = TetherConfig::new(
         proxy.url(),
-        AgentIdentity::new("acme", "support", "agent-7"),
+        AgentIdentity::new("acme", "support", ""),
         "demo-runtime",
     )
-    .with_token(TOKEN)
+    .with_registration(
+        RegistrationSettings::new(demo_key())
+            .with_name("demo-agent")
+            .with_tools(["read_file", "search", "rm_rf", "deploy"]),
+    )
     .with_seed(args.seed)
     .with_approval_deadline(Duration::from_millis(1500), Decision::Deny);
     // Demo-speed reconnects: 200 ms base, same x1.6 and ±20 % jitter.
@@ -101,7 +124,12 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> Result<(), CliError> {
     let up = matches!(
         tokio::time::timeout(
             Duration::from_secs(10),
-            status.wait_for(|s| s.invalidation.connected && s.op_control.connected),
+            status.wait_for(|s| s
+                .registration
+                .as_ref()
+                .is_some_and(|r| r.phase == RegistrationPhase::Registered)
+                && s.invalidation.connected
+                && s.op_control.connected),
         )
         .await,
         Ok(Ok(_))
@@ -113,7 +141,8 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> Result<(), CliError> {
     }
     tl.event(
         &format!(
-            "agent acme/support/agent-7 connected through a cuttable proxy at {}",
+            "agent acme/support/{} registered (a challenge signed with its Ed25519 key; the token it was issued is its credential) and connected through a cuttable proxy at {}",
+            agent_id(),
             proxy.local_addr()
         ),
         Some(started.elapsed()),
@@ -128,6 +157,7 @@ pub(crate) async fn run(args: DemoArgs, json: bool) -> Result<(), CliError> {
     link::cache_then_invalidate(&mut tl, &stage).await;
     link::approvals(&mut tl, &stage).await;
     link::kill_switch(&mut tl, &stage).await;
+    link::lifecycle_suspend(&mut tl, &stage).await;
     link::gateway_restart(&mut tl, &mut stage).await;
     kernel::queued_work(&mut tl).await;
     kernel::periodic_job(&mut tl).await;

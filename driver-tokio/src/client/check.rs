@@ -528,7 +528,7 @@ where
 {
     let client = PolicyServiceClient::new(shared.channels.checks.clone());
     for attempt in 0..2 {
-        let token = shared.config.credentials.token().await;
+        let token = token_for_call(shared).await?;
         let mut req = tonic::Request::new(body(token.as_deref()));
         req.set_timeout(call_timeout(shared));
         attach_token(&mut req, token.as_deref());
@@ -543,6 +543,40 @@ where
     Err(TetherError::Gateway(tonic::Status::unauthenticated(
         "credential refused after refresh",
     )))
+}
+
+/// The credential for a call. A registering client with no token yet (the
+/// registration is under way, or the gateway forgot the token and it is
+/// registering again) waits for one, at most the request timeout; refused
+/// or not done by then, the call is not sent.
+async fn token_for_call(shared: &Shared) -> Result<Option<String>, TetherError> {
+    let token = shared.config.credentials.token().await;
+    if token.is_some() || shared.config.registration.is_none() {
+        return Ok(token);
+    }
+    let settled = |s: &super::ClientStatus| {
+        !matches!(
+            s.registration.as_ref().map(|r| &r.phase),
+            None | Some(RegistrationPhase::Starting | RegistrationPhase::Registering { .. })
+        )
+    };
+    let mut status = shared.status.watch();
+    // Map the `Ref` away at once: holding it blocks status updates.
+    let _ = tokio::time::timeout(shared.config.request_timeout, async {
+        status.wait_for(settled).await.is_ok()
+    })
+    .await;
+    match shared.config.credentials.token().await {
+        Some(token) => Ok(Some(token)),
+        None => Err(TetherError::NotRegistered {
+            phase: shared
+                .status
+                .get()
+                .registration
+                .map(|r| r.phase)
+                .unwrap_or(RegistrationPhase::Starting),
+        }),
+    }
 }
 
 async fn check_action(

@@ -27,6 +27,15 @@ pub enum TetherError {
     /// The client was shut down.
     #[error("the tether client is shut down")]
     Shutdown,
+    /// The client registers its agent
+    /// ([`TetherConfig::with_registration`](super::TetherConfig::with_registration))
+    /// and had no token for the call: the registration was refused, or did
+    /// not complete within the request timeout. Nothing was sent.
+    #[error("the agent is not registered: {phase}")]
+    NotRegistered {
+        /// Where the registration stood.
+        phase: super::RegistrationPhase,
+    },
     /// [`Tether::ready`](super::Tether::ready) gave up before both streams
     /// were up.
     #[error("the gateway streams were not up within {waited:?}")]
