@@ -46,8 +46,10 @@ pub(crate) struct AgentArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "ephemeral_key")]
     key: Option<PathBuf>,
 
-    /// Register with a fresh key made for this process (an ephemeral agent:
-    /// a new agent id each run).
+    /// Register with a fresh key made for this process, and another fresh
+    /// key whenever the gateway forgets the agent's token or refuses its
+    /// key as already registered (an ephemeral agent: a new agent id each
+    /// registration).
     #[arg(long)]
     ephemeral_key: bool,
 
@@ -146,11 +148,13 @@ pub(crate) async fn run(args: AgentArgs, json: bool) -> Result<(), CliError> {
     }
     if let Some(key) = key {
         let tools: Vec<String> = args.tools.iter().map(|t| t.trim().to_owned()).collect();
-        config = config.with_registration(
-            RegistrationSettings::new(key)
-                .with_name(format!("tether-agent-{}", args.runtime_name))
-                .with_tools(tools),
-        );
+        let mut settings = RegistrationSettings::new(key)
+            .with_name(format!("tether-agent-{}", args.runtime_name))
+            .with_tools(tools);
+        if args.ephemeral_key {
+            settings = settings.with_fresh_key_per_registration();
+        }
+        config = config.with_registration(settings);
     }
     if let Some(ms) = args.approval_deadline_ms {
         config = config.with_approval_deadline(Duration::from_millis(ms), Decision::Deny);

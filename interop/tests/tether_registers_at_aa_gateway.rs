@@ -188,3 +188,48 @@ async fn after_a_restart_the_refused_registration_is_reported_and_checks_end() {
     );
     tether.shutdown(Duration::from_secs(2)).await;
 }
+
+/// An ephemeral agent (a fresh key per registration) recovers from the
+/// same restart on its own: the gateway forgot its token, so it registers
+/// under a new key and id, and its checks are the gateway's verdicts again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ephemeral_agent_registers_under_a_fresh_key_after_a_restart() {
+    let mut gw = AaGateway::start(EXE, POLICY, None);
+    let key = AgentSigningKey::generate().expect("randomness");
+    let old = key.did();
+    let mut config = config(&gw, key, OpControlConfig::default());
+    config.registration = config
+        .registration
+        .map(RegistrationSettings::with_fresh_key_per_registration);
+    let tether = Tether::connect(config).expect("config");
+    registered_and_ready(&tether, &gw).await;
+
+    gw.restart();
+    let mut status = tether.watch_status();
+    let again = bounded("registered again under a fresh key", async {
+        status
+            .wait_for(|s| {
+                s.registration.as_ref().is_some_and(|r| {
+                    r.registrations == 2
+                        && r.key_rotations == 1
+                        && r.phase == RegistrationPhase::Registered
+                }) && s.op_control.connected
+                    && s.invalidation.connected
+            })
+            .await
+            .is_ok()
+    })
+    .await;
+    assert!(again, "status channel closed");
+    let report = tether.status().registration.expect("report");
+    assert_ne!(report.agent_id, old);
+    let v = bounded(
+        "check after the restart",
+        tether.check("t-3:s-1", &ToolCall::new("read_file")),
+    )
+    .await
+    .expect("check answers");
+    assert_eq!(v.decision, Decision::Allow, "{v:?}");
+    assert_eq!(v.source, VerdictSource::Gateway, "{v:?}");
+    tether.shutdown(Duration::from_secs(2)).await;
+}

@@ -279,3 +279,110 @@ async fn a_refused_registration_is_reported_with_its_code() {
     first.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }
+
+fn ephemeral(url: &str, key: AgentSigningKey) -> TetherConfig {
+    let mut c = registering(url, key);
+    c.registration = c
+        .registration
+        .map(RegistrationSettings::with_fresh_key_per_registration);
+    c
+}
+
+/// An ephemeral agent whose key the gateway refuses as already registered
+/// takes a fresh key and registers under the new id; its streams and
+/// checks use the new id (the gateway refuses a stream for another agent's
+/// id), and the lifecycle commands of the new id reach it.
+#[tokio::test]
+async fn an_ephemeral_agent_refused_as_registered_takes_a_fresh_key() {
+    let gw = serve(gateway().reregistration(Reregistration::Refuse)).await;
+    let admin = gw.admin();
+    let key = AgentSigningKey::generate().unwrap();
+    let old = key.did();
+    let first = Tether::connect(registering(&gw.endpoint(), key.clone())).unwrap();
+    registered_and_ready(&first).await;
+
+    let second = Tether::connect(ephemeral(&gw.endpoint(), key)).unwrap();
+    registered_and_ready(&second).await;
+    let report = second.status().registration.unwrap();
+    assert_ne!(report.agent_id, old);
+    assert_eq!(report.key_rotations, 1);
+    assert_eq!(report.registrations, 1);
+    let v = second
+        .check("t-6:s-1", &ToolCall::new("read_file"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (v.decision, v.source.clone()),
+        (Decision::Allow, VerdictSource::Gateway),
+        "{v:?}"
+    );
+
+    admin
+        .suspend_agent(&key_of(&report.agent_id), "new id")
+        .unwrap();
+    until("the new id's suspend pauses its ops", || {
+        second.ops().state("t-6:s-2") == tether_tokio::client::OpState::Paused
+    })
+    .await;
+    assert_eq!(
+        first.ops().state("t-6:s-2"),
+        tether_tokio::client::OpState::Running,
+        "the old id's runtime is not the one suspended"
+    );
+    second.shutdown(Duration::from_secs(1)).await;
+    first.shutdown(Duration::from_secs(1)).await;
+    gw.shutdown().await.unwrap();
+}
+
+/// A new id is no way out of a kill: an ephemeral agent killed through its
+/// lifecycle, whose gateway then restarts (forgetting its token), registers
+/// under a fresh key and its ops are still terminated.
+#[tokio::test]
+async fn a_fresh_key_does_not_lift_a_kill() {
+    let gw = serve(gateway()).await;
+    let port = gw.local_addr().port();
+    let key = AgentSigningKey::generate().unwrap();
+    let tether = Tether::connect(ephemeral(&gw.endpoint(), key.clone())).unwrap();
+    registered_and_ready(&tether).await;
+    let mut st = tether.watch_status();
+    bounded(
+        "the control stream is open",
+        st.wait_for(|s| {
+            s.registration
+                .as_ref()
+                .is_some_and(|r| r.control_stream_open)
+        }),
+    )
+    .await
+    .unwrap();
+    gw.admin().kill_agent(&key_of(&key.did()), "stop").unwrap();
+    until("killed", || {
+        tether.ops().state("t-7:s-1") == tether_tokio::client::OpState::Terminated
+    })
+    .await;
+    gw.shutdown().await.unwrap();
+
+    let gw = serve_on(gateway(), port).await;
+    bounded(
+        "registered under a fresh key",
+        st.wait_for(|s| {
+            s.registration
+                .as_ref()
+                .is_some_and(|r| r.key_rotations == 1 && r.phase == RegistrationPhase::Registered)
+        }),
+    )
+    .await
+    .unwrap();
+    assert_ne!(tether.status().registration.unwrap().agent_id, key.did());
+    assert_eq!(
+        tether.ops().state("t-7:s-2"),
+        tether_tokio::client::OpState::Terminated
+    );
+    let v = tether
+        .check("t-7:s-3", &ToolCall::new("read_file"))
+        .await
+        .unwrap();
+    assert_eq!(v.source, VerdictSource::Terminated, "{v:?}");
+    tether.shutdown(Duration::from_secs(1)).await;
+    gw.shutdown().await.unwrap();
+}

@@ -190,7 +190,7 @@ fn lookup<A: Checkable + ?Sized>(
     call: &A,
     started: Instant,
 ) -> Result<Verdict, (CacheKey, FetchTicket)> {
-    let key = CacheKey::new(shared.config.agent.agent_id.clone(), call.fingerprint());
+    let key = CacheKey::new(shared.agent_id(), call.fingerprint());
     let cached = shared.cache.with(|c, now| match c.get(now, &key) {
         Lookup::Hit(v) => Some(v.clone()),
         _ => None,
@@ -485,7 +485,7 @@ fn answer_decision(wire: i32) -> AnswerDecision {
 /// at send time).
 fn request<A: Checkable + ?Sized>(shared: &Shared, op_id: &str, call: &A) -> CheckActionRequest {
     let (trace_id, span_id) = op_id.split_once(':').unwrap_or((op_id, ""));
-    let a = &shared.config.agent;
+    let a = &shared.agent();
     let (action_type, context) = call.wire();
     CheckActionRequest {
         agent_id: Some(AgentId {

@@ -46,7 +46,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 metrics::counter!(m::RECONNECTS, "stream" => STREAM).increment(1);
                 shared.status.update(|s| s.op_control.reconnects += 1);
             }
-            span = tracing::info_span!("op_control_stream", agent = %shared.config.agent.agent_id, attempt);
+            span = tracing::info_span!("op_control_stream", agent = %shared.agent_id(), attempt);
             shared.ops.on_stream_attempt(KillSwitchDown::Opening);
             let waited = shared.config.open_timeout;
             let opened = tokio::select! {
@@ -185,7 +185,7 @@ fn refused(status: &tonic::Status) -> KillSwitchDown {
 async fn open(
     shared: &Shared,
 ) -> Result<(tonic::Streaming<OpControlMessage>, Option<String>), OpenFailed> {
-    let a = &shared.config.agent;
+    let a = &shared.agent();
     let mut req = tonic::Request::new(OpControlSubscribeRequest {
         agent_id: Some(AgentId {
             org_id: a.org_id.clone(),

@@ -82,6 +82,10 @@ pub enum FailClosed {
     ShutDown,
 }
 
+/// An op id no caller uses (it has a character op ids from trace and span
+/// ids never carry): its state is its agent's.
+const REKEY_PROBE_OP: &str = "\u{1}tether-rekey-probe";
+
 /// The op-control state of this runtime's agent, cheap to clone.
 #[derive(Clone)]
 pub struct Ops {
@@ -89,7 +93,9 @@ pub struct Ops {
     senders: Waiters<OpWaiterId, WaitOutcome>,
     changes: Arc<watch::Sender<u64>>,
     status: StatusBoard,
-    agent: Arc<str>,
+    /// The agent whose `agent:{id}` signals cover this runtime's ops (it
+    /// changes only when a fresh key per registration gives a new id).
+    agent: Arc<std::sync::RwLock<Arc<str>>>,
     /// Outage grace plus hold limit (for [`OpBlocked::HoldExpired`]).
     hold_bound: Duration,
     _timer: Arc<TimerTask>,
@@ -97,7 +103,7 @@ pub struct Ops {
 
 impl std::fmt::Debug for Ops {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ops").field("agent", &self.agent).finish()
+        f.debug_struct("Ops").field("agent", &self.agent()).finish()
     }
 }
 
@@ -135,15 +141,54 @@ impl Ops {
             senders,
             changes,
             status,
-            agent: agent.into(),
+            agent: Arc::new(std::sync::RwLock::new(agent.into())),
             hold_bound,
             _timer: timer,
         }
     }
 
+    fn agent(&self) -> Arc<str> {
+        self.agent.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The agent has a new id (a fresh key per registration). What covered
+    /// every op of the old id covers the new one: a terminate stays a
+    /// terminate, a pause a pause (applied to `agent:{new}` with
+    /// `sequence`, before the switch). Checks waiting on a pause of the old
+    /// id are released to look again, under the new id.
+    pub(crate) fn rekey(&self, new_agent: &str, sequence: u64) {
+        let old = self.agent();
+        if *old == *new_agent {
+            return;
+        }
+        let new_scope = format!("agent:{new_agent}");
+        let old_scope = format!("agent:{old}");
+        self.cell.with(|m, now| {
+            // An op id nothing uses: its state is the agent's (and `*`'s).
+            match m.state(&old, REKEY_PROBE_OP) {
+                OpState::Terminated => {
+                    let _ = m.on_signal(now, &new_scope, Signal::Terminate, sequence);
+                }
+                OpState::Paused => {
+                    let _ = m.on_signal(now, &new_scope, Signal::Pause, sequence);
+                }
+                _ => {}
+            }
+        });
+        *self.agent.write().unwrap_or_else(|e| e.into_inner()) = new_agent.into();
+        // Waiters of the old id re-check under the new one.
+        self.cell.with(|m, now| {
+            if m.state(&old, REKEY_PROBE_OP) == OpState::Paused {
+                let _ = m.on_signal(now, &old_scope, Signal::Resume, sequence);
+            }
+        });
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// The op's current state.
     pub fn state(&self, op_id: &str) -> OpState {
-        self.cell.read(|m| m.state(&self.agent, op_id))
+        let agent = self.agent();
+        self.cell.read(|m| m.state(&agent, op_id))
     }
 
     /// Resolve when the op may run; fail when it may not. Waits while the op
@@ -152,19 +197,18 @@ impl Ops {
     pub async fn wait_runnable(&self, op_id: &str) -> Result<(), OpBlocked> {
         loop {
             let senders = self.senders.clone();
+            let agent = self.agent();
             // The channel is made only when the op must wait: a check on a
             // running op (the hot path) allocates nothing.
-            let step = self
-                .cell
-                .with(|m, now| match m.check(now, &self.agent, op_id) {
-                    CheckOutcome::Run => Ok(None),
-                    CheckOutcome::Deny(reason) => Err(blocked(reason, self.hold_bound)),
-                    CheckOutcome::Wait(id) => {
-                        let (tx, rx) = oneshot::channel();
-                        senders.register(id, tx);
-                        Ok(Some((id, rx)))
-                    }
-                });
+            let step = self.cell.with(|m, now| match m.check(now, &agent, op_id) {
+                CheckOutcome::Run => Ok(None),
+                CheckOutcome::Deny(reason) => Err(blocked(reason, self.hold_bound)),
+                CheckOutcome::Wait(id) => {
+                    let (tx, rx) = oneshot::channel();
+                    senders.register(id, tx);
+                    Ok(Some((id, rx)))
+                }
+            });
             let Some((id, rx)) = step? else {
                 return Ok(());
             };
@@ -269,7 +313,8 @@ impl Ops {
 
     /// The runtime finished this op: its terminated entry may be forgotten.
     pub fn finished(&self, op_id: &str) {
-        self.cell.with(|m, _| m.on_op_finished(&self.agent, op_id));
+        let agent = self.agent();
+        self.cell.with(|m, _| m.on_op_finished(&agent, op_id));
     }
 
     /// Feed a signal from the op-control stream (the stream task's job

@@ -26,6 +26,9 @@ pub(crate) struct Cached {
 
 pub(crate) struct Shared {
     pub(crate) config: TetherConfig,
+    /// Who this runtime is now: `config.agent`, until a registration with
+    /// a fresh key per registration gives the agent a new id.
+    agent: RwLock<super::config::AgentIdentity>,
     /// The jitter seed: the configured one, or one drawn from the OS.
     pub(crate) seed: u64,
     pub(crate) channels: Channels,
@@ -67,6 +70,7 @@ impl Shared {
         let seed = config.seed.unwrap_or_else(os_seed);
         let slots = CheckSlotGate::new(config.check_slots.clone(), clock, status.clone());
         Arc::new(Shared {
+            agent: RwLock::new(config.agent.clone()),
             config,
             seed,
             channels,
@@ -84,6 +88,29 @@ impl Shared {
             checks_total: AtomicU64::new(0),
             checks_done: Notify::new(),
         })
+    }
+
+    /// Who this runtime is now.
+    pub(crate) fn agent(&self) -> super::config::AgentIdentity {
+        self.agent.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The agent id this runtime has now.
+    pub(crate) fn agent_id(&self) -> String {
+        self.agent
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .agent_id
+            .clone()
+    }
+
+    /// The agent has a new id (a fresh key per registration): calls and
+    /// streams use it from now on.
+    pub(crate) fn set_agent_id(&self, agent_id: &str) {
+        self.agent
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .agent_id = agent_id.to_owned();
     }
 
     pub(crate) fn sinks(&self) -> Vec<Arc<dyn InvalidationSink>> {

@@ -76,6 +76,10 @@ pub struct RegistrationReport {
     /// Successful registrations so far (more than one: the gateway forgot
     /// a token and the agent registered again).
     pub registrations: u64,
+    /// Fresh keys taken (only with
+    /// [`RegistrationSettings::with_fresh_key_per_registration`](super::RegistrationSettings::with_fresh_key_per_registration)):
+    /// each gave the agent a new id.
+    pub key_rotations: u64,
     /// The gateway holds the agent suspended (its control stream or its
     /// heartbeat said so; every op of the agent is paused meanwhile).
     pub suspended: bool,

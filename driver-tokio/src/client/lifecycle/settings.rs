@@ -28,11 +28,15 @@ pub struct RegistrationSettings {
     /// Free-form labels.
     pub metadata: HashMap<String, String>,
     /// Retry, heartbeat and shutdown timing (the core's
-    /// [`RegistrationConfig`]). Its `fresh_key_per_registration` is not
-    /// used: a client keeps its key (and so its agent id) for its whole
-    /// life; an ephemeral agent makes a fresh key per process with
-    /// [`AgentSigningKey::generate`].
+    /// [`RegistrationConfig`]; its `fresh_key_per_registration` is
+    /// replaced by the field below).
     pub machine: RegistrationConfig,
+    /// An ephemeral agent: register with a fresh key (so a new agent id)
+    /// whenever the gateway refuses the current one as already registered
+    /// or forgets its token, instead of reporting the refusal and waiting
+    /// (default `false`: the agent keeps its key and its id). See
+    /// [`RegistrationSettings::with_fresh_key_per_registration`].
+    pub fresh_key_per_registration: bool,
 }
 
 impl RegistrationSettings {
@@ -46,7 +50,20 @@ impl RegistrationSettings {
             tool_names: Vec::new(),
             metadata: HashMap::new(),
             machine: RegistrationConfig::default(),
+            fresh_key_per_registration: false,
         }
+    }
+
+    /// An ephemeral agent: after the gateway refuses its key as already
+    /// registered (Agent Assembly's gateway does after a restart, which
+    /// forgets tokens but keeps agents) or forgets its token, register
+    /// with a fresh key, so under a new agent id. What op control held for
+    /// the old id (a terminate, a pause) holds for the new one, and the
+    /// cached decisions are dropped. For agents whose identity does not
+    /// need to outlive a registration.
+    pub fn with_fresh_key_per_registration(mut self) -> Self {
+        self.fresh_key_per_registration = true;
+        self
     }
 
     /// Register under this name.

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+use super::key::AgentSigningKey;
 use super::report::{RegistrationPhase, RegistrationReport};
 use super::settings::RegistrationSettings;
 use super::token::RegisteredToken;
@@ -37,6 +38,10 @@ use crate::client::sink::InvalidateAllReason;
 /// bit set, so they never equal a gateway's op-control sequence (op control
 /// drops an exact repeat of a recent `(sequence, op, signal)`).
 const LIFECYCLE_SEQUENCE_BIT: u64 = 1 << 63;
+
+/// With [`LIFECYCLE_SEQUENCE_BIT`], the sequence numbers of what a key
+/// rotation carries over to the new agent id (distinct from commands').
+const REKEY_SEQUENCE_BIT: u64 = 1 << 62;
 
 /// What the RPCs and the control stream report back.
 enum Event {
@@ -83,6 +88,8 @@ struct Lifecycle {
     /// The gateway's words with the last failure.
     last_message: String,
     registrations: u64,
+    /// Fresh keys taken so far.
+    rotations: u64,
 }
 
 /// Run the agent's registration until the machine stops (after
@@ -99,9 +106,7 @@ pub(crate) async fn run(
             .machine
             .clone()
             .with_seed(shared.seed ^ 0x6c69_6665)
-            // One key per client: a new key would change the agent id
-            // under the running streams.
-            .with_fresh_key_per_registration(false),
+            .with_fresh_key_per_registration(settings.fresh_key_per_registration),
         clock.now(),
     );
     let (tx, mut rx) = mpsc::channel(64);
@@ -122,6 +127,7 @@ pub(crate) async fn run(
         control: None,
         last_message: String::new(),
         registrations: 0,
+        rotations: 0,
     };
     let mut refusals = token.refusals();
     let mut shutting = *shutdown.borrow();
@@ -328,15 +334,36 @@ impl Lifecycle {
                 });
             }
             RegistrationAction::Agent(command) => self.apply(command),
-            RegistrationAction::RotateKey => {
-                // A fresh key per registration would change the agent id
-                // under the running streams; the client keeps one key per
-                // process (see `RegistrationSettings`).
-                tracing::warn!("the registration asked for a fresh key; this client keeps its key");
-            }
+            RegistrationAction::RotateKey => self.rotate_key(),
             RegistrationAction::Stopped => return true,
         }
         false
+    }
+
+    /// A fresh key, so a new agent id, for the next registration (an
+    /// ephemeral agent whose old id the gateway refuses). Calls and streams
+    /// use the new id from now on; what op control held for the old id (a
+    /// terminate, a pause) holds for the new one; cached decisions (the old
+    /// id's) are dropped.
+    fn rotate_key(&mut self) {
+        let key = match AgentSigningKey::generate() {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::error!(error = %e, "no fresh key: registering with the old one");
+                return;
+            }
+        };
+        self.rotations += 1;
+        let did = key.did();
+        tracing::info!(old = %self.agent.agent_id, new = %did, "fresh key for the next registration");
+        self.settings.key = key;
+        self.agent.agent_id = did.clone();
+        self.shared.set_agent_id(&did);
+        self.shared.ops.rekey(
+            &did,
+            LIFECYCLE_SEQUENCE_BIT | REKEY_SEQUENCE_BIT | self.rotations,
+        );
+        self.shared.cache.with(|c, now| c.invalidate_all(now));
     }
 
     fn token_of(&self, generation: Generation) -> Option<String> {
@@ -426,6 +453,7 @@ impl Lifecycle {
             phase,
             since: None,
             registrations: self.registrations,
+            key_rotations: self.rotations,
             suspended: status.suspended,
             control_stream_open: status.control_stream_open,
         };
@@ -434,6 +462,7 @@ impl Lifecycle {
                 Some(old) => {
                     old.phase != report.phase
                         || old.registrations != report.registrations
+                        || old.agent_id != report.agent_id
                         || old.suspended != report.suspended
                         || old.control_stream_open != report.control_stream_open
                 }
