@@ -386,3 +386,36 @@ async fn a_fresh_key_does_not_lift_a_kill() {
     tether.shutdown(Duration::from_secs(1)).await;
     gw.shutdown().await.unwrap();
 }
+
+/// Heartbeats go out at the interval the gateway returned and their
+/// answers act: a policy change the gateway reports through a heartbeat
+/// (`policy_updated`, after an invalidation naming the agent) drops every
+/// cached decision, as `AgentPolicyUpdated`.
+#[tokio::test]
+async fn heartbeats_run_at_the_gateways_interval_and_their_answers_act() {
+    let gw = serve(gateway().heartbeat_interval(Duration::from_secs(1))).await;
+    let key = AgentSigningKey::generate().unwrap();
+    let did = key.did();
+    let tether = Tether::connect(registering(&gw.endpoint(), key)).unwrap();
+    let recorder = tether_tests::recorder::Recorder::default();
+    tether.add_sink(std::sync::Arc::new(recorder.clone()));
+    registered_and_ready(&tether).await;
+
+    gw.admin().publish_invalidation(&did, 2, None);
+    let seen = bounded(
+        "the next heartbeat reports the policy update",
+        recorder.wait_for(|log| {
+            log.contains(&tether_tests::recorder::Seen::All(
+                tether_tokio::client::InvalidateAllReason::AgentPolicyUpdated,
+            ))
+        }),
+    )
+    .await;
+    // The stream's own event came first; the heartbeat's report after it.
+    assert!(
+        matches!(seen.first(), Some(tether_tests::recorder::Seen::Change(_))),
+        "{seen:?}"
+    );
+    tether.shutdown(Duration::from_secs(2)).await;
+    gw.shutdown().await.unwrap();
+}
