@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use tether_gateway::auth::TokenTable;
+use tether_gateway::ops::AgentKey;
 use tether_gateway::rules::RuleTable;
-use tether_gateway::Gateway;
+use tether_gateway::{Gateway, Reregistration};
 
 use crate::common::{self, CliError};
 
@@ -62,6 +63,27 @@ pub(crate) struct GatewayArgs {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+
+    /// Require a credential on every agent call even without --tokens: the
+    /// only tokens are then those agents obtain by registering through
+    /// `AgentLifecycleService`.
+    #[arg(long)]
+    require_credentials: bool,
+
+    /// Answer `ALREADY_EXISTS` to a registration of a key that is already
+    /// registered (as Agent Assembly's gateway does) instead of issuing a
+    /// new token and revoking the old one.
+    #[arg(long)]
+    refuse_reregistration: bool,
+
+    /// The heartbeat interval registered agents are told to keep, in
+    /// seconds (default: the gateway's, 30).
+    #[arg(long, value_name = "SECS")]
+    heartbeat_secs: Option<u64>,
+
+    /// Most agents registered at once (default: the gateway's).
+    #[arg(long, value_name = "N")]
+    max_agents: Option<usize>,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, CliError> {
@@ -86,9 +108,26 @@ pub(crate) async fn run(args: GatewayArgs, json: bool) -> Result<(), CliError> {
             TokenTable::parse(&read_text(path)?)
                 .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?,
         ),
+        None if args.require_credentials => {
+            TokenTable::required(std::iter::empty::<(String, AgentKey)>())
+        }
         None => TokenTable::open(),
     };
     let mut builder = Gateway::builder().rules(rules).tokens(tokens);
+    if args.refuse_reregistration {
+        builder = builder.reregistration(Reregistration::Refuse);
+    }
+    if let Some(secs) = args.heartbeat_secs {
+        if secs == 0 {
+            return Err(CliError::Input(
+                "--heartbeat-secs must be at least 1".into(),
+            ));
+        }
+        builder = builder.heartbeat_interval(std::time::Duration::from_secs(secs));
+    }
+    if let Some(n) = args.max_agents {
+        builder = builder.max_agents(n);
+    }
     if let Some(token) = &args.admin_token {
         builder = builder.admin_token(token.clone());
     }

@@ -740,3 +740,67 @@ fn agent_registers_with_its_key_and_checks_other_action_kinds() {
     ]);
     assert!(line.contains("HOST:PORT"), "{line}");
 }
+
+/// `tether gateway --require-credentials --refuse-reregistration`: only
+/// registered agents get in, and a second runtime of a registered key is
+/// refused with a clear line (as Agent Assembly's gateway refuses it).
+#[test]
+fn a_gateway_that_refuses_reregistration_and_the_agent_that_says_so() {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut gw = spawn(&[
+        "gateway",
+        "--listen",
+        &listen,
+        "--require-credentials",
+        "--refuse-reregistration",
+        "--heartbeat-secs",
+        "5",
+    ]);
+    gw.wait_for_line("listening");
+    let url = format!("http://{listen}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key = dir.path().join("agent.key");
+    let key = key.to_str().expect("utf-8 path");
+
+    // Without a registration there is no credential to present.
+    let line = last_error(&["agent", "--gateway", &url, "--count", "1"]);
+    assert!(line.contains("Unauthenticated"), "{line}");
+
+    // The first runtime of the key registers and keeps running.
+    let mut first = spawn(&[
+        "agent",
+        "--gateway",
+        &url,
+        "--key",
+        key,
+        "--count",
+        "0",
+        "--interval-ms",
+        "50",
+    ]);
+    let verdict = first.wait_for_line(" verdict ");
+    assert!(verdict.contains(" allow gateway "), "{verdict}");
+
+    // A second runtime of the same key is refused, and says so.
+    let line = last_error(&["agent", "--gateway", &url, "--key", key, "--count", "1"]);
+    assert!(
+        line.contains("not registered") && line.contains("already exists"),
+        "{line}"
+    );
+}
+
+/// Run a command that must fail; its one `error:` line, which must be the
+/// last line of stderr (the client's tracing warnings may precede it).
+fn last_error(args: &[&str]) -> String {
+    let out = run(args);
+    assert_eq!(out.code, Some(1), "{out:#?}");
+    let errors: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{out:#?}");
+    assert_eq!(out.stderr.lines().last(), Some(errors[0]), "{out:#?}");
+    errors[0].to_owned()
+}
