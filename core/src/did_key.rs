@@ -171,6 +171,17 @@ mod tests {
     }
 
     #[test]
+    fn refusals_say_what_is_wrong() {
+        use alloc::string::ToString;
+        assert!(DidKeyError::NotDidKey.to_string().contains("did:key:z"));
+        assert!(DidKeyError::TooLong.to_string().contains("128"));
+        assert!(DidKeyError::BadCharacter(3)
+            .to_string()
+            .contains("character 3"));
+        assert!(DidKeyError::NotEd25519.to_string().contains("Ed25519"));
+    }
+
+    #[test]
     fn refusals_are_typed() {
         assert_eq!(public_key_of("did:web:x"), Err(DidKeyError::NotDidKey));
         assert_eq!(
@@ -183,6 +194,12 @@ mod tests {
         );
         let long = alloc::format!("did:key:z{}", "1".repeat(MAX_DID_KEY_LEN));
         assert_eq!(public_key_of(&long), Err(DidKeyError::TooLong));
+        // Exactly at the bound it is read (and refused for what it is).
+        let at_bound = alloc::format!(
+            "{DID_KEY_PREFIX}{}",
+            "1".repeat(MAX_DID_KEY_LEN - DID_KEY_PREFIX.len())
+        );
+        assert_eq!(public_key_of(&at_bound), Err(DidKeyError::NotEd25519));
         // A leading `1` adds a zero byte: no longer 34 bytes.
         let did = did_key(&[7u8; 32]);
         let padded = alloc::format!("{DID_KEY_PREFIX}1{}", &did[DID_KEY_PREFIX.len()..]);
