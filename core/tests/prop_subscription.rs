@@ -853,7 +853,12 @@ fn a_changed_epoch_keeps_the_stream_and_applies_the_new_lifetime_from_seq_1() {
     }
     let st = s.stats();
     assert_eq!(
-        (st.restarts, st.unreplayable_gaps, st.reconnects, st.last_seq),
+        (
+            st.restarts,
+            st.unreplayable_gaps,
+            st.reconnects,
+            st.last_seq
+        ),
         (1, 0, 1, 3)
     );
 }

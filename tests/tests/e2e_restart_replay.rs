@@ -83,7 +83,8 @@ async fn every_event_of_every_lifetime_is_applied_once_across_restarts_under_loa
             .filter(|s| **s == Seen::All(InvalidateAllReason::UnreplayableGap))
             .count();
         assert_eq!(
-            unreplayable, 0,
+            unreplayable,
+            0,
             "lifetime {lifetime}: an unreplayable gap after a restart (the new \
              lifetime's first events were lost); applied since the last reset: {} \
              events from seq {:?}",
