@@ -48,6 +48,22 @@ fn epoch_op() -> impl Strategy<Value = Op> {
     })
 }
 
+/// An epoch-announcing gateway that restarts often and publishes a lot
+/// between restarts, with the client often away.
+fn restart_heavy_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        2 => Just(Op::Wake),
+        4 => Just(Op::ConnectedWithEpoch),
+        2 => Just(Op::Disconnected),
+        6 => any::<u8>().prop_map(Op::Publish),
+        5 => any::<u8>().prop_map(Op::Deliver),
+        1 => any::<u8>().prop_map(Op::Lag),
+        3 => Just(Op::GatewayRestart),
+        1 => any::<u8>().prop_map(Op::Burst),
+        1 => (0u32..5_000).prop_map(Op::Advance),
+    ]
+}
+
 /// Any input, forged events and epochs, and both kinds of gateway included.
 fn any_op() -> impl Strategy<Value = Op> {
     prop_oneof![
@@ -166,6 +182,23 @@ proptest! {
     fn with_epochs_announced_no_restart_goes_unnoticed(
         cfg in small_config(),
         ops in prop::collection::vec(epoch_op(), 0..300),
+    ) {
+        match run_and_settle(cfg, &ops) {
+            Ok(h) => prop_assert_eq!(h.undetectable_restarts, 0),
+            Err(v) => prop_assert!(false, "{v}"),
+        }
+    }
+
+    /// SUB_RESTART_LOSES_NOTHING_HELD: restarts are frequent and the gateway
+    /// publishes a lot between them (so the new ring often holds events at
+    /// or below the old resume point, or has overflowed); after every epoch
+    /// change the first event applied is the oldest the gateway held when
+    /// its stream was subscribed, and the resubscribe from 0 waits for
+    /// nothing.
+    #[test]
+    fn restarts_lose_nothing_the_new_gateway_held(
+        cfg in small_config(),
+        ops in prop::collection::vec(restart_heavy_op(), 0..300),
     ) {
         match run_and_settle(cfg, &ops) {
             Ok(h) => prop_assert_eq!(h.undetectable_restarts, 0),
@@ -782,8 +815,14 @@ fn ops_harness_smoke_covers_every_rule() {
     assert!(st.duplicates >= 1 && st.ignored >= 1, "{st:?}");
 }
 
+/// A stream opened with `last_seq_seen = 5` to a restarted gateway that has
+/// not sequenced anything for this subscriber yet (tether's gateway: a new
+/// lifetime knows no subscriber before its first subscribe): the epoch
+/// invalidates everything and resets to 0, the stream is kept, and the new
+/// lifetime is applied live from seq 1 with no reconnect at all
+/// (`SUB_EPOCH_CHANGE_RESETS`, `SUB_RESTART_LOSES_NOTHING_HELD`).
 #[test]
-fn a_changed_epoch_invalidates_resets_and_resubscribes_from_0() {
+fn a_changed_epoch_keeps_the_stream_and_applies_the_new_lifetime_from_seq_1() {
     let (mut s, t) = connected(0);
     s.on_gateway_epoch(t, 41);
     assert_eq!(drain(&mut s), []);
@@ -794,8 +833,156 @@ fn a_changed_epoch_invalidates_resets_and_resubscribes_from_0() {
     assert_eq!(drain(&mut s).len(), 10);
     let (acts, at) = reconnect(&mut s, t);
     assert_eq!(acts, [A::Connect { last_seq_seen: 5 }]);
-    // The gateway restarted and already published past 5: the epoch tells.
     s.on_gateway_epoch(at, 42);
+    assert_eq!(
+        drain(&mut s),
+        [A::InvalidateAll {
+            reason: InvalidateReason::Restart
+        }]
+    );
+    assert_eq!(s.last_seq_seen(), 0);
+    assert!(s.is_connected(), "the stream is kept");
+    assert_eq!(s.poll_timeout(), None);
+    assert_eq!(s.stats().restarts, 1);
+    for seq in 1..=3 {
+        s.on_event(at, seq, seq);
+        assert_eq!(
+            drain(&mut s),
+            [A::Apply { seq, event: seq }, A::Ack { seq }]
+        );
+    }
+    let st = s.stats();
+    assert_eq!(
+        (
+            st.restarts,
+            st.unreplayable_gaps,
+            st.reconnects,
+            st.last_seq
+        ),
+        (1, 0, 1, 3)
+    );
+}
+
+/// The restart outran `last_seq_seen` (the gateway held seqs 1..=8 and
+/// replays from 6): the first event is not 1, so the gateway may hold
+/// events it skipped. It is not applied; the stream is closed and the
+/// resubscribe from 0 is emitted at once, with no backoff delay and no
+/// failure counted, and the replay from 0 is applied from seq 1.
+#[test]
+fn a_changed_epoch_with_a_first_event_past_1_resubscribes_from_0_at_once() {
+    let (mut s, t) = connected(0);
+    s.on_gateway_epoch(t, 41);
+    for seq in 1..=5 {
+        s.on_event(t, seq, seq);
+    }
+    drain(&mut s);
+    let (_, at) = reconnect(&mut s, t);
+    let failures = s.backoff().consecutive_failures();
+    s.on_gateway_epoch(at, 42);
+    drain(&mut s);
+    s.on_event(at, 6, 6);
+    assert_eq!(
+        drain(&mut s),
+        [
+            A::CloseStream {
+                reason: CloseReason::EpochChanged
+            },
+            A::Connect { last_seq_seen: 0 },
+        ]
+    );
+    assert_eq!(s.poll_timeout(), None, "no backoff delay");
+    assert_eq!(s.backoff().consecutive_failures(), failures);
+    assert_eq!(s.stats().applied, 5, "6 was not applied");
+    // Events still arriving on the closed stream are ignored.
+    s.on_event(at, 7, 7);
+    assert_eq!(drain(&mut s), []);
+    assert_eq!(s.stats().ignored, 1);
+    s.on_connected(at);
+    s.on_gateway_epoch(at, 42);
+    assert_eq!(drain(&mut s), []);
+    for seq in 1..=8 {
+        s.on_event(at, seq, seq);
+        assert_eq!(
+            drain(&mut s),
+            [A::Apply { seq, event: seq }, A::Ack { seq }]
+        );
+    }
+    let st = s.stats();
+    assert_eq!((st.restarts, st.unreplayable_gaps, st.applied), (1, 0, 13));
+    // A failure after it is still a failure: the backoff floor stands.
+    s.on_disconnected(at);
+    let wait = s.poll_timeout().unwrap().at - at;
+    s.handle_timeout(at + wait);
+    assert_eq!(drain(&mut s), [A::Connect { last_seq_seen: 8 }]);
+    s.on_disconnected(at + wait);
+    assert!(s.poll_timeout().unwrap().at - (at + wait) >= Duration::from_millis(800));
+}
+
+/// A stream opened from 0 already replays everything the gateway holds: a
+/// changed epoch keeps it whatever its first event, and a first event past
+/// 1 is an unreplayable gap (the ring no longer holds seq 1). So the
+/// immediate resubscribe, which carries 0, is never taken twice in a row,
+/// even against gateways whose epoch changes on every stream.
+#[test]
+fn the_resubscribe_at_once_never_repeats_without_a_backoff_delay() {
+    let (mut s, t) = connected(0);
+    s.on_gateway_epoch(t, 1);
+    for seq in 1..=5 {
+        s.on_event(t, seq, seq);
+    }
+    drain(&mut s);
+    let (_, at) = reconnect(&mut s, t);
+    s.on_gateway_epoch(at, 2);
+    s.on_event(at, 9, 9);
+    assert_eq!(
+        drain(&mut s)[1..],
+        [
+            A::CloseStream {
+                reason: CloseReason::EpochChanged
+            },
+            A::Connect { last_seq_seen: 0 },
+        ]
+    );
+    s.on_connected(at);
+    // Another lifetime again (e.g. two gateways behind one address).
+    s.on_gateway_epoch(at, 3);
+    s.on_event(at, 9, 9);
+    assert_eq!(
+        drain(&mut s),
+        [
+            A::InvalidateAll {
+                reason: InvalidateReason::Restart
+            },
+            A::InvalidateAll {
+                reason: InvalidateReason::UnreplayableGap
+            },
+            A::Apply { seq: 9, event: 9 },
+            A::Ack { seq: 9 },
+        ]
+    );
+    assert!(s.is_connected());
+    let st = s.stats();
+    assert_eq!((st.restarts, st.unreplayable_gaps), (2, 1));
+}
+
+/// Announcements a driver does not drain do not pile up: one queued
+/// `InvalidateAll { Restart }` covers the next (`SUB_BOUNDED_QUEUE`).
+#[test]
+fn repeated_announcements_on_one_stream_stay_bounded() {
+    let (mut s, t) = connected(0);
+    s.on_gateway_epoch(t, 1);
+    for seq in 1..=3 {
+        s.on_event(t, seq, seq);
+    }
+    drain(&mut s);
+    let (_, at) = reconnect(&mut s, t);
+    for epoch in 2..1_000 {
+        s.on_gateway_epoch(at, epoch);
+    }
+    assert_eq!(s.queued_actions(), 1);
+    assert_eq!(s.stats().restarts, 1);
+    assert_eq!(s.gateway_epoch(), Some(999));
+    s.on_event(at, 2, 2);
     assert_eq!(
         drain(&mut s),
         [
@@ -805,29 +992,9 @@ fn a_changed_epoch_invalidates_resets_and_resubscribes_from_0() {
             A::CloseStream {
                 reason: CloseReason::EpochChanged
             },
+            A::Connect { last_seq_seen: 0 },
         ]
     );
-    assert_eq!(s.last_seq_seen(), 0);
-    assert!(!s.is_connected());
-    assert_eq!(s.stats().restarts, 1);
-    // Events still arriving on the closed stream are ignored.
-    s.on_event(at, 6, 6);
-    assert_eq!(drain(&mut s), []);
-    assert_eq!(s.stats().ignored, 1);
-    // A late end of the closed stream is ignored too.
-    s.on_disconnected(at);
-    let next = s.poll_timeout().expect("resubscribe deadline").at;
-    s.handle_timeout(next);
-    assert_eq!(drain(&mut s), [A::Connect { last_seq_seen: 0 }]);
-    s.on_connected(next);
-    s.on_gateway_epoch(next, 42);
-    assert_eq!(drain(&mut s), []);
-    s.on_event(next, 1, 1);
-    assert_eq!(
-        drain(&mut s),
-        [A::Apply { seq: 1, event: 1 }, A::Ack { seq: 1 }]
-    );
-    assert_eq!(s.stats().restarts, 1);
 }
 
 #[test]
@@ -884,7 +1051,10 @@ fn a_restart_outrunning_last_seq_seen_is_caught_only_with_epochs() {
         run(HarnessConfig::with_seed(3), &ops(ConnectedWithEpoch)).expect("invariants hold");
     assert_eq!(h.machine.stats().restarts, 1);
     assert_eq!(h.machine.last_seq_seen(), 0);
-    h.apply(Wake).unwrap();
+    // The replay from 4 was not applied: the resubscribe from 0 is already
+    // out, with no backoff delay.
+    assert_eq!(h.last_applied, Some(Tag { epoch: 0, seq: 3 }));
+    assert!(!h.machine.is_connected() && h.machine.poll_timeout().is_none());
     h.apply(ConnectedWithEpoch).unwrap();
     h.apply(Deliver(31)).unwrap();
     assert_eq!(h.last_applied, Some(Tag { epoch: 1, seq: 8 }));

@@ -3,7 +3,10 @@
 //! any `ack_delay` from zero up), gateway behaviour (with and without a lifetime epoch announced:
 //! `Op::ConnectedWithEpoch`, `Op::Epoch`), forged events and driver timing
 //! must keep every subscription and contract invariant (not just avoid
-//! panics), and the client must then catch up with the gateway.
+//! panics; with epochs announced, `SUB_RESTART_LOSES_NOTHING_HELD`
+//! included: after a restart the first event applied is the oldest the
+//! gateway held, and the resubscribe from 0 waits no backoff delay), and the
+//! client must then catch up with the gateway.
 #![no_main]
 
 use core::time::Duration;

@@ -48,9 +48,16 @@ pub enum CloseReason {
     /// [`Subscription::stop`] was called.
     Stopped,
     /// The gateway announced a lifetime epoch other than the last one
-    /// ([`Subscription::on_gateway_epoch`]): it restarted. Everything was
-    /// invalidated, `last_seq_seen` reset to 0, and the machine resubscribes
-    /// from 0 so that the new lifetime is replayed from its first event.
+    /// ([`Subscription::on_gateway_epoch`]) on a stream opened with
+    /// `last_seq_seen > 0` of the old lifetime, and the first event of that
+    /// stream was not seq 1: the gateway replayed only its events past the
+    /// old resume point and may hold earlier events of its new lifetime that
+    /// it skipped. Everything was already invalidated and `last_seq_seen`
+    /// reset to 0 when the epoch was announced; the event was not applied.
+    /// The `Connect { last_seq_seen: 0 }` follows at once, with no backoff
+    /// delay (a restart noticed on a working stream is not a failure), so
+    /// the new lifetime is replayed from the oldest event the gateway holds
+    /// (`SUB_RESTART_LOSES_NOTHING_HELD`).
     EpochChanged,
 }
 
@@ -82,8 +89,8 @@ pub enum SubscriptionAction<E> {
         seq: u64,
     },
     /// Drop every cached decision. Always directly precedes the `Apply` of
-    /// the event that caused it, or the `CloseStream { EpochChanged }` of the
-    /// epoch announcement that caused it.
+    /// the event that caused it, or is the only action emitted for the epoch
+    /// announcement that caused it ([`Subscription::on_gateway_epoch`]).
     InvalidateAll {
         /// Why.
         reason: InvalidateReason,
@@ -165,6 +172,11 @@ pub struct Subscription<E> {
     link: Link,
     last_seq_seen: u64,
     epoch: Option<u64>,
+    /// The open stream was opened with `last_seq_seen > 0` and then
+    /// announced a new lifetime epoch, and no event was adopted on it yet:
+    /// its first event must be seq 1, or the gateway may have skipped
+    /// events of its new lifetime at or below the old resume point.
+    restart_probe: bool,
     connects: u64,
     /// Applies on the open stream since its last ack.
     unacked: u32,
@@ -185,6 +197,7 @@ impl<E> Subscription<E> {
             link: Link::Stopped,
             last_seq_seen: 0,
             epoch: None,
+            restart_probe: false,
             connects: 0,
             unacked: 0,
             first_unacked_at: None,
@@ -233,6 +246,7 @@ impl<E> Subscription<E> {
             Link::Stopped | Link::Waiting => {}
         }
         self.backoff.stop();
+        self.restart_probe = false;
         self.link = Link::Stopped;
     }
 
@@ -253,29 +267,49 @@ impl<E> Subscription<E> {
     ///
     /// The machine remembers the last epoch. If it knew one and `epoch`
     /// differs, the gateway restarted: it emits `InvalidateAll { Restart }`
-    /// (counted in [`SubscriptionStats::restarts`]), resets `last_seq_seen`
-    /// to 0 and closes the stream (`CloseStream { EpochChanged }`), then
-    /// resubscribes through the backoff with `Connect { last_seq_seen: 0 }`,
-    /// so the new lifetime is replayed from its first event and none of it
-    /// is lost, even when the restart outran `last_seq_seen`. The same epoch,
-    /// or a first one, changes nothing else.
+    /// (counted in [`SubscriptionStats::restarts`]) and resets
+    /// `last_seq_seen` to 0, and **keeps the stream**: the gateway sends this
+    /// stream its held events past the `last_seq_seen` the stream was opened
+    /// with, then its live ones, so
+    /// - a stream opened with `last_seq_seen == 0` already replays everything
+    ///   the gateway holds;
+    /// - on a stream opened with `last_seq_seen > 0`, a first event of seq 1
+    ///   proves that nothing was skipped (tether's gateway, which knows no
+    ///   subscriber before its first subscribe, sends exactly that: the new
+    ///   lifetime live from seq 1); any other first event is not applied, the
+    ///   stream is closed (`CloseStream { EpochChanged }`) and
+    ///   `Connect { last_seq_seen: 0 }` is emitted at once, with no backoff
+    ///   delay, so the gateway replays every event it still holds.
+    ///
+    /// Either way nothing the new gateway holds is lost
+    /// (`SUB_RESTART_LOSES_NOTHING_HELD`), even when the restart outran
+    /// `last_seq_seen`. The same epoch, or a first one, changes nothing.
     ///
     /// Ignored unless a stream is open and no event was adopted on it yet.
-    pub fn on_gateway_epoch(&mut self, now: Timestamp, epoch: u64) {
+    pub fn on_gateway_epoch(&mut self, _now: Timestamp, epoch: u64) {
         if self.link != (Link::Open { fresh: true }) {
             return;
         }
         let previous = self.epoch.replace(epoch);
         if previous.is_some_and(|p| p != epoch) {
-            // The queue is empty here: nothing is queued after a `Connect`
-            // until it is handed out, and a fresh stream adopted nothing; so
-            // these two actions stay within the bound.
-            self.stats.restarts = self.stats.restarts.saturating_add(1);
-            self.actions.push_back(SubscriptionAction::InvalidateAll {
+            // Nothing is queued after a `Connect` until it is handed out,
+            // and a fresh stream adopted nothing: the queue holds at most the
+            // `InvalidateAll` of an earlier announcement on this stream. One
+            // not yet drained covers this one too (bounded queue).
+            let restart = SubscriptionAction::InvalidateAll {
                 reason: InvalidateReason::Restart,
-            });
+            };
+            if !matches!(
+                self.actions.back(),
+                Some(SubscriptionAction::InvalidateAll {
+                    reason: InvalidateReason::Restart
+                })
+            ) {
+                self.stats.restarts = self.stats.restarts.saturating_add(1);
+                self.actions.push_back(restart);
+            }
+            self.restart_probe |= self.last_seq_seen > 0;
             self.last_seq_seen = 0;
-            self.close(now, CloseReason::EpochChanged);
         }
     }
 
@@ -314,6 +348,13 @@ impl<E> Subscription<E> {
             return;
         }
         self.backoff.on_message(now);
+        if fresh && self.restart_probe && seq > 1 {
+            // A new lifetime, and the gateway replayed it from past the old
+            // resume point: what it holds below this event comes only from a
+            // replay from 0. Not a failure: no backoff delay.
+            self.resubscribe_now(now, CloseReason::EpochChanged);
+            return;
+        }
         let last = self.last_seq_seen;
         let next = last.saturating_add(1);
         let invalidate = if fresh {
@@ -364,6 +405,7 @@ impl<E> Subscription<E> {
         self.last_seq_seen = seq;
         self.stats.applied = self.stats.applied.saturating_add(1);
         self.link = Link::Open { fresh: false };
+        self.restart_probe = false;
         self.actions
             .push_back(SubscriptionAction::Apply { seq, event });
         if self.first_unacked_at.is_none() {
@@ -415,8 +457,24 @@ impl<E> Subscription<E> {
     /// not emitted yet has no stream to go on: dropped.
     fn lose_stream(&mut self, now: Timestamp) {
         self.drop_pending_ack();
+        self.restart_probe = false;
         self.backoff.on_disconnected(now);
         self.link = Link::Waiting;
+        self.pull_backoff();
+    }
+
+    /// Ask the driver to drop the stream and resubscribe at once, from
+    /// `last_seq_seen`, with no backoff delay: only for a restart noticed on
+    /// a stream opened with `last_seq_seen > 0`, whose resubscribe carries 0,
+    /// so two never follow each other without a backoff delay between them
+    /// (the backoff schedule itself, failure count included, is kept).
+    fn resubscribe_now(&mut self, now: Timestamp, reason: CloseReason) {
+        self.actions
+            .push_back(SubscriptionAction::CloseStream { reason });
+        self.drop_pending_ack();
+        self.restart_probe = false;
+        self.backoff.stop();
+        self.backoff.start(now);
         self.pull_backoff();
     }
 

@@ -43,12 +43,25 @@
 //!   applied;
 //! - `SUB_EPOCH_CHANGE_RESETS`: when the gateway announces a lifetime epoch
 //!   ([`Subscription::on_gateway_epoch`]) other than the last one announced,
-//!   the machine emits `InvalidateAll { Restart }` then
-//!   `CloseStream { EpochChanged }`, resets `last_seq_seen` to 0 and
-//!   resubscribes from 0, so every still-replayable event of the new
+//!   the machine emits `InvalidateAll { Restart }` and resets
+//!   `last_seq_seen` to 0, so every still-replayable event of the new
 //!   lifetime is applied exactly once, in order, even when the restart
 //!   outran `last_seq_seen`; the same epoch changes nothing, and a machine
 //!   never given an epoch behaves as if the input did not exist;
+//! - `SUB_RESTART_LOSES_NOTHING_HELD`: after a restart announced by the
+//!   epoch, the client loses nothing the new gateway still holds. The
+//!   stream the epoch came on is kept: opened with `last_seq_seen == 0` it
+//!   replays everything the gateway holds; opened with `last_seq_seen > 0`,
+//!   its first event is applied if it is seq 1 (nothing can have been
+//!   skipped), and otherwise it is not applied: `CloseStream { EpochChanged }`
+//!   then `Connect { last_seq_seen: 0 }` at once, with no backoff delay (a
+//!   restart noticed on a working stream is not a failure). So the first
+//!   event applied of the new lifetime is the oldest one the gateway held
+//!   when the stream that delivered it was opened, and that stream was
+//!   opened without waiting. The immediate resubscribe carries 0 and is
+//!   only taken from a stream opened with more, so two never follow each
+//!   other without a backoff delay between them: the backoff floors of real
+//!   failures stand;
 //! - `SUB_RESUME_FROM_LAST`: every `Connect` carries the current
 //!   `last_seq_seen` (0 on a cold start or after an epoch change);
 //! - `SUB_NEVER_GIVES_UP`: while started, the machine is connecting,
@@ -81,9 +94,10 @@
 //! on every stream (tether's reference gateway, in the
 //! `x-tether-gateway-epoch` response header of `Subscribe`) closes both
 //! holes: the driver passes it to [`Subscription::on_gateway_epoch`] and a
-//! restart is noticed when the stream opens (`SUB_EPOCH_CHANGE_RESETS`). The
-//! limitation remains for gateways that announce no epoch, such as the Agent
-//! Assembly gateway.
+//! restart is noticed when the stream opens (`SUB_EPOCH_CHANGE_RESETS`),
+//! without losing the new lifetime's first events to a reconnect delay
+//! (`SUB_RESTART_LOSES_NOTHING_HELD`). The limitation remains for gateways
+//! that announce no epoch, such as the Agent Assembly gateway.
 
 mod config;
 mod machine;

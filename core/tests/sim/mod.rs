@@ -16,7 +16,9 @@
 //! `SUB_ACK_CUMULATIVE_BOUNDED`: each ack names the newest applied seq of
 //! the current stream, acks of a stream rise, and after every drain an
 //! unacked apply has a deadline within `ack_delay` of the first one;
-//! `SUB_APPLY_EXACTLY_ONCE` per lifetime, `SUB_EPOCH_CHANGE_RESETS`) and,
+//! `SUB_APPLY_EXACTLY_ONCE` per lifetime, `SUB_EPOCH_CHANGE_RESETS`,
+//! `SUB_RESTART_LOSES_NOTHING_HELD`: a `CloseStream { EpochChanged }` is
+//! directly followed by `Connect { last_seq_seen: 0 }`) and,
 //! through `testkit::contract::timeout_checked`, the contract invariants.
 //!
 //! With [`Sim::announce_epoch`] the gateway announces its lifetime epoch on
@@ -129,6 +131,9 @@ pub(crate) struct Accepted {
     pub(crate) last_seq_seen: u64,
     /// The gateway's latest event for this subscriber then.
     pub(crate) head: Option<Tag>,
+    /// The oldest event the gateway held for this subscriber then (its next
+    /// seq when it held none): where a replay from 0 begins.
+    pub(crate) held_from: u64,
 }
 
 /// One simulated client: a machine, the gateway's state for it, and logs.
@@ -531,6 +536,7 @@ impl Sim {
                             at: now,
                             last_seq_seen,
                             head: c.gateway.latest(),
+                            held_from: c.gateway.oldest_held(),
                         });
                         c.gateway.subscribe(last_seq_seen);
                         c.open = true;
@@ -539,16 +545,10 @@ impl Sim {
                 SubscriptionAction::InvalidateAll { reason } => {
                     c.invalidations.push((c.applied.len(), reason));
                     invalidated = true;
-                    if let Some(SubscriptionAction::CloseStream {
-                        reason: CloseReason::EpochChanged,
-                    }) = iter.peek()
-                    {
-                        if reason != InvalidateReason::Restart {
-                            return Err(err(Violation::new(
-                                "SUB_EPOCH_CHANGE_RESETS",
-                                format!("InvalidateAll({reason:?}) before an epoch change"),
-                            )));
-                        }
+                    if reason == InvalidateReason::Restart && iter.peek().is_none() {
+                        // An epoch announcement: the machine starts the new
+                        // lifetime over, from 0, on the same stream.
+                        c.last_seq = 0;
                     } else if !matches!(iter.peek(), Some(SubscriptionAction::Apply { .. })) {
                         return Err(err(Violation::new(
                             "SUB_NO_SILENT_LOSS",
@@ -599,16 +599,20 @@ impl Sim {
                     c.closes.push((now, reason));
                     c.gateway.close();
                     c.stream_ended();
-                    if reason == CloseReason::EpochChanged {
-                        if !invalidated {
-                            return Err(err(Violation::new(
-                                "SUB_EPOCH_CHANGE_RESETS",
-                                "CloseStream(EpochChanged) without InvalidateAll".to_string(),
-                            )));
-                        }
-                        // The machine resubscribes from 0.
-                        c.last_seq = 0;
-                        invalidated = false;
+                    if reason == CloseReason::EpochChanged
+                        && (c.last_seq != 0
+                            || iter.peek()
+                                != Some(&SubscriptionAction::Connect { last_seq_seen: 0 }))
+                    {
+                        // The resubscribe after a restart is at once, from 0.
+                        return Err(err(Violation::new(
+                            "SUB_RESTART_LOSES_NOTHING_HELD",
+                            format!(
+                                "CloseStream(EpochChanged) with last {} followed by {:?}",
+                                c.last_seq,
+                                iter.peek()
+                            ),
+                        )));
                     }
                 }
             }
