@@ -90,8 +90,10 @@ impl RunnerHandle for HangsFirst {
             std::future::pending::<()>().await;
         }
         if n == 2 {
-            seen.cancelled_before_second
-                .store(seen.first_cancelled.load(Ordering::SeqCst), Ordering::SeqCst);
+            seen.cancelled_before_second.store(
+                seen.first_cancelled.load(Ordering::SeqCst),
+                Ordering::SeqCst,
+            );
         }
         Ok(Submission::NothingReady)
     }
