@@ -33,6 +33,25 @@ fn op() -> impl Strategy<Value = Op> {
         2 => tok().prop_map(Op::TurnFinished),
         1 => (0u8..6).prop_map(Op::TurnFinishedSession),
         1 => Just(Op::Start),
+        2 => tok().prop_map(Op::Cancelled),
+    ]
+}
+
+/// Inputs around leases that expire while calls run: short advances, few
+/// results, many cancellation reports (valid, stale and unasked-for).
+fn lease_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0u32..3_000).prop_map(Op::Advance),
+        2 => Just(Op::Wake),
+        4 => proptest::option::weighted(0.7, 0u8..4).prop_map(Op::Poke),
+        2 => (tok(), proptest::option::weighted(0.2, 0u8..4))
+            .prop_map(|(tok, session)| Op::Submit { tok, session }),
+        1 => tok().prop_map(Op::Idle),
+        1 => tok().prop_map(Op::Fail),
+        1 => tok().prop_map(Op::Complete),
+        1 => tok().prop_map(Op::Renew),
+        1 => tok().prop_map(Op::TurnFinished),
+        4 => tok().prop_map(Op::Cancelled),
     ]
 }
 
@@ -69,7 +88,8 @@ proptest! {
     /// Every INFLIGHT_* invariant (INFLIGHT_NEVER_TWICE, INFLIGHT_GLOBAL_EXCLUSIVE,
     /// INFLIGHT_COALESCE_ONE, INFLIGHT_EVERY_POKE_DRIVEN, INFLIGHT_LEASE_RECOVERS,
     /// INFLIGHT_RETRY_BACKOFF, INFLIGHT_STALE_CHANGES_NOTHING, INFLIGHT_FRESH_TOKENS,
-    /// INFLIGHT_IDLE_NO_TIMER, INFLIGHT_BOUNDED, INFLIGHT_SWEEP_AT_START) and
+    /// INFLIGHT_IDLE_NO_TIMER, INFLIGHT_BOUNDED, INFLIGHT_SWEEP_AT_START,
+    /// INFLIGHT_NO_OVERLAP) and
     /// the contract invariants,
     /// under small, even out-of-range configs.
     #[test]
@@ -83,6 +103,28 @@ proptest! {
     #[test]
     fn invariants_hold_at_defaults(ops in prop::collection::vec(op(), 0..300)) {
         if let Err(v) = run(InFlightConfig::default(), &ops) {
+            prop_assert!(false, "{v}");
+        }
+    }
+
+    /// INFLIGHT_NO_OVERLAP under short leases: leases keep expiring while
+    /// calls run, and no drive ever overlaps a call not yet returned or
+    /// cancelled (with every other invariant and liveness).
+    #[test]
+    fn a_lease_never_overlaps_a_running_call(
+        lease in 1u64..2_000,
+        max_in_flight in 1usize..4,
+        sweep in any::<bool>(),
+        ops in prop::collection::vec(lease_op(), 0..300),
+    ) {
+        let cfg = InFlightConfig::default()
+            .with_lease(Duration::from_millis(lease))
+            .with_max_in_flight(max_in_flight)
+            .with_max_pending(2)
+            .with_sweep_at_start(sweep);
+        let mut ops = ops;
+        ops.insert(0, Op::Start);
+        if let Err(v) = run(cfg, &ops) {
             prop_assert!(false, "{v}");
         }
     }
@@ -453,4 +495,122 @@ fn start_sweeps_once_by_default_and_never_without_the_setting() {
         tether_core::inflight::InFlight::new(InFlightConfig::default().with_sweep_at_start(false));
     assert_eq!(quiet.on_start(Timestamp::ZERO), None);
     assert_eq!(quiet.poll_action(), None);
+}
+
+/// INFLIGHT_NO_OVERLAP: a lease that expires while the drive's call has not
+/// returned asks for the call to be cancelled and drives nothing until the
+/// cancellation is reported; a late result of the cancelled drive is stale.
+#[test]
+fn a_lease_expiring_during_a_running_call_cancels_it_before_any_redrive() {
+    let cfg = InFlightConfig::default().with_lease(Duration::from_secs(60));
+    let mut m = M::new(cfg);
+    m.on_poke(t(0), Some("a"));
+    let (old, _, _) = one(&mut m);
+    // The call hangs past its lease.
+    m.handle_timeout(t(60_000));
+    assert_eq!(
+        m.poll_action(),
+        Some(InFlightAction::CancelDrive {
+            token: old,
+            session: Some("a"),
+        })
+    );
+    assert_eq!(m.poll_action(), None);
+    assert_eq!(m.stats().lease_recoveries, 1);
+    assert!(m.is_outstanding(old));
+    assert_eq!(m.session(&"a"), Some(SessionStatus::Cancelling(old)));
+    // No timer while the cancel is pending, and nothing is driven meanwhile:
+    // not on pokes, not on later wake-ups, not by a global poke.
+    assert_eq!(m.poll_timeout(), None);
+    assert_eq!(m.on_poke(t(61_000), Some("a")), PokeOutcome::Coalesced);
+    assert_eq!(m.on_poke(t(61_000), None), PokeOutcome::Queued);
+    m.handle_timeout(t(500_000));
+    assert_eq!(m.poll_action(), None);
+    // Too late to renew; a second cancel of another drive is refused.
+    let before = m.clone();
+    assert_eq!(
+        m.renew_lease(t(500_000), old),
+        Err(InFlightError::StaleToken)
+    );
+    assert_eq!(
+        m.on_drive_cancelled(t(500_000), DriveToken::from_raw(999)),
+        Err(InFlightError::StaleToken)
+    );
+    assert_eq!(m.poll_action(), None);
+    assert_eq!(m.stats().stale, before.stats().stale + 2);
+    // The call ended: now the session is released and driven once more
+    // (the wanted global drive is a barrier, so it goes first).
+    m.on_drive_cancelled(t(500_001), old).unwrap();
+    let (g, s, _) = one(&mut m);
+    assert_eq!(s, None);
+    assert!(!m.is_outstanding(old));
+    // A late result (even a success) of the cancelled drive is stale and
+    // changes nothing; so is a second cancellation report.
+    let before = m.clone();
+    assert_eq!(
+        m.on_submitted(t(500_002), old, "a"),
+        Err(InFlightError::StaleToken)
+    );
+    assert_eq!(
+        m.on_drive_cancelled(t(500_002), old),
+        Err(InFlightError::StaleToken)
+    );
+    assert_eq!(m.poll_action(), None);
+    assert_eq!(m.stats().stale, before.stats().stale + 2);
+    m.on_idle(t(500_003), g).unwrap();
+    let (new, s, r) = one(&mut m);
+    assert_eq!((s, r), (Some("a"), DriveReason::LeaseExpired));
+    assert!(new > old);
+    // A cancellation report for a drive not asked to cancel is refused.
+    let before = m.clone();
+    assert_eq!(
+        m.on_drive_cancelled(t(500_004), new),
+        Err(InFlightError::NotCancelling)
+    );
+    assert_eq!(m.stats().stale, before.stats().stale + 1);
+    assert_eq!(m.poll_action(), None);
+    // A call that returns before it could be cancelled: its result stands.
+    m.handle_timeout(t(560_003));
+    assert!(matches!(
+        m.poll_action(),
+        Some(InFlightAction::CancelDrive { token, .. }) if token == new
+    ));
+    m.on_submitted(t(560_004), new, "a").unwrap();
+    assert_eq!(m.session(&"a"), Some(SessionStatus::Running(new)));
+    assert_eq!(
+        m.on_drive_cancelled(t(560_005), new),
+        Err(InFlightError::NotCancelling)
+    );
+    m.on_complete(t(560_006), new).unwrap();
+    let (_, s, r) = one(&mut m);
+    assert_eq!((s, r), (Some("a"), DriveReason::Completed));
+}
+
+/// INFLIGHT_NO_OVERLAP for a global drive: its hung call blocks every drive
+/// until its cancellation is reported; then the global drive is wanted again.
+#[test]
+fn a_hung_global_call_is_cancelled_before_anything_is_driven() {
+    let cfg = InFlightConfig::default().with_lease(Duration::from_secs(10));
+    let mut m = M::new(cfg);
+    assert_eq!(m.on_start(t(0)), Some(PokeOutcome::Driving));
+    let (g, s, _) = one(&mut m);
+    assert_eq!(s, None);
+    m.handle_timeout(t(10_000));
+    assert_eq!(
+        m.poll_action(),
+        Some(InFlightAction::CancelDrive {
+            token: g,
+            session: None,
+        })
+    );
+    assert_eq!(m.global(), GlobalStatus::Driving(g));
+    assert_eq!(m.on_poke(t(11_000), Some("b")), PokeOutcome::Queued);
+    assert_eq!(m.poll_action(), None);
+    m.on_drive_cancelled(t(12_000), g).unwrap();
+    let (g2, s, r) = one(&mut m);
+    assert_eq!((s, r), (None, DriveReason::LeaseExpired));
+    assert!(g2 > g);
+    m.on_idle(t(12_001), g2).unwrap();
+    let (_, s, _) = one(&mut m);
+    assert_eq!(s, Some("b"));
 }

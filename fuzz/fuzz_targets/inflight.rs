@@ -1,6 +1,9 @@
 //! Fuzz the in-flight machine: arbitrary configs and input sequences (valid,
 //! stale and made-up tokens) must keep every in-flight and contract
-//! invariant, liveness included (not just avoid panics).
+//! invariant, liveness included (not just avoid panics). Leases that
+//! expire while a drive's call runs yield `CancelDrive`, and the `Cancelled`
+//! op reports cancellations (valid, stale and unasked-for), so
+//! `INFLIGHT_NO_OVERLAP` is fuzzed too.
 #![no_main]
 
 use core::time::Duration;

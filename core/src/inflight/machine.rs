@@ -34,6 +34,10 @@ struct Drive<S> {
     /// Its turn was reported finished before the drive reported
     /// `submitted`: complete it the moment it does.
     finished_early: bool,
+    /// Its lease expired before its call returned: the machine asked the
+    /// driver to cancel the call and waits for the call's end (no lease
+    /// timer meanwhile).
+    cancelling: bool,
 }
 
 /// What the machine holds for one session (absent: nothing to do).
@@ -268,12 +272,31 @@ impl<S: Ord + Clone> InFlight<S> {
     /// Drive `token` is still alive: its lease restarts now.
     pub fn renew_lease(&mut self, now: Timestamp, token: DriveToken) -> Result<(), InFlightError> {
         let r = match self.drives.get(&token) {
-            Some(_) => {
+            Some(d) if !d.cancelling => {
                 self.set_lease(now, token);
                 Ok(())
             }
-            None => Err(InFlightError::StaleToken),
+            // A cancelling drive's lease is over: too late to renew it.
+            _ => Err(InFlightError::StaleToken),
         };
+        self.finish_input(now, r)
+    }
+
+    /// The call of drive `token`, which the machine asked to cancel
+    /// ([`InFlightAction::CancelDrive`]), has ended without a result (it was
+    /// aborted or dropped). Now, and only now, the lease recovery completes:
+    /// the session is released and driven once more (a global drive is
+    /// wanted again).
+    ///
+    /// Errors: [`InFlightError::StaleToken`] for a token not outstanding
+    /// (e.g. a second report); [`InFlightError::NotCancelling`] for a drive
+    /// the machine did not ask to cancel. Either changes nothing.
+    pub fn on_drive_cancelled(
+        &mut self,
+        now: Timestamp,
+        token: DriveToken,
+    ) -> Result<(), InFlightError> {
+        let r = self.cancelled(now, token);
         self.finish_input(now, r)
     }
 
@@ -293,6 +316,7 @@ impl<S: Ord + Clone> InFlight<S> {
         Some(match e.slot {
             Slot::InFlight(t) => match self.drives.get(&t) {
                 Some(d) if d.submitted => SessionStatus::Running(t),
+                Some(d) if d.cancelling => SessionStatus::Cancelling(t),
                 _ => SessionStatus::Driving(t),
             },
             Slot::Pending(r) => SessionStatus::Pending(r),
@@ -412,6 +436,8 @@ impl<S: Ord + Clone> InFlight<S> {
         let mut finished = false;
         if let Some(d) = self.drives.get_mut(&token) {
             d.submitted = true;
+            // A call asked to cancel that returned anyway: its result stands.
+            d.cancelling = false;
             d.session = Some(s);
             d.redrive = false;
             finished = d.finished_early;
@@ -518,6 +544,32 @@ impl<S: Ord + Clone> InFlight<S> {
         Ok(())
     }
 
+    fn cancelled(&mut self, now: Timestamp, token: DriveToken) -> Result<(), InFlightError> {
+        let d = self.drives.get(&token).ok_or(InFlightError::StaleToken)?;
+        if !d.cancelling {
+            return Err(InFlightError::NotCancelling);
+        }
+        let d = self.release(token);
+        self.recover(now, token, d.session);
+        self.pump(now);
+        Ok(())
+    }
+
+    /// The lease of drive `token` (already released) is over: release its
+    /// session and drive it once more, or want the global drive again.
+    fn recover(&mut self, now: Timestamp, token: DriveToken, session: Option<S>) {
+        match session {
+            None => {
+                if self.global == Global::Outstanding(token) {
+                    self.global = Global::Wanted(DriveReason::LeaseExpired);
+                }
+            }
+            Some(s) => {
+                self.want_drive(now, s, DriveReason::LeaseExpired);
+            }
+        }
+    }
+
     fn finish_input<T>(
         &mut self,
         now: Timestamp,
@@ -620,6 +672,7 @@ impl<S: Ord + Clone> InFlight<S> {
                 lease_until,
                 redrive: false,
                 finished_early: false,
+                cancelling: false,
             },
         );
         bump(&mut self.counters.drives);
@@ -638,6 +691,7 @@ impl<S: Ord + Clone> InFlight<S> {
             lease_until: Timestamp::MAX,
             redrive: false,
             finished_early: false,
+            cancelling: false,
         });
         self.timers.remove(&(d.lease_until, TimerKey::Lease(token)));
         d
@@ -713,21 +767,26 @@ impl<S: Ord + Clone> InFlight<S> {
     fn fire(&mut self, now: Timestamp, key: TimerKey<S>) {
         match key {
             TimerKey::Lease(token) => {
-                if !self.drives.contains_key(&token) {
+                let Some(d) = self.drives.get_mut(&token) else {
+                    return;
+                };
+                if d.cancelling {
+                    return;
+                }
+                bump(&mut self.counters.lease_recoveries);
+                if !d.submitted {
+                    // Its call is still running: driving the session again
+                    // now would overlap it (`INFLIGHT_NO_OVERLAP`). Cancel
+                    // it, and recover once the driver reports its end.
+                    d.cancelling = true;
+                    d.lease_until = Timestamp::MAX;
+                    let session = d.session.clone();
+                    self.actions
+                        .push_back(InFlightAction::CancelDrive { token, session });
                     return;
                 }
                 let d = self.release(token);
-                bump(&mut self.counters.lease_recoveries);
-                match d.session {
-                    None => {
-                        if self.global == Global::Outstanding(token) {
-                            self.global = Global::Wanted(DriveReason::LeaseExpired);
-                        }
-                    }
-                    Some(s) => {
-                        self.want_drive(now, s, DriveReason::LeaseExpired);
-                    }
-                }
+                self.recover(now, token, d.session);
             }
             TimerKey::Retry(s) => {
                 if matches!(

@@ -6,6 +6,14 @@
 //! target):
 //! - `INFLIGHT_NEVER_TWICE`: a session has at most one drive outstanding
 //!   (issued and not yet idle, failed, completed or lease-recovered);
+//! - `INFLIGHT_NO_OVERLAP`: a drive's call is outstanding from its
+//!   [`InFlightAction::Drive`] until its result (submitted, idle, failed) or
+//!   its cancellation ([`InFlight::on_drive_cancelled`]) is reported, and no
+//!   drive of its session (nor a global drive; nor, for a global drive's
+//!   call, any drive) is issued meanwhile, across lease recoveries: a lease
+//!   that expires before the call returned yields
+//!   [`InFlightAction::CancelDrive`] and the session stays in flight
+//!   ([`SessionStatus::Cancelling`]) until the call's end is reported;
 //! - `INFLIGHT_GLOBAL_EXCLUSIVE`: a global drive is issued only when nothing
 //!   is in flight, and no session drive is issued while a global drive is
 //!   outstanding. A wanted global drive is a barrier: no new session drive
@@ -25,7 +33,11 @@
 //! - `INFLIGHT_LEASE_RECOVERS`: a drive whose result or completion never
 //!   comes is recovered `lease` after it was issued (or submitted, or last
 //!   renewed): the session is released and re-driven once, and a late report
-//!   for the old token is [`InFlightError::StaleToken`];
+//!   for the old token is [`InFlightError::StaleToken`]. A drive whose call
+//!   has not returned is recovered in two steps (`INFLIGHT_NO_OVERLAP`): at
+//!   the lease, [`InFlightAction::CancelDrive`]; once the cancellation is
+//!   reported, the release and the re-drive (a result reported instead
+//!   stands, as if the lease had not expired);
 //! - `INFLIGHT_RETRY_BACKOFF`: a failed drive is retried after
 //!   `retry_base × 2^(failures − 1)`, capped at `retry_max` (± jitter),
 //!   never dropped; any other result resets the count;
@@ -56,7 +68,9 @@
 //! The driver's loop: call [`InFlight::on_start`] once; feed pokes with [`InFlight::on_poke`]; execute each
 //! [`InFlightAction::Drive`] and report its result with
 //! [`InFlight::on_submitted`], [`InFlight::on_idle`] or
-//! [`InFlight::on_failed`], then the end of a submitted turn with
+//! [`InFlight::on_failed`] (execute each [`InFlightAction::CancelDrive`]
+//! by cancelling that call and report [`InFlight::on_drive_cancelled`], or
+//! its result if it returned first), then the end of a submitted turn with
 //! [`InFlight::on_complete`] (or [`InFlight::on_complete_session`]), or,
 //! when the turn may end before its drive's result is reported, with
 //! [`InFlight::on_turn_finished`] (or [`InFlight::on_turn_finished_session`]); sleep

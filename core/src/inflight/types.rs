@@ -65,6 +65,20 @@ pub enum InFlightAction<S> {
         /// Why it is driven.
         reason: DriveReason,
     },
+    /// The lease of drive `token` expired while its call (the one that
+    /// executes its [`Drive`](InFlightAction::Drive)) had not returned:
+    /// cancel that call (abort or drop it), then report that it ended with
+    /// [`on_drive_cancelled`](super::InFlight::on_drive_cancelled). The
+    /// session stays in flight, and nothing is driven in its place, until
+    /// then: two calls for one session are never outstanding at once
+    /// (`INFLIGHT_NO_OVERLAP`). If the call returns before it could be
+    /// cancelled, report its result instead (exactly one of the two).
+    CancelDrive {
+        /// The drive whose call to cancel.
+        token: DriveToken,
+        /// Its session, or `None` for a global drive.
+        session: Option<S>,
+    },
 }
 
 /// Why the in-flight machine wants to be woken.
@@ -116,6 +130,10 @@ pub enum InFlightError {
     /// A global drive reports a session that is already in flight (only a
     /// driver bug can cause it; refused so the session is not tracked twice).
     AlreadyInFlight,
+    /// [`on_drive_cancelled`](super::InFlight::on_drive_cancelled) for a
+    /// drive the machine did not ask to cancel (no
+    /// [`InFlightAction::CancelDrive`] for it, or its call already returned).
+    NotCancelling,
 }
 
 impl fmt::Display for InFlightError {
@@ -127,6 +145,7 @@ impl fmt::Display for InFlightError {
             InFlightError::WrongSession => "the drive submitted another session than requested",
             InFlightError::NotInFlight => "the session has no outstanding drive",
             InFlightError::AlreadyInFlight => "the session is already in flight",
+            InFlightError::NotCancelling => "the drive was not asked to cancel",
         };
         f.write_str(s)
     }
@@ -139,6 +158,10 @@ pub enum SessionStatus {
     Driving(DriveToken),
     /// The drive submitted a turn that has not completed.
     Running(DriveToken),
+    /// The drive's lease expired before its call returned: the machine asked
+    /// for the call to be cancelled ([`InFlightAction::CancelDrive`]) and
+    /// drives the session again once it has ended.
+    Cancelling(DriveToken),
     /// Waiting for a slot (or for the global drive to finish).
     Pending(DriveReason),
     /// Waiting for the retry of a failed drive.

@@ -61,6 +61,9 @@ pub enum Op {
     /// Report a session's turn finished, possibly before its submission
     /// (`on_turn_finished_session`).
     TurnFinishedSession(u8),
+    /// Report that a drive's call was cancelled (`on_drive_cancelled`), as
+    /// the driver does after an [`InFlightAction::CancelDrive`].
+    Cancelled(Tok),
 }
 
 /// What the harness believes about one outstanding drive.
@@ -73,6 +76,9 @@ struct ModelDrive {
     pokes: u32,
     /// Its turn was reported finished before it submitted.
     finished_early: bool,
+    /// Its lease expired before its call returned: a cancel was asked for,
+    /// and the drive stays outstanding until the call's end is reported.
+    cancelling: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,6 +89,7 @@ enum Report {
     Complete,
     Renew,
     TurnFinished,
+    Cancelled,
 }
 
 /// Drives an [`InFlight`] with [`Op`]s and checks every invariant after each.
@@ -149,6 +156,7 @@ impl Harness {
             Op::CompleteSession(s) => self.complete_session(s % SESSIONS)?,
             Op::TurnFinished(tok) => self.report(self.resolve(tok), Report::TurnFinished)?,
             Op::TurnFinishedSession(s) => self.turn_finished_session(s % SESSIONS)?,
+            Op::Cancelled(tok) => self.report(self.resolve(tok), Report::Cancelled)?,
         }
         self.check_state()
     }
@@ -175,14 +183,19 @@ impl Harness {
                 self.check_state()?;
                 continue;
             }
-            let answers: Vec<(DriveToken, bool)> =
-                self.out.iter().map(|(t, d)| (*t, d.submitted)).collect();
-            for (t, submitted) in answers {
+            let answers: Vec<(DriveToken, bool, bool)> = self
+                .out
+                .iter()
+                .map(|(t, d)| (*t, d.submitted, d.cancelling))
+                .collect();
+            for (t, submitted, cancelling) in answers {
                 if !self.out.contains_key(&t) {
                     continue;
                 }
                 let r = if submitted {
                     Report::Complete
+                } else if cancelling {
+                    Report::Cancelled
                 } else {
                     Report::Idle
                 };
@@ -212,43 +225,82 @@ impl Harness {
 
     fn advance_to(&mut self, now: Timestamp) -> Result<(), Violation> {
         self.now = now;
-        let lease_expired: Vec<DriveToken> = self
+        let lease_expired: Vec<(DriveToken, bool)> = self
             .out
             .iter()
             .filter(|(_, d)| d.lease_until != Timestamp::MAX && d.lease_until <= now)
-            .map(|(t, _)| *t)
+            .map(|(t, d)| (*t, d.submitted))
             .collect();
-        let recovered: Vec<Option<u8>> = lease_expired
-            .iter()
-            .filter_map(|t| self.out.remove(t).map(|d| d.session))
-            .collect();
-        self.old.extend(lease_expired.iter().copied());
-        let fired = timeout_checked(&mut self.machine, now)?;
-        for t in &lease_expired {
-            ensure_invariant!(
-                !self.machine.is_outstanding(*t),
-                "INFLIGHT_LEASE_RECOVERS",
-                "drive {t:?} still outstanding after its lease expired at {now:?}"
-            );
-        }
-        self.observe(&fired)?;
-        for s in recovered {
-            match s {
-                Some(s) => self.check_redriven_once(s, &fired, "INFLIGHT_LEASE_RECOVERS")?,
-                None => {
-                    let ok = fired
-                        .iter()
-                        .any(|a| matches!(a, InFlightAction::Drive { session: None, .. }))
-                        || matches!(self.machine.global(), GlobalStatus::Wanted(_));
-                    ensure_invariant!(
-                        ok,
-                        "INFLIGHT_LEASE_RECOVERS",
-                        "a recovered global drive was not re-driven"
-                    );
+        // A submitted drive (its call returned) is recovered at once; one
+        // whose call is still running must be cancelled first, and stays
+        // outstanding until the cancellation is reported.
+        let mut recovered: Vec<Option<u8>> = Vec::new();
+        let mut to_cancel: BTreeMap<DriveToken, Option<u8>> = BTreeMap::new();
+        for (t, submitted) in &lease_expired {
+            if *submitted {
+                if let Some(d) = self.out.remove(t) {
+                    recovered.push(d.session);
+                    self.old.push(*t);
                 }
+            } else if let Some(d) = self.out.get_mut(t) {
+                d.cancelling = true;
+                d.lease_until = Timestamp::MAX;
+                to_cancel.insert(*t, d.session);
             }
         }
+        let fired = timeout_checked(&mut self.machine, now)?;
+        for (t, submitted) in &lease_expired {
+            let outstanding = self.machine.is_outstanding(*t);
+            ensure_invariant!(
+                outstanding != *submitted,
+                if *submitted {
+                    "INFLIGHT_LEASE_RECOVERS"
+                } else {
+                    "INFLIGHT_NO_OVERLAP"
+                },
+                "drive {t:?} (submitted: {submitted}) outstanding: {outstanding} after its lease expired at {now:?}"
+            );
+        }
+        let mut cancels: BTreeMap<DriveToken, Option<u8>> = BTreeMap::new();
+        for a in &fired {
+            if let InFlightAction::CancelDrive { token, session } = a {
+                ensure_invariant!(
+                    cancels.insert(*token, *session).is_none(),
+                    "INFLIGHT_NO_OVERLAP",
+                    "drive {token:?} cancelled twice"
+                );
+            }
+        }
+        ensure_invariant!(
+            cancels == to_cancel,
+            "INFLIGHT_NO_OVERLAP",
+            "cancels {cancels:?} at {now:?}, expected {to_cancel:?}"
+        );
+        self.observe(&fired)?;
+        for s in recovered {
+            self.check_recovered(s, &fired, "INFLIGHT_LEASE_RECOVERS")?;
+        }
         Ok(())
+    }
+
+    /// A drive of `s` (`None`: global) was recovered: it must be driven again.
+    fn check_recovered(
+        &self,
+        s: Option<u8>,
+        acts: &[InFlightAction<u8>],
+        invariant: &'static str,
+    ) -> Result<(), Violation> {
+        match s {
+            Some(s) => self.check_redriven_once(s, acts, invariant),
+            None => {
+                let ok = acts
+                    .iter()
+                    .any(|a| matches!(a, InFlightAction::Drive { session: None, .. }))
+                    || matches!(self.machine.global(), GlobalStatus::Wanted(_));
+                ensure_invariant!(ok, invariant, "a recovered global drive was not re-driven");
+                Ok(())
+            }
+        }
     }
 
     /// `on_start`: the model's own rule: the first call sweeps (as a global
@@ -346,7 +398,15 @@ impl Harness {
             return Err(InFlightError::StaleToken);
         };
         match r {
+            Report::Renew if d.cancelling => Err(InFlightError::StaleToken),
             Report::Renew => Ok(d.session),
+            Report::Cancelled => {
+                if d.cancelling {
+                    Ok(d.session)
+                } else {
+                    Err(InFlightError::NotCancelling)
+                }
+            }
             Report::TurnFinished => {
                 if d.submitted || !d.finished_early {
                     Ok(d.session)
@@ -400,6 +460,7 @@ impl Harness {
             Report::Complete => self.machine.on_complete(now, t),
             Report::Renew => self.machine.renew_lease(now, t),
             Report::TurnFinished => self.machine.on_turn_finished(now, t),
+            Report::Cancelled => self.machine.on_drive_cancelled(now, t),
         };
         let acts = drain(&mut self.machine)?;
         match (expect, got) {
@@ -509,6 +570,7 @@ impl Harness {
                     }
                     d.session = session;
                     d.submitted = true;
+                    d.cancelling = false;
                     d.lease_until = now.saturating_add(lease);
                     d.pokes = 0;
                     finished = d.finished_early;
@@ -628,6 +690,16 @@ impl Harness {
                     }
                 }
             }
+            Report::Cancelled => {
+                let d = self.retire(t);
+                ensure_invariant!(
+                    !self.machine.is_outstanding(t),
+                    "INFLIGHT_NO_OVERLAP",
+                    "drive {t:?} still outstanding after its cancellation"
+                );
+                self.observe(acts)?;
+                self.check_recovered(d.and_then(|d| d.session), acts, "INFLIGHT_LEASE_RECOVERS")
+            }
             Report::Complete => {
                 let d = self.retire(t);
                 self.observe(acts)?;
@@ -702,7 +774,34 @@ impl Harness {
         let max = self.machine.config().max_in_flight;
         for a in acts {
             self.log.push((self.now, a.clone()));
-            let InFlightAction::Drive { token, session, .. } = a;
+            let (token, session) = match a {
+                InFlightAction::Drive { token, session, .. } => (token, session),
+                InFlightAction::CancelDrive { token, session } => {
+                    // Only a lease expiry asks for a cancel, and the model
+                    // already marked the drive (checked in `advance_to`).
+                    let ok = self
+                        .out
+                        .get(token)
+                        .is_some_and(|d| d.cancelling && !d.submitted && d.session == *session);
+                    ensure_invariant!(
+                        ok,
+                        "INFLIGHT_NO_OVERLAP",
+                        "unexpected cancel of {token:?} ({session:?}): model {:?}",
+                        self.out.get(token)
+                    );
+                    continue;
+                }
+            };
+            // A call still running (not yet returned, or being cancelled)
+            // blocks every drive of its session; a global one, every drive.
+            let overlap = self.out.iter().find(|(_, d)| {
+                !d.submitted && (session.is_none() || d.session.is_none() || d.session == *session)
+            });
+            ensure_invariant!(
+                overlap.is_none(),
+                "INFLIGHT_NO_OVERLAP",
+                "drive {token:?} of {session:?} issued while the call of {overlap:?} is outstanding"
+            );
             ensure_invariant!(
                 self.highest.is_none_or(|h| *token > h),
                 "INFLIGHT_FRESH_TOKENS",
@@ -749,6 +848,7 @@ impl Harness {
                     lease_until: self.now.saturating_add(lease),
                     pokes: 0,
                     finished_early: false,
+                    cancelling: false,
                 },
             );
         }
@@ -788,6 +888,16 @@ impl Harness {
                 "idle with deadline {d:?} (recovery poll {:?})",
                 c.recovery_poll
             );
+        }
+        for (t, d) in &self.out {
+            if let (true, Some(s)) = (d.cancelling, d.session) {
+                let st = self.machine.session(&s);
+                ensure_invariant!(
+                    st == Some(SessionStatus::Cancelling(*t)),
+                    "INFLIGHT_NO_OVERLAP",
+                    "session {s} with its call of {t:?} being cancelled is {st:?}"
+                );
+            }
         }
         // The machine forgets the failure count of a session it no longer holds.
         let m = &self.machine;

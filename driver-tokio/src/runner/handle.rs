@@ -4,7 +4,9 @@
 //! Guarantees: the runner calls [`RunnerHandle::submit_next`] only for a
 //! drive the core's in-flight machine issued, so never for a session that
 //! is already being driven or running a turn, and never while a global
-//! request (`session: None`) is outstanding alongside anything else.
+//! request (`session: None`) is outstanding alongside anything else; a
+//! lease expiry does not lift this: a call that outlived its lease is
+//! cancelled before its session is requested again.
 
 use async_trait::async_trait;
 use tether_core::inflight::{DriveReason, DriveToken};
@@ -55,6 +57,13 @@ pub trait RunnerHandle: Send + Sync + 'static {
     /// Submit the next queued turn of `request.session` (or of any session
     /// when it is `None`) and say which session it submitted, or that
     /// nothing was ready. An error is retried with backoff by the runner.
+    ///
+    /// A call still running when its drive's lease expires is cancelled:
+    /// its future is dropped at its next `.await`, and only then is the
+    /// session driven again. Make it cancel-safe (a turn is either
+    /// submitted and reported, or not started), or renew the lease
+    /// ([`Poker::renew_lease`](super::Poker::renew_lease)) while it is
+    /// legitimately slow.
     async fn submit_next(&self, request: DriveRequest) -> Result<Submission, DriveError>;
 }
 

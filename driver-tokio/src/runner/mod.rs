@@ -9,6 +9,9 @@
 //! - pokes that arrive meanwhile coalesce into exactly one re-drive after it;
 //! - a global [`Poker::poke`] does not drive while anything is in flight;
 //! - a completion that never comes is recovered after the configured lease;
+//! - a `submit_next` call that has not returned when its lease expires is
+//!   cancelled (its future dropped) before its session is driven again, so
+//!   two calls for one session are never outstanding at once;
 //! - a failed drive (an error or a panic in [`RunnerHandle::submit_next`])
 //!   is retried with backoff, never dropped;
 //! - an idle runner does not wake up, unless a recovery poll is configured,

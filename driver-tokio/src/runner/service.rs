@@ -5,6 +5,9 @@
 //! sleeps while the machine reports no deadline (an idle runner does not
 //! wake up unless a recovery poll is configured); at most
 //! `max_in_flight` drive tasks at once (one per drive the machine issued);
+//! a drive task whose `submit_next` outlived its lease ends when the
+//! machine asks for it to be cancelled (the call's future is dropped), and
+//! only then is its session driven again;
 //! [`Runner::shutdown`] refuses further pokes, starts no further drive,
 //! stops the timer and returns once every started drive has reported.
 
@@ -65,6 +68,7 @@ impl Runner {
             handle: Arc::new(handle),
             cell: weak.clone(),
             gate: gate.clone(),
+            cancels: Default::default(),
         };
         let grace = config.shutdown_grace;
         let cell = Driven::new(InFlight::new(config.inflight), Clock::new(), move |a| {
