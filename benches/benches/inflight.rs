@@ -17,7 +17,7 @@ use tether_core::{Machine, Timestamp};
 fn drive(m: &mut InFlight<u64>) -> tether_core::inflight::DriveToken {
     match m.poll_action() {
         Some(InFlightAction::Drive { token, .. }) => token,
-        None => panic!("expected a drive"),
+        other => panic!("expected a drive, got {other:?}"),
     }
 }
 
