@@ -134,6 +134,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             match action {
                 SubscriptionAction::Connect { last_seq_seen } => {
                     conn = None;
+                    // Every connect after the first is a reconnect (the
+                    // machine counts it as this action is polled).
+                    if sub.stats().reconnects > 0 {
+                        metrics::counter!(m::RECONNECTS, "stream" => STREAM).increment(1);
+                    }
                     attempt_span = tracing::info_span!(
                         "invalidation_stream",
                         assembly_id = %shared.config.assembly_id,
@@ -301,11 +306,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             // The resubscribe deadline or the ack deadline (`AckDue`): the
             // loop then drains what `handle_timeout` emitted and writes it.
             _ = sleep_until(deadline) => {
-                let before = sub.stats().reconnects;
                 sub.handle_timeout(clock.now());
-                if sub.stats().reconnects > before {
-                    metrics::counter!(m::RECONNECTS, "stream" => STREAM).increment(1);
-                }
             }
             _ = shutdown.changed() => {
                 sub.stop();
