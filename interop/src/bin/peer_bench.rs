@@ -145,7 +145,10 @@ fn gateway_child(args: &[String]) {
         let deadline = Instant::now() + Duration::from_secs(60);
         while admin.status().invalidation_streams < subscribers {
             if Instant::now() > deadline {
-                eprintln!("gateway: only {} subscribers after 60 s", admin.status().invalidation_streams);
+                eprintln!(
+                    "gateway: only {} subscribers after 60 s",
+                    admin.status().invalidation_streams
+                );
                 break;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -351,7 +354,13 @@ fn start(kind: Kind, url: &str, clients: u64, probe: &Arc<Probe>) -> Clients {
         ),
         Kind::Bare => Clients::Tasks(
             (0..clients)
-                .map(|i| tokio::spawn(bare_reader(url.to_owned(), format!("bare-{i}"), probe.clone())))
+                .map(|i| {
+                    tokio::spawn(bare_reader(
+                        url.to_owned(),
+                        format!("bare-{i}"),
+                        probe.clone(),
+                    ))
+                })
                 .collect(),
         ),
     }
@@ -464,7 +473,11 @@ fn kv(line: &str) -> BTreeMap<&str, &str> {
 
 fn numbers(line: &str, prefix: &str) -> Vec<u64> {
     line.strip_prefix(prefix)
-        .map(|rest| rest.split_whitespace().filter_map(|w| w.parse().ok()).collect())
+        .map(|rest| {
+            rest.split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -597,7 +610,11 @@ enum Case {
 fn parent(args: &[String]) {
     let quick = args.iter().any(|a| a == "--quick");
     let rounds = num(args, "--rounds", 3).max(1) as usize;
-    let (n1k, n10k) = if quick { (1_500, 10_000) } else { (8_000, 50_000) };
+    let (n1k, n10k) = if quick {
+        (1_500, 10_000)
+    } else {
+        (8_000, 50_000)
+    };
     let cases = [
         (Case::Cpu1k, 1_000, n1k, 1),
         (Case::Cpu10k, 10_000, n10k, 1),
@@ -647,7 +664,11 @@ fn us(ns: u64) -> String {
 /// The cell of one kind: the median over valid rounds, marked when a round
 /// was invalid.
 fn cell(runs: &[Run], fig: impl Fn(&Run) -> f64, fmt: impl Fn(f64) -> String) -> (String, f64) {
-    let valid: Vec<f64> = runs.iter().filter(|r| r.problem.is_none()).map(&fig).collect();
+    let valid: Vec<f64> = runs
+        .iter()
+        .filter(|r| r.problem.is_none())
+        .map(&fig)
+        .collect();
     let bad = runs.len() - valid.len();
     let m = median(valid);
     let mut s = if m.is_nan() { "-".to_owned() } else { fmt(m) };
@@ -656,7 +677,10 @@ fn cell(runs: &[Run], fig: impl Fn(&Run) -> f64, fmt: impl Fn(f64) -> String) ->
             .iter()
             .find_map(|r| r.problem.clone())
             .unwrap_or_default();
-        s.push_str(&format!(" (INVALID in {bad} of {} rounds: {why})", runs.len()));
+        s.push_str(&format!(
+            " (INVALID in {bad} of {} rounds: {why})",
+            runs.len()
+        ));
     }
     (s, m)
 }
@@ -667,20 +691,25 @@ fn print_table(runs: &BTreeMap<(Case, Kind), Vec<Run>>, rounds: usize, n1k: u64,
     println!();
     println!("| figure (median of {rounds} alternating rounds) | tether | aa-runtime | bare tonic, acks every event | tether / aa-runtime |");
     println!("|---|---|---|---|---|");
-    let line = |what: String, fig: &dyn Fn(&Run) -> f64, fmt: &dyn Fn(f64) -> String, case: Case| {
-        let cells: Vec<(String, f64)> = Kind::ALL
-            .iter()
-            .map(|&k| cell(get(case, k), fig, fmt))
-            .collect();
-        let ratio = cells[0].1 / cells[1].1;
-        println!(
-            "| {what} | {} | {} | {} | {} |",
-            cells[0].0,
-            cells[1].0,
-            cells[2].0,
-            if ratio.is_finite() { format!("{ratio:.2}") } else { "-".into() }
-        );
-    };
+    let line =
+        |what: String, fig: &dyn Fn(&Run) -> f64, fmt: &dyn Fn(f64) -> String, case: Case| {
+            let cells: Vec<(String, f64)> = Kind::ALL
+                .iter()
+                .map(|&k| cell(get(case, k), fig, fmt))
+                .collect();
+            let ratio = cells[0].1 / cells[1].1;
+            println!(
+                "| {what} | {} | {} | {} | {} |",
+                cells[0].0,
+                cells[1].0,
+                cells[2].0,
+                if ratio.is_finite() {
+                    format!("{ratio:.2}")
+                } else {
+                    "-".into()
+                }
+            );
+        };
     let cpu = |r: &Run| r.cpu_us_per_event();
     let cpu_fmt = |v: f64| format!("{v:.2} µs");
     line(
