@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --manifest-path interop/Cargo.toml --bin peer_bench            # ~3 min
-//! cargo run --release --manifest-path interop/Cargo.toml --bin peer_bench -- --quick # ~40 s
+//! cargo run --release --manifest-path interop/Cargo.toml --bin peer_bench -- --quick # ~50 s
 //! ```
 //!
 //! The binary runs itself as child processes, so each figure belongs to one
