@@ -213,3 +213,64 @@ impl Link {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(ms: u64) -> Timestamp {
+        Timestamp::from_millis(ms)
+    }
+
+    fn settling(until: u64, hold_at: u64) -> Link {
+        Link::Settling {
+            since: t(0),
+            until: t(until),
+            budget: Budget::Until(t(hold_at)),
+        }
+    }
+
+    #[test]
+    fn the_policy_and_the_spent_budget_lift_exactly_at_the_settle_end() {
+        let l = settling(100, 50);
+        assert!(l.in_force(t(99)));
+        assert!(!l.in_force(t(100)));
+        assert!(l.hold_spent(t(99), Duration::ZERO));
+        assert!(!l.hold_spent(t(100), Duration::ZERO));
+    }
+
+    #[test]
+    fn a_hold_timer_at_the_settle_end_never_fires_the_settle_end_does() {
+        let mut l = settling(100, 100);
+        let d = l.deadline().unwrap();
+        assert_eq!((d.at, d.reason), (t(100), OpControlTimer::RestoreSettle));
+        assert_eq!(
+            l.on_timeout(t(100), Duration::ZERO),
+            Some(LinkEvent::OutageEnded { since: t(0) })
+        );
+        assert_eq!(l, Link::Up);
+        // Earlier, the hold timer comes first.
+        let l = settling(100, 99);
+        let d = l.deadline().unwrap();
+        assert_eq!((d.at, d.reason), (t(99), OpControlTimer::HoldLimit));
+    }
+
+    #[test]
+    fn no_settle_window_ends_the_outage_at_once() {
+        let mut l = Link::Outage {
+            since: t(5),
+            budget: Budget::Spent,
+        };
+        assert_eq!(
+            l.on_up(t(10), Duration::ZERO),
+            Some(LinkEvent::OutageEnded { since: t(5) })
+        );
+        assert_eq!(l, Link::Up);
+        let mut l = Link::Outage {
+            since: t(5),
+            budget: Budget::Spent,
+        };
+        assert_eq!(l.on_up(t(10), Duration::from_millis(1)), None);
+        assert!(matches!(l, Link::Settling { .. }));
+    }
+}
