@@ -22,8 +22,8 @@ fn policy() -> impl Strategy<Value = OutagePolicy> {
 }
 
 fn op() -> impl Strategy<Value = Op> {
-    let target = prop_oneof![3 => 0u8..3, 1 => 0u8..(TARGETS as u8)];
-    let check_target = prop_oneof![6 => 0u8..3, 1 => 0u8..(TARGETS as u8)];
+    let target = prop_oneof![3 => 0u8..5, 1 => 0u8..(TARGETS as u8)];
+    let check_target = prop_oneof![6 => 0u8..5, 1 => 0u8..(TARGETS as u8)];
     let agent = || prop_oneof![8 => 0u8..2, 1 => Just(2u8)];
     let signal = prop_oneof![8 => 0u8..8, 1 => any::<u8>()];
     prop_oneof![
@@ -43,7 +43,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn config() -> impl Strategy<Value = OpControlConfig> {
     (
-        (0usize..5, 0usize..4, 0usize..5, 0usize..6),
+        (0usize..5, 0usize..4, 0usize..5, 0usize..6, 0usize..3),
         (0usize..4, 0usize..8, prop_oneof![Just(16usize), 0usize..12]),
         (
             0u64..3_000,
@@ -54,13 +54,14 @@ fn config() -> impl Strategy<Value = OpControlConfig> {
     )
         .prop_map(
             |(
-                (entries, evicted, agents, waiters),
+                (entries, evicted, agents, waiters, overflow),
                 (finished, window, id_len),
                 (grace, settle, p, hold),
             )| {
                 OpControlConfig::default()
                     .with_max_entries(entries)
                     .with_max_evicted(evicted)
+                    .with_max_overflow(overflow)
                     .with_max_agents(agents)
                     .with_max_waiters(waiters)
                     .with_max_finished(finished)
@@ -441,10 +442,11 @@ fn eviction_fails_paused_waiters_closed_and_the_op_stays_not_runnable() {
 }
 
 #[test]
-fn a_terminate_that_finds_no_room_saturates_and_fails_closed() {
+fn a_terminate_that_finds_no_room_overflows_then_saturates_and_fails_closed() {
     let cfg = OpControlConfig::default()
         .with_max_entries(2)
-        .with_max_evicted(1);
+        .with_max_evicted(1)
+        .with_max_overflow(1);
     let mut oc = up(cfg);
     oc.on_signal(T0, "t:1", Signal::Terminate, 1);
     oc.on_signal(T0, "t:2", Signal::Pause, 2);
@@ -457,19 +459,30 @@ fn a_terminate_that_finds_no_room_saturates_and_fails_closed() {
     assert_eq!(drain(&mut oc), vec![release(w, WaitOutcome::Evicted)]);
     assert_eq!(oc.saturation(), Saturation::Clear);
 
-    // Now the table holds two live terminated entries and the marker set is
-    // full: a new terminate finds no room. It is not dropped: the machine
-    // saturates and every op not in the table is treated as terminated.
+    // Two live terminated entries, the marker set full: the next terminate
+    // is kept exactly in the overflow.
     assert_eq!(
         oc.on_signal(T0, "t:4", Signal::Terminate, 4),
+        SignalOutcome::Applied
+    );
+    assert_eq!(oc.saturation(), Saturation::Clear);
+    assert_eq!(oc.stats().overflow, 1);
+    assert_eq!(oc.state("a", "t:4"), OpState::Terminated);
+    assert_eq!(oc.check(T0, "b", "other"), CheckOutcome::Run);
+
+    // The overflow full too: a new terminate finds no room. It is not
+    // dropped: the machine saturates and every op it holds nothing for is
+    // covered, as terminated since a terminate was lost.
+    assert_eq!(
+        oc.on_signal(T0, "t:5", Signal::Terminate, 5),
         SignalOutcome::Saturated
     );
     assert_eq!(oc.saturation(), Saturation::Ops);
     let s = oc.stats();
-    assert!(s.saturated && s.entries == 2 && s.saturation_events == 1);
-    assert_eq!(oc.state("a", "t:4"), OpState::Terminated);
+    assert!(s.saturated && s.lost_terminate && s.entries == 2 && s.saturation_events == 1);
+    assert_eq!(oc.state("a", "t:5"), OpState::Terminated);
     assert_eq!(
-        oc.check(T0, "a", "t:4"),
+        oc.check(T0, "a", "t:5"),
         CheckOutcome::Deny(DenyReason::Saturated)
     );
     assert_eq!(
@@ -480,21 +493,121 @@ fn a_terminate_that_finds_no_room_saturates_and_fails_closed() {
         oc.check(T0, "a", "t:1"),
         CheckOutcome::Deny(DenyReason::Terminated)
     );
+    // The evicted paused op keeps its own state: paused, not terminated.
+    assert_eq!(oc.state("a", "t:2"), OpState::Paused);
     // Space freeing up does not lift it (the lost op is unknown), and the
     // lost op cannot sneak back in with a weaker entry.
     assert!(oc.on_op_finished("a", "t:1"));
     assert_eq!(
-        oc.on_signal(T0, "t:4", Signal::Pause, 5),
+        oc.on_signal(T0, "t:5", Signal::Pause, 6),
         SignalOutcome::Saturated
     );
     assert_eq!(
-        oc.check(T0, "a", "t:4"),
+        oc.check(T0, "a", "t:5"),
         CheckOutcome::Deny(DenyReason::Saturated)
     );
     // Only every op having finished does.
     oc.on_all_ops_finished();
     assert_eq!(oc.saturation(), Saturation::Clear);
-    assert_eq!(oc.check(T0, "a", "t:5"), CheckOutcome::Run);
+    assert!(!oc.stats().lost_terminate);
+    assert_eq!(oc.check(T0, "a", "t:6"), CheckOutcome::Run);
+}
+
+/// Issue 15, item 4: thousands of paused ops of one agent. Past the table
+/// and its markers the pauses are kept exactly in the overflow; past that
+/// too the machine fails closed, but a paused op never reads terminated,
+/// and the state recovers as the ops are resumed and finished.
+#[test]
+fn thousands_of_paused_ops_stay_paused_and_recover_when_resumed() {
+    let mut oc = up(OpControlConfig::default());
+    let op = |i: u32| format!("trace-{i}:span");
+    let mut seq = 0u64;
+    let mut signal = |oc: &mut OpControl, id: &str, s: Signal| {
+        seq += 1;
+        oc.on_signal(T0, id, s, seq)
+    };
+    // 8,200 paused ops: table (4,096) plus markers (4,096) plus 8 more.
+    for i in 0..8_200 {
+        assert_eq!(
+            signal(&mut oc, &op(i), Signal::Pause),
+            SignalOutcome::Applied
+        );
+    }
+    let s = oc.stats();
+    assert_eq!(
+        (s.entries, s.evicted_markers, s.overflow),
+        (4_096, 4_096, 8)
+    );
+    assert_eq!(oc.saturation(), Saturation::Clear);
+    // Every one of them reads paused; an op never signalled runs.
+    for i in [0, 4_095, 4_096, 8_191, 8_192, 8_199] {
+        assert_eq!(oc.state("a", &op(i)), OpState::Paused, "op {i}");
+    }
+    assert_eq!(oc.check(T0, "a", "never:signalled"), CheckOutcome::Run);
+    let w = wait(oc.check(T0, "a", &op(8_199)));
+
+    // Fill the overflow and lose one pause: saturated, fail closed.
+    for i in 8_200..12_288 {
+        signal(&mut oc, &op(i), Signal::Pause);
+    }
+    assert_eq!(
+        signal(&mut oc, &op(20_000), Signal::Pause),
+        SignalOutcome::Saturated
+    );
+    assert_eq!(oc.saturation(), Saturation::Ops);
+    assert!(!oc.stats().lost_terminate);
+    assert_eq!(
+        oc.check(T0, "a", "never:signalled"),
+        CheckOutcome::Deny(DenyReason::Saturated)
+    );
+    // Paused ops, held or lost, read paused, never terminated.
+    for i in [0, 4_096, 8_199, 12_287, 20_000] {
+        assert_eq!(oc.state("a", &op(i)), OpState::Paused, "op {i}");
+    }
+    assert!(
+        drain(&mut oc).is_empty(),
+        "a held op's waiter keeps waiting"
+    );
+
+    // Resumed while saturated: the op is no longer held, so the cover
+    // takes it in (it may be the one whose signal was lost): fail closed.
+    signal(&mut oc, &op(8_199), Signal::Resume);
+    assert_eq!(drain(&mut oc), vec![release(w, WaitOutcome::Saturated)]);
+    assert_eq!(oc.state("a", &op(8_199)), OpState::Paused);
+    // Every op resumed and finished: the state recovers.
+    for i in (0..12_288).chain([20_000]) {
+        signal(&mut oc, &op(i), Signal::Resume);
+        oc.on_op_finished("a", &op(i));
+    }
+    oc.on_all_ops_finished();
+    assert_eq!(oc.saturation(), Saturation::Clear);
+    let s = oc.stats();
+    assert_eq!((s.entries, s.evicted_markers, s.overflow), (0, 0, 0));
+    assert_eq!(oc.check(T0, "a", "never:signalled"), CheckOutcome::Run);
+}
+
+/// The issue's own run: 8,200 paused ops, each resumed and finished, leave
+/// nothing behind, and no op was ever failed closed on the way.
+#[test]
+fn eight_thousand_paused_ops_resumed_and_finished_leave_nothing() {
+    let mut oc = up(OpControlConfig::default());
+    let op = |i: u32| format!("trace-{i}:span");
+    for i in 0..8_200u32 {
+        oc.on_signal(T0, &op(i), Signal::Pause, u64::from(i));
+    }
+    assert_eq!(oc.check(T0, "a", "never:signalled"), CheckOutcome::Run);
+    for i in 0..8_200u32 {
+        assert_eq!(oc.state("a", &op(i)), OpState::Paused);
+        assert_eq!(
+            oc.on_signal(T0, &op(i), Signal::Resume, u64::from(10_000 + i)),
+            SignalOutcome::Applied
+        );
+        assert_eq!(oc.check(T0, "a", &op(i)), CheckOutcome::Run);
+        assert!(oc.on_op_finished("a", &op(i)));
+    }
+    let s = oc.stats();
+    assert_eq!((s.entries, s.evicted_markers, s.overflow), (0, 0, 0));
+    assert_eq!((s.saturation, s.saturation_events), (Saturation::Clear, 0));
 }
 
 #[test]
@@ -509,7 +622,7 @@ fn agent_table_overflow_stops_the_fleet_forever() {
         SignalOutcome::Saturated
     );
     assert_eq!(oc.saturation(), Saturation::Fleet);
-    assert_eq!(drain(&mut oc), vec![release(w, WaitOutcome::Terminated)]);
+    assert_eq!(drain(&mut oc), vec![release(w, WaitOutcome::Saturated)]);
     oc.on_signal(T0, "agent:a", Signal::Resume, 4);
     oc.on_all_ops_finished();
     assert_eq!(oc.saturation(), Saturation::Fleet);

@@ -33,6 +33,12 @@ pub const CHECKS_HELD_FOR_APPROVAL: &str = "tether_checks_held_for_approval";
 pub const CHECK_SLOT_REFUSALS: &str = "tether_check_slot_refusals_total";
 /// Counter: op-control signals applied. Label `signal`.
 pub const OP_SIGNALS: &str = "tether_op_signals_total";
+/// Gauge: 1 while the op-control table is saturated (a pause or terminate
+/// found no room: ops it holds nothing for fail closed).
+pub const OP_TABLE_SATURATED: &str = "tether_op_table_saturated";
+/// Gauge: op-control table fill. Label `kind` (`entry`, `marker`,
+/// `overflow`).
+pub const OP_TABLE_ENTRIES: &str = "tether_op_table_entries";
 /// Counter: UNAUTHENTICATED answers that made the client refresh its token.
 pub const AUTH_REFRESHES: &str = "tether_auth_refreshes_total";
 /// Counter: pokes given to the queued-work runner. Label `outcome`
@@ -70,6 +76,8 @@ pub const ALL: &[&str] = &[
     CHECKS_HELD_FOR_APPROVAL,
     CHECK_SLOT_REFUSALS,
     OP_SIGNALS,
+    OP_TABLE_SATURATED,
+    OP_TABLE_ENTRIES,
     AUTH_REFRESHES,
     RUNNER_POKES,
     RUNNER_DRIVES,
@@ -96,6 +104,8 @@ pub const CLIENT: &[&str] = &[
     CHECKS_HELD_FOR_APPROVAL,
     CHECK_SLOT_REFUSALS,
     OP_SIGNALS,
+    OP_TABLE_SATURATED,
+    OP_TABLE_ENTRIES,
     AUTH_REFRESHES,
 ];
 

@@ -13,6 +13,7 @@ use tether_core::testkit::op_control::{run, Op};
 struct Input {
     max_entries: u8,
     max_evicted: u8,
+    max_overflow: u8,
     max_agents: u8,
     max_waiters: u8,
     max_finished: u8,
@@ -31,6 +32,7 @@ fuzz_target!(|input: Input| {
     let cfg = OpControlConfig::default()
         .with_max_entries(usize::from(input.max_entries % 6))
         .with_max_evicted(usize::from(input.max_evicted % 4))
+        .with_max_overflow(usize::from(input.max_overflow % 3))
         .with_max_agents(usize::from(input.max_agents % 5))
         .with_max_waiters(usize::from(input.max_waiters % 8))
         .with_max_finished(usize::from(input.max_finished % 5))

@@ -19,6 +19,13 @@ pub const DEFAULT_MAX_ENTRIES: usize = 4096;
 /// means every entry can be evicted once before the machine saturates.
 pub const DEFAULT_MAX_EVICTED: usize = 4096;
 
+/// Overflow entries: 4,096. A pause or terminate that finds the table full
+/// with nothing evictable (every marker used, or every entry terminated) is
+/// kept here, exactly, so that no signal is lost before entries, markers and
+/// overflow together (12,288 ops by default, about 4.5 MB at the longest
+/// ids) are used; only past that does the machine saturate and fail closed.
+pub const DEFAULT_MAX_OVERFLOW: usize = 4096;
+
 /// `agent:{id}` entries: 1,024. These are never evicted (an agent terminate
 /// is forever), and a stream only carries its own agents' signals, so a
 /// runtime sees a handful; more than 1,024 distinct agent pauses or kills
@@ -109,6 +116,9 @@ pub struct OpControlConfig {
     pub max_entries: usize,
     /// Bound on evicted-paused markers.
     pub max_evicted: usize,
+    /// Bound on overflow entries (signals kept exactly once the entries are
+    /// full with nothing evictable).
+    pub max_overflow: usize,
     /// Bound on `agent:{id}` entries.
     pub max_agents: usize,
     /// Bound on waiters, undrained releases included.
@@ -135,6 +145,7 @@ impl Default for OpControlConfig {
         OpControlConfig {
             max_entries: DEFAULT_MAX_ENTRIES,
             max_evicted: DEFAULT_MAX_EVICTED,
+            max_overflow: DEFAULT_MAX_OVERFLOW,
             max_agents: DEFAULT_MAX_AGENTS,
             max_waiters: DEFAULT_MAX_WAITERS,
             max_finished: DEFAULT_MAX_FINISHED,
@@ -158,6 +169,12 @@ impl OpControlConfig {
     /// The same, keeping at most `max_evicted` evicted-paused markers.
     pub fn with_max_evicted(mut self, max_evicted: usize) -> Self {
         self.max_evicted = max_evicted;
+        self
+    }
+
+    /// The same, keeping at most `max_overflow` overflow entries.
+    pub fn with_max_overflow(mut self, max_overflow: usize) -> Self {
+        self.max_overflow = max_overflow;
         self
     }
 

@@ -82,6 +82,9 @@ pub struct OpControl {
     finished: FinishedOps,
     link: Link,
     saturation: Saturation,
+    /// Whether a signal lost to [`Saturation::Ops`] was a terminate (the
+    /// cover then reads `Terminated`, else `Paused`).
+    lost_terminate: bool,
     stats: OpControlStats,
 }
 
@@ -93,7 +96,7 @@ impl OpControl {
     /// period, like one that lost its stream).
     pub fn new(config: OpControlConfig, now: Timestamp) -> Self {
         OpControl {
-            table: OpTable::new(config.max_entries, config.max_evicted),
+            table: OpTable::new(config.max_entries, config.max_evicted, config.max_overflow),
             agents: BTreeMap::new(),
             all_ops: None,
             waiters: Waiters::default(),
@@ -103,6 +106,7 @@ impl OpControl {
             finished: FinishedOps::new(config.max_finished),
             link: Link::down_at(now, config.outage_grace),
             saturation: Saturation::Clear,
+            lost_terminate: false,
             stats: OpControlStats::default(),
             config,
         }
@@ -174,7 +178,7 @@ impl OpControl {
         // A checked op is live: its signals are no longer late.
         self.finished.revive(op);
         match self.effective(agent, op) {
-            (OpState::Terminated, Cause::Saturated) => CheckOutcome::Deny(DenyReason::Saturated),
+            (_, Cause::Saturated) => CheckOutcome::Deny(DenyReason::Saturated),
             (OpState::Terminated, _) => CheckOutcome::Deny(DenyReason::Terminated),
             (OpState::Paused, Cause::Evicted) => CheckOutcome::Deny(DenyReason::Evicted),
             (OpState::Paused, _) => self.wait(agent, op, WaitKind::Paused),
@@ -205,7 +209,8 @@ impl OpControl {
 
     /// The effective state of op `op_id` of agent `agent`: the most severe
     /// of its own entry, the `agent:{agent}` entry and the `*` entry (an
-    /// evicted paused op is `Paused`; while saturated, `Terminated`). An id
+    /// evicted paused op is `Paused`; an op the machine holds nothing for,
+    /// while saturated, is what the cover says: see [`Saturation`]). An id
     /// that cannot name an op is reported `Terminated`: it can never run.
     pub fn state(&self, agent: &str, op_id: &str) -> OpState {
         let max = self.config.max_op_id_len;
@@ -280,9 +285,29 @@ impl OpControl {
             self.release(id, WaitOutcome::OpFinished);
         }
         self.table.clear();
+        // Every op a lost signal may have named has finished.
+        self.lost_terminate = false;
         if self.saturation == Saturation::Ops {
             self.saturation = Saturation::Clear;
         }
+    }
+
+    /// The state every op of `agent` is at least in: the most severe of the
+    /// `agent:{agent}` entry and the `*` entry (`Terminated` under
+    /// [`Saturation::Fleet`], or for an id that cannot be an agent's).
+    /// Entries of single ops and [`Saturation::Ops`] do not count.
+    pub fn agent_state(&self, agent: &str) -> OpState {
+        if check_agent(agent, self.config.max_op_id_len).is_err()
+            || self.saturation == Saturation::Fleet
+        {
+            return OpState::Terminated;
+        }
+        [self.all_ops, self.agents.get(agent).copied()]
+            .into_iter()
+            .flatten()
+            .map(entry_state)
+            .max()
+            .unwrap_or(OpState::Running)
     }
 
     /// Whether the control stream is up.
@@ -315,6 +340,8 @@ impl OpControl {
         s.paused = self.table.paused();
         s.terminated = self.table.len().saturating_sub(self.table.paused());
         s.evicted_markers = self.table.evicted();
+        s.overflow = self.table.overflow();
+        s.lost_terminate = self.lost_terminate;
         s.agents = self.agents.len();
         s.all_ops = self.all_ops.map(entry_state);
         s.waiters = self.waiters.len().saturating_add(self.releases.len());
@@ -334,11 +361,17 @@ impl OpControl {
         if own == Own::Terminated || reserved.contains(&Some(EntryState::Terminated)) {
             return (OpState::Terminated, Cause::Signals);
         }
-        if self.saturation == Saturation::Ops && !self.table.has_entry(op) {
-            return (OpState::Terminated, Cause::Saturated);
-        }
         if own == Own::Evicted {
             return (OpState::Paused, Cause::Evicted);
+        }
+        if self.saturation == Saturation::Ops && own == Own::None {
+            // Covered: this op may be the one whose signal was lost.
+            let cover = if self.lost_terminate {
+                OpState::Terminated
+            } else {
+                OpState::Paused
+            };
+            return (cover, Cause::Saturated);
         }
         if own == Own::Paused || reserved.contains(&Some(EntryState::Paused)) {
             return (OpState::Paused, Cause::Signals);
@@ -400,10 +433,14 @@ impl OpControl {
             && self.saturation != Saturation::Clear
             && !self.table.has_entry(op)
         {
+            if command == Command::Pause && self.table.own(op) == Own::Evicted {
+                // Its marker already holds it paused, exactly.
+                return SignalOutcome::Unchanged;
+            }
             // Saturated: every op without an entry may be the one whose
             // signal was lost, so none may gain an entry (which would make
-            // its state exact again, lifting the lost terminate).
-            return self.saturate(Saturation::Ops);
+            // its state exact again, lifting the lost signal).
+            return self.saturate_ops(op, command);
         }
         let change = match command {
             Command::Pause => self.table.pause(op),
@@ -424,8 +461,19 @@ impl OpControl {
                 }
                 SignalOutcome::Applied
             }
-            Err(Full) => self.saturate(Saturation::Ops),
+            Err(Full) => self.saturate_ops(op, command),
         }
+    }
+
+    /// A plain-op pause or terminate for `op` found no room: cover it. A
+    /// terminate of an evicted op drops its marker, so that the cover (now
+    /// reading `Terminated`) takes the op in.
+    fn saturate_ops(&mut self, op: &str, command: Command) -> SignalOutcome {
+        if command == Command::Terminate {
+            self.lost_terminate = true;
+            self.table.forget_marker(op);
+        }
+        self.saturate(Saturation::Ops)
     }
 
     fn saturate(&mut self, level: Saturation) -> SignalOutcome {
@@ -461,6 +509,7 @@ impl OpControl {
             .iter()
             .map(|(id, w)| {
                 let verdict = match self.effective(&w.agent, &w.op) {
+                    (_, Cause::Saturated) => Verdict::Release(WaitOutcome::Saturated),
                     (OpState::Terminated, _) => Verdict::Release(WaitOutcome::Terminated),
                     (OpState::Paused, Cause::Evicted) => Verdict::Release(WaitOutcome::Evicted),
                     (OpState::Paused, _) if w.kind == WaitKind::Hold => Verdict::NowPaused,

@@ -24,19 +24,28 @@
 //!   (`Deny(Evicted)`) through a marker until it is resumed or finishes.
 //! - `OP_WAITER_RELEASED_ONCE`: every waiter is released exactly once, and
 //!   a cancelled waiter never (`cancel` leaves nothing behind).
-//! - `OP_BOUNDED`: op entries, evicted markers, agent entries, waiters
+//! - `OP_BOUNDED`: op entries, evicted markers, overflow entries, agent
+//!   entries, waiters
 //!   (undrained releases included), remembered finished ops and remembered
 //!   signals each stay within their configured bound; at most one outage
 //!   notice is pending.
+//! - `OP_OVERFLOW_EXACT`: a pause or terminate that finds the entries full
+//!   with nothing evictable (every entry terminated, or every marker used)
+//!   is kept exactly in the overflow: its op's state stays exact, and a
+//!   resume or the op's finish lifts it as it would an entry. Nothing is
+//!   lost, and nothing fails closed, before the overflow too is full.
 //! - `OP_SATURATION_FAILS_CLOSED`: a pause or terminate that finds no room
-//!   (table full of terminated entries, or of paused ones with every marker
-//!   used; or the agent table full) is never dropped: the machine saturates
-//!   and covers it by failing closed. [`Saturation::Ops`]: every op without
-//!   a table entry is `Terminated` (and gains no entry) until
-//!   `on_all_ops_finished`;
-//!   [`Saturation::Fleet`] (agent table full): every op is `Terminated`,
-//!   forever. Saturation never lifts by itself, because the lost signal's
-//!   op is unknown and lifting it would lift a terminate.
+//!   even there (or an `agent:` one that finds the agent table full) is
+//!   never dropped: the machine saturates and covers it by failing closed.
+//!   [`Saturation::Ops`]: every op the machine holds nothing for (no entry,
+//!   no marker) is covered (and gains no entry): it reads `Paused`, or
+//!   `Terminated` once a lost signal was a terminate, and its checks are
+//!   denied `Saturated`; ops it holds keep their own exact state (a paused
+//!   op never reads `Terminated` because of saturation). The cover lasts
+//!   until `on_all_ops_finished`, because the lost signal's op is unknown
+//!   and lifting it earlier could lift a pause or a terminate that no
+//!   resume ended. [`Saturation::Fleet`] (agent table full): every op is
+//!   `Terminated`, forever.
 //! - `OP_OUTAGE_POLICY`: from `outage_grace` after the stream went down
 //!   (construction counts as down) until `restore_settle` after it came
 //!   back, a check on a running op follows the [`OutagePolicy`] (`Hold`
@@ -66,7 +75,7 @@
 //!
 //! Layout: [`config`](OpControlConfig) (bounds and defaults), `op_id`
 //! (reserved ids), `signal`, `outcome` (public answers), `table` (bounded
-//! op entries and evicted markers), `waiters`, `dedupe` (recent signals),
+//! op entries, evicted markers and overflow), `waiters`, `dedupe` (recent signals),
 //! `finished` (recently finished ops), `link` (stream health and outage
 //! timers) and `machine` ([`OpControl`]).
 
@@ -84,7 +93,8 @@ mod waiters;
 pub use config::{
     OpControlConfig, OutagePolicy, DEFAULT_DEDUPE_WINDOW, DEFAULT_HOLD_LIMIT, DEFAULT_MAX_AGENTS,
     DEFAULT_MAX_ENTRIES, DEFAULT_MAX_EVICTED, DEFAULT_MAX_FINISHED, DEFAULT_MAX_OP_ID_LEN,
-    DEFAULT_MAX_WAITERS, DEFAULT_OUTAGE_GRACE, DEFAULT_OUTAGE_POLICY, DEFAULT_RESTORE_SETTLE,
+    DEFAULT_MAX_OVERFLOW, DEFAULT_MAX_WAITERS, DEFAULT_OUTAGE_GRACE, DEFAULT_OUTAGE_POLICY,
+    DEFAULT_RESTORE_SETTLE,
 };
 pub use machine::OpControl;
 pub use op_id::{check_agent, parse_plain, parse_scope, InvalidId, Scope, AGENT_PREFIX, ALL_OPS};

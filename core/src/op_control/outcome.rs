@@ -77,8 +77,11 @@ pub enum CheckOutcome {
 pub enum WaitOutcome {
     /// A resume made the op runnable: run.
     Resumed,
-    /// The op was terminated (or the machine saturated): fail.
+    /// The op was terminated: fail.
     Terminated,
+    /// The machine saturated and its fail-closed cover took in the op (see
+    /// [`Saturation::Ops`]): fail.
+    Saturated,
     /// The paused op's entry was evicted: fail closed, never run.
     Evicted,
     /// A held op, and the outage policy changed to `Deny`: fail.
@@ -144,9 +147,13 @@ pub enum Saturation {
     /// Every signal received fitted.
     #[default]
     Clear,
-    /// A plain-op pause or terminate found the op table full with nothing
-    /// evictable: every op without a table entry is treated as terminated
-    /// until [`OpControl::on_all_ops_finished`](super::OpControl::on_all_ops_finished).
+    /// A plain-op pause or terminate found the op table and its overflow
+    /// full: every op the machine holds nothing for (no entry, no marker)
+    /// reads `Paused`, or `Terminated` once a lost signal was a terminate
+    /// ([`OpControlStats::lost_terminate`]), and its checks are denied
+    /// ([`DenyReason::Saturated`]) until
+    /// [`OpControl::on_all_ops_finished`](super::OpControl::on_all_ops_finished).
+    /// Ops the machine holds keep their exact state.
     Ops,
     /// An `agent:` pause or terminate found the agent table full: every op
     /// of every agent is treated as terminated, forever (agent entries are
@@ -165,6 +172,9 @@ pub struct OpControlStats {
     pub terminated: usize,
     /// Evicted-paused markers.
     pub evicted_markers: usize,
+    /// Overflow entries (paused plus terminated), kept exactly once the
+    /// entries are full with nothing evictable.
+    pub overflow: usize,
     /// `agent:` entries.
     pub agents: usize,
     /// The state of the `*` entry.
@@ -204,4 +214,7 @@ pub struct OpControlStats {
     pub saturated: bool,
     /// Which saturated mode, if any.
     pub saturation: Saturation,
+    /// Whether a signal lost to [`Saturation::Ops`] was a terminate: the
+    /// cover then reads `Terminated` rather than `Paused`.
+    pub lost_terminate: bool,
 }

@@ -1,11 +1,18 @@
-//! The bounded table of plain op entries and evicted-paused markers.
+//! The bounded table of plain op entries, evicted-paused markers and
+//! overflow entries.
 //!
 //! Guarantees:
-//! - at most `max_entries` entries and `max_evicted` markers, ever;
+//! - at most `max_entries` entries, `max_evicted` markers and
+//!   `max_overflow` overflow entries, ever;
 //! - only paused entries are ever evicted (oldest first), and an evicted
 //!   entry always leaves a marker: the op stays not runnable;
-//! - a terminated entry leaves only through [`OpTable::remove`] (the op
-//!   finished) or [`OpTable::clear`] (every op finished).
+//! - a pause or terminate that finds the entries full with nothing
+//!   evictable (or every marker used) is kept exactly in the overflow, which
+//!   is never evicted from: an overflow entry is an entry in every respect
+//!   but eviction;
+//! - a terminated entry (overflow included) leaves only through
+//!   [`OpTable::remove`] (the op finished) or [`OpTable::clear`] (every op
+//!   finished).
 
 use alloc::collections::VecDeque;
 use alloc::string::{String, ToString};
@@ -68,21 +75,26 @@ pub(crate) struct OpTable {
     paused_by_age: VecDeque<(u64, Arc<str>)>,
     paused: usize,
     evicted: HashSet<Arc<str>, BuildIdHasher>,
+    /// Entries that found no room among `entries`: never evicted.
+    overflow: HashMap<Arc<str>, EntryState, BuildIdHasher>,
     next_age: u64,
     max_entries: usize,
     max_evicted: usize,
+    max_overflow: usize,
 }
 
 impl OpTable {
-    pub(crate) fn new(max_entries: usize, max_evicted: usize) -> Self {
+    pub(crate) fn new(max_entries: usize, max_evicted: usize, max_overflow: usize) -> Self {
         OpTable {
             entries: HashMap::default(),
             paused_by_age: VecDeque::new(),
             paused: 0,
             evicted: HashSet::default(),
+            overflow: HashMap::default(),
             next_age: 0,
             max_entries,
             max_evicted,
+            max_overflow,
         }
     }
 
@@ -96,14 +108,19 @@ impl OpTable {
                 state: EntryState::Terminated,
                 ..
             }) => Own::Terminated,
-            None if self.evicted.contains(op) => Own::Evicted,
-            None => Own::None,
+            None => match self.overflow.get(op) {
+                Some(EntryState::Paused) => Own::Paused,
+                Some(EntryState::Terminated) => Own::Terminated,
+                None if self.evicted.contains(op) => Own::Evicted,
+                None => Own::None,
+            },
         }
     }
 
-    /// Whether `op` has a table entry (a marker is not an entry).
+    /// Whether `op` has a table entry, in the overflow or not (a marker is
+    /// not an entry).
     pub(crate) fn has_entry(&self, op: &str) -> bool {
-        self.entries.contains_key(op)
+        self.entries.contains_key(op) || self.overflow.contains_key(op)
     }
 
     /// Pause `op`. A paused, terminated or evicted op is unchanged.
@@ -111,7 +128,10 @@ impl OpTable {
         if self.own(op) != Own::None {
             return Ok(Change::Unchanged);
         }
-        let evicted = self.make_room()?;
+        let evicted = match self.make_room() {
+            Ok(evicted) => evicted,
+            Err(Full) => return self.overflow_insert(op, EntryState::Paused),
+        };
         let age = self.next_age;
         self.next_age = self.next_age.wrapping_add(1);
         let key: Arc<str> = Arc::from(op);
@@ -137,9 +157,26 @@ impl OpTable {
                 self.unpaused();
                 Ok(Change::Done { evicted: None })
             }
-            None => {
-                let evicted = self.make_room()?;
-                self.evicted.remove(op);
+            None => match self.overflow.get_mut(op) {
+                Some(EntryState::Terminated) => Ok(Change::Unchanged),
+                Some(state) => {
+                    *state = EntryState::Terminated;
+                    Ok(Change::Done { evicted: None })
+                }
+                None => self.terminate_new(op),
+            },
+        }
+    }
+
+    /// Terminate an op with no entry. Its marker, if it has one, goes
+    /// first (a terminated op needs none, and its slot may take the paused
+    /// entry evicted to make room); if no room is found it stays gone, and
+    /// the caller's fail-closed cover takes the op in.
+    fn terminate_new(&mut self, op: &str) -> Result<Change, Full> {
+        self.evicted.remove(op);
+        match self.make_room() {
+            Err(Full) => self.overflow_insert(op, EntryState::Terminated),
+            Ok(evicted) => {
                 self.entries.insert(
                     Arc::from(op),
                     Entry {
@@ -150,6 +187,15 @@ impl OpTable {
                 Ok(Change::Done { evicted })
             }
         }
+    }
+
+    /// Keep `op` in the overflow, if it has room.
+    fn overflow_insert(&mut self, op: &str, state: EntryState) -> Result<Change, Full> {
+        if self.overflow.len() >= self.max_overflow {
+            return Err(Full);
+        }
+        self.overflow.insert(Arc::from(op), state);
+        Ok(Change::Done { evicted: None })
     }
 
     /// Resume `op`: a paused entry or a marker goes; a terminated entry
@@ -170,7 +216,12 @@ impl OpTable {
             }
             return true;
         }
-        self.evicted.remove(op)
+        self.overflow.remove(op).is_some() || self.evicted.remove(op)
+    }
+
+    /// Forget `op`'s evicted marker, if it has one.
+    pub(crate) fn forget_marker(&mut self, op: &str) {
+        self.evicted.remove(op);
     }
 
     /// Forget every entry and marker: every op finished.
@@ -179,6 +230,7 @@ impl OpTable {
         self.paused_by_age.clear();
         self.paused = 0;
         self.evicted.clear();
+        self.overflow.clear();
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -191,6 +243,11 @@ impl OpTable {
 
     pub(crate) fn evicted(&self) -> usize {
         self.evicted.len()
+    }
+
+    /// Overflow entries (paused plus terminated).
+    pub(crate) fn overflow(&self) -> usize {
+        self.overflow.len()
     }
 
     /// Room for one more entry: free, or made by evicting the oldest paused
@@ -249,7 +306,7 @@ mod tests {
 
     #[test]
     fn evicts_oldest_paused_into_a_marker_and_never_a_terminated_entry() {
-        let mut t = OpTable::new(2, 1);
+        let mut t = OpTable::new(2, 1, 0);
         assert!(matches!(
             t.terminate("t"),
             Ok(Change::Done { evicted: None })
@@ -276,7 +333,7 @@ mod tests {
 
     #[test]
     fn the_age_queue_stays_bounded_and_evicts_the_oldest_still_paused() {
-        let mut t = OpTable::new(8, 8);
+        let mut t = OpTable::new(8, 8, 0);
         assert!(t.pause("old").is_ok());
         // Thousands of ops paused then resumed or terminated and removed:
         // their queue items go stale behind "old".

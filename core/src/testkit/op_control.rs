@@ -24,15 +24,16 @@ use crate::time::Timestamp;
 /// Agent ids a check or a finish may name (the last one is invalid).
 pub const AGENTS: [&str; 3] = ["a", "b", ""];
 
-/// The plain op ids the harness watches.
-pub const OPS: [&str; 3] = ["t1:s1", "t1:s2", "t2:s1"];
+/// The plain op ids the harness watches (five: enough to fill the small
+/// config's entries, marker and overflow and still lose a pause).
+pub const OPS: [&str; 5] = ["t1:s1", "t1:s2", "t2:s1", "t2:s2", "t3:s1"];
 
 /// Wire values a signal step may carry: mostly the three real signals, then
 /// `UNSPECIFIED` and unknown values.
 pub const SIGNALS: [i32; 12] = [1, 2, 3, 1, 2, 3, 1, 3, 0, 4, -1, i32::MAX];
 
 /// Number of targets an op id index selects from (see [`Harness::target`]).
-pub const TARGETS: usize = 10;
+pub const TARGETS: usize = 12;
 
 /// One input to the op-control machine. Indices are taken modulo the size
 /// of the list they select from, so every value is meaningful.
@@ -101,6 +102,7 @@ pub fn small_config() -> OpControlConfig {
     OpControlConfig {
         max_entries: 2,
         max_evicted: 1,
+        max_overflow: 1,
         max_agents: 2,
         max_waiters: 4,
         max_finished: 2,
@@ -297,6 +299,11 @@ pub struct Harness {
     finished: BTreeSet<String>,
     long_id: String,
     saturation: Saturation,
+    /// Plain ops whose own pause or terminate the machine covered instead
+    /// of storing (since the last every-op-finished).
+    lost: BTreeSet<String>,
+    /// Whether one of those was a terminate.
+    lost_terminate: bool,
     outage_notified: bool,
 }
 
@@ -327,6 +334,8 @@ impl Harness {
             finished: BTreeSet::new(),
             long_id: "x".repeat(long_len),
             saturation: Saturation::Clear,
+            lost: BTreeSet::new(),
+            lost_terminate: false,
             outage_notified: false,
             config,
         }
@@ -337,19 +346,38 @@ impl Harness {
     /// and one byte over the length bound).
     pub fn target(&self, index: u8) -> &str {
         match usize::from(index) % TARGETS {
-            i @ 0..=2 => OPS[i],
-            3 => "*",
-            4 => "agent:a",
-            5 => "agent:b",
-            6 => "agent:c",
-            7 => "",
-            8 => "agent:",
+            i @ 0..=4 => OPS[i],
+            5 => "*",
+            6 => "agent:a",
+            7 => "agent:b",
+            8 => "agent:c",
+            9 => "",
+            10 => "agent:",
             _ => &self.long_id,
         }
     }
 
     fn saturated(&self) -> bool {
         self.machine.saturation() != Saturation::Clear
+    }
+
+    /// Whether the machine holds `op`'s own pause or terminate exactly (an
+    /// entry, an overflow entry or a marker): the signals say so and none
+    /// of them was covered instead.
+    fn held(&self, op: &str) -> bool {
+        self.model.ops.contains_key(op) && !self.lost.contains(op)
+    }
+
+    /// What the saturated machine must say of `op` when it holds nothing
+    /// for it: `None` while it is not saturated.
+    fn cover(&self, op: &str) -> Option<OpState> {
+        match self.machine.saturation() {
+            Saturation::Clear => None,
+            Saturation::Fleet => Some(OpState::Terminated),
+            Saturation::Ops if self.held(op) => None,
+            Saturation::Ops if self.lost_terminate => Some(OpState::Terminated),
+            Saturation::Ops => Some(OpState::Paused),
+        }
     }
 
     /// Apply one input and check every invariant.
@@ -416,6 +444,7 @@ impl Harness {
                 );
                 if let Some(op) = &op {
                     self.model.ops.remove(op);
+                    self.lost.remove(op);
                     self.finished.insert(op.clone());
                 }
                 self.trace.push(Observed::Finished(got));
@@ -424,6 +453,8 @@ impl Harness {
             Op::AllFinished => {
                 self.machine.on_all_ops_finished();
                 self.model.ops.clear();
+                self.lost.clear();
+                self.lost_terminate = false;
                 Step::AllFinished
             }
             Op::Policy(p) => {
@@ -540,6 +571,10 @@ impl Harness {
                         "{cmd:?} on {id:?} reported saturated, machine {:?}",
                         self.machine.saturation()
                     );
+                    if let Target::Op(op) = &scope {
+                        self.lost.insert(op.clone());
+                        self.lost_terminate |= cmd == Cmd::Terminate;
+                    }
                 }
                 self.model.apply(&scope, cmd);
             }
@@ -589,6 +624,14 @@ impl Harness {
                 };
                 ensure_invariant!(ok, "OP_TERMINATE_ABSORBING", "{ctx}");
             }
+            OpState::Paused if self.cover(&op).is_some() => {
+                ensure_invariant!(
+                    out == CheckOutcome::Deny(DenyReason::Saturated),
+                    "OP_SATURATION_FAILS_CLOSED",
+                    "{ctx} under the cover of {:?}",
+                    self.machine.saturation()
+                );
+            }
             OpState::Paused => {
                 let ok = match out {
                     CheckOutcome::Run => false,
@@ -597,7 +640,6 @@ impl Harness {
                     CheckOutcome::Deny(DenyReason::Evicted) => {
                         self.machine.stats().evicted_markers > 0
                     }
-                    CheckOutcome::Deny(DenyReason::Saturated) => sat,
                     CheckOutcome::Deny(_) => false,
                 };
                 ensure_invariant!(ok, "OP_PAUSE_HOLDS", "{ctx}");
@@ -745,7 +787,8 @@ impl Harness {
                     && self.policy == OutagePolicy::Hold
                     && self.link.hold_spent(self.now)
             }
-            WaitOutcome::Terminated => r == OpState::Terminated || sat,
+            WaitOutcome::Terminated => r == OpState::Terminated,
+            WaitOutcome::Saturated => self.cover(&op).is_some(),
             WaitOutcome::Evicted => {
                 matches!(
                     step,
@@ -767,6 +810,7 @@ impl Harness {
             WaitOutcome::OutageAllow | WaitOutcome::OutageDeny => "OP_OUTAGE_POLICY",
             WaitOutcome::HoldExpired => "OP_HOLD_BOUNDED",
             WaitOutcome::Terminated => "OP_TERMINATE_RELEASES_WAITERS",
+            WaitOutcome::Saturated => "OP_SATURATION_FAILS_CLOSED",
             WaitOutcome::Evicted => "OP_EVICTION_FAILS_CLOSED",
             WaitOutcome::OpFinished => "OP_WAITER_RELEASED_ONCE",
         };
@@ -780,6 +824,7 @@ impl Harness {
         ensure_invariant!(
             s.entries <= c.max_entries
                 && s.evicted_markers <= c.max_evicted
+                && s.overflow <= c.max_overflow
                 && s.agents <= c.max_agents
                 && s.waiters <= c.max_waiters
                 && s.finished_remembered <= c.max_finished
@@ -807,13 +852,14 @@ impl Harness {
                 Saturation::Ops => {
                     s.entries == c.max_entries
                         && (s.paused == 0 || s.evicted_markers == c.max_evicted)
+                        && s.overflow == c.max_overflow
                 }
                 Saturation::Fleet => s.agents == c.max_agents,
                 Saturation::Clear => false,
             };
             ensure_invariant!(
                 legit,
-                "OP_SATURATION_FAILS_CLOSED",
+                "OP_OVERFLOW_EXACT",
                 "saturated to {sat:?} with room left: {s:?}"
             );
         }
@@ -824,6 +870,13 @@ impl Harness {
                 "on_all_ops_finished left {s:?}"
             );
         }
+        ensure_invariant!(
+            s.lost_terminate == self.lost_terminate,
+            "OP_SATURATION_FAILS_CLOSED",
+            "machine says a terminate was lost: {}, harness: {}",
+            s.lost_terminate,
+            self.lost_terminate
+        );
         self.saturation = sat;
         // Stream and outage mirror.
         ensure_invariant!(
@@ -863,24 +916,22 @@ impl Harness {
                 }
                 let r = self.model.restriction(agent, op);
                 let ctx = format!("state({agent:?}, {op:?}) = {st:?}, signals say {r:?}");
-                match r {
-                    OpState::Terminated => {
+                match (r, self.cover(op)) {
+                    (OpState::Terminated, _) => {
                         ensure_invariant!(st == r, "OP_TERMINATE_ABSORBING", "{ctx}");
                     }
-                    OpState::Paused => {
-                        ensure_invariant!(st >= r, "OP_PAUSE_HOLDS", "{ctx}");
-                    }
-                    OpState::Running if saturated => {
+                    (_, Some(cover)) => {
                         ensure_invariant!(
-                            st == OpState::Terminated,
+                            st == cover,
                             "OP_SATURATION_FAILS_CLOSED",
-                            "{ctx}"
+                            "{ctx}, the cover says {cover:?}"
                         );
                     }
-                    OpState::Running => {}
-                }
-                if !saturated {
-                    ensure_invariant!(st == r, "OP_STATE_EXACT", "{ctx}");
+                    (OpState::Paused, None) if saturated => {
+                        // Held exactly: saturation never makes it worse.
+                        ensure_invariant!(st == r, "OP_OVERFLOW_EXACT", "{ctx}");
+                    }
+                    _ => ensure_invariant!(st == r, "OP_STATE_EXACT", "{ctx}"),
                 }
             }
         }
@@ -909,7 +960,13 @@ impl Harness {
                         self.now
                     );
                 }
-                OpState::Paused => {}
+                OpState::Paused => {
+                    ensure_invariant!(
+                        self.cover(op).is_none(),
+                        "OP_SATURATION_FAILS_CLOSED",
+                        "{ctx} under the cover of {sat:?}"
+                    );
+                }
             }
         }
         self.trace.push(Observed::Stats(s));

@@ -64,9 +64,13 @@ pub use error::{CheckCapacityError, ConfigError, ProtocolError, TetherError};
 pub use lifecycle::{
     AgentSigningKey, KeyError, RegistrationPhase, RegistrationReport, RegistrationSettings,
 };
-pub use ops::{DenyReason, FailClosed, OpBlocked, OpState, Ops, OutagePolicy, WaitOutcome};
+pub use ops::{
+    DenyReason, FailClosed, OpBlocked, OpState, Ops, OutagePolicy, Saturation, WaitOutcome,
+};
 pub use sink::{InvalidateAllReason, InvalidationSink, PolicyChange};
-pub use status::{CheckStatus, ClientStatus, KillSwitchDown, KillSwitchStatus, StreamStatus};
+pub use status::{
+    CheckStatus, ClientStatus, KillSwitchDown, KillSwitchStatus, OpTableStatus, StreamStatus,
+};
 pub use verdict::{Decision, Redaction, Verdict, VerdictSource};
 
 use shared::{CheckGuard, Shared};

@@ -21,10 +21,10 @@ use tether_core::op_control::{
     CheckOutcome, InvalidId, OpControl, OpControlAction, OpControlConfig, OpWaiterId, Signal,
     SignalOutcome,
 };
-pub use tether_core::op_control::{DenyReason, OpState, OutagePolicy, WaitOutcome};
+pub use tether_core::op_control::{DenyReason, OpState, OutagePolicy, Saturation, WaitOutcome};
 use tokio::sync::{oneshot, watch};
 
-use super::status::{KillSwitchDown, StatusBoard};
+use super::status::{KillSwitchDown, OpTableStatus, StatusBoard};
 use crate::runtime::{CancelGuard, Clock, Driven, TimerTask, Waiters};
 
 /// Why an op may not run.
@@ -62,8 +62,13 @@ pub enum FailClosed {
     /// The op was paused and its entry evicted to make room for others.
     #[error("the paused op's entry was evicted to make room")]
     Evicted,
-    /// The op-control table is saturated.
-    #[error("the op-control table is saturated")]
+    /// The op-control table and its overflow are full: a pause or terminate
+    /// found no room, and every op the table holds nothing for fails closed
+    /// until every op has finished ([`Ops::all_finished`]).
+    #[error(
+        "op control is saturated: a pause or terminate found its table full, so ops it holds \
+         nothing for fail closed until every op has finished"
+    )]
     Saturated,
     /// Too many checks are already waiting.
     #[error("too many checks are waiting")]
@@ -81,10 +86,6 @@ pub enum FailClosed {
     #[error("the client shut down")]
     ShutDown,
 }
-
-/// An op id no caller uses (it has a character op ids from trace and span
-/// ids never carry): its state is its agent's.
-const REKEY_PROBE_OP: &str = "\u{1}tether-rekey-probe";
 
 /// The op-control state of this runtime's agent, cheap to clone.
 #[derive(Clone)]
@@ -163,22 +164,19 @@ impl Ops {
         }
         let new_scope = format!("agent:{new_agent}");
         let old_scope = format!("agent:{old}");
-        self.cell.with(|m, now| {
-            // An op id nothing uses: its state is the agent's (and `*`'s).
-            match m.state(&old, REKEY_PROBE_OP) {
-                OpState::Terminated => {
-                    let _ = m.on_signal(now, &new_scope, Signal::Terminate, sequence);
-                }
-                OpState::Paused => {
-                    let _ = m.on_signal(now, &new_scope, Signal::Pause, sequence);
-                }
-                _ => {}
+        self.cell.with(|m, now| match m.agent_state(&old) {
+            OpState::Terminated => {
+                let _ = m.on_signal(now, &new_scope, Signal::Terminate, sequence);
             }
+            OpState::Paused => {
+                let _ = m.on_signal(now, &new_scope, Signal::Pause, sequence);
+            }
+            _ => {}
         });
         *self.agent.write().unwrap_or_else(|e| e.into_inner()) = new_agent.into();
         // Waiters of the old id re-check under the new one.
         self.cell.with(|m, now| {
-            if m.state(&old, REKEY_PROBE_OP) == OpState::Paused {
+            if m.agent_state(&old) == OpState::Paused {
                 let _ = m.on_signal(now, &old_scope, Signal::Resume, sequence);
             }
         });
@@ -232,6 +230,9 @@ impl Ops {
                 }
                 Ok(WaitOutcome::Evicted) => {
                     return Err(OpBlocked::FailedClosed(FailClosed::Evicted))
+                }
+                Ok(WaitOutcome::Saturated) => {
+                    return Err(OpBlocked::FailedClosed(FailClosed::Saturated))
                 }
                 // `runs()` covers every other outcome but this one.
                 Ok(_) => return Err(OpBlocked::FailedClosed(FailClosed::OpFinished)),
@@ -314,15 +315,73 @@ impl Ops {
     /// The runtime finished this op: its terminated entry may be forgotten.
     pub fn finished(&self, op_id: &str) {
         let agent = self.agent();
-        self.cell.with(|m, _| m.on_op_finished(&agent, op_id));
+        self.cell.with(|m, _| {
+            m.on_op_finished(&agent, op_id);
+            self.show_table(m);
+        });
+    }
+
+    /// The runtime finished every op it ever checked (it drained its work):
+    /// every op entry, marker and overflow entry is forgotten, any check
+    /// still waiting on an op ends with [`FailClosed::OpFinished`], and a
+    /// saturation of the op table ([`FailClosed::Saturated`]) lifts. Pauses
+    /// and terminates of the whole agent or fleet stay: they cover ops not
+    /// yet started.
+    pub fn all_finished(&self) {
+        self.cell.with(|m, _| {
+            m.on_all_ops_finished();
+            self.show_table(m);
+        });
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Publish the op table's fill and saturation (status and metrics).
+    fn show_table(&self, m: &OpControl) {
+        let s = m.stats();
+        let table = OpTableStatus {
+            entries: s.entries,
+            evicted_markers: s.evicted_markers,
+            overflow: s.overflow,
+            saturation: s.saturation,
+            lost_terminate: s.lost_terminate,
+        };
+        metrics::gauge!(crate::metrics_names::OP_TABLE_SATURATED).set(if s.saturated {
+            1.0
+        } else {
+            0.0
+        });
+        metrics::gauge!(crate::metrics_names::OP_TABLE_ENTRIES, "kind" => "entry")
+            .set(s.entries as f64);
+        metrics::gauge!(crate::metrics_names::OP_TABLE_ENTRIES, "kind" => "marker")
+            .set(s.evicted_markers as f64);
+        metrics::gauge!(crate::metrics_names::OP_TABLE_ENTRIES, "kind" => "overflow")
+            .set(s.overflow as f64);
+        self.status.update(|st| {
+            if st.kill_switch.op_table != table {
+                if table.saturation != Saturation::Clear
+                    && st.kill_switch.op_table.saturation == Saturation::Clear
+                {
+                    tracing::error!(
+                        ?table,
+                        "op control saturated: a pause or terminate found no room; ops it \
+                         holds nothing for fail closed until every op has finished"
+                    );
+                }
+                st.kill_switch.op_table = table;
+            }
+        });
     }
 
     /// Feed a signal from the op-control stream (the stream task's job
     /// alone: application code reads and waits, it never feeds).
     pub(crate) fn on_signal(&self, op_id: &str, signal: i32, sequence: u64) -> SignalOutcome {
-        let out = self
-            .cell
-            .with(|m, now| m.on_signal(now, op_id, Signal::from_wire(signal), sequence));
+        let out = self.cell.with(|m, now| {
+            let out = m.on_signal(now, op_id, Signal::from_wire(signal), sequence);
+            if matches!(out, SignalOutcome::Applied | SignalOutcome::Saturated) {
+                self.show_table(m);
+            }
+            out
+        });
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
         out
     }

@@ -67,6 +67,29 @@ pub struct KillSwitchStatus {
     /// been down past its grace, or came back less than the settle window
     /// ago).
     pub outage_policy_in_force: bool,
+    /// How full the op table is, and whether it saturated.
+    pub op_table: OpTableStatus,
+}
+
+/// How full the op-control table is. Pauses and terminates of single ops
+/// are kept exactly in entries (oldest paused ones evicted into markers) and
+/// then in an overflow; only past all three does the table saturate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct OpTableStatus {
+    /// Paused or terminated op entries.
+    pub entries: usize,
+    /// Paused ops evicted from the entries (they fail closed until resumed).
+    pub evicted_markers: usize,
+    /// Paused or terminated ops kept in the overflow.
+    pub overflow: usize,
+    /// `Clear`, or why ops the table holds nothing for fail closed:
+    /// `Ops` until every op has finished
+    /// ([`Ops::all_finished`](super::Ops::all_finished)), `Fleet` for good.
+    pub saturation: tether_core::op_control::Saturation,
+    /// Whether a lost signal was a terminate (the ops it may cover then
+    /// read terminated rather than paused).
+    pub lost_terminate: bool,
 }
 
 impl Default for KillSwitchStatus {
@@ -76,6 +99,7 @@ impl Default for KillSwitchStatus {
             since: SystemTime::now(),
             unreachable: Some(KillSwitchDown::Opening),
             outage_policy_in_force: false,
+            op_table: OpTableStatus::default(),
         }
     }
 }
