@@ -20,11 +20,12 @@ use crate::machine::Machine;
 use crate::rng::Prng;
 use crate::time::{earliest, Deadline, Timestamp};
 
-/// At most this many `Agent` actions wait undrained; a command beyond it is
-/// dropped and counted in
-/// [`RegistrationStats::commands_dropped`]. A driver that drains after
-/// every input (the contract) never reaches it: one input emits at most
-/// [`MAX_ACTIONS_PER_INPUT`] actions.
+/// At most this many `Agent` actions wait undrained. A command that finds
+/// them all waiting is never dropped: the waiting ones are compacted into
+/// at most three with the same effect (the latest suspend level, one policy
+/// update, a kill last), counted in [`RegistrationStats::commands_coalesced`].
+/// A driver that drains after every input (the contract) never reaches it:
+/// one input emits at most [`MAX_ACTIONS_PER_INPUT`] actions.
 pub const MAX_UNDRAINED_COMMANDS: usize = 32;
 
 /// The most actions one input (or one `handle_timeout`) emits.
@@ -485,8 +486,7 @@ impl Registration {
 
     fn agent(&mut self, kind: AgentCommandKind) {
         if self.undrained_commands >= MAX_UNDRAINED_COMMANDS {
-            bump(&mut self.stats.commands_dropped);
-            return;
+            self.compact_agent_commands();
         }
         let sequence = self.next_sequence;
         self.next_sequence = self.next_sequence.saturating_add(1);
@@ -494,6 +494,59 @@ impl Registration {
         bump(&mut self.stats.agent_commands);
         self.actions
             .push_back(RegistrationAction::Agent(AgentCommand { sequence, kind }));
+    }
+
+    /// Fold the undrained `Agent` actions into at most three with the same
+    /// effect on the agent, in this order: the last suspend or resume (a
+    /// level: only the latest counts), one policy update (dropping cached
+    /// decisions twice is dropping them once), a kill (absorbing: whatever
+    /// came before it, the agent ends killed). They take the place of the
+    /// first undrained one and are numbered again from its sequence, so
+    /// the sequences the driver sees still run without a gap.
+    fn compact_agent_commands(&mut self) {
+        let mut level = None;
+        let mut policy = false;
+        let mut kill = false;
+        let mut first: Option<(usize, u64)> = None;
+        let mut kept = VecDeque::with_capacity(self.actions.len());
+        for action in self.actions.drain(..) {
+            let RegistrationAction::Agent(cmd) = action else {
+                kept.push_back(action);
+                continue;
+            };
+            first.get_or_insert((kept.len(), cmd.sequence));
+            match cmd.kind {
+                AgentCommandKind::Suspend | AgentCommandKind::Resume => level = Some(cmd.kind),
+                AgentCommandKind::PolicyUpdated => policy = true,
+                AgentCommandKind::Kill => kill = true,
+            }
+        }
+        let Some((at, mut sequence)) = first else {
+            self.actions = kept;
+            return;
+        };
+        let kinds = [
+            level,
+            policy.then_some(AgentCommandKind::PolicyUpdated),
+            kill.then_some(AgentCommandKind::Kill),
+        ];
+        let mut folded = 0;
+        for (i, kind) in kinds.into_iter().flatten().enumerate() {
+            kept.insert(
+                at + i,
+                RegistrationAction::Agent(AgentCommand { sequence, kind }),
+            );
+            sequence = sequence.saturating_add(1);
+            folded += 1;
+        }
+        let coalesced = self.undrained_commands.saturating_sub(folded);
+        self.stats.commands_coalesced = self
+            .stats
+            .commands_coalesced
+            .saturating_add(u64::try_from(coalesced).unwrap_or(u64::MAX));
+        self.undrained_commands = folded;
+        self.next_sequence = sequence;
+        self.actions = kept;
     }
 
     /// Emit `RequestChallenge` for a new attempt (after `RotateKey` if one
@@ -561,12 +614,13 @@ impl Registration {
         self.attempt_no = 0;
         self.last_failure = None;
         self.refusal = None;
-        self.retry = Backoff::new(
-            self.config
-                .retry
-                .clone()
-                .with_jitter_seed(self.rng.next_u64()),
-        );
+        // The registration holds like a connection: a token lost before
+        // `healthy_after` keeps the retry delays growing (a gateway that
+        // issues tokens and refuses them at once gets ever slower
+        // registrations, not one every base delay); one lost later starts
+        // again from the base.
+        self.retry.on_connected(now);
+        self.retry.on_message(now);
         self.reopen = Backoff::new(
             self.config
                 .retry
@@ -608,9 +662,6 @@ impl Registration {
         self.push_request(RegistrationAction::TokenLost {
             generation: s.generation,
         });
-        self.retry.stop();
-        self.retry.start(now);
-        while self.retry.poll_action().is_some() {}
         self.wait_backoff(now);
     }
 
@@ -753,7 +804,7 @@ mod tests {
     }
 
     #[test]
-    fn undrained_commands_are_capped() {
+    fn undrained_commands_are_compacted_never_dropped() {
         let mut m = Registration::new(RegistrationConfig::default(), t(0));
         m.on_start(t(0));
         drain(&mut m);
@@ -767,23 +818,109 @@ mod tests {
             }),
         );
         let g = Generation(1);
-        for _ in 0..(MAX_UNDRAINED_COMMANDS + 5) {
-            m.on_control_command(t(1), g, ControlCommand::Kill);
+        drain(&mut m);
+        // A kill early among many suspends and resumes, a policy update,
+        // and the queue left undrained well past the cap.
+        m.on_control_command(t(1), g, ControlCommand::Suspend);
+        m.on_control_command(t(1), g, ControlCommand::Kill);
+        m.on_control_command(t(1), g, ControlCommand::PolicyUpdate);
+        for i in 0..(3 * MAX_UNDRAINED_COMMANDS) {
+            let c = if i % 2 == 0 {
+                ControlCommand::Resume
+            } else {
+                ControlCommand::Suspend
+            };
+            m.on_control_command(t(1), g, c);
         }
-        assert_eq!(m.stats().commands_dropped, 5);
-        let agents = drain(&mut m)
+        let agents: Vec<AgentCommand> = drain(&mut m)
             .into_iter()
-            .filter(|a| matches!(a, RegistrationAction::Agent(_)))
-            .count();
-        assert_eq!(agents, MAX_UNDRAINED_COMMANDS);
-        // Drained: room again, and sequences carry on without a gap.
+            .filter_map(|a| match a {
+                RegistrationAction::Agent(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert!(agents.len() <= MAX_UNDRAINED_COMMANDS, "{}", agents.len());
+        // Sequences run 1, 2, 3, ... without a gap.
+        for (i, c) in agents.iter().enumerate() {
+            assert_eq!(c.sequence, i as u64 + 1, "{agents:?}");
+        }
+        // Nothing lost: the kill, the policy update and the last level
+        // (suspend: the 96 alternating commands end on one) all survive.
+        let kinds: Vec<AgentCommandKind> = agents.iter().map(|c| c.kind).collect();
+        assert!(kinds.contains(&AgentCommandKind::Kill), "{kinds:?}");
+        assert!(
+            kinds.contains(&AgentCommandKind::PolicyUpdated),
+            "{kinds:?}"
+        );
+        let last_level = kinds
+            .iter()
+            .rev()
+            .find(|k| matches!(k, AgentCommandKind::Suspend | AgentCommandKind::Resume));
+        assert_eq!(last_level, Some(&AgentCommandKind::Suspend), "{kinds:?}");
+        assert!(m.stats().commands_coalesced > 0);
+        // Drained: sequences carry on without a gap.
+        let next = agents.last().map_or(1, |c| c.sequence + 1);
         m.on_control_command(t(2), g, ControlCommand::Kill);
         assert_eq!(
             drain(&mut m),
             vec![RegistrationAction::Agent(AgentCommand {
-                sequence: MAX_UNDRAINED_COMMANDS as u64 + 1,
+                sequence: next,
                 kind: AgentCommandKind::Kill
             })]
+        );
+    }
+
+    /// Register at `now` (answering the pending challenge at once); the
+    /// new generation.
+    fn register_now(m: &mut Registration, now: Timestamp) -> Generation {
+        let attempt = drain(m)
+            .into_iter()
+            .find_map(|a| match a {
+                RegistrationAction::RequestChallenge { attempt } => Some(attempt),
+                _ => None,
+            })
+            .expect("a challenge is requested");
+        m.on_challenge(now, attempt, Ok(vec![1]));
+        m.on_registered(
+            now,
+            attempt,
+            Ok(Granted {
+                token: "x".into(),
+                heartbeat_interval_sec: 3_600,
+            }),
+        );
+        drain(m);
+        m.token_generation().expect("registered")
+    }
+
+    #[test]
+    fn a_token_refused_at_once_backs_off_and_a_healthy_one_starts_again() {
+        let mut m = Registration::new(RegistrationConfig::default(), t(0));
+        m.on_start(t(0));
+        let mut now = t(0);
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            let g = register_now(&mut m, now);
+            now = now.saturating_add(Duration::from_millis(10));
+            m.on_token_refused(now, g);
+            let at = m.poll_timeout().expect("a retry is pending").at;
+            delays.push(at.saturating_duration_since(now));
+            now = at;
+            m.handle_timeout(now);
+        }
+        // A gateway that refuses every token at once: ever slower, not a
+        // registration every base delay (500 ms).
+        assert!(delays[0] <= Duration::from_millis(600), "{delays:?}");
+        assert!(delays[7] >= Duration::from_secs(5), "{delays:?}");
+        // A token that held past `healthy_after` (30 s): back to the base.
+        let g = register_now(&mut m, now);
+        now = now.saturating_add(Duration::from_secs(31));
+        m.on_token_refused(now, g);
+        let at = m.poll_timeout().expect("a retry is pending").at;
+        assert!(
+            at.saturating_duration_since(now) <= Duration::from_millis(500),
+            "{:?}",
+            at.saturating_duration_since(now)
         );
     }
 

@@ -36,7 +36,11 @@
 //!   [`Registration::on_token_refused`] for the current generation emits
 //!   [`RegistrationAction::TokenLost`] once, drops the heartbeat and the
 //!   control stream, and a `RequestChallenge` follows within the backoff's
-//!   largest delay unless shutdown comes first (preceded by `RotateKey`
+//!   largest delay unless shutdown comes first. A registration counts as a
+//!   connection of the `retry` backoff: a token lost less than its
+//!   `healthy_after` after it was issued keeps the delays growing (a
+//!   gateway that refuses every token at once is not asked every base
+//!   delay), one lost later starts again within `[0, base]` (preceded by `RotateKey`
 //!   with `fresh_key_per_registration`). Further reports for that
 //!   generation are stale.
 //! - `REG_GENERATIONS`: each success issues the next generation (1, 2,
@@ -65,7 +69,8 @@
 //! - `REG_BOUNDED`: the machine holds a fixed set of scalars and its action
 //!   queue; one input emits at most [`MAX_ACTIONS_PER_INPUT`] actions, and
 //!   at most [`MAX_UNDRAINED_COMMANDS`] `Agent` actions wait undrained (a
-//!   further one is dropped and counted). No input order panics.
+//!   further one compacts the waiting ones into at most three of the same
+//!   effect, kill last: none is ever dropped). No input order panics.
 //!
 //! Plus the contract invariants every machine keeps (see
 //! [`crate::Machine`]).

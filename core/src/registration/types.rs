@@ -435,9 +435,11 @@ pub struct RegistrationStats {
     pub agent_commands: u64,
     /// Control messages with no known command.
     pub unknown_commands: u64,
-    /// Agent commands dropped because the driver left
-    /// [`MAX_UNDRAINED_COMMANDS`](super::MAX_UNDRAINED_COMMANDS) undrained.
-    pub commands_dropped: u64,
+    /// Undrained agent commands folded into others of the same effect
+    /// because the driver left
+    /// [`MAX_UNDRAINED_COMMANDS`](super::MAX_UNDRAINED_COMMANDS) undrained
+    /// (none is ever dropped).
+    pub commands_coalesced: u64,
     /// Answers and reports for an attempt or generation that was not the
     /// current one (or that came when none was expected): ignored.
     pub stale_answers: u64,

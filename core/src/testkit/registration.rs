@@ -1139,10 +1139,10 @@ impl Harness {
             m.current_generation()
         );
         ensure_invariant!(
-            stats.commands_dropped == 0,
+            stats.commands_coalesced == 0,
             "REG_COMMANDS_EXACT",
-            "a draining driver lost {} commands",
-            stats.commands_dropped
+            "a draining driver had {} commands coalesced",
+            stats.commands_coalesced
         );
         // REG_REFUSAL_TYPED: the refusal shows until a success.
         if let RegistrationState::Refused { next_try, .. } = status.state {
