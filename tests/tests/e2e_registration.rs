@@ -90,6 +90,35 @@ async fn a_registered_agent_checks_with_the_token_it_was_issued_and_deregisters(
     gw.shutdown().await.unwrap();
 }
 
+/// Issue 15, item 9's lifecycle for the registration: dropping every
+/// handle without `shutdown` still deregisters the agent (its lifecycle
+/// task is told to shut down, not aborted), within the shutdown bound.
+#[tokio::test]
+async fn dropping_the_last_handle_deregisters_the_agent() {
+    let gw = serve(gateway()).await;
+    let key = AgentSigningKey::generate().unwrap();
+    let did = key.did();
+    let tether = Tether::connect(registering(&gw.endpoint(), key)).unwrap();
+    registered_and_ready(&tether).await;
+    let admin = gw.admin();
+    let registered_here = |admin: &tether_gateway::AdminHandle| {
+        admin
+            .agents()
+            .iter()
+            .any(|a| a.agent.agent_id == did && a.registered)
+    };
+    assert!(registered_here(&admin));
+    let clone = tether.clone();
+    drop(tether);
+    assert!(registered_here(&admin), "a clone still holds the client");
+    drop(clone);
+    until("the dropped agent deregistered", || {
+        !registered_here(&admin)
+    })
+    .await;
+    gw.shutdown().await.unwrap();
+}
+
 /// A restarted gateway forgets every token: the client notices (its
 /// streams are refused), registers again with the same key and is back.
 #[tokio::test]

@@ -172,6 +172,13 @@ fn secs(s: u64) -> Duration {
 struct Model {
     retry_lo: Duration,
     retry_hi: Duration,
+    /// The retry backoff's base (a reset delay is at most this).
+    retry_base: Duration,
+    /// How long a registration must hold for a lost token to restart the
+    /// retry delays from the base.
+    healthy_after: Duration,
+    /// When the current token was issued.
+    registered_at: Option<Timestamp>,
     refused_retry: Duration,
     hb_default: Duration,
     shutdown_bound: Duration,
@@ -221,6 +228,9 @@ impl Model {
         Model {
             retry_lo: lo,
             retry_hi: hi,
+            retry_base: base,
+            healthy_after: c.retry.healthy_after,
+            registered_at: None,
             refused_retry: if c.refused_retry < ms {
                 ms
             } else {
@@ -328,7 +338,20 @@ impl Model {
         self.out.push(RegistrationAction::TokenLost {
             generation: Generation(generation),
         });
-        self.backoff(now);
+        let healthy = self
+            .registered_at
+            .take()
+            .is_some_and(|at| now.saturating_duration_since(at) >= self.healthy_after);
+        if healthy {
+            // The token held: the delays start again, in [0, base].
+            self.go(now, MPhase::Backoff { until: now });
+            self.learn = Some(Learn::Retry {
+                lo: now,
+                hi: now + self.retry_base + Duration::from_nanos(2),
+            });
+        } else {
+            self.backoff(now);
+        }
     }
 
     fn send(&mut self, now: Timestamp) {
@@ -453,6 +476,7 @@ impl Model {
             Err(f) => self.fail(now, *f),
             Ok(g) => {
                 self.generation += 1;
+                self.registered_at = Some(now);
                 let interval = if g.heartbeat_interval_sec <= 0 {
                     self.hb_default
                 } else {

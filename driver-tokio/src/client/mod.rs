@@ -79,7 +79,9 @@ use shared::{CheckGuard, Shared};
 ///
 /// Its streams run in background tasks until [`Tether::shutdown`] or until
 /// the last clone is dropped, whichever comes first (dropping ends them at
-/// once, without waiting for checks in flight).
+/// once, without waiting for checks in flight). A registered agent
+/// deregisters either way: dropped, its lifecycle task goes on alone just
+/// long enough to deregister, within the registration's shutdown bound.
 #[derive(Clone)]
 pub struct Tether {
     shared: Arc<Shared>,
@@ -91,6 +93,9 @@ pub struct Tether {
 struct Lifetime {
     shared: Arc<Shared>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    /// The registration's task, if any: told to shut down on drop, never
+    /// aborted, so it deregisters (its machine bounds how long).
+    lifecycle: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Drop for Lifetime {
@@ -99,6 +104,9 @@ impl Drop for Lifetime {
         for t in self.tasks.get_mut().drain(..) {
             t.abort();
         }
+        // Detached: it sees the shutdown, deregisters and ends by itself
+        // within `RegistrationConfig::shutdown_bound` (REG_SHUTDOWN_BOUNDED).
+        drop(self.lifecycle.get_mut().take());
     }
 }
 
@@ -143,19 +151,20 @@ impl Tether {
             shared.shutdown.subscribe(),
         ));
         let ops = tokio::spawn(op_stream::run(shared.clone(), shared.shutdown.subscribe()));
-        let mut tasks = vec![inv, ops];
-        if let Some((settings, token)) = registration {
-            tasks.push(tokio::spawn(lifecycle::task::run(
+        let tasks = vec![inv, ops];
+        let lifecycle = registration.map(|(settings, token)| {
+            tokio::spawn(lifecycle::task::run(
                 shared.clone(),
                 settings,
                 token,
                 shared.shutdown.subscribe(),
-            )));
-        }
+            ))
+        });
         Ok(Tether {
             life: Arc::new(Lifetime {
                 shared: shared.clone(),
                 tasks: Mutex::new(tasks),
+                lifecycle: Mutex::new(lifecycle),
             }),
             shared,
         })
@@ -345,7 +354,8 @@ impl Tether {
             self.shared.checks_in_flight.load(Ordering::SeqCst)
         };
         let _ = self.shared.shutdown.send(true);
-        let tasks: Vec<_> = std::mem::take(&mut *self.life.tasks.lock().await);
+        let mut tasks: Vec<_> = std::mem::take(&mut *self.life.tasks.lock().await);
+        tasks.extend(self.life.lifecycle.lock().await.take());
         // A registered agent deregisters, within the registration's own
         // bound; the streams end at once.
         let bound = match &self.shared.config.registration {
