@@ -1,7 +1,9 @@
 //! Fault injection for demos and tests: [`LoopbackProxy`], a TCP proxy on
 //! 127.0.0.1 that can cut every connection and refuse new ones, then
 //! restore service: a network partition between a client and a gateway,
-//! without touching either.
+//! without touching either. It can also freeze every connection (a dead
+//! link: connections stay open, no byte goes through either way, nothing
+//! is closed), then thaw them.
 //!
 //! Guarantees: it only listens on and forwards to loopback addresses (a
 //! non-loopback upstream is refused); dropping it closes everything.
@@ -23,6 +25,8 @@ pub struct LoopbackProxy {
     cut: Arc<watch::Sender<bool>>,
     /// Bumped on every cut, so live connections drop.
     generation: Arc<watch::Sender<u64>>,
+    /// `true` while no byte is forwarded (connections stay open).
+    frozen: Arc<watch::Sender<bool>>,
     task: JoinHandle<()>,
 }
 
@@ -39,7 +43,8 @@ impl LoopbackProxy {
         let addr = listener.local_addr()?;
         let cut = Arc::new(watch::channel(false).0);
         let generation = Arc::new(watch::channel(0u64).0);
-        let (cut2, gen2) = (cut.clone(), generation.clone());
+        let frozen = Arc::new(watch::channel(false).0);
+        let (cut2, gen2, frozen2) = (cut.clone(), generation.clone(), frozen.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((inbound, _)) = listener.accept().await else {
@@ -50,6 +55,7 @@ impl LoopbackProxy {
                     continue;
                 }
                 let mut gen_rx = gen2.subscribe();
+                let (fa, fb) = (frozen2.subscribe(), frozen2.subscribe());
                 tokio::spawn(async move {
                     let Ok(outbound) = TcpStream::connect(upstream).await else {
                         return;
@@ -60,8 +66,8 @@ impl LoopbackProxy {
                     let (ar, aw) = inbound.into_split();
                     let (br, bw) = outbound.into_split();
                     tokio::select! {
-                        _ = pump(ar, bw) => {}
-                        _ = pump(br, aw) => {}
+                        _ = pump(ar, bw, fa) => {}
+                        _ = pump(br, aw, fb) => {}
                         _ = gen_rx.changed() => {}
                     }
                 });
@@ -71,6 +77,7 @@ impl LoopbackProxy {
             addr,
             cut,
             generation,
+            frozen,
             task,
         })
     }
@@ -95,6 +102,17 @@ impl LoopbackProxy {
     pub fn restore(&self) {
         self.cut.send_replace(false);
     }
+
+    /// Stop forwarding bytes on every connection, live and new, without
+    /// closing any: the peer looks alive to the kernel and dead to HTTP/2.
+    pub fn freeze(&self) {
+        self.frozen.send_replace(true);
+    }
+
+    /// Forward again what a freeze held, and everything after it.
+    pub fn thaw(&self) {
+        self.frozen.send_replace(false);
+    }
 }
 
 impl Drop for LoopbackProxy {
@@ -105,13 +123,18 @@ impl Drop for LoopbackProxy {
 }
 
 /// Forward bytes one way as soon as they arrive (no buffering beyond one
-/// read), until either side closes.
-async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf) {
+/// read), until either side closes; while `frozen`, hold them.
+async fn pump(mut from: OwnedReadHalf, mut to: OwnedWriteHalf, mut frozen: watch::Receiver<bool>) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         match from.read(&mut buf).await {
             Ok(0) | Err(_) => return,
             Ok(n) => {
+                while *frozen.borrow_and_update() {
+                    if frozen.changed().await.is_err() {
+                        return;
+                    }
+                }
                 if to.write_all(&buf[..n]).await.is_err() {
                     return;
                 }

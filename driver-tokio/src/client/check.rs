@@ -515,6 +515,32 @@ fn call_timeout(shared: &Shared) -> Duration {
         + Duration::from_secs(1)
 }
 
+/// The error for a failed call: a keepalive timeout (a dead link) names
+/// its bound; anything else is the gateway's status.
+fn call_error(shared: &Shared, status: tonic::Status) -> TetherError {
+    if keepalive_timed_out(&status) {
+        let c = &shared.config;
+        return TetherError::GatewayUnresponsive {
+            bound: c.keepalive_interval + c.keepalive_timeout,
+            source: status,
+        };
+    }
+    TetherError::Gateway(status)
+}
+
+/// Whether hyper ended the connection because a keepalive ping went
+/// unanswered (its error says "keep-alive timed out").
+fn keepalive_timed_out(status: &tonic::Status) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = cause {
+        if e.to_string() == "keep-alive timed out" {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 /// Send one call with the current credential (in metadata and, through
 /// `body`, in the request), refreshing it once and retrying once when the
 /// gateway refuses it.
@@ -537,7 +563,7 @@ where
             // Refused: refresh the credential once and retry once.
             Err(status)
                 if attempt == 0 && shared.refresh_if_refused(&status, token.as_deref()).await => {}
-            Err(status) => return Err(TetherError::Gateway(status)),
+            Err(status) => return Err(call_error(shared, status)),
         }
     }
     Err(TetherError::Gateway(tonic::Status::unauthenticated(

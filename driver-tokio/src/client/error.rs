@@ -10,6 +10,22 @@ pub enum TetherError {
     /// The gateway answered CheckAction with an error.
     #[error("gateway error: {0}")]
     Gateway(#[from] tonic::Status),
+    /// The gateway stopped answering while the call was out: the
+    /// connection stayed open but no HTTP/2 keepalive ping was answered in
+    /// time (a dead link, a frozen peer). This bound ends a call on a dead
+    /// link: at most `keepalive_interval + keepalive_timeout` of silence
+    /// (15 s by default), long before the approval deadline would.
+    #[error(
+        "the gateway stopped answering: no HTTP/2 keepalive answer within {bound:?} of silence \
+         (keepalive interval plus keepalive timeout), so the call was ended"
+    )]
+    GatewayUnresponsive {
+        /// The bound that ended it: the keepalive interval plus timeout.
+        bound: std::time::Duration,
+        /// What the transport reported.
+        #[source]
+        source: tonic::Status,
+    },
     /// The gateway answered something tether cannot interpret.
     #[error("gateway protocol error: {0}")]
     Protocol(#[from] ProtocolError),
