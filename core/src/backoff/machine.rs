@@ -156,6 +156,27 @@ impl Backoff {
         };
     }
 
+    /// The peer of the open connection is draining (an HTTP/2 GOAWAY, a
+    /// planned shutdown): move to a fresh connection. This is not a failure:
+    /// the failure count and the delay schedule are kept as they are
+    /// (`BACKOFF_DRAIN_NOT_A_FAILURE`). The next attempt is requested at
+    /// once if the connection has been up at least `base`, and otherwise at
+    /// `since + base` (no jitter), so a peer that drains every connection it
+    /// accepts gets at most one attempt per `base` from drains. Returns
+    /// whether the input acted: ignored (`false`) unless connected.
+    pub fn on_peer_draining(&mut self, now: Timestamp) -> bool {
+        let BackoffPhase::Connected { since, .. } = self.phase else {
+            return false;
+        };
+        let at = since.saturating_add(self.config.base);
+        if now >= at {
+            self.request_attempt();
+        } else {
+            self.phase = BackoffPhase::Waiting { until: at };
+        }
+        true
+    }
+
     /// The current phase.
     pub fn phase(&self) -> BackoffPhase {
         self.phase

@@ -11,6 +11,11 @@
 //!   `healthy_after`; an accept-then-close, a clean end of stream, a cancel
 //!   or an unavailable are failures; the first retry after a healthy stream
 //!   is drawn from `[0, base]`;
+//! - `BACKOFF_DRAIN_NOT_A_FAILURE`: a draining peer
+//!   ([`Backoff::on_peer_draining`]) moves the connection without counting a
+//!   failure or touching the schedule: the next attempt is at once when the
+//!   connection has been up `base`, else exactly `base` after it connected,
+//!   so drains alone request at most one attempt per `base`;
 //! - `BACKOFF_NEVER_GIVES_UP`: while started, the machine is always either
 //!   connecting, connected, or holding a retry deadline.
 //!

@@ -25,6 +25,8 @@ pub enum Op {
     Disconnected,
     /// Stop, then start again.
     Restart,
+    /// The peer of the connection is draining (`on_peer_draining`).
+    PeerDraining,
 }
 
 /// Drives a [`Backoff`] with [`Op`]s and checks every invariant after each.
@@ -99,6 +101,45 @@ impl Harness {
                     self.delays.push((delay, healthy));
                     self.check_delay(delay, healthy)?;
                 }
+            }
+            Op::PeerDraining => {
+                let before = self.machine.phase();
+                let failures = self.machine.consecutive_failures();
+                let attempts = self.machine.attempts();
+                let acted = self.machine.on_peer_draining(self.now);
+                let got = drain(&mut self.machine)?;
+                // The model: only a connected machine acts; at once when up
+                // `base`, else a retry exactly `base` after it connected.
+                let want_phase = match before {
+                    BackoffPhase::Connected { since, .. } => {
+                        let at = since.saturating_add(self.machine.config().base);
+                        if self.now >= at {
+                            BackoffPhase::Connecting
+                        } else {
+                            BackoffPhase::Waiting { until: at }
+                        }
+                    }
+                    other => other,
+                };
+                let want_actions: Vec<BackoffAction> = match want_phase {
+                    BackoffPhase::Connecting if before != BackoffPhase::Connecting => {
+                        alloc::vec![BackoffAction::Connect {
+                            attempt: attempts + 1
+                        }]
+                    }
+                    _ => Vec::new(),
+                };
+                crate::ensure_invariant!(
+                    acted == matches!(before, BackoffPhase::Connected { .. })
+                        && self.machine.phase() == want_phase
+                        && got == want_actions
+                        && self.machine.consecutive_failures() == failures,
+                    "BACKOFF_DRAIN_NOT_A_FAILURE",
+                    "drain in {before:?}: acted {acted}, phase {:?} (want {want_phase:?}), \
+                     actions {got:?} (want {want_actions:?}), failures {} (were {failures})",
+                    self.machine.phase(),
+                    self.machine.consecutive_failures()
+                );
             }
             Op::Restart => {
                 self.machine.stop();
