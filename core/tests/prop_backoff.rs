@@ -237,4 +237,19 @@ fn a_draining_peer_reconnects_at_once_without_a_failure_and_at_most_once_per_bas
     assert_eq!(b.consecutive_failures(), 2);
     // Not connected: ignored.
     assert!(!b.on_peer_draining(later + Duration::from_millis(20)));
+    // The reopen fails (the replacement is not listening yet): the retry
+    // comes within `base`, and no failure is counted; the next failure in
+    // a row is an ordinary one.
+    let at = b.poll_timeout().unwrap().at;
+    b.handle_timeout(at);
+    assert_eq!(b.poll_action(), Some(BackoffAction::Connect { attempt: 5 }));
+    b.on_disconnected(at);
+    assert!(b.last_delay().unwrap() <= Duration::from_secs(1));
+    assert_eq!(b.consecutive_failures(), 2);
+    let at = b.poll_timeout().unwrap().at;
+    b.handle_timeout(at);
+    b.poll_action();
+    b.on_disconnected(at);
+    assert_eq!(b.consecutive_failures(), 3);
+    assert!(b.last_delay().unwrap() >= Duration::from_millis(800));
 }

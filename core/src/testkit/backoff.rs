@@ -38,6 +38,8 @@ pub struct Harness {
     pub now: Timestamp,
     /// Every delay chosen, with whether the preceding connection was healthy.
     pub delays: Vec<(Duration, bool)>,
+    /// The model: the attempt requested or due is a reopen after a drain.
+    drain_reopen: bool,
 }
 
 impl Harness {
@@ -56,6 +58,7 @@ impl Harness {
             machine,
             now: Timestamp::ZERO,
             delays: Vec::new(),
+            drain_reopen: false,
         })
     }
 
@@ -73,6 +76,9 @@ impl Harness {
                 timeout_checked(&mut self.machine, self.now)?;
             }
             Op::Connected => {
+                if self.machine.phase() == BackoffPhase::Connecting {
+                    self.drain_reopen = false;
+                }
                 self.machine.on_connected(self.now);
                 drain(&mut self.machine)?;
             }
@@ -94,12 +100,27 @@ impl Harness {
                     before,
                     BackoffPhase::Connecting | BackoffPhase::Connected { .. }
                 );
+                let failures = self.machine.consecutive_failures();
                 self.machine.on_disconnected(self.now);
                 drain(&mut self.machine)?;
                 if acts {
+                    let drain_retry = self.drain_reopen && before == BackoffPhase::Connecting;
+                    self.drain_reopen = false;
                     let delay = self.machine.last_delay().unwrap_or_default();
                     self.delays.push((delay, healthy));
-                    self.check_delay(delay, healthy)?;
+                    if drain_retry {
+                        crate::ensure_invariant!(
+                            delay <= self.machine.config().base
+                                && self.machine.consecutive_failures() == failures,
+                            "BACKOFF_DRAIN_NOT_A_FAILURE",
+                            "a failed reopen after a drain waited {delay:?} (base {:?}), \
+                             failures {failures} -> {}",
+                            self.machine.config().base,
+                            self.machine.consecutive_failures()
+                        );
+                    } else {
+                        self.check_delay(delay, healthy)?;
+                    }
                 }
             }
             Op::PeerDraining => {
@@ -107,6 +128,7 @@ impl Harness {
                 let failures = self.machine.consecutive_failures();
                 let attempts = self.machine.attempts();
                 let acted = self.machine.on_peer_draining(self.now);
+                self.drain_reopen |= acted;
                 let got = drain(&mut self.machine)?;
                 // The model: only a connected machine acts; at once when up
                 // `base`, else a retry exactly `base` after it connected.
@@ -142,6 +164,7 @@ impl Harness {
                 );
             }
             Op::Restart => {
+                self.drain_reopen = false;
                 self.machine.stop();
                 self.machine.start(self.now);
                 drain(&mut self.machine)?;
