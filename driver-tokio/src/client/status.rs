@@ -18,6 +18,12 @@ pub struct StreamStatus {
     pub last_seq: u64,
     /// Connection attempts after the first.
     pub reconnects: u64,
+    /// Times the stream was moved to a fresh connection because the gateway
+    /// behind its connection was draining (an HTTP/2 GOAWAY: a graceful
+    /// shutdown, its replacement serving new connections). Each is also a
+    /// reconnect. Only plaintext (`http://`) channels built by tether
+    /// notice a drain.
+    pub drain_swaps: u64,
     /// Events applied.
     pub events_applied: u64,
     /// Duplicates dropped.
