@@ -88,10 +88,19 @@ async fn a_draining_gateway_hands_checks_and_both_streams_to_its_replacement() {
     })
     .await;
     let b_up = drained.elapsed();
+    // Checks go to B.
+    let mut n = 1;
+    while unknown_tool_allowed(&tether, n).await != Some(true) {
+        assert!(drained.elapsed() < MOVE_BOUND, "checks still answered by A");
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let checks = drained.elapsed();
     // Published on B before the client got there: the op stream's snapshot
     // on subscribe carries it.
     b.admin().terminate("trace-9:span-9", agent_key()).unwrap();
 
+    let term_from = Instant::now();
     let term = within("the terminate published on B reaches the client", MOVE_BOUND, || {
         tether.ops().state("trace-9:span-9") == OpState::Terminated
     })
@@ -109,16 +118,6 @@ async fn a_draining_gateway_hands_checks_and_both_streams_to_its_replacement() {
     )
     .await;
     let inv = drained.elapsed();
-
-    // Checks go to B.
-    let mut n = 1;
-    let start = Instant::now();
-    while unknown_tool_allowed(&tether, n).await != Some(true) {
-        assert!(start.elapsed() < MOVE_BOUND, "checks still answered by A");
-        n += 1;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let checks = drained.elapsed();
 
     // Nothing lost or doubled: A's lifetime, one restart, B's from seq 1.
     assert_eq!(
@@ -145,10 +144,11 @@ async fn a_draining_gateway_hands_checks_and_both_streams_to_its_replacement() {
     assert!(st.invalidation.connected && st.op_control.connected);
     assert!(st.kill_switch.reachable);
     assert!(!st.kill_switch.outage_policy_in_force);
+    let term_at = term_from.duration_since(drained) + term;
     eprintln!(
-        "after the drain: B serving at {b_up:?}; terminate from B applied {term:?} after B \
-         started; Subscribe at B {sub:?} after that; B's invalidations applied at {inv:?}; \
-         checks answered by B at {checks:?} (all from the drain)"
+        "from the drain: B serving at {b_up:?}, checks answered by B at {checks:?} \
+         ({n} probe(s)), B's terminate applied at {term_at:?}, Subscribe open at B \
+         {sub:?} later, B's invalidations applied at {inv:?}"
     );
 
     tether.shutdown(Duration::from_secs(1)).await;
