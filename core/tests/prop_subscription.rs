@@ -1126,7 +1126,10 @@ fn a_draining_peer_moves_the_stream_at_once_and_resumes_from_last() {
     // Up for a minute, then the gateway drains: close, resubscribe at once.
     let later = t + Duration::from_secs(60);
     s.on_event(later, 6, 6);
-    assert_eq!(drain(&mut s), [A::Apply { seq: 6, event: 6 }, A::Ack { seq: 6 }]);
+    assert_eq!(
+        drain(&mut s),
+        [A::Apply { seq: 6, event: 6 }, A::Ack { seq: 6 }]
+    );
     assert!(s.on_peer_draining(later));
     assert_eq!(
         drain(&mut s),
@@ -1143,7 +1146,10 @@ fn a_draining_peer_moves_the_stream_at_once_and_resumes_from_last() {
     // The new stream replays from 7: a resume, no invalidation.
     s.on_connected(later);
     s.on_event(later, 7, 7);
-    assert_eq!(drain(&mut s), [A::Apply { seq: 7, event: 7 }, A::Ack { seq: 7 }]);
+    assert_eq!(
+        drain(&mut s),
+        [A::Apply { seq: 7, event: 7 }, A::Ack { seq: 7 }]
+    );
     // Drained again 10 ms after it opened: the resubscribe waits for `base`
     // since the open, and is no failure either.
     let soon = later + Duration::from_millis(10);
@@ -1157,7 +1163,10 @@ fn a_draining_peer_moves_the_stream_at_once_and_resumes_from_last() {
     let d = s.poll_timeout().unwrap();
     assert_eq!(
         (d.at, d.reason),
-        (later + Duration::from_secs(1), SubscriptionTimer::Resubscribe)
+        (
+            later + Duration::from_secs(1),
+            SubscriptionTimer::Resubscribe
+        )
     );
     s.handle_timeout(d.at);
     assert_eq!(drain(&mut s), [A::Connect { last_seq_seen: 7 }]);

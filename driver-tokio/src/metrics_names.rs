@@ -116,7 +116,7 @@ pub fn register_all() {
         RESTARTS,
         UNREPLAYABLE_GAPS,
         RECONNECTS,
-    STREAM_SWAPS,
+        STREAM_SWAPS,
         OP_SIGNALS,
         AUTH_REFRESHES,
         CHECK_SLOT_REFUSALS,

@@ -35,10 +35,7 @@ const MOVE_BOUND: Duration = Duration::from_secs(3);
 async fn within(what: &str, bound: Duration, mut cond: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !cond() {
-        assert!(
-            start.elapsed() < bound,
-            "not within {bound:?}: {what}"
-        );
+        assert!(start.elapsed() < bound, "not within {bound:?}: {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     start.elapsed()
@@ -49,14 +46,17 @@ async fn within(what: &str, bound: Duration, mut cond: impl FnMut() -> bool) -> 
 /// tool name each time, so no cached decision answers.
 async fn unknown_tool_allowed(t: &Tether, n: u32) -> Option<bool> {
     let call = ToolCall::new(format!("probe_{n}"));
-    t.check("trace-1:span-1", &call).await.ok().map(|v| v.allowed())
+    t.check("trace-1:span-1", &call)
+        .await
+        .ok()
+        .map(|v| v.allowed())
 }
 
 #[tokio::test]
 async fn a_draining_gateway_hands_checks_and_both_streams_to_its_replacement() {
     let a = serve(gateway()).await;
     let port = a.local_addr().port();
-    let config = TetherConfig::new(&a.endpoint(), agent(), "runtime-1").with_token(TOKEN);
+    let config = TetherConfig::new(a.endpoint(), agent(), "runtime-1").with_token(TOKEN);
     let tether = connected(config).await;
     let rec = Recorder::default();
     tether.add_sink(Arc::new(rec.clone()));
@@ -101,14 +101,18 @@ async fn a_draining_gateway_hands_checks_and_both_streams_to_its_replacement() {
     b.admin().terminate("trace-9:span-9", agent_key()).unwrap();
 
     let term_from = Instant::now();
-    let term = within("the terminate published on B reaches the client", MOVE_BOUND, || {
-        tether.ops().state("trace-9:span-9") == OpState::Terminated
-    })
+    let term = within(
+        "the terminate published on B reaches the client",
+        MOVE_BOUND,
+        || tether.ops().state("trace-9:span-9") == OpState::Terminated,
+    )
     .await;
     let b_admin = b.admin();
-    let sub = within("the invalidation stream is subscribed at B", MOVE_BOUND, || {
-        b_admin.status().invalidation_streams == 1
-    })
+    let sub = within(
+        "the invalidation stream is subscribed at B",
+        MOVE_BOUND,
+        || b_admin.status().invalidation_streams == 1,
+    )
     .await;
     b.admin().publish_invalidation("", 10, None);
     b.admin().publish_invalidation("", 11, None);

@@ -159,7 +159,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     // Bounded: a gateway that accepts the stream and never
                     // answers costs one open timeout, then the backoff goes on.
                     let waited = shared.config.open_timeout;
-                    let bounded_open = tokio::time::timeout(waited, open(&shared, &chan.channel, last_seq_seen));
+                    let bounded_open =
+                        tokio::time::timeout(waited, open(&shared, &chan.channel, last_seq_seen));
                     let opened = tokio::select! {
                         r = bounded_open.instrument(attempt_span.clone()) => r.unwrap_or_else(|_| {
                             Err(format!("no answer to the open within {waited:?}"))

@@ -106,9 +106,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     backoff.on_disconnected(clock.now());
                     if old.is_some() {
                         // The swap failed: from here it is an outage.
-                        down(&shared, KillSwitchDown::StreamLost {
-                            error: format!("the gateway is draining and the reopen failed: {e}"),
-                        });
+                        down(
+                            &shared,
+                            KillSwitchDown::StreamLost {
+                                error: format!(
+                                    "the gateway is draining and the reopen failed: {e}"
+                                ),
+                            },
+                        );
                     }
                     shared.ops.on_stream_attempt(why);
                     shared.status.update(|s| s.op_control.last_error = Some(e));
