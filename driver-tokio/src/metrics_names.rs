@@ -16,7 +16,9 @@ pub const UNREPLAYABLE_GAPS: &str = "tether_unreplayable_gaps_total";
 pub const RECONNECTS: &str = "tether_reconnects_total";
 /// Counter: streams moved to a fresh connection, not after a failure.
 /// Labels `stream`, `reason` (`peer_draining`: the gateway sent an HTTP/2
-/// GOAWAY on the stream's connection). Each move's reopen also counts in
+/// GOAWAY on the stream's connection; `checks_renewed`: under TLS, where no
+/// GOAWAY can be seen, the checks moved to a new connection after the
+/// stream opened). Each move's reopen also counts in
 /// `tether_reconnects_total`.
 pub const STREAM_SWAPS: &str = "tether_stream_swaps_total";
 /// Gauge: 1 while a stream is connected. Label `stream`.

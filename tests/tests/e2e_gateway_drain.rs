@@ -18,14 +18,21 @@
 //! - A is left with no stream of the client open;
 //! - the status counts one drain swap per stream, and the kill switch never
 //!   stopped being reachable (the op stream's swap is make-before-break).
+//!
+//! Under TLS the GOAWAY frame cannot be seen; there the client moves its
+//! streams once its checks moved to a new connection: the second test runs
+//! the same drain with TLS gateways and a check after it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rcgen::{CertificateParams, KeyPair};
 use tether_gateway::rules::RuleTable;
 use tether_tests::recorder::{Recorder, Seen};
 use tether_tests::{agent, agent_key, bounded, connected, gateway, serve, TOKEN};
-use tether_tokio::client::{InvalidateAllReason, OpState, Tether, TetherConfig, ToolCall};
+use tether_tokio::client::{
+    InvalidateAllReason, OpState, Tether, TetherConfig, TlsSettings, ToolCall,
+};
 use tokio::net::TcpListener;
 
 /// The longest the client may keep a stream on the draining gateway.
@@ -155,6 +162,80 @@ async fn a_draining_gateway_hands_checks_and_both_streams_to_its_replacement() {
          {sub:?} later, B's invalidations applied at {inv:?}"
     );
 
+    tether.shutdown(Duration::from_secs(1)).await;
+    b.shutdown().await.unwrap();
+    a.shutdown().await.unwrap();
+}
+
+/// Bind `port` again once the draining gateway released it, and serve
+/// `builder` there.
+async fn serve_when_free(
+    builder: tether_gateway::GatewayBuilder,
+    port: u16,
+) -> tether_gateway::RunningGateway {
+    bounded("B binds the port A released", async {
+        loop {
+            match TcpListener::bind(("127.0.0.1", port)).await {
+                Ok(l) => break builder.serve(l).await.unwrap(),
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn under_tls_the_streams_follow_the_checks_to_the_replacement() {
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
+    let tls = |b: tether_gateway::GatewayBuilder| b.tls(cert_pem.clone(), key_pem.clone());
+    let a = serve(tls(gateway())).await;
+    let port = a.local_addr().port();
+    let config = TetherConfig::new(format!("https://localhost:{port}"), agent(), "runtime-1")
+        .with_token(TOKEN)
+        .with_tls(TlsSettings::default().with_ca_pem(cert_pem.clone()));
+    let tether = connected(config).await;
+    assert_eq!(unknown_tool_allowed(&tether, 0).await, Some(false));
+    tokio::time::sleep(Duration::from_millis(1_200)).await;
+
+    let drained = Instant::now();
+    a.drain().await;
+    let b_rules = RuleTable::parse("default allow\n").unwrap();
+    let b = serve_when_free(tls(gateway().rules(b_rules)), port).await;
+    b.admin().terminate("trace-9:span-9", agent_key()).unwrap();
+    // A check after the drain goes to B on a new connection ...
+    let mut n = 1;
+    while unknown_tool_allowed(&tether, n).await != Some(true) {
+        assert!(drained.elapsed() < MOVE_BOUND, "checks still answered by A");
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let checks = drained.elapsed();
+    // ... and the streams follow.
+    within(
+        "the terminate published on B reaches the client",
+        MOVE_BOUND,
+        || tether.ops().state("trace-9:span-9") == OpState::Terminated,
+    )
+    .await;
+    let b_admin = b.admin();
+    within(
+        "the invalidation stream is subscribed at B",
+        MOVE_BOUND,
+        || b_admin.status().invalidation_streams == 1,
+    )
+    .await;
+    let moved = drained.elapsed();
+    let st = tether.status();
+    assert_eq!(
+        (st.invalidation.drain_swaps, st.op_control.drain_swaps),
+        (1, 1)
+    );
+    eprintln!("TLS, from the drain: checks on B at {checks:?}, both streams on B at {moved:?}");
     tether.shutdown(Duration::from_secs(1)).await;
     b.shutdown().await.unwrap();
     a.shutdown().await.unwrap();

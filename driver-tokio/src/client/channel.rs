@@ -16,8 +16,11 @@
 //! through [`GoawayConnector`], which notices a draining gateway (an HTTP/2
 //! GOAWAY) on the stream's connection; a stream task that learns of one
 //! reopens on [`Channels::fresh_stream`], a channel built afresh, so the
-//! reopened stream cannot land on the draining connection. `https://`
-//! channels and a user's channel are not watched (see [`super::goaway`]).
+//! reopened stream cannot land on the draining connection. Under TLS
+//! (`https://`) the frames cannot be seen: the checks channel's
+//! connections are counted instead, and a stream on a connection older than
+//! the checks' latest is moved. A user's channel is not watched (see
+//! [`super::goaway`]).
 
 use tonic::transport::{Channel, Endpoint};
 
@@ -31,6 +34,11 @@ use super::goaway::{DrainWatch, GoawayConnector};
 pub(crate) struct Channels {
     /// `CheckAction` calls.
     pub(crate) checks: Channel,
+    /// Under TLS, the count of the checks channel's connections: a stream
+    /// on a connection older than the checks' latest is moved (see
+    /// [`super::goaway`]). `None` when the stream channels are scanned
+    /// (plaintext) or the channel is the user's.
+    pub(crate) checks_watch: Option<DrainWatch>,
     /// The `Subscribe` stream's first channel.
     pub(crate) invalidation: StreamChannel,
     /// The `OpControlStream`'s first channel.
@@ -92,6 +100,7 @@ pub(super) fn build(config: &TetherConfig) -> Result<Channels, ConfigError> {
         };
         return Ok(Channels {
             checks: channel.clone(),
+            checks_watch: None,
             invalidation: user(),
             op_control: user(),
             endpoint: None,
@@ -103,9 +112,16 @@ pub(super) fn build(config: &TetherConfig) -> Result<Channels, ConfigError> {
     let ep = endpoint(config)?;
     // Frames can be watched only below no TLS.
     let watchable = config.gateway_url.starts_with("http://");
+    // Under TLS the checks' connections are counted instead.
+    let checks_watch = (!watchable).then(DrainWatch::new);
+    let checks = match &checks_watch {
+        Some(w) => ep.connect_with_connector_lazy(GoawayConnector::counting(w.clone(), true)),
+        None => ep.connect_lazy(),
+    };
     // `connect_lazy` on one endpoint gives a new connection each time.
     Ok(Channels {
-        checks: ep.connect_lazy(),
+        checks,
+        checks_watch,
         invalidation: stream_channel(&ep, watchable, true),
         op_control: stream_channel(&ep, watchable, true),
         endpoint: Some(ep),

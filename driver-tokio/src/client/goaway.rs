@@ -17,17 +17,20 @@
 //! the reopened stream is on a new connection (a draining connection takes
 //! no new stream).
 //!
-//! Limits: only plaintext (`http://`, h2c) connections can be watched; under
-//! TLS the frames are encrypted below this layer, so `https://` channels are
-//! built as before with no watch (a drain there is noticed only when the old
-//! gateway ends the stream). A channel the user supplies
+//! Limits: only plaintext (`http://`, h2c) connections can be scanned; under
+//! TLS the frames are encrypted below this layer. There the checks' channel
+//! connects through a [`GoawayConnector`] that only counts its connections:
+//! hyper opens a new one for the next check after the old one was told to
+//! go away (or broke), and a stream still on a connection made before that
+//! is moved the same way (a weaker signal: it needs a check, and a broken
+//! checks connection moves the streams too, which costs a resume and
+//! nothing else). A channel the user supplies
 //! ([`TetherConfig::with_channel`](super::TetherConfig::with_channel)) is not
 //! watched either.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -52,7 +55,7 @@ pub(crate) struct DrainWatch {
 #[derive(Debug)]
 struct Inner {
     /// Connections made so far; the latest one's number.
-    latest: AtomicU64,
+    latest: watch::Sender<u64>,
     /// `true` once the latest connection received a GOAWAY.
     draining: watch::Sender<bool>,
 }
@@ -61,7 +64,7 @@ impl DrainWatch {
     pub(crate) fn new() -> Self {
         DrainWatch {
             inner: Arc::new(Inner {
-                latest: AtomicU64::new(0),
+                latest: watch::Sender::new(0),
                 draining: watch::Sender::new(false),
             }),
         }
@@ -69,7 +72,11 @@ impl DrainWatch {
 
     /// A new connection was made: it becomes the latest, not draining.
     fn connected(&self) -> u64 {
-        let id = self.inner.latest.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut id = 0;
+        self.inner.latest.send_modify(|n| {
+            *n += 1;
+            id = *n;
+        });
         self.inner.draining.send_replace(false);
         id
     }
@@ -77,7 +84,7 @@ impl DrainWatch {
     /// Connection `id` received a GOAWAY; only the latest one counts (an
     /// older one carries no stream any more).
     fn goaway(&self, id: u64) {
-        if self.inner.latest.load(Ordering::Acquire) == id {
+        if *self.inner.latest.borrow() == id {
             self.inner.draining.send_replace(true);
         }
     }
@@ -86,6 +93,18 @@ impl DrainWatch {
     #[cfg(test)]
     pub(crate) fn is_draining(&self) -> bool {
         *self.inner.draining.borrow()
+    }
+
+    /// Connections made so far.
+    pub(crate) fn connections(&self) -> u64 {
+        *self.inner.latest.borrow()
+    }
+
+    /// Resolves once more than `seen` connections were made, and at least
+    /// two (the first connection replaces none).
+    pub(crate) async fn renewed_after(&self, seen: u64) {
+        let mut rx = self.inner.latest.subscribe();
+        let _ = rx.wait_for(|n| *n > seen && *n >= 2).await;
     }
 
     /// Resolves once the latest connection is draining (at once if it is).
@@ -102,11 +121,27 @@ impl DrainWatch {
 pub(crate) struct GoawayConnector {
     watch: DrainWatch,
     nodelay: bool,
+    /// Scan the bytes (plaintext), or only count the connections (TLS).
+    scan: bool,
 }
 
 impl GoawayConnector {
+    /// Connections scanned for a GOAWAY (plaintext only).
     pub(crate) fn new(watch: DrainWatch, nodelay: bool) -> Self {
-        GoawayConnector { watch, nodelay }
+        GoawayConnector {
+            watch,
+            nodelay,
+            scan: true,
+        }
+    }
+
+    /// Connections only counted (under TLS, which tonic adds on top).
+    pub(crate) fn counting(watch: DrainWatch, nodelay: bool) -> Self {
+        GoawayConnector {
+            watch,
+            nodelay,
+            scan: false,
+        }
     }
 }
 
@@ -122,6 +157,7 @@ impl tonic::codegen::Service<Uri> for GoawayConnector {
     fn call(&mut self, uri: Uri) -> Self::Future {
         let watch = self.watch.clone();
         let nodelay = self.nodelay;
+        let scan = self.scan;
         Box::pin(async move {
             let host = uri
                 .host()
@@ -135,7 +171,10 @@ impl tonic::codegen::Service<Uri> for GoawayConnector {
             let id = watch.connected();
             Ok(TokioIo::new(Watched {
                 io: tcp,
-                scan: FrameScan::default(),
+                scan: FrameScan {
+                    done: !scan,
+                    ..FrameScan::default()
+                },
                 watch,
                 id,
             }))

@@ -55,7 +55,9 @@
 //! so the resubscribe lands on a new connection, and through it on the
 //! gateway's replacement. Nothing is lost: the replacement replays from
 //! `last_seq_seen`, or, being a new lifetime that announces its epoch,
-//! from its oldest held event (`SUB_RESTART_LOSES_NOTHING_HELD`).
+//! from its oldest held event (`SUB_RESTART_LOSES_NOTHING_HELD`). Under
+//! TLS, where no GOAWAY can be seen, a new connection of the checks channel
+//! made after the stream opened counts as the same event.
 
 use std::sync::Arc;
 
@@ -76,7 +78,7 @@ use tracing::Instrument;
 use super::ack_codec::{SubscribeCodec, SERVICE, SUBSCRIBE_PATH};
 use super::ack_outbox::{ack_outbox, AckOutbox};
 
-use super::op_stream::drained;
+use super::op_stream::{checks_connections, checks_renewed, drained};
 use super::shared::Shared;
 use super::sink::{InvalidateAllReason, InvalidationSink, PolicyChange};
 use super::status::set_connected;
@@ -127,6 +129,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     let mut attempt_span = tracing::Span::none();
     let mut batch = Batch::default();
     let mut chan = shared.channels.invalidation.clone();
+    // Under TLS: the checks' connections counted when the stream opened.
+    let mut checks_seen = checks_connections(&shared);
     loop {
         while let Some(action) = sub.poll_action() {
             let action = match action {
@@ -171,6 +175,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                         Ok(c) => {
                             let epoch = c.epoch;
                             conn = Some(c);
+                            checks_seen = checks_connections(&shared);
                             let now = clock.now();
                             sub.on_connected(now);
                             if let Some(epoch) = epoch {
@@ -333,6 +338,16 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 if sub.on_peer_draining(clock.now()) {
                     attempt_span.in_scope(|| tracing::info!("the gateway is draining: moving the stream"));
                     metrics::counter!(m::STREAM_SWAPS, "stream" => STREAM, "reason" => "peer_draining").increment(1);
+                }
+            }
+            // Under TLS: the checks moved to a new connection since the
+            // stream opened (the old one was told to go away, or broke).
+            _ = checks_renewed(shared.channels.checks_watch.as_ref(), checks_seen, armed) => {
+                checks_seen = checks_connections(&shared);
+                chan = shared.channels.fresh_stream();
+                if sub.on_peer_draining(clock.now()) {
+                    attempt_span.in_scope(|| tracing::info!("the checks moved to a new connection: moving the stream"));
+                    metrics::counter!(m::STREAM_SWAPS, "stream" => STREAM, "reason" => "checks_renewed").increment(1);
                 }
             }
             _ = shutdown.changed() => {

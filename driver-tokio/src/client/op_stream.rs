@@ -19,7 +19,9 @@
 //! and read until the new one is open, and its already-received signals are
 //! applied before it is dropped, so the `OpControl` machine never sees the
 //! stream down and no outage clock starts; only a failed reopen reports the
-//! stream down (the swap then ends in an ordinary outage).
+//! stream down (the swap then ends in an ordinary outage). Under TLS, where
+//! no GOAWAY can be seen, a new connection of the checks channel made after
+//! the stream opened counts as the same event (see [`super::goaway`]).
 
 use std::sync::Arc;
 
@@ -53,6 +55,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     let mut stream_token: Option<String> = None;
     let mut span = tracing::Span::none();
     let mut chan = shared.channels.op_control.clone();
+    // Under TLS: the checks' connections counted when the stream opened.
+    let mut checks_seen = checks_connections(&shared);
     loop {
         while let Some(BackoffAction::Connect { attempt }) = backoff.poll_action() {
             // Only a swap away from a draining gateway connects with a
@@ -85,6 +89,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     }
                     stream = Some(s);
                     stream_token = token;
+                    checks_seen = checks_connections(&shared);
                     backoff.on_connected(clock.now());
                     shared.ops.on_stream_up();
                     shared.status.update(|s| {
@@ -155,6 +160,17 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     shared.status.update(|s| s.op_control.drain_swaps += 1);
                 }
             }
+            // Under TLS: the checks moved to a new connection since the
+            // stream opened (the old one was told to go away, or broke).
+            _ = checks_renewed(shared.channels.checks_watch.as_ref(), checks_seen, armed) => {
+                checks_seen = checks_connections(&shared);
+                chan = shared.channels.fresh_stream();
+                if backoff.on_peer_draining(clock.now()) {
+                    span.in_scope(|| tracing::info!("the checks moved to a new connection: moving the stream"));
+                    metrics::counter!(m::STREAM_SWAPS, "stream" => STREAM, "reason" => "checks_renewed").increment(1);
+                    shared.status.update(|s| s.op_control.drain_swaps += 1);
+                }
+            }
             _ = shutdown.changed() => {
                 down(&shared, KillSwitchDown::ShutDown);
                 return;
@@ -185,6 +201,25 @@ pub(crate) async fn drained(watch: Option<&DrainWatch>, armed: bool) {
         Some(w) if armed => w.draining().await,
         _ => std::future::pending().await,
     }
+}
+
+/// Resolves once the checks channel made a new connection after `seen`
+/// (see [`DrainWatch::renewed_after`]), if `armed` and counted (TLS); never
+/// otherwise.
+pub(crate) async fn checks_renewed(watch: Option<&DrainWatch>, seen: u64, armed: bool) {
+    match watch {
+        Some(w) if armed => w.renewed_after(seen).await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// The checks channel's connections so far (0 when not counted).
+pub(crate) fn checks_connections(shared: &Shared) -> u64 {
+    shared
+        .channels
+        .checks_watch
+        .as_ref()
+        .map_or(0, DrainWatch::connections)
 }
 
 fn down(shared: &Shared, why: KillSwitchDown) {

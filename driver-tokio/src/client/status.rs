@@ -21,8 +21,10 @@ pub struct StreamStatus {
     /// Times the stream was moved to a fresh connection because the gateway
     /// behind its connection was draining (an HTTP/2 GOAWAY: a graceful
     /// shutdown, its replacement serving new connections). Each is also a
-    /// reconnect. Only plaintext (`http://`) channels built by tether
-    /// notice a drain.
+    /// reconnect. Plaintext (`http://`) channels built by tether see the
+    /// GOAWAY; under TLS a stream is moved when the checks moved to a new
+    /// connection after it opened (which needs a check); a user's channel
+    /// notices nothing.
     pub drain_swaps: u64,
     /// Events applied.
     pub events_applied: u64,
