@@ -15,6 +15,7 @@ fn op() -> impl Strategy<Value = Op> {
         Just(Op::Message),
         Just(Op::Disconnected),
         Just(Op::Restart),
+        Just(Op::PeerDraining),
     ]
 }
 
@@ -203,4 +204,52 @@ fn no_jitter_means_exact_schedule() {
         delays,
         vec![1000, 1600, 2560, 4096, 6553, 10485, 16777, 26843, 30000, 30000]
     );
+}
+
+#[test]
+fn a_draining_peer_reconnects_at_once_without_a_failure_and_at_most_once_per_base() {
+    let mut b = Backoff::new(BackoffConfig::with_seed(9));
+    let t = Timestamp::from_secs(10);
+    b.start(t);
+    b.poll_action();
+    // Two failures first: the drain must not touch them.
+    b.on_disconnected(t);
+    let now = b.poll_timeout().unwrap().at;
+    b.handle_timeout(now);
+    b.poll_action();
+    b.on_disconnected(now);
+    let now = b.poll_timeout().unwrap().at;
+    b.handle_timeout(now);
+    assert_eq!(b.poll_action(), Some(BackoffAction::Connect { attempt: 3 }));
+    assert_eq!(b.consecutive_failures(), 2);
+    b.on_connected(now);
+    // Up for 5 s, then the peer drains: at once.
+    let later = now + Duration::from_secs(5);
+    assert!(b.on_peer_draining(later));
+    assert_eq!(b.poll_action(), Some(BackoffAction::Connect { attempt: 4 }));
+    assert_eq!(b.consecutive_failures(), 2);
+    assert_eq!(b.poll_timeout(), None);
+    // Up 10 ms, drained again: the attempt waits for `base` since it connected.
+    b.on_connected(later);
+    assert!(b.on_peer_draining(later + Duration::from_millis(10)));
+    assert_eq!(b.poll_action(), None);
+    assert_eq!(b.poll_timeout().unwrap().at, later + Duration::from_secs(1));
+    assert_eq!(b.consecutive_failures(), 2);
+    // Not connected: ignored.
+    assert!(!b.on_peer_draining(later + Duration::from_millis(20)));
+    // The reopen fails (the replacement is not listening yet): the retry
+    // comes within `base`, and no failure is counted; the next failure in
+    // a row is an ordinary one.
+    let at = b.poll_timeout().unwrap().at;
+    b.handle_timeout(at);
+    assert_eq!(b.poll_action(), Some(BackoffAction::Connect { attempt: 5 }));
+    b.on_disconnected(at);
+    assert!(b.last_delay().unwrap() <= Duration::from_secs(1));
+    assert_eq!(b.consecutive_failures(), 2);
+    let at = b.poll_timeout().unwrap().at;
+    b.handle_timeout(at);
+    b.poll_action();
+    b.on_disconnected(at);
+    assert_eq!(b.consecutive_failures(), 3);
+    assert!(b.last_delay().unwrap() >= Duration::from_millis(800));
 }

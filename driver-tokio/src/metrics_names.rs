@@ -14,6 +14,13 @@ pub const RESTARTS: &str = "tether_gateway_restarts_total";
 pub const UNREPLAYABLE_GAPS: &str = "tether_unreplayable_gaps_total";
 /// Counter: stream connection attempts after the first. Label `stream`.
 pub const RECONNECTS: &str = "tether_reconnects_total";
+/// Counter: streams moved to a fresh connection, not after a failure.
+/// Labels `stream`, `reason` (`peer_draining`: the gateway sent an HTTP/2
+/// GOAWAY on the stream's connection; `checks_renewed`: under TLS, where no
+/// GOAWAY can be seen, the checks moved to a new connection after the
+/// stream opened). Each move's reopen also counts in
+/// `tether_reconnects_total`.
+pub const STREAM_SWAPS: &str = "tether_stream_swaps_total";
 /// Gauge: 1 while a stream is connected. Label `stream`.
 pub const CONNECTED: &str = "tether_stream_connected";
 /// Histogram (seconds): push-to-apply latency of invalidation events,
@@ -68,6 +75,7 @@ pub const ALL: &[&str] = &[
     RESTARTS,
     UNREPLAYABLE_GAPS,
     RECONNECTS,
+    STREAM_SWAPS,
     CONNECTED,
     PUSH_TO_APPLY_SECONDS,
     CHECK_SECONDS,
@@ -96,6 +104,7 @@ pub const CLIENT: &[&str] = &[
     RESTARTS,
     UNREPLAYABLE_GAPS,
     RECONNECTS,
+    STREAM_SWAPS,
     CONNECTED,
     PUSH_TO_APPLY_SECONDS,
     CHECK_SECONDS,
@@ -119,6 +128,7 @@ pub fn register_all() {
         RESTARTS,
         UNREPLAYABLE_GAPS,
         RECONNECTS,
+        STREAM_SWAPS,
         OP_SIGNALS,
         AUTH_REFRESHES,
         CHECK_SLOT_REFUSALS,

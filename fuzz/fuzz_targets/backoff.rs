@@ -1,5 +1,6 @@
-//! Fuzz the backoff machine: arbitrary configs and input sequences must keep
-//! every backoff and contract invariant (not just avoid panics).
+//! Fuzz the backoff machine: arbitrary configs and input sequences (a
+//! draining peer, `Op::PeerDraining`, included: `BACKOFF_DRAIN_NOT_A_FAILURE`)
+//! must keep every backoff and contract invariant (not just avoid panics).
 #![no_main]
 
 use core::time::Duration;

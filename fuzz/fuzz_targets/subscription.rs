@@ -5,8 +5,10 @@
 //! must keep every subscription and contract invariant (not just avoid
 //! panics; with epochs announced, `SUB_RESTART_LOSES_NOTHING_HELD`
 //! included: after a restart the first event applied is the oldest the
-//! gateway held, and the resubscribe from 0 waits no backoff delay), and the
-//! client must then catch up with the gateway.
+//! gateway held, and the resubscribe from 0 waits no backoff delay), draining
+//! peers (`Op::PeerDraining`: `SUB_DRAIN_FOLLOWED`, the stream moved and
+//! resumed from `last_seq_seen` at once or `base` after it opened, no
+//! failure counted), and the client must then catch up with the gateway.
 #![no_main]
 
 use core::time::Duration;

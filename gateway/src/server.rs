@@ -13,6 +13,11 @@
 //!   with `UNAVAILABLE` and every held CheckAction at once, and returns
 //!   within the configured grace (aborting the server past it); dropping a
 //!   `RunningGateway` starts the same shutdown without waiting;
+//! - [`RunningGateway::drain`] is the old process of a rolling deploy: it
+//!   stops accepting (the listening socket closes, so a replacement can
+//!   bind the port) and sends every connection an HTTP/2 GOAWAY, but keeps
+//!   serving the streams and calls already open until their clients end
+//!   them or [`RunningGateway::shutdown`] does;
 //! - every collection client input can grow is bounded (subscribers, ring,
 //!   live channels, ops, pending approvals, open streams, batch size,
 //!   registration nonces, registered agents, control-stream buffers).
@@ -52,6 +57,7 @@ use super::lifecycle::{
 use super::ops::{OpBoard, DEFAULT_MAX_OPS, DEFAULT_OP_LIVE_CAPACITY};
 use super::policy_service::PolicySvc;
 use super::rules::RuleTable;
+use super::shutdown::Shutdown;
 use super::state::{Limits, Shared};
 
 /// Streams of each kind (invalidation, op control, approval watch) open at
@@ -494,9 +500,16 @@ impl GatewayBuilder {
             })
         });
         let signal = shared.shutdown.clone();
-        let task = tokio::spawn(
-            router.serve_with_incoming_shutdown(incoming, async move { signal.triggered().await }),
-        );
+        // A drain stops the server (GOAWAY, no more accepts) without ending
+        // the streams, which follow `shared.shutdown` only.
+        let drain = Shutdown::new();
+        let drained = drain.clone();
+        let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async move {
+            tokio::select! {
+                _ = signal.triggered() => {}
+                _ = drained.triggered() => {}
+            }
+        }));
         tracing::info!(%local_addr, "reference gateway serving");
         Ok(RunningGateway {
             local_addr,
@@ -504,6 +517,7 @@ impl GatewayBuilder {
             shared,
             health,
             grace: self.shutdown_grace,
+            drain,
             task: Some(task),
         })
     }
@@ -532,6 +546,7 @@ pub struct RunningGateway {
     shared: Arc<Shared>,
     health: HealthReporter,
     grace: Duration,
+    drain: Shutdown,
     task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
 }
 
@@ -558,6 +573,28 @@ impl RunningGateway {
     /// In-process operator control of this gateway.
     pub fn admin(&self) -> AdminHandle {
         self.admin.clone()
+    }
+
+    /// Drain, as the old process of a rolling deploy does: health turns
+    /// `NOT_SERVING`, the listener closes (a replacement can bind the same
+    /// port at once), every connection is sent an HTTP/2 GOAWAY (no new
+    /// stream or call on it), and the streams and calls already open go on
+    /// being served, for as long as their clients keep them: a client that
+    /// does not move its streams keeps hearing only this gateway. Events and
+    /// signals published through this gateway's admin still reach them.
+    /// [`RunningGateway::shutdown`] (or dropping it) ends them.
+    pub async fn drain(&self) {
+        for name in SERVICE_NAMES {
+            self.health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        self.drain.trigger();
+    }
+
+    /// Whether [`RunningGateway::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.drain.is_triggered()
     }
 
     /// Stop: health turns `NOT_SERVING`, the listener closes, every open

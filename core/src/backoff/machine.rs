@@ -78,6 +78,9 @@ pub struct Backoff {
     consecutive_failures: u64,
     attempts: u64,
     last_delay: Option<Duration>,
+    /// The attempt requested (or due) is the reopen after a drain: if it
+    /// fails, its retry is drawn from `[0, base]`.
+    drain_reopen: bool,
     actions: VecDeque<BackoffAction>,
 }
 
@@ -93,6 +96,7 @@ impl Backoff {
             consecutive_failures: 0,
             attempts: 0,
             last_delay: None,
+            drain_reopen: false,
             actions: VecDeque::new(),
         }
     }
@@ -113,6 +117,7 @@ impl Backoff {
     /// Stop: no further attempts or timers until [`Backoff::start`].
     pub fn stop(&mut self) {
         self.phase = BackoffPhase::Idle;
+        self.drain_reopen = false;
         self.actions.clear();
     }
 
@@ -120,6 +125,7 @@ impl Backoff {
     /// Ignored unless an attempt is in progress.
     pub fn on_connected(&mut self, now: Timestamp) {
         if self.phase == BackoffPhase::Connecting {
+            self.drain_reopen = false;
             self.phase = BackoffPhase::Connected {
                 since: now,
                 got_message: false,
@@ -145,8 +151,15 @@ impl Backoff {
             }
             BackoffPhase::Idle | BackoffPhase::Waiting { .. } => return,
         };
+        let drain_retry = core::mem::take(&mut self.drain_reopen);
         let delay = if healthy {
             self.reset_delay()
+        } else if drain_retry && self.phase == BackoffPhase::Connecting {
+            // The reopen after a drain failed (the replacement may be a
+            // moment from listening): not a failure of a connection that
+            // worked; the retry is spread over [0, base], as after a
+            // healthy one, and the schedule is left as it is.
+            self.drain_retry_delay()
         } else {
             self.failure_delay()
         };
@@ -154,6 +167,31 @@ impl Backoff {
         self.phase = BackoffPhase::Waiting {
             until: now.saturating_add(delay),
         };
+    }
+
+    /// The peer of the open connection is draining (an HTTP/2 GOAWAY, a
+    /// planned shutdown): move to a fresh connection. This is not a failure:
+    /// the failure count and the delay schedule are kept as they are
+    /// (`BACKOFF_DRAIN_NOT_A_FAILURE`). The next attempt is requested at
+    /// once if the connection has been up at least `base`, and otherwise at
+    /// `since + base` (no jitter), so a peer that drains every connection it
+    /// accepts gets at most one attempt per `base` from drains. If that
+    /// reopen fails, its retry is drawn from `[0, base]` (as after a healthy
+    /// connection: the replacement may be a moment from listening), still
+    /// counting no failure; a second failure in a row is an ordinary one.
+    /// Returns whether the input acted: ignored (`false`) unless connected.
+    pub fn on_peer_draining(&mut self, now: Timestamp) -> bool {
+        let BackoffPhase::Connected { since, .. } = self.phase else {
+            return false;
+        };
+        let at = since.saturating_add(self.config.base);
+        self.drain_reopen = true;
+        if now >= at {
+            self.request_attempt();
+        } else {
+            self.phase = BackoffPhase::Waiting { until: at };
+        }
+        true
     }
 
     /// The current phase.
@@ -189,6 +227,16 @@ impl Backoff {
     fn reset_delay(&mut self) -> Duration {
         self.consecutive_failures = 0;
         self.current = None;
+        if self.config.jitter == 0.0 {
+            return self.config.base;
+        }
+        let u = self.rng.next_f64();
+        Duration::from_nanos(scale_nanos(self.config.base, u))
+    }
+
+    /// The retry of a failed reopen after a drain: uniform in `[0, base]`,
+    /// the failure count and the schedule untouched.
+    fn drain_retry_delay(&mut self) -> Duration {
         if self.config.jitter == 0.0 {
             return self.config.base;
         }

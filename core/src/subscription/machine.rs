@@ -59,6 +59,13 @@ pub enum CloseReason {
     /// the new lifetime is replayed from the oldest event the gateway holds
     /// (`SUB_RESTART_LOSES_NOTHING_HELD`).
     EpochChanged,
+    /// The peer of the stream's connection is draining (an HTTP/2 GOAWAY:
+    /// a planned shutdown, [`Subscription::on_peer_draining`]). The
+    /// resubscribe from `last_seq_seen` follows at once, or `base` after the
+    /// stream opened if it opened less than `base` ago; it counts no
+    /// failure (`SUB_DRAIN_FOLLOWED`). The driver must open it on a fresh
+    /// connection: the draining one takes no new stream.
+    PeerDraining,
 }
 
 /// What the subscription machine asks its driver to do, in order.
@@ -330,6 +337,40 @@ impl<E> Subscription<E> {
         ) {
             self.lose_stream(now);
         }
+    }
+
+    /// The peer of the open stream's connection is draining: it announced a
+    /// graceful shutdown (an HTTP/2 GOAWAY) and will take no new stream on
+    /// that connection, while it may keep this one open indefinitely. Its
+    /// replacement serves new connections, and what it publishes never
+    /// reaches a stream left on the old process, so the machine moves:
+    /// `CloseStream { PeerDraining }`, then `Connect { last_seq_seen }` (the
+    /// normal resume: nothing lost, nothing applied twice). The move is not
+    /// a failure: no backoff delay and no failure counted; the `Connect` is
+    /// emitted at once if the stream has been open at least the backoff's
+    /// `base`, and otherwise at the `Resubscribe` deadline `base` after it
+    /// opened, so drains alone cost at most one reconnect per `base`
+    /// (`SUB_DRAIN_FOLLOWED`). A pending ack is dropped with the stream, as
+    /// on any close (the resume point is `last_seq_seen`). Counted in
+    /// [`SubscriptionStats::drain_swaps`].
+    ///
+    /// Ignored unless a stream is open (an attempt in flight on a draining
+    /// connection fails or succeeds on its own; report the drain again once
+    /// it is open). Returns whether it acted.
+    pub fn on_peer_draining(&mut self, now: Timestamp) -> bool {
+        if !matches!(self.link, Link::Open { .. }) {
+            return false;
+        }
+        self.actions.push_back(SubscriptionAction::CloseStream {
+            reason: CloseReason::PeerDraining,
+        });
+        self.drop_pending_ack();
+        self.restart_probe = false;
+        self.stats.drain_swaps = self.stats.drain_swaps.saturating_add(1);
+        self.backoff.on_peer_draining(now);
+        self.link = Link::Waiting;
+        self.pull_backoff();
+        true
     }
 
     /// An event arrived on the open stream. See the module docs for the

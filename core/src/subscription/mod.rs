@@ -62,6 +62,16 @@
 //!   only taken from a stream opened with more, so two never follow each
 //!   other without a backoff delay between them: the backoff floors of real
 //!   failures stand;
+//! - `SUB_DRAIN_FOLLOWED`: when the driver reports that the peer of the
+//!   open stream's connection is draining ([`Subscription::on_peer_draining`]:
+//!   an HTTP/2 GOAWAY, a graceful shutdown that may keep the old stream open
+//!   forever while a new process serves new connections), the machine emits
+//!   `CloseStream { PeerDraining }` and resubscribes from `last_seq_seen`
+//!   (the normal resume: nothing lost, nothing applied twice), counting no
+//!   failure: the `Connect` follows at once if the stream has been open at
+//!   least the backoff's `base`, else at exactly `base` after it opened (so
+//!   a peer draining every stream it accepts gets at most one resubscribe
+//!   per `base` from drains);
 //! - `SUB_RESUME_FROM_LAST`: every `Connect` carries the current
 //!   `last_seq_seen` (0 on a cold start or after an epoch change);
 //! - `SUB_NEVER_GIVES_UP`: while started, the machine is connecting,

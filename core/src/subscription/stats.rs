@@ -26,6 +26,10 @@ pub struct SubscriptionStats {
     pub ignored: u64,
     /// Streams closed because the driver let the action queue fill up.
     pub backlog_closes: u64,
+    /// Streams moved to a fresh connection because their peer was draining
+    /// (`on_peer_draining`); each is followed by a resubscribe from
+    /// `last_seq_seen`, counted in `reconnects` too.
+    pub drain_swaps: u64,
     /// `Connect` actions handed to the driver after the first one.
     pub reconnects: u64,
     /// The sequence number of the last applied event (`last_seq_seen`).

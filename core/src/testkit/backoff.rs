@@ -25,6 +25,8 @@ pub enum Op {
     Disconnected,
     /// Stop, then start again.
     Restart,
+    /// The peer of the connection is draining (`on_peer_draining`).
+    PeerDraining,
 }
 
 /// Drives a [`Backoff`] with [`Op`]s and checks every invariant after each.
@@ -36,6 +38,8 @@ pub struct Harness {
     pub now: Timestamp,
     /// Every delay chosen, with whether the preceding connection was healthy.
     pub delays: Vec<(Duration, bool)>,
+    /// The model: the attempt requested or due is a reopen after a drain.
+    drain_reopen: bool,
 }
 
 impl Harness {
@@ -54,6 +58,7 @@ impl Harness {
             machine,
             now: Timestamp::ZERO,
             delays: Vec::new(),
+            drain_reopen: false,
         })
     }
 
@@ -71,6 +76,9 @@ impl Harness {
                 timeout_checked(&mut self.machine, self.now)?;
             }
             Op::Connected => {
+                if self.machine.phase() == BackoffPhase::Connecting {
+                    self.drain_reopen = false;
+                }
                 self.machine.on_connected(self.now);
                 drain(&mut self.machine)?;
             }
@@ -92,15 +100,71 @@ impl Harness {
                     before,
                     BackoffPhase::Connecting | BackoffPhase::Connected { .. }
                 );
+                let failures = self.machine.consecutive_failures();
                 self.machine.on_disconnected(self.now);
                 drain(&mut self.machine)?;
                 if acts {
+                    let drain_retry = self.drain_reopen && before == BackoffPhase::Connecting;
+                    self.drain_reopen = false;
                     let delay = self.machine.last_delay().unwrap_or_default();
                     self.delays.push((delay, healthy));
-                    self.check_delay(delay, healthy)?;
+                    if drain_retry {
+                        crate::ensure_invariant!(
+                            delay <= self.machine.config().base
+                                && self.machine.consecutive_failures() == failures,
+                            "BACKOFF_DRAIN_NOT_A_FAILURE",
+                            "a failed reopen after a drain waited {delay:?} (base {:?}), \
+                             failures {failures} -> {}",
+                            self.machine.config().base,
+                            self.machine.consecutive_failures()
+                        );
+                    } else {
+                        self.check_delay(delay, healthy)?;
+                    }
                 }
             }
+            Op::PeerDraining => {
+                let before = self.machine.phase();
+                let failures = self.machine.consecutive_failures();
+                let attempts = self.machine.attempts();
+                let acted = self.machine.on_peer_draining(self.now);
+                self.drain_reopen |= acted;
+                let got = drain(&mut self.machine)?;
+                // The model: only a connected machine acts; at once when up
+                // `base`, else a retry exactly `base` after it connected.
+                let want_phase = match before {
+                    BackoffPhase::Connected { since, .. } => {
+                        let at = since.saturating_add(self.machine.config().base);
+                        if self.now >= at {
+                            BackoffPhase::Connecting
+                        } else {
+                            BackoffPhase::Waiting { until: at }
+                        }
+                    }
+                    other => other,
+                };
+                let want_actions: Vec<BackoffAction> = match want_phase {
+                    BackoffPhase::Connecting if before != BackoffPhase::Connecting => {
+                        alloc::vec![BackoffAction::Connect {
+                            attempt: attempts + 1
+                        }]
+                    }
+                    _ => Vec::new(),
+                };
+                crate::ensure_invariant!(
+                    acted == matches!(before, BackoffPhase::Connected { .. })
+                        && self.machine.phase() == want_phase
+                        && got == want_actions
+                        && self.machine.consecutive_failures() == failures,
+                    "BACKOFF_DRAIN_NOT_A_FAILURE",
+                    "drain in {before:?}: acted {acted}, phase {:?} (want {want_phase:?}), \
+                     actions {got:?} (want {want_actions:?}), failures {} (were {failures})",
+                    self.machine.phase(),
+                    self.machine.consecutive_failures()
+                );
+            }
             Op::Restart => {
+                self.drain_reopen = false;
                 self.machine.stop();
                 self.machine.start(self.now);
                 drain(&mut self.machine)?;

@@ -55,6 +55,15 @@
 //! the gap rules cover), a `CloseStream { EpochChanged }` comes only from a
 //! stream opened with `last_seq_seen > 0` and is directly followed by
 //! `Connect { last_seq_seen: 0 }`, with no backoff delay.
+//!
+//! [`Op::PeerDraining`] reports a draining peer (`on_peer_draining`). The
+//! model knows the backoff's `base` from the config and when it saw the
+//! stream open, and predicts `SUB_DRAIN_FOLLOWED` on its own: nothing
+//! unless a stream is open; else `CloseStream { PeerDraining }`, then
+//! `Connect { last_seq_seen }` at once if the stream has been open `base`,
+//! or exactly a `Resubscribe` deadline at open + `base`; no failure counted
+//! by the backoff, `drain_swaps` counted. Nothing is lost or applied twice
+//! across the move: the ledger and `SUB_CATCHES_UP` see to that.
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -310,6 +319,11 @@ pub enum Op {
     Stop,
     /// Start the machine.
     Start,
+    /// The peer of the open stream's connection is draining (an HTTP/2
+    /// GOAWAY): the driver calls `on_peer_draining`. The model gateway goes
+    /// on as it is (a replacement sharing its hub; combine with
+    /// [`Op::GatewayRestart`] for one that does not).
+    PeerDraining,
 }
 
 /// Parameters of a [`Harness`].
@@ -403,6 +417,14 @@ pub struct Harness {
     view: StreamView,
     /// When the last `Ack` was executed (any stream).
     last_ack_at: Option<Timestamp>,
+    /// The backoff's `base`, from the config alone (clamped as the machine
+    /// clamps it): the spacing of resubscribes caused by drains.
+    base: Duration,
+    /// When the model's open stream was opened.
+    opened_at: Timestamp,
+    /// The resubscribe deadline a drain on a young stream set
+    /// (`SUB_DRAIN_FOLLOWED`): the machine must report exactly it.
+    drain_wait: Option<Timestamp>,
     /// Whether the batch being executed came from `handle_timeout`.
     in_timeout: bool,
 }
@@ -421,6 +443,7 @@ impl Harness {
     pub fn new(config: HarnessConfig) -> Result<Self, Violation> {
         let ack_every = config.subscription.ack_every.max(1);
         let ack_delay = config.subscription.ack_delay;
+        let base = config.subscription.backoff.clamped().base;
         let machine = Subscription::new(config.subscription);
         let max_queued = machine.config().max_queued_actions;
         let mut h = Harness {
@@ -453,6 +476,9 @@ impl Harness {
             view: StreamView::default(),
             last_ack_at: None,
             in_timeout: false,
+            base,
+            opened_at: Timestamp::ZERO,
+            drain_wait: None,
         };
         h.apply(Op::Start)?;
         Ok(h)
@@ -479,6 +505,7 @@ impl Harness {
                     self.held_from = self.gateway.oldest_held();
                     self.gateway.subscribe(last_seq_seen);
                     self.link = Link::Open { fresh: true };
+                    self.opened_at = self.now;
                     self.announcing = announce;
                     if announce {
                         let epoch = self.gateway.epoch();
@@ -578,6 +605,42 @@ impl Harness {
                 self.model_leave(Link::Stopped);
                 self.after_input("SUB_MODEL_AGREES")?;
                 self.drain_checked()?;
+            }
+            Op::PeerDraining => {
+                let failures = self.machine.backoff().consecutive_failures();
+                let acted = self.machine.on_peer_draining(self.now);
+                let open = matches!(self.link, Link::Open { .. });
+                crate::ensure_invariant!(
+                    acted == open,
+                    "SUB_DRAIN_FOLLOWED",
+                    "on_peer_draining acted: {acted}, model link {:?}",
+                    self.link
+                );
+                if open {
+                    self.want.drain_swaps += 1;
+                    self.expect(
+                        SubscriptionAction::CloseStream {
+                            reason: CloseReason::PeerDraining,
+                        },
+                        "SUB_DRAIN_FOLLOWED",
+                    );
+                    let at = self.opened_at.saturating_add(self.base);
+                    if self.now >= at {
+                        self.model_leave(Link::Waiting);
+                        self.expect_connect();
+                    } else {
+                        self.model_leave(Link::Waiting);
+                        self.drain_wait = Some(at);
+                    }
+                }
+                self.after_input("SUB_DRAIN_FOLLOWED")?;
+                self.drain_checked()?;
+                crate::ensure_invariant!(
+                    self.machine.backoff().consecutive_failures() == failures,
+                    "SUB_DRAIN_FOLLOWED",
+                    "a drain counted a failure: {failures} -> {}",
+                    self.machine.backoff().consecutive_failures()
+                );
             }
             Op::Start => {
                 self.machine.start(self.now);
@@ -739,6 +802,7 @@ impl Harness {
     /// The model's stream ends (or was never open): its pending ack goes.
     fn model_leave(&mut self, link: Link) {
         self.link = link;
+        self.drain_wait = None;
         self.probe = false;
         self.model_unacked = 0;
         self.model_first_unacked = None;
@@ -789,6 +853,7 @@ impl Harness {
     }
 
     fn expect_connect(&mut self) {
+        self.drain_wait = None;
         self.link = Link::Connecting {
             last_seq_seen: self.last,
         };
@@ -963,6 +1028,21 @@ impl Harness {
                 SubscriptionAction::CloseStream { reason } => {
                     self.gateway.close();
                     self.view = StreamView::default();
+                    if *reason == CloseReason::PeerDraining {
+                        // The move to a fresh connection resumes from the
+                        // last applied event: at once (the `Connect` is
+                        // next), or at the drain's deadline (checked in
+                        // `check_state`), never with anything between.
+                        crate::ensure_invariant!(
+                            got.get(i + 1).is_none_or(|a| *a
+                                == SubscriptionAction::Connect {
+                                    last_seq_seen: self.executed_last
+                                }),
+                            "SUB_DRAIN_FOLLOWED",
+                            "CloseStream(PeerDraining) with last {} followed by {got:?}",
+                            self.executed_last
+                        );
+                    }
                     if *reason == CloseReason::EpochChanged {
                         // The resubscribe after a restart: at once, from 0,
                         // and only from a stream opened from further on (so
@@ -1152,6 +1232,7 @@ impl Harness {
                 CloseReason::Backlog => (6, 0, 0),
                 CloseReason::Stopped => (7, 0, 0),
                 CloseReason::EpochChanged => (8, 0, 0),
+                CloseReason::PeerDraining => (9, 0, 0),
             },
         };
         for v in [self.now.as_nanos(), kind, x, y] {
@@ -1167,11 +1248,23 @@ impl Harness {
                 "SUB_MODEL_AGREES",
                 "a stopped machine is started or holds a deadline {deadline:?}"
             ),
-            Link::Waiting => crate::ensure_invariant!(
-                self.machine.is_started() && deadline.is_some(),
-                "SUB_NEVER_GIVES_UP",
-                "a started machine with no stream holds no resubscribe deadline"
-            ),
+            Link::Waiting => {
+                crate::ensure_invariant!(
+                    self.machine.is_started() && deadline.is_some(),
+                    "SUB_NEVER_GIVES_UP",
+                    "a started machine with no stream holds no resubscribe deadline"
+                );
+                if let Some(at) = self.drain_wait {
+                    let want = Some(Deadline::new(at, SubscriptionTimer::Resubscribe));
+                    crate::ensure_invariant!(
+                        deadline == want,
+                        "SUB_DRAIN_FOLLOWED",
+                        "after a drain on a stream opened at {:?}, deadline {deadline:?}, \
+                         want {want:?}",
+                        self.opened_at
+                    );
+                }
+            }
             Link::Connecting { .. } => crate::ensure_invariant!(
                 self.machine.is_started() && deadline.is_none(),
                 "SUB_MODEL_AGREES",

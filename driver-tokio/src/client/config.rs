@@ -121,6 +121,10 @@ impl TlsSettings {
 #[non_exhaustive]
 pub struct TetherConfig {
     /// The gateway, e.g. `http://127.0.0.1:50051` (TLS when `https`).
+    /// With `http`, the stream connections are watched for a draining
+    /// gateway (an HTTP/2 GOAWAY), and a stream is moved to a new
+    /// connection when one drains; under TLS the frames cannot be seen, so
+    /// a drain is noticed only when the gateway ends the stream.
     pub gateway_url: String,
     /// A channel of your own (a custom connector, a proxy, a service
     /// mesh, in-process transport). When set, it carries every call and
@@ -281,7 +285,11 @@ impl TetherConfig {
     /// alive and bounds every call; the URL is then only a label in logs.
     /// The streams and the checks then share whatever connections the
     /// channel has: a channel with one connection to a peer that caps
-    /// streams per connection lets held checks delay the kill switch.
+    /// streams per connection lets held checks delay the kill switch. Nor
+    /// is a draining gateway noticed on it (an HTTP/2 GOAWAY: tether's own
+    /// plaintext channels watch for one and move the streams to a new
+    /// connection): a stream stays where the channel put it until the peer
+    /// ends it.
     pub fn with_channel(mut self, channel: tonic::transport::Channel) -> Self {
         self.channel = Some(channel);
         self

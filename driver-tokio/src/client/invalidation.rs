@@ -46,6 +46,18 @@
 //! reported broken to the machine, which resubscribes from the last applied
 //! sequence (the resubscribe itself tells the gateway how far the client
 //! got).
+//!
+//! A draining gateway (an HTTP/2 GOAWAY on the stream's connection, noticed
+//! by [`super::goaway`]) is reported to the machine
+//! (`Subscription::on_peer_draining`, `SUB_DRAIN_FOLLOWED`), which closes the
+//! stream and resubscribes from `last_seq_seen` at once (or `base` after the
+//! stream opened), counting no failure; the channel is built afresh first,
+//! so the resubscribe lands on a new connection, and through it on the
+//! gateway's replacement. Nothing is lost: the replacement replays from
+//! `last_seq_seen`, or, being a new lifetime that announces its epoch,
+//! from its oldest held event (`SUB_RESTART_LOSES_NOTHING_HELD`). Under
+//! TLS, where no GOAWAY can be seen, a new connection of the checks channel
+//! made after the stream opened counts as the same event.
 
 use std::sync::Arc;
 
@@ -66,6 +78,7 @@ use tracing::Instrument;
 use super::ack_codec::{SubscribeCodec, SERVICE, SUBSCRIBE_PATH};
 use super::ack_outbox::{ack_outbox, AckOutbox};
 
+use super::op_stream::{checks_connections, checks_renewed, drained};
 use super::shared::Shared;
 use super::sink::{InvalidateAllReason, InvalidationSink, PolicyChange};
 use super::status::set_connected;
@@ -115,6 +128,9 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     let mut received_at = Instant::now();
     let mut attempt_span = tracing::Span::none();
     let mut batch = Batch::default();
+    let mut chan = shared.channels.invalidation.clone();
+    // Under TLS: the checks' connections counted when the stream opened.
+    let mut checks_seen = checks_connections(&shared);
     loop {
         while let Some(action) = sub.poll_action() {
             let action = match action {
@@ -147,7 +163,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     // Bounded: a gateway that accepts the stream and never
                     // answers costs one open timeout, then the backoff goes on.
                     let waited = shared.config.open_timeout;
-                    let bounded_open = tokio::time::timeout(waited, open(&shared, last_seq_seen));
+                    let bounded_open =
+                        tokio::time::timeout(waited, open(&shared, &chan.channel, last_seq_seen));
                     let opened = tokio::select! {
                         r = bounded_open.instrument(attempt_span.clone()) => r.unwrap_or_else(|_| {
                             Err(format!("no answer to the open within {waited:?}"))
@@ -158,6 +175,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                         Ok(c) => {
                             let epoch = c.epoch;
                             conn = Some(c);
+                            checks_seen = checks_connections(&shared);
                             let now = clock.now();
                             sub.on_connected(now);
                             if let Some(epoch) = epoch {
@@ -226,6 +244,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 stats.gaps,
                 stats.restarts,
                 stats.unreplayable_gaps,
+                stats.drain_swaps,
             );
             let old = (
                 st.last_seq,
@@ -235,6 +254,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 st.gaps,
                 st.restarts,
                 st.unreplayable_gaps,
+                st.drain_swaps,
             );
             if fresh == old {
                 return false;
@@ -246,9 +266,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             st.gaps = stats.gaps;
             st.restarts = stats.restarts;
             st.unreplayable_gaps = stats.unreplayable_gaps;
+            st.drain_swaps = stats.drain_swaps;
             true
         });
         let deadline = sub.poll_timeout().map(|d| clock.instant(d.at));
+        let armed = conn.is_some();
         tokio::select! {
             msg = next_event(&mut conn) => {
                 received_at = Instant::now();
@@ -308,6 +330,26 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             _ = sleep_until(deadline) => {
                 sub.handle_timeout(clock.now());
             }
+            // The gateway behind the stream's connection is draining: the
+            // next stream goes on a new connection; the machine decides
+            // when (its `CloseStream { PeerDraining }` and `Connect` follow).
+            _ = drained(chan.watch.as_ref(), armed) => {
+                chan = shared.channels.fresh_stream();
+                if sub.on_peer_draining(clock.now()) {
+                    attempt_span.in_scope(|| tracing::info!("the gateway is draining: moving the stream"));
+                    metrics::counter!(m::STREAM_SWAPS, "stream" => STREAM, "reason" => "peer_draining").increment(1);
+                }
+            }
+            // Under TLS: the checks moved to a new connection since the
+            // stream opened (the old one was told to go away, or broke).
+            _ = checks_renewed(shared.channels.checks_watch.as_ref(), checks_seen, armed) => {
+                checks_seen = checks_connections(&shared);
+                chan = shared.channels.fresh_stream();
+                if sub.on_peer_draining(clock.now()) {
+                    attempt_span.in_scope(|| tracing::info!("the checks moved to a new connection: moving the stream"));
+                    metrics::counter!(m::STREAM_SWAPS, "stream" => STREAM, "reason" => "checks_renewed").increment(1);
+                }
+            }
             _ = shutdown.changed() => {
                 sub.stop();
                 stream_down(&shared);
@@ -365,7 +407,11 @@ fn ready_event(conn: &mut Option<Conn>) -> Option<Option<Result<Event, tonic::St
     c.events.message().now_or_never().map(Result::transpose)
 }
 
-async fn open(shared: &Shared, last_seq_seen: u64) -> Result<Conn, String> {
+async fn open(
+    shared: &Shared,
+    channel: &tonic::transport::Channel,
+    last_seq_seen: u64,
+) -> Result<Conn, String> {
     let assembly_id = &shared.config.assembly_id;
     let (acks, body) = ack_outbox(
         ACK_BUFFER,
@@ -382,7 +428,7 @@ async fn open(shared: &Shared, last_seq_seen: u64) -> Result<Conn, String> {
     let token = shared.authorize(&mut req).await;
     // The generated client's `subscribe`, with the codec that writes acks
     // without building a message each.
-    let mut grpc = tonic::client::Grpc::new(shared.channels.invalidation.clone());
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
     if let Err(e) = grpc.ready().await {
         return Err(format!("channel not ready: {e}"));
     }

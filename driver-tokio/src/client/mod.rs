@@ -34,6 +34,7 @@ mod check;
 mod config;
 mod credentials;
 mod error;
+mod goaway;
 mod invalidation;
 mod lifecycle;
 mod op_stream;

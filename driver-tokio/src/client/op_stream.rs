@@ -9,9 +9,23 @@
 //! the status is published from that same machine state, with the reason
 //! (opening, stream lost, open refused, credential refused, shut down); the
 //! task ends on shutdown.
+//!
+//! A draining gateway (an HTTP/2 GOAWAY on the stream's connection, noticed
+//! by [`super::goaway`]) is reported to the backoff
+//! (`Backoff::on_peer_draining`: a reopen at once, or `base` after the
+//! stream opened, no failure counted) and the channel is built afresh, so
+//! the reopen lands on a new connection, and through it on the gateway's
+//! replacement. The swap is make-before-break: the old stream stays open
+//! and read until the new one is open, and its already-received signals are
+//! applied before it is dropped, so the `OpControl` machine never sees the
+//! stream down and no outage clock starts; only a failed reopen reports the
+//! stream down (the swap then ends in an ordinary outage). Under TLS, where
+//! no GOAWAY can be seen, a new connection of the checks channel made after
+//! the stream opened counts as the same event (see [`super::goaway`]).
 
 use std::sync::Arc;
 
+use futures::FutureExt;
 use tether_core::backoff::{Backoff, BackoffAction};
 use tether_core::op_control::SignalOutcome;
 use tether_core::Machine;
@@ -22,6 +36,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::goaway::DrainWatch;
 use super::invalidation::describe;
 use super::shared::Shared;
 use super::status::{set_connected, KillSwitchDown};
@@ -39,9 +54,14 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     // The credential the open stream was opened with.
     let mut stream_token: Option<String> = None;
     let mut span = tracing::Span::none();
+    let mut chan = shared.channels.op_control.clone();
+    // Under TLS: the checks' connections counted when the stream opened.
+    let mut checks_seen = checks_connections(&shared);
     loop {
         while let Some(BackoffAction::Connect { attempt }) = backoff.poll_action() {
-            stream = None;
+            // Only a swap away from a draining gateway connects with a
+            // stream still open: it stays open until the new one is.
+            let old = stream.take();
             if attempt > 1 {
                 metrics::counter!(m::RECONNECTS, "stream" => STREAM).increment(1);
                 shared.status.update(|s| s.op_control.reconnects += 1);
@@ -50,15 +70,26 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             shared.ops.on_stream_attempt(KillSwitchDown::Opening);
             let waited = shared.config.open_timeout;
             let opened = tokio::select! {
-                r = tokio::time::timeout(waited, open(&shared)).instrument(span.clone()) => {
+                r = tokio::time::timeout(waited, open(&shared, &chan.channel)).instrument(span.clone()) => {
                     r.unwrap_or(Err(Unanswered(waited)))
                 }
                 _ = shutdown.changed() => return,
             };
             match opened {
                 Ok((s, token)) => {
+                    if let Some(mut old) = old {
+                        // Signals the old gateway already sent are applied
+                        // before its stream goes.
+                        while let Some(Some(Ok(msg))) =
+                            old.message().now_or_never().map(Result::transpose)
+                        {
+                            on_signal(&shared, &span, &msg);
+                        }
+                        span.in_scope(|| tracing::info!("moved off the draining gateway"));
+                    }
                     stream = Some(s);
                     stream_token = token;
+                    checks_seen = checks_connections(&shared);
                     backoff.on_connected(clock.now());
                     shared.ops.on_stream_up();
                     shared.status.update(|s| {
@@ -78,27 +109,29 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                     };
                     span.in_scope(|| tracing::warn!(error = %e, "subscribe failed"));
                     backoff.on_disconnected(clock.now());
+                    if old.is_some() {
+                        // The swap failed: from here it is an outage.
+                        down(
+                            &shared,
+                            KillSwitchDown::StreamLost {
+                                error: format!(
+                                    "the gateway is draining and the reopen failed: {e}"
+                                ),
+                            },
+                        );
+                    }
                     shared.ops.on_stream_attempt(why);
                     shared.status.update(|s| s.op_control.last_error = Some(e));
                 }
             }
         }
         let deadline = backoff.poll_timeout().map(|d| clock.instant(d.at));
+        let armed = stream.is_some();
         tokio::select! {
             msg = next(&mut stream) => match msg {
                 Some(Ok(msg)) => {
                     backoff.on_message(clock.now());
-                    let out = shared.ops.on_signal(&msg.op_id, msg.signal, msg.sequence);
-                    span.in_scope(|| tracing::info!(op_id = %msg.op_id, signal = msg.signal, sequence = msg.sequence, outcome = ?out, "signal"));
-                    metrics::counter!(m::OP_SIGNALS, "signal" => signal_label(msg.signal)).increment(1);
-                    shared.status.update(|s| {
-                        let st = &mut s.op_control;
-                        st.last_seq = msg.sequence;
-                        match out {
-                            SignalOutcome::Duplicate => st.duplicates += 1,
-                            _ => st.events_applied += 1,
-                        }
-                    });
+                    on_signal(&shared, &span, &msg);
                 }
                 Some(Err(status)) => {
                     span.in_scope(|| tracing::warn!(%status, "stream failed"));
@@ -117,12 +150,76 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 }
             },
             _ = sleep_until(deadline) => backoff.handle_timeout(clock.now()),
+            _ = drained(chan.watch.as_ref(), armed) => {
+                // The gateway behind the stream's connection is draining:
+                // the next stream goes on a new connection.
+                chan = shared.channels.fresh_stream();
+                if backoff.on_peer_draining(clock.now()) {
+                    span.in_scope(|| tracing::info!("the gateway is draining: moving the stream"));
+                    metrics::counter!(m::STREAM_SWAPS, "stream" => STREAM, "reason" => "peer_draining").increment(1);
+                    shared.status.update(|s| s.op_control.drain_swaps += 1);
+                }
+            }
+            // Under TLS: the checks moved to a new connection since the
+            // stream opened (the old one was told to go away, or broke).
+            _ = checks_renewed(shared.channels.checks_watch.as_ref(), checks_seen, armed) => {
+                checks_seen = checks_connections(&shared);
+                chan = shared.channels.fresh_stream();
+                if backoff.on_peer_draining(clock.now()) {
+                    span.in_scope(|| tracing::info!("the checks moved to a new connection: moving the stream"));
+                    metrics::counter!(m::STREAM_SWAPS, "stream" => STREAM, "reason" => "checks_renewed").increment(1);
+                    shared.status.update(|s| s.op_control.drain_swaps += 1);
+                }
+            }
             _ = shutdown.changed() => {
                 down(&shared, KillSwitchDown::ShutDown);
                 return;
             }
         }
     }
+}
+
+/// Apply one signal through the op-control machine.
+fn on_signal(shared: &Shared, span: &tracing::Span, msg: &OpControlMessage) {
+    let out = shared.ops.on_signal(&msg.op_id, msg.signal, msg.sequence);
+    span.in_scope(|| tracing::info!(op_id = %msg.op_id, signal = msg.signal, sequence = msg.sequence, outcome = ?out, "signal"));
+    metrics::counter!(m::OP_SIGNALS, "signal" => signal_label(msg.signal)).increment(1);
+    shared.status.update(|s| {
+        let st = &mut s.op_control;
+        st.last_seq = msg.sequence;
+        match out {
+            SignalOutcome::Duplicate => st.duplicates += 1,
+            _ => st.events_applied += 1,
+        }
+    });
+}
+
+/// Resolves once the watched connection is draining, if `armed` (a stream
+/// is open on it) and it is watched; never otherwise.
+pub(crate) async fn drained(watch: Option<&DrainWatch>, armed: bool) {
+    match watch {
+        Some(w) if armed => w.draining().await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// Resolves once the checks channel made a new connection after `seen`
+/// (see [`DrainWatch::renewed_after`]), if `armed` and counted (TLS); never
+/// otherwise.
+pub(crate) async fn checks_renewed(watch: Option<&DrainWatch>, seen: u64, armed: bool) {
+    match watch {
+        Some(w) if armed => w.renewed_after(seen).await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// The checks channel's connections so far (0 when not counted).
+pub(crate) fn checks_connections(shared: &Shared) -> u64 {
+    shared
+        .channels
+        .checks_watch
+        .as_ref()
+        .map_or(0, DrainWatch::connections)
 }
 
 fn down(shared: &Shared, why: KillSwitchDown) {
@@ -184,6 +281,7 @@ fn refused(status: &tonic::Status) -> KillSwitchDown {
 
 async fn open(
     shared: &Shared,
+    channel: &tonic::transport::Channel,
 ) -> Result<(tonic::Streaming<OpControlMessage>, Option<String>), OpenFailed> {
     let a = &shared.agent();
     let mut req = tonic::Request::new(OpControlSubscribeRequest {
@@ -194,7 +292,7 @@ async fn open(
         }),
     });
     let token = shared.authorize(&mut req).await;
-    let mut client = PolicyServiceClient::new(shared.channels.op_control.clone());
+    let mut client = PolicyServiceClient::new(channel.clone());
     match client.op_control_stream(req).await {
         Ok(resp) => Ok((resp.into_inner(), token)),
         Err(status) => {

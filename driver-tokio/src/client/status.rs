@@ -18,6 +18,14 @@ pub struct StreamStatus {
     pub last_seq: u64,
     /// Connection attempts after the first.
     pub reconnects: u64,
+    /// Times the stream was moved to a fresh connection because the gateway
+    /// behind its connection was draining (an HTTP/2 GOAWAY: a graceful
+    /// shutdown, its replacement serving new connections). Each is also a
+    /// reconnect. Plaintext (`http://`) channels built by tether see the
+    /// GOAWAY; under TLS a stream is moved when the checks moved to a new
+    /// connection after it opened (which needs a check); a user's channel
+    /// notices nothing.
+    pub drain_swaps: u64,
     /// Events applied.
     pub events_applied: u64,
     /// Duplicates dropped.

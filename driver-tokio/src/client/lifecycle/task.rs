@@ -117,8 +117,8 @@ pub(crate) async fn run(
         agent_id: a.agent_id.clone(),
     };
     let mut life = Lifecycle {
-        client: AgentLifecycleServiceClient::new(shared.channels.op_control.clone()),
-        stream_channel: shared.channels.invalidation.clone(),
+        client: AgentLifecycleServiceClient::new(shared.channels.op_control.channel.clone()),
+        stream_channel: shared.channels.invalidation.channel.clone(),
         shared: shared.clone(),
         settings,
         token: token.clone(),
