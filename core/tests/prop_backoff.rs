@@ -208,7 +208,8 @@ fn no_jitter_means_exact_schedule() {
 
 #[test]
 fn a_draining_peer_reconnects_at_once_without_a_failure_and_at_most_once_per_base() {
-    let mut b = Backoff::new(BackoffConfig::with_seed(9));
+    // Without jitter: no spread, so the timing is exact.
+    let mut b = Backoff::new(BackoffConfig::with_seed(9).with_jitter(0.0));
     let t = Timestamp::from_secs(10);
     b.start(t);
     b.poll_action();
@@ -252,4 +253,38 @@ fn a_draining_peer_reconnects_at_once_without_a_failure_and_at_most_once_per_bas
     b.on_disconnected(at);
     assert_eq!(b.consecutive_failures(), 3);
     assert!(b.last_delay().unwrap() >= Duration::from_millis(800));
+}
+
+/// A fleet told to go away at the same instant comes back spread over
+/// `[0, base]` (with the default jitter), never at once, never later.
+#[test]
+fn a_fleet_drained_at_once_reopens_spread_over_base() {
+    let t = Timestamp::from_secs(10);
+    let drained = t + Duration::from_secs(60);
+    let mut reopen_at = Vec::new();
+    for seed in 0..200u64 {
+        let mut b = Backoff::new(BackoffConfig::with_seed(seed));
+        b.start(t);
+        b.poll_action();
+        b.on_connected(t);
+        assert!(b.on_peer_draining(drained));
+        let at = match b.poll_timeout() {
+            Some(d) => d.at,
+            None => drained, // drawn 0: at once
+        };
+        assert!(
+            at >= drained && at <= drained + Duration::from_secs(1),
+            "{at:?}"
+        );
+        reopen_at.push(at.saturating_duration_since(drained).as_millis());
+    }
+    reopen_at.sort_unstable();
+    // Spread: a fifth of the fleet in each fifth of the second, roughly.
+    for (i, fifth) in reopen_at.chunks(40).enumerate() {
+        let (lo, hi) = (fifth[0], fifth[fifth.len() - 1]);
+        assert!(
+            lo >= (i as u128) * 200 - (i as u128).min(1) * 100 && hi <= (i as u128 + 1) * 200 + 100,
+            "fifth {i}: {lo}..{hi} ms"
+        );
+    }
 }

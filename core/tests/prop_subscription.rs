@@ -1133,17 +1133,24 @@ fn a_draining_peer_moves_the_stream_at_once_and_resumes_from_last() {
     assert!(s.on_peer_draining(later));
     assert_eq!(
         drain(&mut s),
-        [
-            A::CloseStream {
-                reason: CloseReason::PeerDraining
-            },
-            A::Connect { last_seq_seen: 6 },
-        ]
+        [A::CloseStream {
+            reason: CloseReason::PeerDraining
+        }]
     );
+    // The resubscribe comes after a spread within `base` (1 s), so that a
+    // fleet drained together does not come back together.
+    let at = s.poll_timeout().expect("a resubscribe is due").at;
+    assert!(
+        at >= later && at <= later + Duration::from_secs(1),
+        "{at:?}"
+    );
+    s.handle_timeout(at);
+    assert_eq!(drain(&mut s), [A::Connect { last_seq_seen: 6 }]);
     assert_eq!(s.poll_timeout(), None);
     assert_eq!(s.backoff().consecutive_failures(), failures);
     assert_eq!(s.stats().drain_swaps, 1);
     // The new stream replays from 7: a resume, no invalidation.
+    let later = at;
     s.on_connected(later);
     s.on_event(later, 7, 7);
     assert_eq!(

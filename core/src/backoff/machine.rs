@@ -172,10 +172,11 @@ impl Backoff {
     /// The peer of the open connection is draining (an HTTP/2 GOAWAY, a
     /// planned shutdown): move to a fresh connection. This is not a failure:
     /// the failure count and the delay schedule are kept as they are
-    /// (`BACKOFF_DRAIN_NOT_A_FAILURE`). The next attempt is requested at
-    /// once if the connection has been up at least `base`, and otherwise at
-    /// `since + base` (no jitter), so a peer that drains every connection it
-    /// accepts gets at most one attempt per `base` from drains. If that
+    /// (`BACKOFF_DRAIN_NOT_A_FAILURE`). The next attempt comes after a
+    /// spread drawn uniformly from `[0, base]` (none when `jitter` is 0), so
+    /// a fleet told to go away at once does not come back at once, and
+    /// never before `since + base`, so a peer that drains every connection
+    /// it accepts gets at most one attempt per `base` from drains. If that
     /// reopen fails, its retry is drawn from `[0, base]` (as after a healthy
     /// connection: the replacement may be a moment from listening), still
     /// counting no failure; a second failure in a row is an ordinary one.
@@ -184,7 +185,14 @@ impl Backoff {
         let BackoffPhase::Connected { since, .. } = self.phase else {
             return false;
         };
-        let at = since.saturating_add(self.config.base);
+        let spread = if self.config.jitter == 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(scale_nanos(self.config.base, self.rng.next_f64()))
+        };
+        let at = since
+            .saturating_add(self.config.base)
+            .max(now.saturating_add(spread));
         self.drain_reopen = true;
         if now >= at {
             self.request_attempt();

@@ -15,9 +15,10 @@
 //!   is drawn from `[0, base]`;
 //! - `BACKOFF_DRAIN_NOT_A_FAILURE`: a draining peer
 //!   ([`Backoff::on_peer_draining`]) moves the connection without counting a
-//!   failure or touching the schedule: the next attempt is at once when the
-//!   connection has been up `base`, else exactly `base` after it connected,
-//!   so drains alone request at most one attempt per `base`; if that reopen
+//!   failure or touching the schedule: the next attempt comes after a
+//!   spread drawn from `[0, base]` (none without jitter), and never
+//!   earlier than `base` after it connected, so drains alone request at
+//!   most one attempt per `base`; if that reopen
 //!   fails, its retry is drawn from `[0, base]` with no failure counted, and
 //!   a second failure in a row is an ordinary failure;
 //! - `BACKOFF_NEVER_GIVES_UP`: while started, the machine is always either

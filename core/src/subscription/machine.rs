@@ -61,8 +61,8 @@ pub enum CloseReason {
     EpochChanged,
     /// The peer of the stream's connection is draining (an HTTP/2 GOAWAY:
     /// a planned shutdown, [`Subscription::on_peer_draining`]). The
-    /// resubscribe from `last_seq_seen` follows at once, or `base` after the
-    /// stream opened if it opened less than `base` ago; it counts no
+    /// resubscribe from `last_seq_seen` follows within `base` (a spread),
+    /// never earlier than `base` after the stream opened; it counts no
     /// failure (`SUB_DRAIN_FOLLOWED`). The driver must open it on a fresh
     /// connection: the draining one takes no new stream.
     PeerDraining,
@@ -346,11 +346,11 @@ impl<E> Subscription<E> {
     /// reaches a stream left on the old process, so the machine moves:
     /// `CloseStream { PeerDraining }`, then `Connect { last_seq_seen }` (the
     /// normal resume: nothing lost, nothing applied twice). The move is not
-    /// a failure: no backoff delay and no failure counted; the `Connect` is
-    /// emitted at once if the stream has been open at least the backoff's
-    /// `base`, and otherwise at the `Resubscribe` deadline `base` after it
-    /// opened, so drains alone cost at most one reconnect per `base`
-    /// (`SUB_DRAIN_FOLLOWED`). A pending ack is dropped with the stream, as
+    /// a failure: no backoff delay and no failure counted; the `Connect`
+    /// comes after a spread drawn from `[0, base]` (at once without jitter),
+    /// so a fleet drained together does not return together, and never
+    /// before `base` after the stream opened, so drains alone cost at most
+    /// one reconnect per `base` (`SUB_DRAIN_FOLLOWED`). A pending ack is dropped with the stream, as
     /// on any close (the resume point is `last_seq_seen`). Counted in
     /// [`SubscriptionStats::drain_swaps`].
     ///

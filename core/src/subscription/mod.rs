@@ -68,10 +68,11 @@
 //!   forever while a new process serves new connections), the machine emits
 //!   `CloseStream { PeerDraining }` and resubscribes from `last_seq_seen`
 //!   (the normal resume: nothing lost, nothing applied twice), counting no
-//!   failure: the `Connect` follows at once if the stream has been open at
-//!   least the backoff's `base`, else at exactly `base` after it opened (so
-//!   a peer draining every stream it accepts gets at most one resubscribe
-//!   per `base` from drains);
+//!   failure: the `Connect` follows after a spread drawn from `[0, base]`
+//!   of the backoff (none without jitter: at once), so a fleet drained
+//!   together does not come back together, and never earlier than `base`
+//!   after the stream opened (so a peer draining every stream it accepts
+//!   gets at most one resubscribe per `base` from drains);
 //! - `SUB_RESUME_FROM_LAST`: every `Connect` carries the current
 //!   `last_seq_seen` (0 on a cold start or after an epoch change);
 //! - `SUB_NEVER_GIVES_UP`: while started, the machine is connecting,

@@ -130,18 +130,32 @@ impl Harness {
                 let acted = self.machine.on_peer_draining(self.now);
                 self.drain_reopen |= acted;
                 let got = drain(&mut self.machine)?;
-                // The model: only a connected machine acts; at once when up
-                // `base`, else a retry exactly `base` after it connected.
-                let want_phase = match before {
-                    BackoffPhase::Connected { since, .. } => {
-                        let at = since.saturating_add(self.machine.config().base);
-                        if self.now >= at {
-                            BackoffPhase::Connecting
+                // The model: only a connected machine acts; the reopen is
+                // due after a spread in [0, base] (none without jitter) and
+                // never before `base` after it connected. A drawn instant
+                // in that window is learnt from the machine.
+                let base = self.machine.config().base;
+                let spread = self.machine.config().jitter != 0.0;
+                let want_phase = match (before, self.machine.phase()) {
+                    (BackoffPhase::Connected { since, .. }, got) => {
+                        let floor = since.saturating_add(base);
+                        let lo = floor.max(self.now);
+                        let hi = if spread {
+                            floor.max(self.now.saturating_add(base) + Duration::from_nanos(2))
                         } else {
-                            BackoffPhase::Waiting { until: at }
+                            lo
+                        };
+                        match got {
+                            BackoffPhase::Waiting { until }
+                                if until > self.now && until >= lo && until <= hi =>
+                            {
+                                got
+                            }
+                            _ if lo <= self.now => BackoffPhase::Connecting,
+                            _ => BackoffPhase::Waiting { until: lo },
                         }
                     }
-                    other => other,
+                    (other, _) => other,
                 };
                 let want_actions: Vec<BackoffAction> = match want_phase {
                     BackoffPhase::Connecting if before != BackoffPhase::Connecting => {

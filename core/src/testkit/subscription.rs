@@ -422,9 +422,12 @@ pub struct Harness {
     base: Duration,
     /// When the model's open stream was opened.
     opened_at: Timestamp,
-    /// The resubscribe deadline a drain on a young stream set
-    /// (`SUB_DRAIN_FOLLOWED`): the machine must report exactly it.
-    drain_wait: Option<Timestamp>,
+    /// The window of the resubscribe deadline a drain set
+    /// (`SUB_DRAIN_FOLLOWED`): never before `base` after the stream opened,
+    /// at most `base` of spread after the drain (none without jitter).
+    drain_wait: Option<(Timestamp, Timestamp)>,
+    /// Whether the backoff spreads its delays (`jitter` is not 0).
+    spread: bool,
     /// Whether the batch being executed came from `handle_timeout`.
     in_timeout: bool,
 }
@@ -444,6 +447,7 @@ impl Harness {
         let ack_every = config.subscription.ack_every.max(1);
         let ack_delay = config.subscription.ack_delay;
         let base = config.subscription.backoff.clamped().base;
+        let spread = config.subscription.backoff.clamped().jitter != 0.0;
         let machine = Subscription::new(config.subscription);
         let max_queued = machine.config().max_queued_actions;
         let mut h = Harness {
@@ -479,6 +483,7 @@ impl Harness {
             base,
             opened_at: Timestamp::ZERO,
             drain_wait: None,
+            spread,
         };
         h.apply(Op::Start)?;
         Ok(h)
@@ -624,13 +629,24 @@ impl Harness {
                         },
                         "SUB_DRAIN_FOLLOWED",
                     );
-                    let at = self.opened_at.saturating_add(self.base);
-                    if self.now >= at {
-                        self.model_leave(Link::Waiting);
+                    let floor = self.opened_at.saturating_add(self.base);
+                    let lo = floor.max(self.now);
+                    self.model_leave(Link::Waiting);
+                    // A drawn spread is learnt from the machine: a reopen
+                    // at once (a spread of 0, only when `base` has passed
+                    // since the stream opened) or a deadline in the window.
+                    let waits = self
+                        .machine
+                        .poll_timeout()
+                        .is_some_and(|d| d.reason == SubscriptionTimer::Resubscribe);
+                    if self.spread && (waits || lo > self.now) {
+                        let hi =
+                            floor.max(self.now.saturating_add(self.base) + Duration::from_nanos(2));
+                        self.drain_wait = Some((lo, hi));
+                    } else if lo <= self.now {
                         self.expect_connect();
                     } else {
-                        self.model_leave(Link::Waiting);
-                        self.drain_wait = Some(at);
+                        self.drain_wait = Some((lo, lo));
                     }
                 }
                 self.after_input("SUB_DRAIN_FOLLOWED")?;
@@ -1254,13 +1270,14 @@ impl Harness {
                     "SUB_NEVER_GIVES_UP",
                     "a started machine with no stream holds no resubscribe deadline"
                 );
-                if let Some(at) = self.drain_wait {
-                    let want = Some(Deadline::new(at, SubscriptionTimer::Resubscribe));
+                if let Some((lo, hi)) = self.drain_wait {
                     crate::ensure_invariant!(
-                        deadline == want,
+                        deadline.is_some_and(|d| d.reason == SubscriptionTimer::Resubscribe
+                            && d.at >= lo
+                            && d.at <= hi),
                         "SUB_DRAIN_FOLLOWED",
                         "after a drain on a stream opened at {:?}, deadline {deadline:?}, \
-                         want {want:?}",
+                         want a resubscribe in [{lo:?}, {hi:?}]",
                         self.opened_at
                     );
                 }
