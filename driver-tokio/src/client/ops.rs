@@ -356,19 +356,22 @@ impl Ops {
             .set(s.evicted_markers as f64);
         metrics::gauge!(crate::metrics_names::OP_TABLE_ENTRIES, "kind" => "overflow")
             .set(s.overflow as f64);
-        self.status.update(|st| {
-            if st.kill_switch.op_table != table {
-                if table.saturation != Saturation::Clear
-                    && st.kill_switch.op_table.saturation == Saturation::Clear
-                {
-                    tracing::error!(
-                        ?table,
-                        "op control saturated: a pause or terminate found no room; ops it \
-                         holds nothing for fail closed until every op has finished"
-                    );
-                }
-                st.kill_switch.op_table = table;
+        // Watchers wake only when the table's figures changed.
+        self.status.update_if(|st| {
+            if st.kill_switch.op_table == table {
+                return false;
             }
+            if table.saturation != Saturation::Clear
+                && st.kill_switch.op_table.saturation == Saturation::Clear
+            {
+                tracing::error!(
+                    ?table,
+                    "op control saturated: a pause or terminate found no room; ops it \
+                     holds nothing for fail closed until every op has finished"
+                );
+            }
+            st.kill_switch.op_table = table;
+            true
         });
     }
 
