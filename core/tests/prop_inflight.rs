@@ -129,6 +129,39 @@ proptest! {
         }
     }
 
+    /// INFLIGHT_SWEEP_AT_START against a simulated runtime: work queued in
+    /// up to four sessions before the machine exists, then only
+    /// `on_start` and the runtime's answers (submit a queued turn or find
+    /// nothing, complete turns in an arbitrary order), never a poke. With
+    /// the default every queued unit is submitted exactly once and the
+    /// machine ends idle; without the setting nothing is ever driven. The
+    /// runtime checks on its own that no session has two drives or turns
+    /// at once.
+    #[test]
+    fn work_queued_before_start_is_driven_once_without_a_poke(
+        queued in prop::collection::vec(0u32..4, 1..5),
+        sweep in any::<bool>(),
+        max_in_flight in 1usize..4,
+        recovery_poll in proptest::option::of(1u64..5_000),
+        choices in prop::collection::vec(any::<u8>(), 1..64),
+    ) {
+        let cfg = InFlightConfig::default()
+            .with_max_in_flight(max_in_flight)
+            .with_recovery_poll(recovery_poll.map(Duration::from_millis))
+            .with_sweep_at_start(sweep);
+        let (submitted, idle) = simulate_start(cfg, &queued, &choices);
+        let total: u32 = queued.iter().sum();
+        if sweep {
+            prop_assert_eq!(&submitted, &queued, "each queued unit once, no poke");
+            prop_assert!(idle);
+        } else if recovery_poll.is_none() {
+            prop_assert!(submitted.iter().all(|n| *n == 0), "driven without a poke: {:?}", submitted);
+        } else {
+            // A recovery poll finds the work too, later: still once each.
+            prop_assert_eq!(submitted.iter().sum::<u32>(), total);
+        }
+    }
+
     /// Same seed, same inputs, same outputs (jitter on).
     #[test]
     fn replays_exactly_from_its_seed(seed in any::<u64>(), ops in prop::collection::vec(op(), 0..200)) {
@@ -142,6 +175,95 @@ proptest! {
         let b = run(cfg, &ops).map(|h| (h.log, h.machine.stats()));
         prop_assert_eq!(a, b);
     }
+}
+
+/// Runs a machine against a runtime whose sessions `0..queued.len()` hold
+/// `queued[s]` turns before the machine is built: `on_start`, then answers
+/// to every drive and completions of every turn, picked in the order
+/// `choices` gives (cycled), with time moving 1 ms a step and jumping to the
+/// next deadline when nothing else is left, for at most 10 s. Returns how
+/// many turns of each session were submitted and whether the machine ended
+/// idle. Panics if the runtime sees two drives or turns of one session at
+/// once, or a session drive during a global one.
+fn simulate_start(cfg: InFlightConfig, queued: &[u32], choices: &[u8]) -> (Vec<u32>, bool) {
+    #[derive(Debug)]
+    enum Work {
+        Drive(DriveToken, Option<u8>),
+        Turn(DriveToken, u8),
+    }
+    let mut m: InFlight<u8> = InFlight::new(cfg);
+    let mut left = queued.to_vec();
+    let mut submitted = vec![0u32; queued.len()];
+    // Sessions with a drive or a turn outstanding, and global drives.
+    let mut busy = std::collections::BTreeSet::new();
+    let mut global = 0usize;
+    let mut work: Vec<Work> = Vec::new();
+    let mut now = t(0);
+    let _ = m.on_start(now);
+    let mut step = 0usize;
+    loop {
+        while let Some(a) = m.poll_action() {
+            if let InFlightAction::Drive { token, session, .. } = a {
+                match session {
+                    Some(s) => {
+                        assert!(busy.insert(s), "session {s} driven while busy");
+                        assert_eq!(global, 0, "session {s} driven during a global drive");
+                    }
+                    None => {
+                        assert!(busy.is_empty() && global == 0, "global drive while busy");
+                        global += 1;
+                    }
+                }
+                work.push(Work::Drive(token, session));
+            }
+        }
+        if work.is_empty() {
+            match m.poll_timeout() {
+                Some(d) if d.at <= t(10_000) => {
+                    now = d.at;
+                    m.handle_timeout(now);
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        now = now + Duration::from_millis(1);
+        let pick = usize::from(choices[step % choices.len()]) % work.len();
+        step += 1;
+        match work.swap_remove(pick) {
+            Work::Drive(token, session) => {
+                let found = match session {
+                    Some(s) => (left[usize::from(s)] > 0).then_some(s),
+                    None => {
+                        global -= 1;
+                        (0u8..).zip(&left).find(|(_, n)| **n > 0).map(|(s, _)| s)
+                    }
+                };
+                match found {
+                    Some(s) => {
+                        if session.is_none() {
+                            assert!(busy.insert(s), "global drive submitted busy {s}");
+                        }
+                        left[usize::from(s)] -= 1;
+                        submitted[usize::from(s)] += 1;
+                        m.on_submitted(now, token, s).unwrap();
+                        work.push(Work::Turn(token, s));
+                    }
+                    None => {
+                        if let Some(s) = session {
+                            busy.remove(&s);
+                        }
+                        m.on_idle(now, token).unwrap();
+                    }
+                }
+            }
+            Work::Turn(token, s) => {
+                busy.remove(&s);
+                m.on_complete(now, token).unwrap();
+            }
+        }
+    }
+    (submitted, m.is_idle())
 }
 
 // ---- focused tests ---------------------------------------------------------

@@ -3,7 +3,9 @@
 //! invariant, liveness included (not just avoid panics). Leases that
 //! expire while a drive's call runs yield `CancelDrive`, and the `Cancelled`
 //! op reports cancellations (valid, stale and unasked-for), so
-//! `INFLIGHT_NO_OVERLAP` is fuzzed too.
+//! `INFLIGHT_NO_OVERLAP` is fuzzed too. Whether the machine sweeps at start
+//! is drawn from the input, and the `Start` op (anywhere in the sequence,
+//! any number of times) checks `INFLIGHT_SWEEP_AT_START` both ways.
 #![no_main]
 
 use core::time::Duration;
@@ -21,6 +23,7 @@ struct Input {
     retry_max_ms: u32,
     retry_jitter: f64,
     recovery_poll_ms: Option<u32>,
+    sweep_at_start: bool,
     seed: u64,
     ops: Vec<Op>,
 }
@@ -38,6 +41,7 @@ fuzz_target!(|input: Input| {
                 .recovery_poll_ms
                 .map(|ms| Duration::from_millis(u64::from(ms))),
         )
+        .with_sweep_at_start(input.sweep_at_start)
         .with_seed(input.seed);
     if let Err(v) = run(cfg, &input.ops) {
         panic!("{v}");

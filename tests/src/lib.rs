@@ -1,10 +1,12 @@
 //! Helpers for tether's end-to-end tests (the fault-injecting proxy is
-//! `tether_fault::LoopbackProxy`): a recording invalidation sink, and one-line set-up of a
-//! reference gateway and a client with test-speed backoff.
+//! `tether_fault::LoopbackProxy`): a recording invalidation sink, one-line set-up of a
+//! reference gateway and a client with test-speed backoff, and a user's
+//! queued work for the queued-work runner ([`queue::QueuedWork`]).
 //!
 //! Everything here talks to loopback addresses only, and every wait is
 //! bounded by [`WAIT`].
 
+pub mod queue;
 pub mod recorder;
 pub mod scripted;
 

@@ -41,6 +41,16 @@ pub const DEFAULT_RETRY_JITTER: f64 = 0.0;
 /// not wake up. Configure one to catch work whose poke was lost.
 pub const DEFAULT_RECOVERY_POLL: Option<Duration> = None;
 
+/// Sweep once at start by default (`INFLIGHT_SWEEP_AT_START`). Work queued
+/// while no runner ran (a crash, a deploy, a runtime that queued turns
+/// before building its runner) has no poke coming: its poke was sent to no
+/// one. Without the sweep it would wait for an unrelated poke, or for a
+/// recovery poll that is off by default, possibly forever. The price is one
+/// global drive per start, which finds nothing when nothing is queued. Turn
+/// it off only when the runtime pokes every queued session itself after
+/// starting the runner.
+pub const DEFAULT_SWEEP_AT_START: bool = true;
+
 /// The smallest delay any timer of this machine uses (1 ms), so no deadline
 /// can equal the instant that armed it (no busy loop).
 pub const MIN_DELAY: Duration = Duration::from_millis(1);
@@ -75,8 +85,9 @@ pub struct InFlightConfig {
     /// When set, a global poke is issued every this long while idle.
     pub recovery_poll: Option<Duration>,
     /// Whether [`InFlight::on_start`](super::InFlight::on_start) sweeps
-    /// once for work queued before the runner existed (default `true`: work
-    /// that exists at start is driven without a poke).
+    /// once (one global drive, at once) for work queued before the runner
+    /// existed. Default [`DEFAULT_SWEEP_AT_START`] (`true`: work that exists
+    /// at start is driven without a poke; see there for why).
     pub sweep_at_start: bool,
     /// Seed of the jitter generator: the same seed replays the same delays.
     pub seed: u64,
@@ -92,7 +103,7 @@ impl Default for InFlightConfig {
             retry_max: DEFAULT_RETRY_MAX,
             retry_jitter: DEFAULT_RETRY_JITTER,
             recovery_poll: DEFAULT_RECOVERY_POLL,
-            sweep_at_start: true,
+            sweep_at_start: DEFAULT_SWEEP_AT_START,
             seed: 0,
         }
     }
@@ -136,7 +147,8 @@ impl InFlightConfig {
     }
 
     /// The same, sweeping at start for work queued before the runner
-    /// existed (`true`, the default) or not.
+    /// existed (`true`, the default, see [`DEFAULT_SWEEP_AT_START`]) or not
+    /// (`false`: only a poke, or a configured recovery poll, finds it).
     pub fn with_sweep_at_start(mut self, sweep_at_start: bool) -> Self {
         self.sweep_at_start = sweep_at_start;
         self

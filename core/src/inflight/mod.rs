@@ -58,12 +58,15 @@
 //!   at most `max_pending` sessions waiting (for a slot or a retry). A
 //!   session that does not fit folds into the global-poke flag: safe, because
 //!   a global drive picks up queued work and the global sweep continues until
-//!   a global drive finds nothing.
-//!
-//! - `INFLIGHT_SWEEP_AT_START`: with `sweep_at_start` (the default), the
-//!   first [`InFlight::on_start`] is a global poke, so work queued before the
-//!   runner existed is driven without a poke; every later call, and every
-//!   call without it, changes nothing.
+//!   a global drive finds nothing;
+//! - `INFLIGHT_SWEEP_AT_START`: with `sweep_at_start` (the default,
+//!   [`DEFAULT_SWEEP_AT_START`]), the first [`InFlight::on_start`] is a
+//!   global poke: when nothing is in flight or waiting for a retry (as at a
+//!   real start), it issues exactly one global drive at once, and the sweep
+//!   goes on until a global drive finds nothing, so work queued before the
+//!   runner existed is driven without a poke; otherwise it coalesces like
+//!   any global poke. Every later call, and every call without the setting,
+//!   changes nothing (and the recovery poll stays as configured).
 //!
 //! The driver's loop: call [`InFlight::on_start`] once; feed pokes with [`InFlight::on_poke`]; execute each
 //! [`InFlightAction::Drive`] and report its result with
@@ -85,7 +88,8 @@ mod types;
 
 pub use config::{
     InFlightConfig, DEFAULT_LEASE, DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_PENDING,
-    DEFAULT_RECOVERY_POLL, DEFAULT_RETRY_BASE, DEFAULT_RETRY_JITTER, DEFAULT_RETRY_MAX, MIN_DELAY,
+    DEFAULT_RECOVERY_POLL, DEFAULT_RETRY_BASE, DEFAULT_RETRY_JITTER, DEFAULT_RETRY_MAX,
+    DEFAULT_SWEEP_AT_START, MIN_DELAY,
 };
 pub use machine::InFlight;
 pub use retry::retry_delay;

@@ -111,6 +111,9 @@ pub struct Harness {
     /// The model's own view of `on_start`.
     started: bool,
     sweep_at_start: bool,
+    /// A global drive failed and its retry has not been issued yet (the
+    /// only way a wanted global drive waits while nothing is outstanding).
+    global_retrying: bool,
 }
 
 impl Harness {
@@ -120,6 +123,7 @@ impl Harness {
         Harness {
             started: false,
             sweep_at_start,
+            global_retrying: false,
             machine: InFlight::new(config),
             now: Timestamp::ZERO,
             log: Vec::new(),
@@ -309,7 +313,25 @@ impl Harness {
         let sweeps = !self.started && self.sweep_at_start;
         self.started = true;
         if sweeps {
-            return self.poke_by(None, |m, now| m.on_start(now));
+            // The model's own expectation: with nothing outstanding and no
+            // global retry waiting (as at a real start), exactly one global
+            // drive at once; otherwise no drive now (it waits, like any
+            // global poke, and liveness is checked by `finish`).
+            let at_once = self.out.is_empty() && !self.global_retrying;
+            let before = self.log.len();
+            self.poke_by(None, |m, now| m.on_start(now))?;
+            let issued = &self.log[before..];
+            let one_global = matches!(issued, [(_, InFlightAction::Drive { session: None, .. })]);
+            ensure_invariant!(
+                if at_once {
+                    one_global
+                } else {
+                    issued.is_empty()
+                },
+                "INFLIGHT_SWEEP_AT_START",
+                "the start-up sweep (at once: {at_once}) issued {issued:?}"
+            );
+            return Ok(());
         }
         let outcome = self.machine.on_start(self.now);
         ensure_invariant!(
@@ -677,6 +699,7 @@ impl Harness {
                         }
                     }
                     None => {
+                        self.global_retrying = true;
                         self.global_failures = self.global_failures.saturating_add(1);
                         match self.machine.global() {
                             GlobalStatus::Retrying { until } => {
@@ -836,6 +859,7 @@ impl Harness {
                         self.out.len()
                     );
                     self.awaiting_global = false;
+                    self.global_retrying = false;
                     let m = &self.machine;
                     self.awaiting.retain(|s| m.session(s).is_some());
                 }

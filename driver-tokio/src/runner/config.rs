@@ -11,7 +11,8 @@ pub const DEFAULT_RUNNER_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Parameters of a [`Runner`](super::Runner): only those of the core's
 /// in-flight machine (concurrency, pending bound, lease, retry backoff,
-/// optional recovery poll), since every decision is the machine's.
+/// optional recovery poll, the start-up sweep), since every decision is
+/// the machine's, and the shutdown grace.
 ///
 /// Built with [`RunnerConfig::new`] or from [`RunnerConfig::default`] and
 /// its `with_` methods (fields may be added, so outside this crate it cannot
@@ -48,6 +49,18 @@ impl RunnerConfig {
     /// The same, with `inflight` as the in-flight machine's parameters.
     pub fn with_inflight(mut self, inflight: InFlightConfig) -> Self {
         self.inflight = inflight;
+        self
+    }
+
+    /// The same, with the in-flight machine sweeping once at start for
+    /// work queued before the runner existed (`true`, the default: such
+    /// work has no poke coming, see
+    /// [`DEFAULT_SWEEP_AT_START`](tether_core::inflight::DEFAULT_SWEEP_AT_START))
+    /// or not (`false`: only a poke or a configured recovery poll finds
+    /// it). Shorthand for setting
+    /// [`InFlightConfig::sweep_at_start`].
+    pub fn with_sweep_at_start(mut self, sweep_at_start: bool) -> Self {
+        self.inflight = self.inflight.with_sweep_at_start(sweep_at_start);
         self
     }
 

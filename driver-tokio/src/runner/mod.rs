@@ -14,6 +14,13 @@
 //!   two calls for one session are never outstanding at once;
 //! - a failed drive (an error or a panic in [`RunnerHandle::submit_next`])
 //!   is retried with backoff, never dropped;
+//! - work queued before the runner started is driven without a poke: by
+//!   default [`Runner::start`] tells the machine it started
+//!   ([`InFlight::on_start`](tether_core::inflight::InFlight::on_start)),
+//!   and the machine asks for one global drive at once, a sweep that goes
+//!   on until a global drive finds nothing
+//!   ([`RunnerConfig::with_sweep_at_start`]`(false)` turns it off, for a
+//!   runtime that pokes its queued sessions itself);
 //! - an idle runner does not wake up, unless a recovery poll is configured,
 //!   and then once every `recovery_poll`;
 //! - [`Runner::shutdown`] is graceful (see [`Runner`]).

@@ -56,6 +56,11 @@ impl std::fmt::Debug for Runner {
 impl Runner {
     /// Start a runner driving `handle`, on the current tokio runtime.
     ///
+    /// The machine is told at once that the runner started; by default it
+    /// then drives one global drive (`session: None`) before any poke, so
+    /// `handle` must be ready for `submit_next` calls as soon as this is
+    /// called (see [`RunnerConfig::with_sweep_at_start`]).
+    ///
     /// # Panics
     ///
     /// Outside a tokio runtime.
