@@ -255,6 +255,42 @@ fn a_draining_peer_reconnects_at_once_without_a_failure_and_at_most_once_per_bas
     assert!(b.last_delay().unwrap() >= Duration::from_millis(800));
 }
 
+/// The reopen after a drain that fails retries within `[0, base]`: spread
+/// over it with jitter (so a fleet whose replacement is a moment late does
+/// not return at once), exactly `base` without.
+#[test]
+fn a_failed_reopen_after_a_drain_retries_spread_within_base() {
+    let retry = |config: BackoffConfig| {
+        let mut b = Backoff::new(config);
+        let t = Timestamp::from_secs(10);
+        b.start(t);
+        b.poll_action();
+        b.on_connected(t);
+        let drained = t + Duration::from_secs(60);
+        assert!(b.on_peer_draining(drained));
+        let at = b.poll_timeout().map_or(drained, |d| d.at);
+        b.handle_timeout(at);
+        assert!(matches!(
+            b.poll_action(),
+            Some(BackoffAction::Connect { .. })
+        ));
+        b.on_disconnected(at);
+        assert_eq!(b.consecutive_failures(), 0);
+        b.last_delay().unwrap()
+    };
+    let base = Duration::from_secs(1);
+    for seed in 0..20 {
+        assert_eq!(retry(BackoffConfig::with_seed(seed).with_jitter(0.0)), base);
+    }
+    let mut delays: Vec<Duration> = (0..100)
+        .map(|seed| retry(BackoffConfig::with_seed(seed)))
+        .collect();
+    delays.sort_unstable();
+    assert!(delays.iter().all(|d| *d <= base), "{delays:?}");
+    assert!(delays[10] < Duration::from_millis(250), "{delays:?}");
+    assert!(delays[89] > Duration::from_millis(750), "{delays:?}");
+}
+
 /// A fleet told to go away at the same instant comes back spread over
 /// `[0, base]` (with the default jitter), never at once, never later.
 #[test]

@@ -858,6 +858,45 @@ mod tests {
             .find(|k| matches!(k, AgentCommandKind::Suspend | AgentCommandKind::Resume));
         assert_eq!(last_level, Some(&AgentCommandKind::Suspend), "{kinds:?}");
         assert!(m.stats().commands_coalesced > 0);
+        // However many arrive undrained, no more than the bound wait, each
+        // compaction counted exactly (every command is either waiting or
+        // coalesced).
+        for n in [33usize, 50, 64, 65, 66, 99, 200] {
+            let mut m = Registration::new(RegistrationConfig::default(), t(0));
+            m.on_start(t(0));
+            let attempt = match drain(&mut m).as_slice() {
+                [RegistrationAction::RequestChallenge { attempt }] => *attempt,
+                other => panic!("{other:?}"),
+            };
+            m.on_challenge(t(0), attempt, Ok(vec![]));
+            m.on_registered(
+                t(0),
+                attempt,
+                Ok(Granted {
+                    token: "x".into(),
+                    heartbeat_interval_sec: 0,
+                }),
+            );
+            drain(&mut m);
+            for i in 0..n {
+                let c = if i % 2 == 0 {
+                    ControlCommand::Suspend
+                } else {
+                    ControlCommand::Resume
+                };
+                m.on_control_command(t(1), Generation(1), c);
+            }
+            let waiting = drain(&mut m)
+                .into_iter()
+                .filter(|a| matches!(a, RegistrationAction::Agent(_)))
+                .count();
+            assert!(waiting <= MAX_UNDRAINED_COMMANDS, "{n}: {waiting}");
+            assert_eq!(
+                waiting as u64 + m.stats().commands_coalesced,
+                n as u64,
+                "{n} commands"
+            );
+        }
         // Drained: sequences carry on without a gap.
         let next = agents.last().map_or(1, |c| c.sequence + 1);
         m.on_control_command(t(2), g, ControlCommand::Kill);
