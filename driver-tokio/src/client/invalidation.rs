@@ -78,7 +78,7 @@ use tracing::Instrument;
 use super::ack_codec::{SubscribeCodec, SERVICE, SUBSCRIBE_PATH};
 use super::ack_outbox::{ack_outbox, AckOutbox};
 
-use super::op_stream::{checks_connections, checks_renewed, drained};
+use super::op_stream::{checks_connections, MoveSignals};
 use super::shared::Shared;
 use super::sink::{InvalidateAllReason, InvalidationSink, PolicyChange};
 use super::status::set_connected;
@@ -131,6 +131,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     let mut chan = shared.channels.invalidation.clone();
     // Under TLS: the checks' connections counted when the stream opened.
     let mut checks_seen = checks_connections(&shared);
+    let mut moves = MoveSignals::new();
     loop {
         while let Some(action) = sub.poll_action() {
             let action = match action {
@@ -270,7 +271,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             true
         });
         let deadline = sub.poll_timeout().map(|d| clock.instant(d.at));
-        let armed = conn.is_some();
+        moves.arm(&shared, chan.watch.as_ref(), checks_seen, conn.is_some());
         tokio::select! {
             msg = next_event(&mut conn) => {
                 received_at = Instant::now();
@@ -333,7 +334,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             // The gateway behind the stream's connection is draining: the
             // next stream goes on a new connection; the machine decides
             // when (its `CloseStream { PeerDraining }` and `Connect` follow).
-            _ = drained(chan.watch.as_ref(), armed) => {
+            _ = &mut moves.drained => {
+                moves.reset();
                 chan = shared.channels.fresh_stream();
                 if sub.on_peer_draining(clock.now()) {
                     attempt_span.in_scope(|| tracing::info!("the gateway is draining: moving the stream"));
@@ -342,7 +344,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             }
             // Under TLS: the checks moved to a new connection since the
             // stream opened (the old one was told to go away, or broke).
-            _ = checks_renewed(shared.channels.checks_watch.as_ref(), checks_seen, armed) => {
+            _ = &mut moves.renewed => {
+                moves.reset();
                 checks_seen = checks_connections(&shared);
                 chan = shared.channels.fresh_stream();
                 if sub.on_peer_draining(clock.now()) {

@@ -57,6 +57,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
     let mut chan = shared.channels.op_control.clone();
     // Under TLS: the checks' connections counted when the stream opened.
     let mut checks_seen = checks_connections(&shared);
+    let mut moves = MoveSignals::new();
     loop {
         while let Some(BackoffAction::Connect { attempt }) = backoff.poll_action() {
             // Only a swap away from a draining gateway connects with a
@@ -126,7 +127,7 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             }
         }
         let deadline = backoff.poll_timeout().map(|d| clock.instant(d.at));
-        let armed = stream.is_some();
+        moves.arm(&shared, chan.watch.as_ref(), checks_seen, stream.is_some());
         tokio::select! {
             msg = next(&mut stream) => match msg {
                 Some(Ok(msg)) => {
@@ -150,7 +151,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
                 }
             },
             _ = sleep_until(deadline) => backoff.handle_timeout(clock.now()),
-            _ = drained(chan.watch.as_ref(), armed) => {
+            _ = &mut moves.drained => {
+                moves.reset();
                 // The gateway behind the stream's connection is draining:
                 // the next stream goes on a new connection.
                 chan = shared.channels.fresh_stream();
@@ -162,7 +164,8 @@ pub(crate) async fn run(shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>
             }
             // Under TLS: the checks moved to a new connection since the
             // stream opened (the old one was told to go away, or broke).
-            _ = checks_renewed(shared.channels.checks_watch.as_ref(), checks_seen, armed) => {
+            _ = &mut moves.renewed => {
+                moves.reset();
                 checks_seen = checks_connections(&shared);
                 chan = shared.channels.fresh_stream();
                 if backoff.on_peer_draining(clock.now()) {
@@ -196,7 +199,7 @@ fn on_signal(shared: &Shared, span: &tracing::Span, msg: &OpControlMessage) {
 
 /// Resolves once the watched connection is draining, if `armed` (a stream
 /// is open on it) and it is watched; never otherwise.
-pub(crate) async fn drained(watch: Option<&DrainWatch>, armed: bool) {
+async fn drained(watch: Option<DrainWatch>, armed: bool) {
     match watch {
         Some(w) if armed => w.draining().await,
         _ => std::future::pending().await,
@@ -206,10 +209,65 @@ pub(crate) async fn drained(watch: Option<&DrainWatch>, armed: bool) {
 /// Resolves once the checks channel made a new connection after `seen`
 /// (see [`DrainWatch::renewed_after`]), if `armed` and counted (TLS); never
 /// otherwise.
-pub(crate) async fn checks_renewed(watch: Option<&DrainWatch>, seen: u64, armed: bool) {
+async fn checks_renewed(watch: Option<DrainWatch>, seen: u64, armed: bool) {
     match watch {
         Some(w) if armed => w.renewed_after(seen).await,
         _ => std::future::pending().await,
+    }
+}
+
+/// A boxed future that says a stream should move.
+type MoveFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The two ways a stream task learns that its stream should move (its
+/// connection's peer is draining; under TLS, the checks moved to a new
+/// connection), as futures built once per stream and channel, not once per
+/// message: a stream task's loop turns once per message, and building them
+/// there costs every event two watch subscriptions.
+pub(crate) struct MoveSignals {
+    /// What the futures were built for: (armed, checks seen); `None` to
+    /// rebuild.
+    key: Option<(bool, u64)>,
+    /// Resolves once the stream's connection is draining.
+    pub(crate) drained: MoveFuture,
+    /// Resolves once the checks made a new connection.
+    pub(crate) renewed: MoveFuture,
+}
+
+impl MoveSignals {
+    pub(crate) fn new() -> Self {
+        MoveSignals {
+            key: None,
+            drained: Box::pin(std::future::pending()),
+            renewed: Box::pin(std::future::pending()),
+        }
+    }
+
+    /// Build the futures afresh for the stream's channel `watch`, if the
+    /// stream's state or the checks count changed since they were built
+    /// (or [`MoveSignals::reset`] was called).
+    pub(crate) fn arm(
+        &mut self,
+        shared: &Shared,
+        watch: Option<&DrainWatch>,
+        seen: u64,
+        armed: bool,
+    ) {
+        if self.key == Some((armed, seen)) {
+            return;
+        }
+        self.key = Some((armed, seen));
+        self.drained = Box::pin(drained(watch.cloned(), armed));
+        self.renewed = Box::pin(checks_renewed(
+            shared.channels.checks_watch.clone(),
+            seen,
+            armed,
+        ));
+    }
+
+    /// One of them fired, or the channel changed: build them again.
+    pub(crate) fn reset(&mut self) {
+        self.key = None;
     }
 }
 
