@@ -145,7 +145,11 @@ pub fn register_all() {
         CHECKS_IN_FLIGHT,
         CHECKS_QUEUED,
         CHECKS_HELD_FOR_APPROVAL,
+        OP_TABLE_SATURATED,
     ] {
         metrics::gauge!(name).set(0.0);
+    }
+    for kind in ["entry", "marker", "overflow"] {
+        metrics::gauge!(OP_TABLE_ENTRIES, "kind" => kind).set(0.0);
     }
 }
