@@ -123,6 +123,12 @@ fn op_control_builders_set_their_fields() {
         (51, 52, 53, 54, 55)
     );
     assert_eq!((c.dedupe_window, c.max_op_id_len), (56, 57));
+    assert_eq!(
+        OpControlConfig::default()
+            .with_max_overflow(60)
+            .max_overflow,
+        60
+    );
     assert_eq!((c.outage_grace, c.restore_settle), (ms(58), ms(59)));
     assert_eq!(c.outage_policy, OutagePolicy::Allow);
 }
